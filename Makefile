@@ -1,0 +1,102 @@
+# Switchboard: `make run` serves on http://localhost:4000, `make test` runs every test.
+# Both install what is missing first (scripts/deps.sh) and start the private
+# Postgres and Redis under .data/ (scripts/services.sh).
+
+SHELL := /bin/bash
+CC ?= cc
+JOBS ?= $(shell nproc)
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I server/src -I $(LLHTTP_INC) -I $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LIBS := -luv -lwslay -ljansson -lpq -lhiredis -lssl -lcrypto -lcurl -largon2 -lpthread -lm
+
+# Build variants: release (optimised) and asan (AddressSanitizer + UBSan).
+VARIANT ?= release
+ifeq ($(VARIANT),asan)
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDOPT := -fsanitize=address,undefined
+else
+  OPT := -O2 -g
+  LDOPT :=
+endif
+B := build/$(VARIANT)
+
+SRC := $(wildcard server/src/*.c)
+OBJ := $(patsubst server/src/%.c,$(B)/obj/%.o,$(SRC))
+LIB_OBJ := $(filter-out $(B)/obj/main.o,$(OBJ))
+LLHTTP_OBJ := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
+UNIT_SRC := $(wildcard server/tests/unit/test_*.c)
+UNIT_BIN := $(patsubst server/tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
+LOADGEN_SRC := $(wildcard loadtest/src/*.c)
+
+.PHONY: all build run test deps services services-stop unit e2e asan bench clean fmt migrate loadgen
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: $(B)/switchboard $(UNIT_BIN)
+
+$(B)/switchboard: $(OBJ) $(B)/libllhttp.a
+	$(CC) $(OPT) $(LDOPT) -o $@ $(OBJ) $(B)/libllhttp.a $(LIBS)
+
+# llhttp's generated C sources, built as their own library without -Werror.
+$(B)/libllhttp.a: $(LLHTTP_OBJ)
+	ar rcs $@ $^
+$(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -w -I $(LLHTTP_INC) -c $< -o $@
+
+$(B)/obj/%.o: server/src/%.c $(wildcard server/src/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) -MMD -c $< -o $@
+
+$(B)/unit/%: server/tests/unit/%.c $(LIB_OBJ) $(B)/libllhttp.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) $(LDOPT) -o $@ $< $(LIB_OBJ) $(B)/libllhttp.a $(LIBS) -lcmocka
+
+services:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+migrate: deps build services
+	@set -a; source <(scripts/services.sh env); set +a; $(B)/switchboard migrate
+
+run: deps
+	@$(MAKE) -s build services
+	@scripts/run.sh $(B)/switchboard
+
+unit: build
+	@scripts/unit.sh $(B)
+
+e2e: build
+	@scripts/e2e.sh $(B)/switchboard
+
+# Every test: unit tests and end-to-end tests on the release build, then the
+# same suite again on the AddressSanitizer + UBSan build (targets S4).
+test: deps
+	@$(MAKE) -s -j$(JOBS) build VARIANT=release
+	@$(MAKE) -s -j$(JOBS) build VARIANT=asan
+	@$(MAKE) -s services
+	@scripts/test.sh
+
+bench: deps
+	@$(MAKE) -s -j$(JOBS) build loadgen
+	@$(MAKE) -s services
+	@scripts/bench.sh
+
+loadgen:
+	@$(MAKE) -s -C loadtest B=$(abspath $(B))/loadtest
+
+fmt:
+	clang-format -i server/src/*.[ch] server/tests/unit/*.c
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d)

@@ -1,0 +1,27 @@
+/* ch_user.c — the user:<id> channel: joinable only by user <id>. */
+#include <string.h>
+#include "channels.h"
+#include "phx_socket.h"
+#include "util.h"
+
+/* Refuses anyone but the topic's own user. */
+static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
+{
+    const char *id = ch->topic + strlen("user:");
+    if (strcmp(id, ch->sock->claims.user_id) != 0) {
+        *reply = json_pack("{s:s,s:s}", "reason", "forbidden", "message",
+                           "a user topic can only be joined by its own user");
+        return PHX_ERROR;
+    }
+    char now[32];
+    format_rfc3339_ms(now_unix_ms(), now, sizeof now);
+    *reply = json_pack("{s:{s:s},s:s}", "user", "id", id, "server_time", now);
+    return PHX_OK;
+}
+
+static const channel_handler user_handler = {
+    .prefix = "user:",
+    .join = user_join,
+};
+
+void ch_user_register(void) { channel_register(&user_handler); }

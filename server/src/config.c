@@ -1,0 +1,141 @@
+/* config.c — settings from defaults, environment variables and flags.
+ * The option table below is the single source of docs/configuration.md. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+sb_config g_cfg;
+
+typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_U64, T_BOOL } opt_type;
+
+typedef struct opt {
+    const char *flag; /* --flag */
+    const char *env;  /* SB_... */
+    opt_type type;
+    const char *def;
+    void *ptr;
+    size_t cap; /* for strings */
+    const char *help;
+} opt;
+
+#define S(f) &g_cfg.f, sizeof g_cfg.f
+#define N(f) &g_cfg.f, 0
+
+static const opt opts[] = {
+    {"host", "SB_HOST", T_STR, "0.0.0.0", S(host), "address the public HTTP/WebSocket listener binds"},
+    {"port", "SB_PORT", T_INT, "4000", N(port), "public port (0 picks a free one, logged at start)"},
+    {"admin-host", "SB_ADMIN_HOST", T_STR, "127.0.0.1", S(admin_host), "address of the admin listener (/healthz, /readyz, /metrics, /admin)"},
+    {"admin-port", "SB_ADMIN_PORT", T_INT, "4001", N(admin_port), "admin port (0 picks a free one; -1 disables the admin listener)"},
+    {"admin-token", "SB_ADMIN_TOKEN", T_STR, "", S(admin_token), "bearer token for /admin/* (empty: admin actions refused)"},
+    {"reactors", "SB_REACTORS", T_INT, "0", N(reactors), "event-loop threads (0 = number of cores)"},
+    {"secret", "SB_SECRET", T_STR, "", S(secret), "key that signs access tokens, at least 32 bytes (required)"},
+    {"database-url", "SB_DATABASE_URL", T_STR, "", S(database_url), "Postgres connection string (libpq URI); empty runs without a database"},
+    {"db-pool", "SB_DB_POOL", T_INT, "4", N(db_pool_size), "Postgres connections per reactor"},
+    {"migrate", "SB_MIGRATE", T_BOOL, "0", N(migrate_on_start), "apply pending migrations at start"},
+    {"migrations-dir", "SB_MIGRATIONS_DIR", T_STR, "migrations", S(migrations_dir), "folder of the numbered SQL migrations"},
+    {"redis-url", "SB_REDIS_URL", T_STR, "", S(redis_url), "Redis for multi-node fan-out (redis://host:port); empty = single node, in-process bus"},
+    {"node-id", "SB_NODE_ID", T_STR, "", S(node_id), "this node's name in a cluster (default: hostname-pid)"},
+    {"log-level", "SB_LOG_LEVEL", T_STR, "info", S(log_level), "debug, info, warn or error"},
+    {"test-channels", "SB_TEST_CHANNELS", T_BOOL, "0", N(test_channels), "enable the echo:* protocol test channel (tests and benchmarks only)"},
+    {"web-root", "SB_WEB_ROOT", T_STR, "web", S(web_root), "folder of the web client served at /"},
+    {"access-ttl", "SB_ACCESS_TTL", T_I64, "900", N(access_ttl_s), "access token lifetime, seconds"},
+    {"refresh-ttl", "SB_REFRESH_TTL", T_I64, "2592000", N(refresh_ttl_s), "refresh token lifetime, seconds"},
+    {"http-max-header", "SB_HTTP_MAX_HEADER", T_SIZE, "16384", N(http_max_header), "largest request line + headers, bytes (431 beyond)"},
+    {"http-max-body", "SB_HTTP_MAX_BODY", T_SIZE, "1048576", N(http_max_body), "largest JSON request body, bytes (413 beyond)"},
+    {"http-idle-ms", "SB_HTTP_IDLE_MS", T_U64, "30000", N(http_idle_ms), "keep-alive idle time and request read time limit"},
+    {"ws-max-message", "SB_WS_MAX_MESSAGE", T_SIZE, "1048576", N(ws_max_message), "largest WebSocket message, bytes (close 1009 beyond)"},
+    {"outbound-max", "SB_OUTBOUND_MAX", T_SIZE, "1048576", N(outbound_max), "bytes queued to one client before it is closed with 1013"},
+    {"idle-timeout-ms", "SB_IDLE_TIMEOUT_MS", T_U64, "60000", N(idle_timeout_ms), "a socket that sends nothing this long is closed (1000)"},
+    {"longpoll-window-ms", "SB_LONGPOLL_WINDOW_MS", T_U64, "10000", N(longpoll_window_ms), "how long a long-poll GET is held when nothing is pending"},
+    {"shutdown-ms", "SB_SHUTDOWN_MS", T_U64, "8000", N(shutdown_ms), "longest graceful shutdown before exit"},
+    {"argon2-t", "SB_ARGON2_T", T_INT, "2", N(argon2_t_cost), "Argon2id passes"},
+    {"argon2-m", "SB_ARGON2_M", T_INT, "19456", N(argon2_m_kib), "Argon2id memory, KiB"},
+};
+
+static int set_opt(const opt *o, const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->cap) return -1;
+        strcpy((char *)o->ptr, v);
+        return 0;
+    case T_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+            *(bool *)o->ptr = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
+            *(bool *)o->ptr = false;
+        else
+            return -1;
+        return 0;
+    default: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || !*v || *end) return -1;
+        if (o->type == T_INT) {
+            if (x < -1 || x > 1000000000) return -1;
+            *(int *)o->ptr = (int)x;
+        } else if (o->type == T_I64) {
+            *(int64_t *)o->ptr = x;
+        } else {
+            if (x < 0) return -1;
+            if (o->type == T_SIZE) *(size_t *)o->ptr = (size_t)x;
+            else *(uint64_t *)o->ptr = (uint64_t)x;
+        }
+        return 0;
+    }
+    }
+}
+
+int config_load(int argc, char **argv)
+{
+    memset(&g_cfg, 0, sizeof g_cfg);
+    size_t n = sizeof opts / sizeof opts[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(opts[i].env);
+        if (set_opt(&opts[i], opts[i].def) != 0) abort();
+        if (v && set_opt(&opts[i], v) != 0) {
+            fprintf(stderr, "switchboard: bad value for %s: %s\n", opts[i].env, v);
+            return -1;
+        }
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0) continue;
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(opts[i].flag) == nl && !strncmp(opts[i].flag, name, nl)) o = &opts[i];
+        if (!o) continue; /* subcommand-specific flags are read by the subcommand */
+        const char *v = eq ? eq + 1 : (o->type == T_BOOL ? "1" : (a + 1 < argc ? argv[++a] : ""));
+        if (set_opt(o, v) != 0) {
+            fprintf(stderr, "switchboard: bad value for --%s: %s\n", o->flag, v);
+            return -1;
+        }
+    }
+    if (g_cfg.reactors <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        g_cfg.reactors = c > 0 ? (int)c : 1;
+    }
+    if (g_cfg.reactors > 64) g_cfg.reactors = 64;
+    if (!g_cfg.node_id[0]) {
+        char hn[40] = "node";
+        gethostname(hn, sizeof hn - 1);
+        snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%s-%d", hn, (int)getpid());
+    }
+    g_cfg.secret_len = strlen(g_cfg.secret);
+    return 0;
+}
+
+void config_print_help(void)
+{
+    printf("| flag | variable | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        printf("| `--%s` | `%s` | `%s` | %s |\n", opts[i].flag, opts[i].env,
+               opts[i].def[0] ? opts[i].def : "(empty)", opts[i].help);
+}

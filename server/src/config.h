@@ -1,0 +1,53 @@
+/* config.h — the server's settings, read once at start from environment
+ * variables and command-line flags (a flag wins over its variable). The one
+ * table of all settings is docs/configuration.md; config.c's option table is
+ * its source. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sb_config {
+    char host[64];
+    int port;
+    char admin_host[64];
+    int admin_port;
+    char admin_token[256];
+    int reactors;
+    char secret[512];         /* token signing key, >= 32 bytes */
+    size_t secret_len;
+    char database_url[512];
+    int db_pool_size;         /* connections per reactor */
+    bool migrate_on_start;
+    char migrations_dir[512];
+    char redis_url[256];
+    char node_id[64];
+    char log_level[16];
+    bool test_channels;       /* enables the echo:* protocol test channel */
+    char web_root[512];
+    int64_t access_ttl_s;
+    int64_t refresh_ttl_s;
+    size_t http_max_header;
+    size_t http_max_body;
+    uint64_t http_idle_ms;
+    size_t ws_max_message;
+    size_t outbound_max;      /* bytes queued per connection before 1013 */
+    uint64_t idle_timeout_ms; /* Phoenix socket idle timeout */
+    uint64_t longpoll_window_ms;
+    uint64_t shutdown_ms;
+    int argon2_t_cost;
+    int argon2_m_kib;
+} sb_config;
+
+extern sb_config g_cfg;
+
+/* Fills g_cfg from defaults, environment and argv flags (--name=value or
+ * --name value, after the subcommand). Returns 0, or -1 with a message on
+ * stderr for an unknown flag or a bad value. */
+int config_load(int argc, char **argv);
+/* Prints the option table (name, variable, default, meaning) to stdout. */
+void config_print_help(void);
+
+#endif

@@ -1,0 +1,38 @@
+/* db.h — asynchronous Postgres access, one bounded pool per reactor.
+ *
+ * Connections are libpq non-blocking connections watched by uv_poll on the
+ * reactor's loop, in pipeline mode: queries from many requests are sent
+ * back-to-back on one connection without waiting for each other's results.
+ * SQL is always parameterised. While Postgres is unreachable, db_query fails
+ * at once (callback with res NULL, err "unavailable") and the pool reconnects
+ * with backoff by itself. */
+#ifndef SB_DB_H
+#define SB_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct reactor;
+typedef struct db_pool db_pool;
+
+/* Called once per query on the reactor's thread. On success res is the
+ * result (PGRES_TUPLES_OK / PGRES_COMMAND_OK, owned by the pool: valid only
+ * during the callback) and err NULL. On failure res may be NULL (connection
+ * lost or pool down: err = "unavailable") or an error result (err = the
+ * server's message; sqlstate in PQresultErrorField(res, PG_DIAG_SQLSTATE)). */
+typedef void (*db_cb)(const PGresult *res, const char *err, void *arg);
+
+/* Creates the pool for reactor r with up to `size` connections to conninfo
+ * and starts connecting. Returns NULL on allocation failure. */
+db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size);
+/* Queues a parameterised query (text params, NULL = SQL NULL). The callback
+ * always runs exactly once, possibly before db_query returns when the pool
+ * is down. Returns 0 if queued or answered. */
+int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
+             void *arg);
+/* True while at least one connection is up. */
+bool db_pool_ready(const db_pool *p);
+/* Closes every connection; pending callbacks get "unavailable". */
+void db_pool_close(db_pool *p);
+
+#endif

@@ -1,0 +1,180 @@
+/* main.c — the switchboard binary: `serve` (default), `migrate`, `token`,
+ * `config`. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <llhttp.h>
+#include <uv.h>
+#include "accounts.h"
+#include "channels.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "reactor.h"
+#include "router.h"
+#include "token.h"
+#include "util.h"
+
+#define SB_VERSION "0.1.0"
+
+static void healthz(sb_req *req) { sb_respond_json(req, 200, json_pack("{s:s}", "status", "ok")); }
+
+/* Ready when every reactor's database pool has a live connection (or no
+ * database is configured). */
+static void readyz(sb_req *req)
+{
+    bool db_ok = true;
+    if (g_cfg.database_url[0])
+        for (int i = 0; i < g_nreactors; i++)
+            if (!g_reactors[i].db || !db_pool_ready(g_reactors[i].db)) db_ok = false;
+    json_t *o = json_pack("{s:s,s:{s:s}}", "status", db_ok ? "ok" : "unavailable", "checks",
+                          "postgres", !g_cfg.database_url[0] ? "not_configured" : db_ok ? "ok" : "down");
+    sb_respond_json(req, db_ok ? 200 : 503, o);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    static bool once;
+    if (once) return;
+    once = true;
+    log_msg(LOG_INFO, "shutting_down", "signal", json_integer(signum), NULL);
+    reactors_shutdown();
+    uv_close((uv_handle_t *)h, NULL);
+    uv_signal_t *other = h->data;
+    if (other && !uv_is_closing((uv_handle_t *)other)) uv_close((uv_handle_t *)other, NULL);
+}
+
+static void *watchdog(void *arg)
+{
+    usleep((useconds_t)((g_cfg.shutdown_ms + 1500) * 1000));
+    log_msg(LOG_WARN, "shutdown_forced", NULL);
+    _exit(0);
+    return NULL;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    if (config_load(argc, argv) != 0) return 2;
+    log_set_level(g_cfg.log_level);
+    if (g_cfg.secret_len < 32) {
+        fprintf(stderr, "switchboard: SB_SECRET (or --secret) must be at least 32 bytes\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (g_cfg.database_url[0] && g_cfg.migrate_on_start) {
+        char err[512] = "";
+        if (migrate_run(g_cfg.database_url, g_cfg.migrations_dir, err, sizeof err) != 0) {
+            log_msg(LOG_ERROR, "migrate_failed", "error", json_string(err), NULL);
+            return 1;
+        }
+    }
+    router_add(HTTP_GET, "/healthz", healthz);
+    router_add_admin(HTTP_GET, "/healthz", healthz);
+    router_add_admin(HTTP_GET, "/readyz", readyz);
+    accounts_routes();
+    ch_user_register();
+    if (g_cfg.test_channels) ch_echo_register();
+
+    int port = 0, admin_port = -1;
+    int rc = reactors_start(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,
+                            g_cfg.admin_port, &port, &admin_port);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, "listen_failed", "error", json_string(uv_strerror(rc)), "port",
+                json_integer(g_cfg.port), NULL);
+        return 1;
+    }
+    log_msg(LOG_INFO, "listening", "host", json_string(g_cfg.host), "port", json_integer(port),
+            "admin_port", json_integer(admin_port), "reactors", json_integer(g_cfg.reactors),
+            "node", json_string(g_cfg.node_id), "version", json_string(SB_VERSION), NULL);
+
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sterm, sint;
+    uv_signal_init(loop, &sterm);
+    uv_signal_init(loop, &sint);
+    sterm.data = &sint;
+    sint.data = &sterm;
+    uv_signal_start(&sterm, on_signal, SIGTERM);
+    uv_signal_start(&sint, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, NULL);
+    pthread_detach(wd);
+    reactors_join();
+    log_msg(LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    if (config_load(argc, argv) != 0) return 2;
+    if (!g_cfg.database_url[0]) {
+        fprintf(stderr, "switchboard migrate: SB_DATABASE_URL is not set\n");
+        return 2;
+    }
+    char err[512] = "";
+    if (migrate_run(g_cfg.database_url, g_cfg.migrations_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "switchboard migrate: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    const char *user = NULL, *session = "cli";
+    long long ttl = 900;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc) ttl = atoll(argv[++i]);
+        else if (strncmp(argv[i], "--ttl=", 6) == 0) ttl = atoll(argv[i] + 6);
+        else if (strcmp(argv[i], "--session") == 0 && i + 1 < argc) session = argv[++i];
+        else if (argv[i][0] != '-' && !user) user = argv[i];
+    }
+    if (config_load(0, NULL) != 0) return 2;
+    if (!user || g_cfg.secret_len < 32) {
+        fprintf(stderr, "usage: SB_SECRET=<32+ bytes> switchboard token <user_id> [--ttl seconds] [--session id]\n");
+        return 2;
+    }
+    char *t = token_mint((const uint8_t *)g_cfg.secret, g_cfg.secret_len, user, session,
+                         now_unix_ms() / 1000 + ttl);
+    if (!t) {
+        fprintf(stderr, "switchboard token: invalid user id\n");
+        return 2;
+    }
+    printf("%s\n", t);
+    free(t);
+    return 0;
+}
+
+static void usage(void)
+{
+    printf("switchboard %s — chat and calls backend speaking Phoenix Channels\n\n"
+           "usage: switchboard [serve] [--flag=value ...]   run the server\n"
+           "       switchboard migrate                       apply pending migrations\n"
+           "       switchboard token <user_id> [--ttl s]     mint an access token (SB_SECRET)\n"
+           "       switchboard config                        print every setting\n\n",
+           SB_VERSION);
+    config_print_help();
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (cmd[0] == '-' && strcmp(cmd, "--help") != 0 && strcmp(cmd, "-h") != 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc > 1 ? argc - 2 : 0, argv + 2);
+    if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 2, argv + 2);
+    if (strcmp(cmd, "token") == 0) return cmd_token(argc - 2, argv + 2);
+    if (strcmp(cmd, "config") == 0) {
+        config_print_help();
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage();
+        return 0;
+    }
+    fprintf(stderr, "switchboard: unknown command '%s' (try --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,369 @@
+/* ws.c — WebSocket connections (RFC 6455) carrying Phoenix sockets.
+ * Inbound: wslay's event API parses frames (masking, fragmentation,
+ * control frames, the message size limit). Its context is created when
+ * bytes arrive and freed again once every byte fed to it belongs to a
+ * complete frame and no fragmented message is open, so an idle socket keeps
+ * no parser memory. Outbound frames are pre-built shared buffers. */
+#include "ws.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+#include "config.h"
+#include "conn.h"
+#include "http_conn.h"
+#include "log.h"
+#include "phx_socket.h"
+#include "util.h"
+
+typedef struct ws_state {
+    phx_socket *sock;
+    wslay_event_context_ptr ctx; /* only while a frame or message is partial */
+    const char *feed;            /* bytes being handed to wslay */
+    size_t feed_len;
+    uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
+    uint64_t frame_size;         /* size of the frame being received */
+    phx_vsn vsn;
+    bool in_msg;                 /* a fragmented message is open */
+    bool in_recv;                /* inside wslay_event_recv */
+    bool closing;                /* our close frame is queued */
+    bool overflow;               /* outbound queue passed its cap */
+    bool dead;                   /* connection gone while in_recv */
+} ws_state;
+
+static int ws_transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
+static void ws_transport_close(void *t, int code) { ws_close(t, code); }
+static const phx_transport_ops ws_ops = {ws_transport_send, ws_transport_close};
+
+/* ---- handshake ---- */
+
+static void respond_empty(sb_req *req, int status)
+{
+    sb_respond(req, status, NULL, NULL, 0, "cache-control: max-age=0, private, must-revalidate\r\n");
+}
+
+/* Finds "base64url.bearer.phx.<token>" among the offered subprotocols and
+ * decodes the token into out (NUL-terminated). Returns true if found. */
+static bool subprotocol_token(const char *hdr, char *out, size_t outlen)
+{
+    static const char pfx[] = "base64url.bearer.phx.";
+    const char *p = hdr;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && p[n - 1] == ' ') n--;
+        if (n > sizeof pfx - 1 && strncmp(p, pfx, sizeof pfx - 1) == 0) {
+            size_t olen = outlen - 1;
+            if (b64url_decode(p + sizeof pfx - 1, n - (sizeof pfx - 1), (uint8_t *)out, &olen) != 0)
+                return false;
+            out[olen] = 0;
+            return true;
+        }
+        p = end;
+    }
+    return false;
+}
+
+static bool header_has_token(const char *v, const char *tok)
+{
+    size_t tl = strlen(tok);
+    while (v && *v) {
+        while (*v == ' ' || *v == ',' || *v == '\t') v++;
+        const char *end = strchr(v, ',');
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        if (n == tl && ascii_ieq(v, n, tok)) return true;
+        v = end;
+    }
+    return false;
+}
+
+static int parse_vsn(const sb_req *req, phx_vsn *out)
+{
+    char *v = sb_req_query(req, "vsn", false);
+    int rc = 0;
+    if (!v || strcmp(v, "1.0.0") == 0) *out = PHX_V1;
+    else if (strcmp(v, "2.0.0") == 0) *out = PHX_V2;
+    else rc = -1;
+    free(v);
+    return rc;
+}
+
+/* Runs Phoenix's connect: vsn and token. Fills claims; returns 0 or -1. */
+int ws_phoenix_connect(const sb_req *req, phx_vsn *vsn, token_claims *claims, bool *via_subprotocol)
+{
+    if (parse_vsn(req, vsn) != 0) return -1;
+    char tok[2048];
+    *via_subprotocol = false;
+    char *q = sb_req_query(req, "token", false);
+    if (q) {
+        size_t n = strlen(q);
+        if (n >= sizeof tok) n = 0;
+        memcpy(tok, q, n);
+        tok[n] = 0;
+        free(q);
+    } else {
+        const char *sp = sb_req_header(req, "sec-websocket-protocol");
+        if (!sp || !subprotocol_token(sp, tok, sizeof tok)) return -1;
+        *via_subprotocol = true;
+    }
+    if (!tok[0]) return -1;
+    if (token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, tok, strlen(tok),
+                     now_unix_ms() / 1000, claims) != TOKEN_OK)
+        return -1;
+    return 0;
+}
+
+void ws_handle_upgrade(sb_req *req)
+{
+    phx_vsn vsn;
+    token_claims claims;
+    bool via_sp;
+    if (ws_phoenix_connect(req, &vsn, &claims, &via_sp) != 0) {
+        respond_empty(req, 403);
+        return;
+    }
+    const char *conn_h = sb_req_header(req, "connection");
+    if (!conn_h || !header_has_token(conn_h, "upgrade")) {
+        char body[300];
+        snprintf(body, sizeof body, "'connection' header must contain 'upgrade', got [\"%.200s\"]",
+                 conn_h ? conn_h : "");
+        sb_respond(req, 400, "text/plain; charset=utf-8", body, strlen(body), NULL);
+        return;
+    }
+    const char *up = sb_req_header(req, "upgrade");
+    const char *ver = sb_req_header(req, "sec-websocket-version");
+    const char *key = sb_req_header(req, "sec-websocket-key");
+    const char *bad = NULL;
+    if (req->method != 1 /* HTTP_GET */) bad = "WebSocket upgrade needs GET";
+    else if (!up || !header_has_token(up, "websocket")) bad = "'upgrade' header must contain 'websocket'";
+    else if (!ver || strcmp(ver, "13") != 0) bad = "'sec-websocket-version' must be 13";
+    else if (!key || strlen(key) != 24) bad = "'sec-websocket-key' must be 16 bytes in base64";
+    if (bad) {
+        sb_respond(req, 400, "text/plain; charset=utf-8", bad, strlen(bad), NULL);
+        return;
+    }
+    /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
+    char cat[64];
+    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL);
+    char accept[64];
+    EVP_EncodeBlock((unsigned char *)accept, md, (int)mdlen);
+
+    sb_conn *c = req->conn;
+    ws_state *w = calloc(1, sizeof *w);
+    phx_socket *s = w ? phx_socket_new(c->r, vsn, &claims, &ws_ops, c) : NULL;
+    if (!s) {
+        free(w);
+        sb_respond_error(req, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    w->sock = s;
+    w->vsn = vsn;
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\ncache-control: max-age=0, private, must-revalidate\r\n"
+                     "connection: Upgrade\r\nserver: switchboard\r\nsec-websocket-accept: %s\r\n%s"
+                     "upgrade: websocket\r\n\r\n",
+                     accept, via_sp ? "sec-websocket-protocol: phoenix\r\n" : "");
+    http_send_raw(c, head, (size_t)n);
+    size_t rest_len = 0;
+    char *rest = http_detach_for_upgrade(c, &rest_len);
+    http_req_free(req);
+    c->mode = CONN_WS;
+    c->ws = w;
+    conn_resume_read(c);
+    if (rest_len) ws_on_data(c, rest, rest_len);
+    free(rest);
+}
+
+/* ---- frames in ---- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    if (!w->feed_len || w->dead) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < w->feed_len ? len : w->feed_len;
+    memcpy(buf, w->feed, n);
+    w->feed += n;
+    w->feed_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *ud)
+{
+    sb_conn *c = ud;
+    sb_buf *b = sb_buf_from(data, len);
+    if (!b) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    conn_send(c, b, 0);
+    sb_buf_unref(b);
+    return (ssize_t)len;
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    uint64_t len = a->payload_length;
+    w->frame_size = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME ||
+        a->opcode == WSLAY_CONTINUATION_FRAME)
+        w->in_msg = !a->fin;
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    w->consumed += w->frame_size;
+    w->frame_size = 0;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                   void *ud)
+{
+    sb_conn *c = ud;
+    ws_state *w = c->ws;
+    if (w->closing || !w->sock) return;
+    if (a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME) return;
+    if (a->opcode == WSLAY_TEXT_FRAME && !utf8_valid(a->msg, a->msg_length)) {
+        ws_close(c, 1007);
+        return;
+    }
+    phx_msg m;
+    if (phx_decode(w->vsn, a->opcode == WSLAY_BINARY_FRAME, (const char *)a->msg, a->msg_length,
+                   &m) != 0) {
+        ws_close(c, 1011);
+        return;
+    }
+    phx_socket_handle(w->sock, &m);
+}
+
+static const struct wslay_event_callbacks g_cbs = {
+    recv_cb, send_cb, NULL, frame_start_cb, NULL, frame_end_cb, msg_cb,
+};
+
+static void free_ctx(ws_state *w)
+{
+    if (w->ctx) wslay_event_context_free(w->ctx);
+    w->ctx = NULL;
+    w->fed = w->consumed = w->frame_size = 0;
+}
+
+void ws_on_data(sb_conn *c, const char *data, size_t len)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing) return;
+    if (!w->ctx) {
+        if (wslay_event_context_server_init(&w->ctx, &g_cbs, c) != 0) {
+            conn_close(c);
+            return;
+        }
+        wslay_event_config_set_max_recv_msg_length(w->ctx, g_cfg.ws_max_message);
+    }
+    w->feed = data;
+    w->feed_len = len;
+    w->fed += len;
+    w->in_recv = true;
+    int rc = wslay_event_recv(w->ctx);
+    w->in_recv = false;
+    if (w->dead) { /* the connection was closed under us */
+        c->ws = NULL;
+        free_ctx(w);
+        free(w);
+        return;
+    }
+    if (rc != 0) {
+        ws_close(c, 1002);
+        return;
+    }
+    if (w->closing) return;
+    if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (wslay_event_get_close_sent(w->ctx) || wslay_event_get_close_received(w->ctx)) {
+        /* wslay answered a close or refused a frame (1002 / 1009) */
+        w->closing = true;
+        conn_close_after_flush(c);
+        return;
+    }
+    if (!w->in_msg && w->fed == w->consumed) free_ctx(w);
+}
+
+/* ---- frames out ---- */
+
+void ws_close(sb_conn *c, int code)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing || c->closing) return;
+    w->closing = true;
+    sb_buf *b = sb_buf_new(2);
+    if (b) {
+        uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        b = sb_buf_append(b, p, 2);
+    }
+    if (b) {
+        sb_buf_frame(b, 8);
+        conn_send(c, b, 0);
+        sb_buf_unref(b);
+    }
+    conn_close_after_flush(c);
+}
+
+int ws_send(sb_conn *c, sb_buf *b)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing || w->overflow || c->closing) return -1;
+    if (conn_send(c, b, g_cfg.outbound_max) != 0) {
+        /* closed at the next flush, outside any delivery loop */
+        w->overflow = true;
+        conn_mark_dirty(c);
+        return -1;
+    }
+    return 0;
+}
+
+void ws_before_flush(sb_conn *c)
+{
+    ws_state *w = c->ws;
+    if (w && w->overflow && !w->closing) {
+        log_msg(LOG_INFO, "slow_consumer_closed", "queued", json_integer((json_int_t)c->qbytes), NULL);
+        conn_drop_unsent(c);
+        ws_close(c, 1013);
+    }
+}
+
+void ws_conn_gone(sb_conn *c)
+{
+    ws_state *w = c->ws;
+    if (!w) return;
+    if (!w->in_recv) c->ws = NULL;
+    if (w->sock) {
+        phx_socket *s = w->sock;
+        w->sock = NULL;
+        phx_socket_closed(s);
+    }
+    if (w->in_recv) {
+        w->dead = true; /* ws_on_data frees it after wslay returns */
+        return;
+    }
+    free_ctx(w);
+    free(w);
+}
+
+void ws_sweep(sb_conn *c, uint64_t now)
+{
+    if (c->ws && !c->ws->closing && now - c->last_rx_ms >= g_cfg.idle_timeout_ms) ws_close(c, 1000);
+}
