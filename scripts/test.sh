@@ -16,6 +16,7 @@ step() {
   echo "=== $name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "=== FAILED: $name"; fi
 }
+step "configuration doc is current" scripts/gen-config-doc.sh --check
 step "unit tests (release)" scripts/unit.sh build/release
 step "unit tests (asan+ubsan)" scripts/unit.sh build/asan
 step "end-to-end (release)" scripts/e2e.sh build/release/switchboard

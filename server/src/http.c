@@ -54,7 +54,10 @@ static int push_header(http_state *h)
 {
     if (h->hstate != 2) return 0;
     sb_req *req = h->req;
-    if (req->nheaders >= 100) return -1;
+    if (req->nheaders >= 100) {
+        h->err_status = 431; /* too many header fields */
+        return -1;
+    }
     sb_header *nh = realloc(req->headers, (size_t)(req->nheaders + 1) * sizeof *nh);
     if (!nh) return -1;
     req->headers = nh;

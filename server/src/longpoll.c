@@ -12,6 +12,8 @@
 
 #define LP_MAX_MESSAGES 4096
 #define LP_ID_LEN 35 /* "lp." + 32 hex */
+/* Phoenix's long-poll answers any origin (the session token is the secret) */
+#define LP_HEADERS "access-control-allow-origin: *\r\ncache-control: max-age=0, private, must-revalidate\r\n"
 
 typedef struct lp_session {
     struct lp_session *next;
@@ -82,7 +84,7 @@ typedef struct lp_answer {
 static void answer_task(void *arg)
 {
     lp_answer *a = arg;
-    sb_respond(a->req, 200, "application/json; charset=utf-8", a->body, strlen(a->body), NULL);
+    sb_respond(a->req, 200, "application/json; charset=utf-8", a->body, strlen(a->body), LP_HEADERS);
     free(a->body);
     free(a);
 }
@@ -94,7 +96,7 @@ static void answer(sb_req *req, reactor *rr, json_t *o)
     json_decref(o);
     if (!s) s = strdup("{\"status\":500}");
     if (rr == reactor_self()) {
-        sb_respond(req, 200, "application/json; charset=utf-8", s, strlen(s), NULL);
+        sb_respond(req, 200, "application/json; charset=utf-8", s, strlen(s), LP_HEADERS);
         free(s);
         return;
     }

@@ -85,7 +85,8 @@ static size_t fmt_real(double v, char *out)
     for (; *q && *q != 'e'; q++)
         if (*q >= '0' && *q <= '9') dig[L++] = *q;
     int exp10 = atoi(q + 1);
-    while (L > 1 && dig[L - 1] == '0') L--;
+    while (L > 1 && dig[L - 1] == '0')
+        L--;
     int place = exp10 - (int)(L - 1); /* value = digits * 10^place */
     char expl[8];
     int expl_len = snprintf(expl, sizeof expl, "%d", exp10);
@@ -102,7 +103,8 @@ static size_t fmt_real(double v, char *out)
         } else if (2 - place - (int)L <= exp_cost) { /* 0.000DDD */
             out[o++] = '0';
             out[o++] = '.';
-            for (int z = 0; z < -place - (int)L; z++) out[o++] = '0';
+            for (int z = 0; z < -place - (int)L; z++)
+                out[o++] = '0';
             memcpy(out + o, dig, L);
             o += L;
         } else {
@@ -113,7 +115,8 @@ static size_t fmt_real(double v, char *out)
         if (exp_cost + dot >= place + 2 && a < 9007199254740992.0) { /* DDD000.0 */
             memcpy(out + o, dig, L);
             o += L;
-            for (int z = 0; z < place; z++) out[o++] = '0';
+            for (int z = 0; z < place; z++)
+                out[o++] = '0';
             out[o++] = '.';
             out[o++] = '0';
         } else {
@@ -151,12 +154,17 @@ static void put(wr *w, const void *p, size_t n)
     if (w->b && n) w->b = sb_buf_append(w->b, p, n);
 }
 
-static void put_lit(wr *w, const char *s) { put(w, s, strlen(s)); }
+static void put_lit(wr *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
 
 /* A JSON string literal with Jason's escaping. */
 static void put_str(wr *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
+    static const char short_esc[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\t'] = 't',
+                                     ['\n'] = 'n', ['\f'] = 'f',  ['\r'] = 'r'};
     put(w, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -164,17 +172,9 @@ static void put_str(wr *w, const char *s, size_t n)
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         put(w, s + run, i - run);
         run = i + 1;
-        char e[6] = {'\\', 0};
+        char e[6] = {'\\', (char)(c < sizeof short_esc ? short_esc[c] : 0)};
         size_t en = 2;
-        switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\t': e[1] = 't'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\r': e[1] = 'r'; break;
-        default:
+        if (!e[1]) {
             memcpy(e + 1, "u00", 3);
             e[4] = hex[c >> 4];
             e[5] = hex[c & 15];
@@ -233,8 +233,8 @@ static void put_value(wr *w, const json_t *v, int depth)
         put_str(w, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        put(w, num, (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
-                                     json_integer_value(v)));
+        put(w, num,
+            (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
         break;
     case JSON_REAL: {
         size_t n = fmt_real(json_real_value(v), num);
@@ -242,9 +242,15 @@ static void put_value(wr *w, const json_t *v, int depth)
         put(w, num, n);
         break;
     }
-    case JSON_TRUE: put(w, "true", 4); break;
-    case JSON_FALSE: put(w, "false", 5); break;
-    case JSON_NULL: put(w, "null", 4); break;
+    case JSON_TRUE:
+        put(w, "true", 4);
+        break;
+    case JSON_FALSE:
+        put(w, "false", 5);
+        break;
+    case JSON_NULL:
+        put(w, "null", 4);
+        break;
     }
 }
 
@@ -275,7 +281,10 @@ static sb_buf *wr_finish(wr *w, int opcode)
     return w->b;
 }
 
-static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+static size_t slen(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
 
 /* The text form of a ref in a binary frame: "" for null, the string itself,
  * or a number in decimal (Elixir's to_string/1). Returns false when the ref
@@ -340,9 +349,15 @@ static bool depth_ok(const char *s, size_t n)
 }
 
 /* A ref as sent: JSON null maps to NULL, string and number are kept. */
-static bool ref_ok(const json_t *r) { return !r || json_is_null(r) || json_is_string(r) || json_is_number(r); }
+static bool ref_ok(const json_t *r)
+{
+    return !r || json_is_null(r) || json_is_string(r) || json_is_number(r);
+}
 
-static json_t *ref_take(json_t *r) { return (!r || json_is_null(r)) ? NULL : json_incref(r); }
+static json_t *ref_take(json_t *r)
+{
+    return (!r || json_is_null(r)) ? NULL : json_incref(r);
+}
 
 static char *str_dup(const json_t *s)
 {
@@ -394,8 +409,9 @@ static int decode_binary(const char *data, size_t len, phx_msg *out)
 
 /* See phx_serial.h. Text frames: V2 exactly [join_ref, ref, topic, event,
  * payload]; V1 an object with "topic", "event", "payload", "ref" and optional
- * "join_ref" (other keys ignored, as Phoenix does). Strings with \u0000 are
- * refused (jansson without JSON_ALLOW_NUL). Binary frames only on V2, kind 0. */
+ * "join_ref" (other keys ignored, as Phoenix does). \u0000 is accepted in
+ * payload strings (valid JSON, echoed as sent) but not in a topic or event.
+ * Binary frames only on V2, kind 0. */
 int phx_decode(phx_vsn vsn, bool binary, const char *data, size_t len, phx_msg *out)
 {
     memset(out, 0, sizeof *out);
@@ -405,7 +421,7 @@ int phx_decode(phx_vsn vsn, bool binary, const char *data, size_t len, phx_msg *
     if (!depth_ok(data, len)) return -1;
 
     json_error_t err;
-    json_t *root = json_loadb(data, len, 0, &err);
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
     if (!root) return -1;
     json_t *jr, *ref, *topic, *event, *payload;
     if (vsn == PHX_V2) {
@@ -424,7 +440,9 @@ int phx_decode(phx_vsn vsn, bool binary, const char *data, size_t len, phx_msg *
         payload = json_object_get(root, "payload");
         if (!ref || !payload) goto bad; /* required, though they may be null */
     }
-    if (!json_is_string(topic) || !json_is_string(event) || !ref_ok(jr) || !ref_ok(ref))
+    if (!json_is_string(topic) || !json_is_string(event) || !ref_ok(jr) || !ref_ok(ref)) goto bad;
+    if (strlen(json_string_value(topic)) != json_string_length(topic) ||
+        strlen(json_string_value(event)) != json_string_length(event))
         goto bad;
     out->topic = str_dup(topic);
     out->event = str_dup(event);
@@ -528,8 +546,8 @@ static sb_buf *encode_text(phx_vsn vsn, const json_t *join_ref, const json_t *re
 
 /* Text frame for any message; payload NULL is {}. NULL when out of memory or
  * when topic/event are NULL or not valid UTF-8. */
-sb_buf *phx_encode(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic,
-                   const char *event, json_t *payload)
+sb_buf *phx_encode(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic, const char *event,
+                   json_t *payload)
 {
     body bd = {.kind = BODY_VALUE, .value = payload};
     return encode_text(vsn, join_ref, ref, topic, event, &bd);

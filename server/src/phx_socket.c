@@ -235,6 +235,9 @@ static void process(phx_socket *s, phx_msg *m)
         return;
     }
     if (strcmp(m->event, "phx_leave") == 0) {
+        /* a leave for an older join of this topic raced a server close:
+         * Phoenix neither replies nor leaves (socket.ex) */
+        if (ch && ch->join_ref && !json_equal(ch->join_ref, m->join_ref)) return;
         leave(s, m, ch);
         return;
     }

@@ -214,7 +214,7 @@ pubsub_msg *pubsub_msg_text(const char *topic, const char *event, const char *pa
 
 int pubsub_broadcast(const char *topic, const char *event, json_t *payload, const void *from)
 {
-    char *pj = json_dumps(payload ? payload : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *pj = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
     if (!pj) return -1;
     size_t len = strlen(pj);
     pubsub_msg *m = pubsub_msg_text(topic, event, pj, len, from);

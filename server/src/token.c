@@ -105,8 +105,8 @@ static bool mac(const uint8_t *secret, size_t secret_len, const char *msg, size_
 {
     unsigned int n = 0;
     if (secret_len == 0 || secret_len > INT32_MAX) return false;
-    return HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, len, out,
-                &n) != NULL &&
+    return HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, len, out, &n) !=
+               NULL &&
            n == MAC_LEN;
 }
 

@@ -25,6 +25,7 @@ typedef struct ws_state {
     size_t feed_len;
     uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
     uint64_t frame_size;         /* size of the frame being received */
+    uint64_t msg_len;            /* payload bytes of the message so far */
     phx_vsn vsn;
     bool in_msg;                 /* a fragmented message is open */
     bool in_recv;                /* inside wslay_event_recv */
@@ -218,9 +219,14 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     ws_state *w = ((sb_conn *)ud)->ws;
     uint64_t len = a->payload_length;
     w->frame_size = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) w->msg_len = 0;
     if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME ||
-        a->opcode == WSLAY_CONTINUATION_FRAME)
+        a->opcode == WSLAY_CONTINUATION_FRAME) {
         w->in_msg = !a->fin;
+        /* refuse an oversize message from its header, before its payload */
+        w->msg_len += len;
+        if (w->msg_len > g_cfg.ws_max_message) ws_close((sb_conn *)ud, 1009);
+    }
 }
 
 static void frame_end_cb(wslay_event_context_ptr ctx, void *ud)
@@ -236,6 +242,32 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     sb_conn *c = ud;
     ws_state *w = c->ws;
     if (w->closing || !w->sock) return;
+    if (a->opcode == WSLAY_PING) {
+        /* answered here, in order with our other frames (wslay's own
+         * automatic pong is never sent) */
+        sb_buf *b = sb_buf_from(a->msg, a->msg_length);
+        if (b) {
+            sb_buf_frame(b, WSLAY_PONG);
+            conn_send(c, b, 0);
+            sb_buf_unref(b);
+        }
+        return;
+    }
+    if (a->opcode == WSLAY_CONNECTION_CLOSE) {
+        /* echo the code with an empty reason, as Cowboy does; a malformed
+         * close frame gets 1002 (or 1007 for a reason that is not UTF-8) */
+        int code = 0;
+        if (a->msg_length == 1) code = 1002;
+        else if (a->msg_length >= 2) {
+            code = a->status_code;
+            bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+                         (code >= 3000 && code <= 4999);
+            if (!known) code = 1002;
+            else if (!utf8_valid(a->msg + 2, a->msg_length - 2)) code = 1007;
+        }
+        ws_close(c, code);
+        return;
+    }
     if (a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME) return;
     if (a->opcode == WSLAY_TEXT_FRAME && !utf8_valid(a->msg, a->msg_length)) {
         ws_close(c, 1007);
@@ -261,10 +293,32 @@ static void free_ctx(ws_state *w)
     w->fed = w->consumed = w->frame_size = 0;
 }
 
+/* At a frame boundary, reads the length a frame header announces (when the
+ * header is complete in data); returns it or 0 when unknown. wslay reports a
+ * frame only once payload bytes arrive, so an absurd length is caught here. */
+static uint64_t announced_length(const uint8_t *d, size_t len)
+{
+    if (len < 2) return 0;
+    uint64_t n = d[1] & 0x7f;
+    if (n == 126) return len >= 4 ? ((uint64_t)d[2] << 8) | d[3] : 0;
+    if (n == 127) {
+        if (len < 10) return 0;
+        n = 0;
+        for (int i = 2; i < 10; i++) n = (n << 8) | d[i];
+    }
+    return n;
+}
+
 void ws_on_data(sb_conn *c, const char *data, size_t len)
 {
     ws_state *w = c->ws;
     if (!w || w->closing) return;
+    if (w->fed == w->consumed &&
+        (w->in_msg ? w->msg_len : 0) + announced_length((const uint8_t *)data, len) >
+            g_cfg.ws_max_message) {
+        ws_close(c, 1009);
+        return;
+    }
     if (!w->ctx) {
         if (wslay_event_context_server_init(&w->ctx, &g_cbs, c) != 0) {
             conn_close(c);
@@ -289,13 +343,11 @@ void ws_on_data(sb_conn *c, const char *data, size_t len)
         return;
     }
     if (w->closing) return;
-    if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (wslay_event_get_close_sent(w->ctx) || wslay_event_get_close_received(w->ctx)) {
-        /* wslay answered a close or refused a frame (1002 / 1009) */
+    if (!wslay_event_get_read_enabled(w->ctx)) {
+        /* wslay refused a frame (1002 protocol error, 1009 too big) and
+         * queued its close frame: send it and end the connection */
         w->closing = true;
+        if (wslay_event_want_write(w->ctx)) wslay_event_send(w->ctx);
         conn_close_after_flush(c);
         return;
     }
@@ -310,7 +362,7 @@ void ws_close(sb_conn *c, int code)
     if (!w || w->closing || c->closing) return;
     w->closing = true;
     sb_buf *b = sb_buf_new(2);
-    if (b) {
+    if (b && code) { /* code 0: a close frame without a body */
         uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
         b = sb_buf_append(b, p, 2);
     }

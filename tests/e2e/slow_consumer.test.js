@@ -1,0 +1,110 @@
+'use strict';
+// Target R5: a client that stops reading is closed with 1013 once its
+// outbound queue passes SB_OUTBOUND_MAX, and the server's memory stays
+// bounded however much is broadcast to it meanwhile.
+//
+// The subscriber "stops reading" by pausing its TCP socket (ws._socket.pause()),
+// so the kernel buffers fill and the server has to queue. Another client shouts
+// 128 KiB payloads, one at a time (it waits for each reply, so it never has
+// more than one broadcast queued itself).
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { startServer, isSanitizerBuild } = require('./lib/server');
+const { Client, joinEcho, closeAll } = require('./lib/frames');
+const { socketPath, sleep } = require('./lib/phx');
+
+const OUTBOUND_MAX = 262144;
+const PAYLOAD = 128 * 1024;
+const RSS_LIMIT_MB = Number(process.env.SB_E2E_RSS_LIMIT_MB || (isSanitizerBuild() ? 1024 : 200));
+
+describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ name: 'slow_consumer', env: { SB_OUTBOUND_MAX: String(OUTBOUND_MAX) } });
+  });
+  after(async () => { if (srv) await srv.stop(); });
+
+  /** Shouts `count` payloads from `b` on `topic`, each awaited (broadcast + reply). */
+  async function shout(b, topic, count, { onEach } = {}) {
+    const pad = 'x'.repeat(PAYLOAD);
+    for (let i = 0; i < count; i++) {
+      const ref = String(100 + i);
+      b.send(`["1","${ref}","${topic}","shout",{"i":${i},"pad":"${pad}"}]`);
+      await b.expectText(`[null,null,"${topic}","shout",{"i":${i},"pad":"${pad}"}]`, 10000);
+      await b.expectText(`["1","${ref}","${topic}","phx_reply",{"response":{},"status":"ok"}]`, 10000);
+      if (onEach) onEach(i);
+    }
+  }
+
+  test('a paused subscriber is closed with 1013; what it got before is intact and in order', { timeout: 60000 }, async () => {
+    const a = await Client.open(srv.wsUrl(socketPath({ token: srv.token('slowpoke') })));
+    const b = await Client.open(srv.wsUrl(socketPath({ token: srv.token('shouter') })));
+    await joinEcho(a, 'echo:slow', '1');
+    await joinEcho(b, 'echo:slow', '1');
+    a.ws._socket.pause();
+
+    // 32 MiB: far more than the kernel's socket buffers plus the 256 KiB cap
+    const count = 256;
+    await shout(b, 'echo:slow', count);
+
+    a.ws._socket.resume();
+    const r = await a.expectClose(1013, { timeoutMs: 10000, allowFrames: true });
+    assert.ok(r.frames.length < count, `the slow client was cut off (got ${r.frames.length} of ${count} broadcasts)`);
+    const pad = 'x'.repeat(PAYLOAD);
+    r.frames.forEach((f, i) => {
+      const ok = f.type === 'text' && f.data === `[null,null,"echo:slow","shout",{"i":${i},"pad":"${pad}"}]`;
+      assert.ok(ok, `broadcast #${i} intact and in order, got ${f.type} of ${f.data.length} starting ${String(f.data.slice(0, 60))}`);
+    });
+
+    // the shouter was never affected
+    assert.equal(b.closeInfo, null);
+    b.send('[null,"9","phoenix","heartbeat",{}]');
+    await b.expectText('[null,"9","phoenix","phx_reply",{"response":{},"status":"ok"}]');
+    closeAll(a, b);
+  });
+
+  test(`server memory stays bounded (peak RSS < ${RSS_LIMIT_MB} MB) while 160 MiB are broadcast to a client that never reads`, { timeout: 120000 }, async () => {
+    const before = srv.memory();
+    const paused = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await Client.open(srv.wsUrl(socketPath({ token: srv.token(`paused${i}`) })));
+      await joinEcho(p, 'echo:flood', '1');
+      p.ws._socket.pause();
+      paused.push(p);
+    }
+    const b = await Client.open(srv.wsUrl(socketPath({ token: srv.token('flooder') })));
+    await joinEcho(b, 'echo:flood', '1');
+
+    let maxRss = before.rssKb;
+    const count = 1280; // 1280 x 128 KiB = 160 MiB per paused subscriber
+    await shout(b, 'echo:flood', count, {
+      onEach: (i) => { if (i % 32 === 0) maxRss = Math.max(maxRss, srv.memory().rssKb); },
+    });
+    const end = srv.memory();
+    maxRss = Math.max(maxRss, end.rssKb);
+    const peakMb = Math.max(end.hwmKb, maxRss) / 1024;
+    assert.ok(peakMb < RSS_LIMIT_MB,
+      `server peak RSS ${peakMb.toFixed(1)} MB (start ${(before.rssKb / 1024).toFixed(1)} MB) over ${RSS_LIMIT_MB} MB`);
+
+    // every paused client was closed; once it reads again it sees the close
+    for (const p of paused) {
+      p.ws._socket.resume();
+      const r = await p.expectClose(undefined, { timeoutMs: 15000, allowFrames: true });
+      assert.ok([1013, 1006].includes(r.code), `paused client closed with ${r.code}`);
+    }
+    assert.equal(b.closeInfo, null, 'the reading client stays connected');
+    b.send('[null,"9","phoenix","heartbeat",{}]');
+    await b.expectText('[null,"9","phoenix","phx_reply",{"response":{},"status":"ok"}]');
+    closeAll(b);
+  });
+
+  test('server alive and serving after the floods', { timeout: 20000 }, async () => {
+    assert.ok(srv.alive());
+    await sleep(100);
+    assert.equal((await fetch(srv.url('/healthz'))).status, 200);
+    const c = await Client.open(srv.wsUrl(socketPath({ token: srv.token('late') })));
+    await joinEcho(c, 'echo:slow', '1');
+    c.terminate();
+  });
+});
