@@ -84,6 +84,8 @@ redis_stop() {
 case "${1:-}" in
   start) pg_start; redis_start ;;
   stop) redis_stop; pg_stop ;;
+  pg-stop) pg_stop ;;   # Postgres alone (the R4 test stops and restarts it)
+  pg-start) pg_start ;;
   status)
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA/" status || true
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping || true ;;

@@ -40,9 +40,9 @@
 #include "log.h"
 #include "reactor.h"
 
-#define DB_MAX_PENDING 4096         /* queries queued or in flight, per pool */
-#define DB_CONNECT_TIMEOUT_MS 5000  /* one connection attempt */
-#define DB_QUERY_TIMEOUT_MS 30000   /* oldest in-flight query before the connection is dropped */
+#define DB_MAX_PENDING 4096        /* queries queued or in flight, per pool */
+#define DB_CONNECT_TIMEOUT_MS 5000 /* one connection attempt */
+#define DB_QUERY_TIMEOUT_MS 30000  /* oldest in-flight query before the connection is dropped */
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 2000
 
@@ -53,8 +53,8 @@ typedef struct dbq {
     db_cb cb;
     void *arg;
     uint64_t sent_ms;
-    bool delivered;  /* its callback has run */
-    bool ended;      /* the NULL after its results was seen */
+    bool delivered; /* its callback has run */
+    bool ended;     /* the NULL after its results was seen */
     /* while waiting for the first connection: copies of the query */
     char *sql;
     int nparams;
@@ -66,17 +66,17 @@ typedef struct db_conn {
     int idx;
     int state;
     PGconn *pg;
-    uv_poll_t *poll;   /* heap: closed handles are freed in their close callback */
+    uv_poll_t *poll; /* heap: closed handles are freed in their close callback */
     int poll_events;
-    uv_timer_t timer;  /* connect timeout while CONNECTING, backoff while DOWN */
+    uv_timer_t timer; /* connect timeout while CONNECTING, backoff while DOWN */
     uint64_t backoff_ms;
-    int fail_streak;   /* consecutive failed attempts (for logging) */
+    int fail_streak; /* consecutive failed attempts (for logging) */
     bool was_up;
-    dbq *head, *tail;  /* in flight, in send order */
+    dbq *head, *tail; /* in flight, in send order */
     size_t n;
-    int busy;          /* > 0 while its callbacks run */
-    bool dead;         /* broke while busy: tear down when idle */
-    char why[160];     /* why it broke (for the deferred teardown) */
+    int busy;      /* > 0 while its callbacks run */
+    bool dead;     /* broke while busy: tear down when idle */
+    char why[160]; /* why it broke (for the deferred teardown) */
 } db_conn;
 
 struct db_pool {
@@ -89,20 +89,26 @@ struct db_pool {
     size_t pending;             /* in flight + waiting */
     bool starting;              /* first connection attempts in progress */
     bool closing;
-    int open_handles;           /* timers not yet closed */
+    int open_handles; /* timers not yet closed */
     uv_timer_t watchdog;
 };
 
 static void conn_start(db_conn *c);
 static void conn_teardown(db_conn *c, const char *why);
 static void send_waiting(db_conn *c);
+static void on_timer(uv_timer_t *t);
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* Close callback of the heap poll handles. */
+static void poll_free_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
 /* Closes c's current poll handle, if any (stops polling at once). */
-static void poll_free_cb(uv_handle_t *h) { free(h); }
 static void poll_close(db_conn *c)
 {
     if (!c->poll) return;
@@ -125,6 +131,7 @@ static int poll_open(db_conn *c, int events, uv_poll_cb cb)
         return -1;
     }
     h->data = c;
+    uv_unref((uv_handle_t *)h); /* the pool never keeps a loop alive by itself */
     c->poll = h;
     if (uv_poll_start(h, events, cb) != 0) {
         poll_close(c);
@@ -143,23 +150,31 @@ static bool conn_class_error(const char *sqlstate)
            !strcmp(sqlstate, "57P02") || !strcmp(sqlstate, "57P03");
 }
 
+/* Frees a query record and its copies. */
 static void dbq_free(dbq *q)
 {
     if (q->params) {
-        for (int i = 0; i < q->nparams; i++) free(q->params[i]);
+        for (int i = 0; i < q->nparams; i++)
+            free(q->params[i]);
         free(q->params);
     }
     free(q->sql);
     free(q);
 }
 
+/* Drops q, answering "unavailable" unless its callback already ran (a
+ * query whose result came but whose sync did not). */
 static void fail_query(db_pool *p, dbq *q)
 {
     p->pending--;
-    q->cb(NULL, "unavailable", q->arg);
+    if (!q->delivered) {
+        q->delivered = true;
+        q->cb(NULL, "unavailable", q->arg);
+    }
     dbq_free(q);
 }
 
+/* True while some connection attempt of p is in progress. */
 static bool any_connecting(const db_pool *p)
 {
     for (int i = 0; i < p->size; i++)
@@ -240,7 +255,8 @@ static void drain(db_conn *c)
     }
     c->busy--;
     if (c->busy == 0) {
-        if (c->dead) conn_teardown(c, c->why);
+        if (c->dead)
+            conn_teardown(c, c->why);
         else if (c->state == DBC_UP && PQstatus(c->pg) == CONNECTION_BAD)
             conn_teardown(c, PQerrorMessage(c->pg));
     }
@@ -257,10 +273,7 @@ static void schedule_retry(db_conn *c)
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DB_BACKOFF_MIN_MS;
     if (c->backoff_ms > DB_BACKOFF_MAX_MS) c->backoff_ms = DB_BACKOFF_MAX_MS;
     uint64_t jitter = (uint64_t)(rand() % 1000) * c->backoff_ms / 2000; /* 0..50% */
-    uv_timer_start(&c->timer, NULL, 0, 0);
-    uv_timer_stop(&c->timer);
-    extern void db__timer_cb(uv_timer_t * t);
-    uv_timer_start(&c->timer, db__timer_cb, c->backoff_ms * 3 / 4 + jitter, 0);
+    uv_timer_start(&c->timer, on_timer, c->backoff_ms * 3 / 4 + jitter, 0);
 }
 
 /* Drops c's connection: fails its in-flight queries with "unavailable" and
@@ -276,26 +289,26 @@ static void conn_teardown(db_conn *c, const char *why)
         if (c->state == DBC_UP) c->state = DBC_DOWN; /* no new queries on it */
         return;
     }
-    int prev = c->state;
+    char msg[160]; /* copy first: why may point into the PGconn freed below */
+    snprintf(msg, sizeof msg, "%s", why ? why : "");
     c->dead = false;
     poll_close(c);
     uv_timer_stop(&c->timer);
     if (c->pg) PQfinish(c->pg);
     c->pg = NULL;
     c->state = p->closing ? DBC_CLOSED : DBC_DOWN;
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s", why ? why : "");
-    size_t ml = strlen(msg);
-    while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' ')) msg[--ml] = 0;
-    if (c->was_up) {
+    msg[strcspn(msg, "\n")] = 0; /* libpq's first line says it all */
+    if (p->closing) {
+        /* closing on purpose: nothing to report */
+    } else if (c->was_up) {
         log_msg(LOG_WARN, "db connection lost", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), "error", json_string(msg), "in_flight",
                 json_integer((json_int_t)c->n), NULL);
-    } else if (c->fail_streak == 0 && !p->closing) {
+    } else if (c->fail_streak == 0) {
         log_msg(LOG_WARN, "db connect failed", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), "error", json_string(msg), NULL);
     }
-    if (!c->was_up && prev != DBC_UP) c->fail_streak++;
+    if (!c->was_up) c->fail_streak++;
     c->was_up = false;
     dbq *q = c->head;
     c->head = c->tail = NULL;
@@ -316,7 +329,13 @@ static void on_io(uv_poll_t *h, int status, int events)
 {
     db_conn *c = h->data;
     if (status < 0) {
-        conn_teardown(c, uv_strerror(status));
+        /* socket error (libuv reports POLLERR as EBADF): collect what libpq
+         * can still read, for a meaningful reason, then drop the connection */
+        const char *why = status == UV_EBADF ? "socket error" : uv_strerror(status);
+        if (!PQconsumeInput(c->pg) && *PQerrorMessage(c->pg)) why = PQerrorMessage(c->pg);
+        char copy[160];
+        snprintf(copy, sizeof copy, "%s", why);
+        conn_teardown(c, copy);
         return;
     }
     if (events & UV_WRITABLE) {
@@ -332,9 +351,12 @@ static void on_io(uv_poll_t *h, int status, int events)
     }
     if (events & UV_READABLE) {
         if (!PQconsumeInput(c->pg)) {
-            /* hand over whatever complete results arrived before the break */
+            char why[160];
+            snprintf(why, sizeof why, "%s", PQerrorMessage(c->pg));
+            /* hand over whatever complete results arrived before the break
+             * (drain may tear the connection down itself) */
             drain(c);
-            if (c->state == DBC_UP || c->dead) conn_teardown(c, PQerrorMessage(c->pg));
+            if (c->state == DBC_UP || c->dead) conn_teardown(c, why);
             return;
         }
         drain(c);
@@ -384,14 +406,28 @@ static void on_connect_io(uv_poll_t *h, int status, int events)
 }
 
 /* The connection timer: a connect timeout while CONNECTING, the end of the
- * backoff while DOWN. (Not static only so schedule_retry can name it before
- * its definition; not part of any API.) */
-void db__timer_cb(uv_timer_t *t);
-void db__timer_cb(uv_timer_t *t)
+ * backoff while DOWN. */
+static void on_timer(uv_timer_t *t)
 {
     db_conn *c = t->data;
-    if (c->state == DBC_CONNECTING) conn_teardown(c, "connect timeout");
-    else if (c->state == DBC_DOWN && !c->pool->closing) conn_start(c);
+    if (c->state == DBC_CONNECTING)
+        conn_teardown(c, "connect timeout");
+    else if (c->state == DBC_DOWN && !c->pool->closing)
+        conn_start(c);
+}
+
+/* Server notices (and errors that arrive outside any query, such as the
+ * FATAL sent when the server shuts down) go to the log, not to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    db_conn *c = arg;
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s", message);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    log_msg(LOG_DEBUG, "db notice", "conn", json_integer(c->idx), "message", json_string(msg),
+            NULL);
 }
 
 /* Begins a non-blocking connection attempt. */
@@ -400,18 +436,19 @@ static void conn_start(db_conn *c)
     db_pool *p = c->pool;
     /* Our defaults first; the caller's connection string (expanded from
      * dbname) comes last, so anything it says wins. */
-    const char *const kw[] = {"fallback_application_name", "keepalives", "keepalives_idle",
-                              "keepalives_interval", "keepalives_count", "gssencmode",
-                              "dbname", NULL};
+    const char *const kw[] = {
+        "fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+        "keepalives_count",          "gssencmode", "dbname",          NULL};
     const char *const val[] = {"switchboard", "1", "30", "10", "3", "disable", p->conninfo, NULL};
     c->pg = PQconnectStartParams(kw, val, 1);
     c->state = DBC_CONNECTING;
     c->dead = false;
-    uv_timer_start(&c->timer, db__timer_cb, DB_CONNECT_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, on_timer, DB_CONNECT_TIMEOUT_MS, 0);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         conn_teardown(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
         return;
     }
+    PQsetNoticeProcessor(c->pg, on_notice, c);
     /* Just after PQconnectStart, behave as if PQconnectPoll said WRITING. */
     if (poll_open(c, UV_WRITABLE, on_connect_io) != 0) conn_teardown(c, "poll failed");
 }
@@ -422,28 +459,31 @@ static void conn_start(db_conn *c)
 
 /* Sends q on the established connection c (q joins c's in-flight FIFO).
  * On a broken connection q gets "unavailable" along with the others. */
-static void conn_send(db_conn *c, dbq *q, const char *sql, int nparams,
-                      const char *const *params)
+static void conn_send(db_conn *c, dbq *q, const char *sql, int nparams, const char *const *params)
 {
     db_pool *p = c->pool;
     q->sent_ms = uv_now(p->loop);
     if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
         if (PQstatus(c->pg) == CONNECTION_BAD) {
             /* queue it so the teardown answers it with the rest */
-            if (c->tail) c->tail->next = q;
-            else c->head = q;
+            if (c->tail)
+                c->tail->next = q;
+            else
+                c->head = q;
             c->tail = q;
             c->n++;
             conn_teardown(c, PQerrorMessage(c->pg));
             return;
         }
-        log_msg(LOG_ERROR, "db query refused by libpq", "error",
-                json_string(PQerrorMessage(c->pg)), NULL);
+        log_msg(LOG_ERROR, "db query refused by libpq", "error", json_string(PQerrorMessage(c->pg)),
+                NULL);
         fail_query(p, q);
         return;
     }
-    if (c->tail) c->tail->next = q;
-    else c->head = q;
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
     c->tail = q;
     c->n++;
     if (!PQpipelineSync(c->pg)) {
@@ -474,7 +514,8 @@ static void send_waiting(db_conn *c)
         q->sql = NULL;
         q->params = NULL;
         conn_send(c, q, sql, np, (const char *const *)params);
-        for (int i = 0; i < np; i++) free(params[i]);
+        for (int i = 0; i < np; i++)
+            free(params[i]);
         free(params);
         free(sql);
     }
@@ -534,8 +575,10 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
         fail_query(p, q);
         return 0;
     }
-    if (p->wait_tail) p->wait_tail->next = q;
-    else p->wait_head = q;
+    if (p->wait_tail)
+        p->wait_tail->next = q;
+    else
+        p->wait_head = q;
     p->wait_tail = q;
     return 0;
 }
@@ -583,10 +626,12 @@ db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size)
         c->pool = p;
         c->idx = i;
         uv_timer_init(p->loop, &c->timer);
+        uv_unref((uv_handle_t *)&c->timer);
         c->timer.data = c;
         p->open_handles++;
     }
-    for (int i = 0; i < size; i++) conn_start(&p->conns[i]);
+    for (int i = 0; i < size; i++)
+        conn_start(&p->conns[i]);
     return p;
 }
 
@@ -599,12 +644,6 @@ bool db_pool_ready(const db_pool *p)
 }
 
 /* Frees the pool once its last timer has closed. */
-static void timer_closed(uv_handle_t *h)
-{
-    db_pool *p = h->data == NULL ? NULL : NULL;
-    (void)p;
-}
-
 static void pool_handle_closed(uv_handle_t *h)
 {
     db_pool *p = (db_pool *)h->data;
@@ -622,7 +661,6 @@ void db_pool_close(db_pool *p)
     p->starting = false;
     for (int i = 0; i < p->size; i++) {
         db_conn *c = &p->conns[i];
-        c->busy = 0;
         conn_teardown(c, "pool closed");
         c->state = DBC_CLOSED;
     }
@@ -632,7 +670,6 @@ void db_pool_close(db_pool *p)
         fail_query(p, q);
     }
     p->wait_tail = NULL;
-    (void)timer_closed;
     p->watchdog.data = p;
     uv_close((uv_handle_t *)&p->watchdog, pool_handle_closed);
     for (int i = 0; i < p->size; i++) {

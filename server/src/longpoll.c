@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "phx_socket.h"
+#include "rest.h"
 #include "util.h"
 
 #define LP_MAX_MESSAGES 4096
@@ -287,7 +288,8 @@ static void open_session(sb_req *req, const char *auth_token)
     token_claims claims;
     if (!ok || !auth_token || !*auth_token ||
         token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, auth_token, strlen(auth_token),
-                     now_unix_ms() / 1000, &claims) != TOKEN_OK) {
+                     now_unix_ms() / 1000, &claims) != TOKEN_OK ||
+        rest_session_revoked(claims.session_id)) {
         answer(req, req->r, status_only(403));
         return;
     }

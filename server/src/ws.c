@@ -16,6 +16,7 @@
 #include "http_conn.h"
 #include "log.h"
 #include "phx_socket.h"
+#include "rest.h"
 #include "util.h"
 
 typedef struct ws_state {
@@ -115,6 +116,7 @@ int ws_phoenix_connect(const sb_req *req, phx_vsn *vsn, token_claims *claims, bo
     if (token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, tok, strlen(tok),
                      now_unix_ms() / 1000, claims) != TOKEN_OK)
         return -1;
+    if (rest_session_revoked(claims->session_id)) return -1; /* logged out */
     return 0;
 }
 

@@ -17,6 +17,8 @@ const { socketPath, sleep } = require('./lib/phx');
 const OUTBOUND_MAX = 262144;
 const PAYLOAD = 128 * 1024;
 const RSS_LIMIT_MB = Number(process.env.SB_E2E_RSS_LIMIT_MB || (isSanitizerBuild() ? 1024 : 200));
+// growth over the RSS before the flood: far below the 3 x 160 MiB an unbounded queue would hold
+const RSS_GROWTH_LIMIT_MB = isSanitizerBuild() ? 300 : 100;
 
 describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
   let srv;
@@ -64,7 +66,7 @@ describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
     closeAll(a, b);
   });
 
-  test(`server memory stays bounded (peak RSS < ${RSS_LIMIT_MB} MB) while 160 MiB are broadcast to a client that never reads`, { timeout: 120000 }, async () => {
+  test(`server memory stays bounded (peak RSS < ${RSS_LIMIT_MB} MB) while 160 MiB are broadcast to a client that never reads`, { timeout: 120000 }, async (t) => {
     const before = srv.memory();
     const paused = [];
     for (let i = 0; i < 3; i++) {
@@ -84,8 +86,11 @@ describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
     const end = srv.memory();
     maxRss = Math.max(maxRss, end.rssKb);
     const peakMb = Math.max(end.hwmKb, maxRss) / 1024;
+    t.diagnostic(`server RSS: ${(before.rssKb / 1024).toFixed(1)} MB before, peak ${peakMb.toFixed(1)} MB, ${(end.rssKb / 1024).toFixed(1)} MB after`);
     assert.ok(peakMb < RSS_LIMIT_MB,
       `server peak RSS ${peakMb.toFixed(1)} MB (start ${(before.rssKb / 1024).toFixed(1)} MB) over ${RSS_LIMIT_MB} MB`);
+    const growthMb = maxRss / 1024 - before.rssKb / 1024;
+    assert.ok(growthMb < RSS_GROWTH_LIMIT_MB, `server RSS grew ${growthMb.toFixed(1)} MB during the flood (limit ${RSS_GROWTH_LIMIT_MB} MB)`);
 
     // every paused client was closed; once it reads again it sees the close
     for (const p of paused) {

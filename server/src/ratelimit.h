@@ -1,0 +1,70 @@
+/* ratelimit.h — in-process token buckets (targets S6).
+ *
+ * A limit "N/S" lets N events through at once and refills at N per S seconds
+ * (so N per S sustained). Buckets live in a bounded, mutex-protected table
+ * keyed by string: when it is full the least recently used bucket is
+ * forgotten, so memory stays bounded whatever keys an attacker sends. Keys
+ * are hashed with SipHash under a random key (no hash flooding).
+ *
+ * The accounts limits (login per IP, login per account, sign-up per IP) are
+ * named kinds in one shared table; other modules may make tables of their
+ * own with rl_table_new. */
+#ifndef SB_RATELIMIT_H
+#define SB_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rl_limit {
+    double burst;    /* bucket size; <= 0 means unlimited */
+    double period_s; /* seconds to refill a whole bucket */
+} rl_limit;
+
+typedef struct rl_bucket {
+    double tokens;
+    int64_t last_ms; /* when tokens was last brought up to date; 0 = new */
+} rl_bucket;
+
+/* Brings b up to now_ms (never above burst; a new bucket starts full) and
+ * takes `cost` tokens if that many are there. Returns 0 when taken, else the
+ * milliseconds until they will be (>= 1; nothing is taken then). A limit
+ * whose burst is <= 0 always returns 0. Pure: no locking. */
+int64_t rl_bucket_take(rl_bucket *b, const rl_limit *lim, int64_t now_ms, double cost);
+
+/* Parses "N/S" (N events per S seconds, both > 0; decimals allowed) or "0"
+ * / "off" (unlimited) into *out. Returns 0, or -1 if malformed. */
+int rl_limit_parse(const char *spec, rl_limit *out);
+
+typedef struct rl_table rl_table;
+
+/* A table of at most max_entries buckets (>= 1). Returns NULL when out of
+ * memory. */
+rl_table *rl_table_new(size_t max_entries);
+void rl_table_free(rl_table *t);
+/* rl_bucket_take on the bucket of `key` (NUL-terminated; only its first 128
+ * bytes count), creating it if needed. Thread-safe. Returns 0 when allowed,
+ * else the milliseconds to wait. When out of memory it allows. */
+int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t now_ms,
+                      double cost);
+/* Buckets currently held. Thread-safe. */
+size_t rl_table_size(rl_table *t);
+
+/* ---- the named limits of the accounts endpoints ---- */
+enum { RL_LOGIN_IP = 0, RL_LOGIN_ACCOUNT, RL_SIGNUP_IP, RL_NKINDS };
+
+#define RL_DEFAULT_LOGIN_IP "30/60"       /* 30 attempts, then one per 2 s */
+#define RL_DEFAULT_LOGIN_ACCOUNT "10/300" /* 10 attempts, then one per 30 s */
+#define RL_DEFAULT_SIGNUP_IP "10/3600"    /* 10 sign-ups, then one per 6 min */
+#define RL_TABLE_MAX 65536                /* buckets kept for the named limits */
+
+/* Sets the limit of one kind (thread-safe; normally once at start). */
+void ratelimit_set(int kind, rl_limit lim);
+/* Sets each kind from its spec string ("N/S"; NULL or "" keeps the current
+ * value). Returns 0, or -1 (with nothing changed) if one is malformed. */
+int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip);
+/* Counts one event of `kind` for `key` at the current wall time. Returns 0
+ * when allowed, else the whole seconds the client should wait (>= 1), which
+ * is what Retry-After carries. Thread-safe. */
+int ratelimit_hit(int kind, const char *key);
+
+#endif

@@ -1,0 +1,399 @@
+/* test_rest.c — REST helpers: JSON body limits, validation errors, bearer
+ * authentication, pagination, revoked sessions, ids and times. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "config.h"
+#include "http.h"
+#include "rest.h"
+#include "token.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef-test"
+
+/* A heap request shaped like the ones http.c makes (the sb_respond*
+ * functions free it with everything it owns). */
+static sb_req *mkreq(const char *body, const char *query, const char *auth)
+{
+    sb_req *r = calloc(1, sizeof *r);
+    r->target = strdup("/x");
+    r->path = strdup("/x");
+    r->query = query ? (char *)query : "";
+    r->body = strdup(body ? body : "");
+    r->body_len = strlen(r->body);
+    if (auth) {
+        r->headers = calloc(1, sizeof *r->headers);
+        r->headers[0].name = strdup("authorization");
+        r->headers[0].value = strdup(auth);
+        r->nheaders = 1;
+    }
+    strcpy(r->client_ip, "127.0.0.1");
+    return r;
+}
+
+/* Frees a request that no helper answered. */
+static void freereq(sb_req *r)
+{
+    sb_respond(r, 200, NULL, NULL, 0, NULL); /* no connection: just frees */
+}
+
+static int setup(void **state)
+{
+    memset(&g_cfg, 0, sizeof g_cfg);
+    strcpy(g_cfg.secret, SECRET);
+    g_cfg.secret_len = strlen(SECRET);
+    g_cfg.http_max_body = 1 << 20;
+    g_cfg.access_ttl_s = 900;
+    return 0;
+}
+
+/* ---- JSON depth and bodies ---- */
+
+static void test_json_depth(void **state)
+{
+    assert_int_equal(rest_json_depth("", 0, 32), 0);
+    assert_int_equal(rest_json_depth("1", 1, 32), 0);
+    assert_int_equal(rest_json_depth("{}", 2, 32), 1);
+    assert_int_equal(rest_json_depth("[[[]]]", 6, 32), 3);
+    assert_int_equal(rest_json_depth("[{},{\"a\":[1]}]", 14, 32), 3);
+    const char *s = "[\"[[[{{\"]"; /* brackets inside a string do not count */
+    assert_int_equal(rest_json_depth(s, strlen(s), 32), 1);
+    s = "[\"a\\\"[[[\"]"; /* an escaped quote does not end the string */
+    assert_int_equal(rest_json_depth(s, strlen(s), 32), 1);
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    assert_int_equal(rest_json_depth(deep, 200, 32), 33); /* stops at limit + 1 */
+    assert_int_equal(rest_json_depth(deep, 200, 1000), 100);
+}
+
+static void test_body_ok(void **state)
+{
+    sb_req *r = mkreq(" {\"a\": 1, \"b\": [true]} ", NULL, NULL);
+    json_t *j = rest_body(r, true);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "a")), 1);
+    json_decref(j);
+    freereq(r);
+
+    r = mkreq("", NULL, NULL);
+    j = rest_body(r, false); /* optional body: empty is {} */
+    assert_non_null(j);
+    assert_true(json_is_object(j) && json_object_size(j) == 0);
+    json_decref(j);
+    freereq(r);
+}
+
+static void test_body_refused(void **state)
+{
+    const char *bad[] = {
+        "",                    /* required */
+        "   \n",               /* only whitespace */
+        "{",                   /* truncated */
+        "{\"a\":1,}",          /* trailing comma */
+        "[1,2]",               /* not an object */
+        "\"str\"",             /* not an object */
+        "{\"a\":1,\"a\":2}",   /* duplicate key */
+        "{\"a\":1} {}",        /* trailing data */
+        "{\"a\":\"\\u0000\"}", /* NUL in a string */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sb_req *r = mkreq(bad[i], NULL, NULL);
+        assert_null(rest_body(r, true)); /* answered and freed */
+    }
+    /* nesting past REST_MAX_DEPTH */
+    char deep[2 * 40 + 8];
+    size_t o = 0;
+    deep[o++] = '{';
+    deep[o++] = '"';
+    deep[o++] = 'a';
+    deep[o++] = '"';
+    deep[o++] = ':';
+    for (int i = 0; i < 35; i++)
+        deep[o++] = '[';
+    for (int i = 0; i < 35; i++)
+        deep[o++] = ']';
+    deep[o++] = '}';
+    deep[o] = 0;
+    sb_req *r = mkreq(deep, NULL, NULL);
+    assert_null(rest_body(r, true));
+    /* over the size limit */
+    g_cfg.http_max_body = 8;
+    r = mkreq("{\"abc\":12345}", NULL, NULL);
+    assert_null(rest_body(r, true));
+    g_cfg.http_max_body = 1 << 20;
+}
+
+/* ---- validation ---- */
+
+static void test_get_string(void **state)
+{
+    json_t *o = json_pack("{s:s,s:n,s:i,s:s,s:s,s:s}", "name", "héllo", "nul", "num", 5, "empty",
+                          "", "ctrl", "a\tb", "long", "ééééé");
+    rest_verr v = {0};
+    const char *s;
+    assert_int_equal(rest_get_string(o, "name", REST_REQUIRED, 1, 5, &v, &s), 1);
+    assert_string_equal(s, "héllo"); /* 5 code points, 6 bytes */
+    assert_int_equal(rest_get_string(o, "missing", 0, 1, 5, &v, &s), 0);
+    assert_null(s);
+    assert_false(rest_verr_any(&v));
+
+    assert_int_equal(rest_get_string(o, "nul", REST_NULLABLE, 1, 5, &v, &s), 1);
+    assert_null(s);
+    assert_false(rest_verr_any(&v));
+
+    assert_int_equal(rest_get_string(o, "missing2", REST_REQUIRED, 1, 5, &v, &s), -1);
+    assert_int_equal(rest_get_string(o, "num", 0, 1, 5, &v, &s), -1);
+    assert_int_equal(rest_get_string(o, "empty", 0, 1, 5, &v, &s), -1);
+    assert_int_equal(rest_get_string(o, "ctrl", REST_NO_CTRL, 1, 5, &v, &s), -1);
+    assert_int_equal(rest_get_string(o, "long", 0, 1, 4, &v, &s), -1);
+    assert_int_equal(rest_get_string(o, "nul", 0, 1, 4, &v, &s), -1);
+    assert_true(rest_verr_any(&v));
+    assert_string_equal(json_string_value(json_object_get(v.details, "missing2")), "is required");
+    assert_string_equal(json_string_value(json_object_get(v.details, "num")), "must be a string");
+    assert_string_equal(json_string_value(json_object_get(v.details, "empty")),
+                        "must not be empty");
+    assert_string_equal(json_string_value(json_object_get(v.details, "ctrl")),
+                        "must not contain control characters");
+    assert_string_equal(json_string_value(json_object_get(v.details, "long")),
+                        "must be at most 4 characters");
+    /* the first message for a field wins */
+    rest_verr_add(&v, "num", "other");
+    assert_string_equal(json_string_value(json_object_get(v.details, "num")), "must be a string");
+    rest_verr_clear(&v);
+    assert_false(rest_verr_any(&v));
+
+    /* answering consumes the details */
+    rest_verr_add(&v, "x", "bad");
+    rest_verr_respond(mkreq("", NULL, NULL), &v);
+    assert_null(v.details);
+    json_decref(o);
+}
+
+static void test_utf8_len(void **state)
+{
+    assert_int_equal(rest_utf8_len(""), 0);
+    assert_int_equal(rest_utf8_len("abc"), 3);
+    assert_int_equal(rest_utf8_len("é😀x"), 3);
+}
+
+/* ---- auth ---- */
+
+static char *mint(const char *user, const char *sid, int64_t exp)
+{
+    return token_mint((const uint8_t *)SECRET, strlen(SECRET), user, sid, exp);
+}
+
+static void test_auth(void **state)
+{
+    int64_t now = time(NULL);
+    char *t = mint("42", "7", now + 60);
+    char h[512];
+
+    snprintf(h, sizeof h, "Bearer %s", t);
+    sb_req *r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_OK);
+    assert_true(r->authed);
+    assert_string_equal(r->auth.user_id, "42");
+    assert_string_equal(r->auth.session_id, "7");
+    freereq(r);
+
+    snprintf(h, sizeof h, "  bearer   %s  ", t); /* scheme is case-insensitive */
+    r = mkreq("", NULL, h);
+    assert_true(rest_auth(r)); /* not answered: still ours */
+    freereq(r);
+
+    r = mkreq("", NULL, NULL);
+    assert_int_equal(rest_auth_check(r), REST_AUTH_MISSING);
+    assert_false(r->authed);
+    freereq(r);
+    r = mkreq("", NULL, "Bearer ");
+    assert_int_equal(rest_auth_check(r), REST_AUTH_MISSING);
+    freereq(r);
+
+    snprintf(h, sizeof h, "Basic %s", t);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_BAD);
+    freereq(r);
+
+    snprintf(h, sizeof h, "Bearer %sx", t); /* tampered signature */
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_BAD);
+    freereq(r);
+
+    char *other = token_mint((const uint8_t *)"another-secret-another-secret-xx", 32, "42", "7",
+                             now + 60); /* forged with another key */
+    snprintf(h, sizeof h, "Bearer %s", other);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_BAD);
+    freereq(r);
+    free(other);
+
+    char *old = mint("42", "7", now - 5);
+    snprintf(h, sizeof h, "Bearer %s", old);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_EXPIRED);
+    freereq(r);
+    r = mkreq("", NULL, h);
+    assert_false(rest_auth(r)); /* answered 401 and freed */
+    free(old);
+
+    /* a revoked session's tokens are refused */
+    char *t8 = mint("42", "8", now + 60);
+    rest_revoke_session("8", now + 60);
+    snprintf(h, sizeof h, "Bearer %s", t8);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), REST_AUTH_REVOKED);
+    freereq(r);
+    snprintf(h, sizeof h, "Bearer %s", t); /* session 7 still fine */
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_OK);
+    freereq(r);
+    free(t8);
+    free(t);
+}
+
+static void test_revoked_list(void **state)
+{
+    int64_t now = time(NULL);
+    assert_false(rest_session_revoked("s-none"));
+    rest_revoke_session("s-a", now + 100);
+    rest_revoke_session("s-past", now - 1); /* already over: never reported */
+    assert_true(rest_session_revoked("s-a"));
+    assert_false(rest_session_revoked("s-past"));
+    assert_false(rest_session_revoked("s-b"));
+    /* bounded: filling past the cap forgets the oldest */
+    char sid[32];
+    for (int i = 0; i < REST_REVOKED_MAX + 10; i++) {
+        snprintf(sid, sizeof sid, "bulk-%d", i);
+        rest_revoke_session(sid, now + 100);
+    }
+    assert_false(rest_session_revoked("s-a"));
+    assert_false(rest_session_revoked("bulk-0"));
+    snprintf(sid, sizeof sid, "bulk-%d", REST_REVOKED_MAX + 9);
+    assert_true(rest_session_revoked(sid));
+}
+
+/* ---- pagination ---- */
+
+static void test_cursor(void **state)
+{
+    char *c = rest_cursor_encode("u:alice");
+    assert_non_null(c);
+    char *d = rest_cursor_decode(c);
+    assert_string_equal(d, "u:alice");
+    free(d);
+    free(c);
+    assert_null(rest_cursor_decode(""));
+    assert_null(rest_cursor_decode("!!!"));
+    assert_null(rest_cursor_decode("AA")); /* decodes to a NUL byte: not printable */
+    char *ctl = rest_cursor_encode("a\nb");
+    assert_null(rest_cursor_decode(ctl));
+    free(ctl);
+    char big[REST_CURSOR_MAX * 2];
+    memset(big, 'A', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_null(rest_cursor_decode(big));
+}
+
+static void test_page_parse(void **state)
+{
+    rest_verr v = {0};
+    rest_page pg;
+    sb_req *r = mkreq("", "", NULL);
+    assert_int_equal(rest_page_parse(r, &pg, &v), 0);
+    assert_int_equal(pg.limit, REST_PAGE_DEFAULT);
+    assert_null(pg.cursor);
+    freereq(r);
+
+    char *c = rest_cursor_encode("u:bob");
+    char q[128];
+    snprintf(q, sizeof q, "limit=7&cursor=%s&limit=200", c); /* last occurrence wins */
+    r = mkreq("", q, NULL);
+    assert_int_equal(rest_page_parse(r, &pg, &v), 0);
+    assert_int_equal(pg.limit, 200);
+    assert_string_equal(pg.cursor, "u:bob");
+    rest_page_free(&pg);
+    freereq(r);
+    free(c);
+    assert_false(rest_verr_any(&v));
+
+    const char *bad[] = {"limit=0", "limit=201",         "limit=abc",  "limit=-1", "limit=1.5",
+                         "limit=",  "limit=99999999999", "cursor=%%%", "cursor=AA"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = mkreq("", bad[i], NULL);
+        int rc = rest_page_parse(r, &pg, &v);
+        rest_page_free(&pg);
+        freereq(r);
+        if (strcmp(bad[i], "cursor=%%%") == 0) { /* undecodable escape: treated as absent */
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_equal(rc, -1);
+        assert_true(rest_verr_any(&v));
+        rest_verr_clear(&v);
+    }
+
+    json_t *body = rest_page_body(json_array(), NULL);
+    assert_true(json_is_null(json_object_get(body, "next_cursor")));
+    assert_true(json_is_array(json_object_get(body, "items")));
+    json_decref(body);
+    body = rest_page_body(json_array(), "u:zed");
+    char *dec = rest_cursor_decode(json_string_value(json_object_get(body, "next_cursor")));
+    assert_string_equal(dec, "u:zed");
+    free(dec);
+    json_decref(body);
+}
+
+/* ---- values ---- */
+
+static void test_parse_id(void **state)
+{
+    assert_int_equal(rest_parse_id("1"), 1);
+    assert_int_equal(rest_parse_id("1234567890"), 1234567890);
+    assert_true(rest_parse_id("9223372036854775807") == INT64_MAX);
+    assert_int_equal(rest_parse_id("9223372036854775808"), 0);
+    assert_int_equal(rest_parse_id("0"), 0);
+    assert_int_equal(rest_parse_id("01"), 0);
+    assert_int_equal(rest_parse_id("-1"), 0);
+    assert_int_equal(rest_parse_id("+1"), 0);
+    assert_int_equal(rest_parse_id(""), 0);
+    assert_int_equal(rest_parse_id("12a"), 0);
+    assert_int_equal(rest_parse_id(" 1"), 0);
+    assert_int_equal(rest_parse_id(NULL), 0);
+}
+
+static void test_time(void **state)
+{
+    char b[40];
+    rest_format_time(0, b, sizeof b);
+    assert_string_equal(b, "1970-01-01T00:00:00.000Z");
+    rest_format_time(1795530299123LL, b, sizeof b);
+    assert_string_equal(b, "2026-11-24T14:24:59.123Z");
+    rest_format_time(1795530299007LL, b, sizeof b);
+    assert_string_equal(b, "2026-11-24T14:24:59.007Z");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_json_depth, setup),
+        cmocka_unit_test_setup(test_body_ok, setup),
+        cmocka_unit_test_setup(test_body_refused, setup),
+        cmocka_unit_test_setup(test_get_string, setup),
+        cmocka_unit_test_setup(test_utf8_len, setup),
+        cmocka_unit_test_setup(test_auth, setup),
+        cmocka_unit_test_setup(test_revoked_list, setup),
+        cmocka_unit_test_setup(test_cursor, setup),
+        cmocka_unit_test_setup(test_page_parse, setup),
+        cmocka_unit_test_setup(test_parse_id, setup),
+        cmocka_unit_test_setup(test_time, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
