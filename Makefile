@@ -38,7 +38,15 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: $(B)/switchboard $(UNIT_BIN)
+# The web client's phoenix.js, copied from npm (scripts/deps.sh installs it
+# in tests/e2e) into web/vendor/ (not committed); skipped until it exists.
+PHOENIX_MJS := tests/e2e/node_modules/phoenix/priv/static/phoenix.mjs
+WEB_VENDOR := $(if $(wildcard $(PHOENIX_MJS)),web/vendor/phoenix.mjs)
+web/vendor/phoenix.mjs: $(PHOENIX_MJS)
+	@mkdir -p $(@D)
+	cp $< $@
+
+build: $(B)/switchboard $(UNIT_BIN) $(WEB_VENDOR)
 
 $(B)/switchboard: $(OBJ) $(B)/libllhttp.a
 	$(CC) $(OPT) $(LDOPT) -o $@ $(OBJ) $(B)/libllhttp.a $(LIBS)

@@ -7,7 +7,8 @@
 
 /* Answers a GET/HEAD for a file under the web root ("/" is index.html) and
  * returns true; returns false (request untouched) when there is no such
- * file. Paths with "..", NUL or backslashes are refused with 400. */
+ * file (also for hidden files and files reached through a symlink leaving
+ * the root). Paths with "..", NUL or backslashes are refused with 400. */
 bool static_files_serve(sb_req *req);
 
 #endif

@@ -1,0 +1,978 @@
+// Switchboard web client: a small demonstration and debugging aid, no framework.
+//
+// Data flow (docs/web.md):
+//   REST  /api/v1/auth/*           sign up, log in, token refresh
+//   REST  /api/v1/sync?cursor=     catch-up at start (bootstrap without a cursor)
+//   socket user:<me>               live durable events (+ catch-up from the cursor on every rejoin),
+//                                  message:send / receipt pushes
+//   socket conversation:<id>       typing and who is viewing (phoenix.js Presence)
+// Everything durable lands in `state`, kept in localStorage with the sync
+// cursor, so a reload shows the last state at once and then syncs forward.
+
+import { Socket, Presence } from './vendor/phoenix.mjs';
+
+const API = '/api/v1';
+const PAGE = 50; // history page size
+const KEEP_MESSAGES = 200; // per conversation, in localStorage
+const DURABLE = ['message:new', 'message:updated', 'message:deleted', 'receipt',
+  'conversation:updated', 'conversation:removed'];
+
+// ------------------------------------------------------------ DOM helpers --
+
+const $ = (sel) => document.querySelector(sel);
+
+/** h('li', {class: 'x', onclick: f}, 'text', child) -> element (text is never parsed as HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+}
+
+function fmtLastSeen(iso) {
+  if (!iso) return 'offline';
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return 'last seen just now';
+  if (s < 3600) return `last seen ${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `last seen today at ${fmtTime(iso)}`;
+  return `last seen ${new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}`;
+}
+
+function randomId() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+// --------------------------------------------------------------- session --
+// {user, access_token, refresh_token, expires_at(ms)} in localStorage.
+
+let session = null;
+
+function loadSession() {
+  try { session = JSON.parse(localStorage.getItem('sb:session')); } catch { session = null; }
+  return session;
+}
+
+function saveSession(r) {
+  session = {
+    user: r.user || session?.user,
+    access_token: r.access_token,
+    refresh_token: r.refresh_token,
+    expires_at: Date.now() + (Number(r.expires_in) || 900) * 1000,
+  };
+  localStorage.setItem('sb:session', JSON.stringify(session));
+  scheduleRefresh();
+}
+
+let refreshing = null;
+let refreshTimer = null;
+
+/** Rotates the token pair (one at a time); a refused refresh signs out. */
+function refreshTokens() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    const res = await fetch(`${API}/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: session?.refresh_token }),
+    });
+    if (res.status === 401 || res.status === 400 || res.status === 422) {
+      signOut('Your session ended; please log in again.');
+      throw new Error('session ended');
+    }
+    if (!res.ok) throw new Error(`refresh failed (${res.status})`);
+    saveSession(await res.json());
+  })().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  if (!session) return;
+  const ms = Math.max(5000, session.expires_at - Date.now() - 60000);
+  refreshTimer = setTimeout(() => refreshTokens().catch(() => {}), ms);
+}
+
+/** Calls the REST API with the access token; refreshes once on 401. Throws
+ * an Error with .status and .code (the API's error code) on failure. */
+async function api(method, path, body, retried = false) {
+  if (session && session.expires_at - Date.now() < 30000 && !retried) await refreshTokens().catch(() => {});
+  const res = await fetch(API + path, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(session ? { authorization: `Bearer ${session.access_token}` } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  if (res.status === 401 && session && !retried) {
+    await refreshTokens();
+    return api(method, path, body, true);
+  }
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = new Error(data?.error?.message || `${res.status} ${res.statusText}`);
+    e.status = res.status;
+    e.code = data?.error?.code;
+    e.details = data?.error?.details;
+    throw e;
+  }
+  return data;
+}
+
+/** Every page of a list endpoint ({items, next_cursor}), bounded. */
+async function apiList(path) {
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < 20; page++) {
+    const sep = path.includes('?') ? '&' : '?';
+    const r = await api('GET', path + (cursor ? `${sep}cursor=${encodeURIComponent(cursor)}` : ''));
+    items.push(...(r.items || []));
+    cursor = r.next_cursor;
+    if (!cursor) break;
+  }
+  return items;
+}
+
+// ----------------------------------------------------------------- state --
+// Durable state, per user, in localStorage:
+//   cursor   sync cursor of the last event applied
+//   convs    {id: Conversation (+ unread_count, pinned, archived, last_message)}
+//   msgs     {conversation_id: [Message sorted by seq]}
+//   receipts {conversation_id: {user_id: {delivered, read}}}  (highest seqs)
+//   outbox   [{conversation_id, client_id, kind, body, inserted_at, failed?}]
+
+let state = null;
+const users = new Map(); // id -> user (with online, last_seen_at), not persisted
+const inflight = new Set(); // client_ids being sent right now
+
+function emptyState() { return { cursor: null, convs: {}, msgs: {}, receipts: {}, outbox: [] }; }
+
+function stateKey() { return `sb:state:${session.user.id}`; }
+
+function loadState() {
+  try { state = { ...emptyState(), ...JSON.parse(localStorage.getItem(stateKey())) }; } catch { state = emptyState(); }
+}
+
+let saveTimer = null;
+function persist() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    if (!state || !session) return;
+    const msgs = {};
+    for (const [cid, list] of Object.entries(state.msgs)) msgs[cid] = list.slice(-KEEP_MESSAGES);
+    try {
+      localStorage.setItem(stateKey(), JSON.stringify({ ...state, msgs }));
+    } catch { /* quota: the server has everything anyway */ }
+  }, 200);
+}
+
+const idOf = (x) => (x === null || x === undefined ? null : String(x));
+
+/** Member ids of a conversation, whatever shape the members come in. */
+function memberIds(conv) {
+  if (Array.isArray(conv?.member_ids)) return conv.member_ids.map(idOf);
+  if (Array.isArray(conv?.members)) return conv.members.map((m) => idOf(typeof m === 'object' ? (m.user_id ?? m.id ?? m.user?.id) : m));
+  return [];
+}
+
+function peerId(conv) {
+  if (conv?.kind !== 'direct') return null;
+  return memberIds(conv).find((id) => id !== idOf(session.user.id)) || idOf(conv.peer_id ?? conv.other_user_id) || null;
+}
+
+function convTitle(conv) {
+  if (!conv) return '';
+  if (conv.kind === 'direct') {
+    const u = users.get(peerId(conv));
+    if (u) return u.display_name || u.username;
+    return conv.title || 'Direct chat';
+  }
+  return conv.title || 'Group';
+}
+
+function userName(id) {
+  id = idOf(id);
+  if (id === idOf(session.user.id)) return 'You';
+  const u = users.get(id);
+  if (!u) { fetchUser(id); return '…'; }
+  return u.display_name || u.username;
+}
+
+const userFetches = new Map();
+/** Loads a user (with online / last_seen_at) into `users`, once at a time. */
+function fetchUser(id, force = false) {
+  id = idOf(id);
+  if (!id) return Promise.resolve(null);
+  if (!force && users.has(id)) return Promise.resolve(users.get(id));
+  if (userFetches.has(id)) return userFetches.get(id);
+  const p = api('GET', `/users/${encodeURIComponent(id)}`)
+    .then((r) => { users.set(id, { ...users.get(id), ...r.user }); render(); return users.get(id); })
+    .catch(() => null)
+    .finally(() => userFetches.delete(id));
+  userFetches.set(id, p);
+  return p;
+}
+
+function rememberUsers(conv) {
+  for (const m of conv?.members || []) {
+    const u = m?.user || (m?.username ? m : null);
+    if (u?.id && !users.has(idOf(u.id))) users.set(idOf(u.id), u);
+  }
+}
+
+function upsertConv(conv) {
+  const id = idOf(conv.id);
+  const old = state.convs[id] || {};
+  const merged = { ...old, ...conv, id };
+  // per-user fields absent from a generic Conversation keep their local value
+  for (const k of ['unread_count', 'pinned', 'archived', 'muted_until', 'last_message']) {
+    if (conv[k] === undefined && old[k] !== undefined) merged[k] = old[k];
+  }
+  state.convs[id] = merged;
+  rememberUsers(conv);
+  for (const m of conv.members || []) {
+    const uid = idOf(m?.user_id ?? m?.id);
+    const read = m?.read_up_to_seq ?? m?.last_read_seq ?? m?.read_seq;
+    const deliv = m?.delivered_up_to_seq ?? m?.last_delivered_seq ?? m?.delivered_seq;
+    if (uid && read != null) setReceipt(id, uid, 'read', read);
+    if (uid && deliv != null) setReceipt(id, uid, 'delivered', deliv);
+  }
+  if (conv.last_message) upsertMessage(conv.last_message, { quiet: true });
+  for (const m of conv.messages || conv.latest_messages || []) upsertMessage(m, { quiet: true });
+  if (conv.kind === 'direct') { const p = peerId(merged); if (p) fetchUser(p); }
+}
+
+/** Inserts or replaces a message (by id, then by seq); returns true if it was new. */
+function upsertMessage(m, { quiet = false } = {}) {
+  if (!m || m.conversation_id === undefined) return false;
+  const cid = idOf(m.conversation_id);
+  const list = (state.msgs[cid] ||= []);
+  const i = list.findIndex((x) => idOf(x.id) === idOf(m.id) || (m.seq != null && x.seq === m.seq));
+  const isNew = i < 0;
+  if (isNew) {
+    list.push(m);
+    list.sort((a, b) => a.seq - b.seq);
+  } else {
+    list[i] = { ...list[i], ...m };
+  }
+  const conv = state.convs[cid];
+  if (conv && (!conv.last_message || conv.last_message.seq <= m.seq)) conv.last_message = m;
+  if (m.client_id && idOf(m.sender_id) === idOf(session.user.id)) {
+    state.outbox = state.outbox.filter((o) => o.client_id !== m.client_id);
+  }
+  if (!quiet) render();
+  return isNew;
+}
+
+function setReceipt(cid, uid, kind, seq) {
+  const r = ((state.receipts[cid] ||= {})[uid] ||= { delivered: 0, read: 0 });
+  r[kind] = Math.max(r[kind] || 0, Number(seq) || 0);
+  if (kind === 'read') r.delivered = Math.max(r.delivered, r.read);
+}
+
+function lastSeq(cid) {
+  const list = state.msgs[cid] || [];
+  return list.length ? list[list.length - 1].seq : (state.convs[cid]?.last_message?.seq || 0);
+}
+
+/** Applies one durable event (from sync or the user channel); idempotent. */
+function applyEvent(type, p) {
+  const me = idOf(session.user.id);
+  switch (type) {
+    case 'message:new':
+    case 'message:updated': {
+      const m = p.message;
+      const cid = idOf(m.conversation_id);
+      if (!state.convs[cid]) fetchConversation(cid);
+      const isNew = upsertMessage(m, { quiet: true });
+      if (type === 'message:new' && isNew && idOf(m.sender_id) !== me) {
+        const conv = state.convs[cid];
+        const readUpTo = state.receipts[cid]?.[me]?.read || 0;
+        if (conv && m.seq > readUpTo && !isViewing(cid)) conv.unread_count = (conv.unread_count || 0) + 1;
+        queueReceipt(cid, 'delivered', m.seq);
+        if (isViewing(cid)) queueReceipt(cid, 'read', m.seq);
+      }
+      break;
+    }
+    case 'message:deleted': {
+      const list = state.msgs[idOf(p.conversation_id)] || [];
+      const m = list.find((x) => idOf(x.id) === idOf(p.message_id));
+      if (m) Object.assign(m, { deleted: true, body: null });
+      break;
+    }
+    case 'receipt': {
+      const cid = idOf(p.conversation_id);
+      setReceipt(cid, idOf(p.user_id), p.kind, p.up_to_seq);
+      if (idOf(p.user_id) === me && p.kind === 'read' && state.convs[cid]) {
+        const list = state.msgs[cid] || [];
+        state.convs[cid].unread_count = list.filter((x) => x.seq > p.up_to_seq && idOf(x.sender_id) !== me).length;
+      }
+      break;
+    }
+    case 'conversation:updated':
+      upsertConv(p.conversation);
+      break;
+    case 'conversation:removed': {
+      const cid = idOf(p.conversation_id);
+      delete state.convs[cid];
+      delete state.msgs[cid];
+      if (ui.open === cid) closeConversation();
+      break;
+    }
+    default:
+      return;
+  }
+  if (p.cursor) state.cursor = p.cursor;
+  persist();
+  render();
+}
+
+// ------------------------------------------------------------------ sync --
+
+let syncSupported = true;
+let syncing = null;
+
+/** Catches up through GET /sync from the stored cursor (bootstrap without
+ * one; again from scratch on 410 cursor_expired). Falls back to the chat
+ * list endpoint when the server has no sync endpoint. */
+function syncNow() {
+  if (syncing) return syncing;
+  syncing = (async () => {
+    for (let round = 0; round < 200; round++) {
+      const q = `?limit=200${state.cursor ? `&cursor=${encodeURIComponent(state.cursor)}` : ''}`;
+      let r;
+      try {
+        r = await api('GET', `/sync${q}`);
+      } catch (e) {
+        if (e.status === 410 || e.code === 'cursor_expired') {
+          const outbox = state.outbox;
+          state = { ...emptyState(), outbox };
+          continue;
+        }
+        if (e.status === 404 || e.status === 405) {
+          syncSupported = false;
+          await loadChatList();
+          return;
+        }
+        throw e;
+      }
+      applyBootstrap(r);
+      for (const ev of r.events || []) applyEvent(ev.type, ev);
+      if (r.cursor) state.cursor = r.cursor;
+      persist();
+      if (!r.has_more) break;
+    }
+    render();
+  })().finally(() => { syncing = null; });
+  return syncing;
+}
+
+/** The bootstrap snapshot (no cursor): conversations with their latest messages. */
+function applyBootstrap(r) {
+  const snap = r.snapshot || r;
+  for (const c of snap.conversations || snap.chats || []) upsertConv(c);
+  for (const m of snap.messages || []) upsertMessage(m, { quiet: true });
+}
+
+/** The chat list from REST (also the archive), merged into state. */
+async function loadChatList() {
+  const [active, archived] = await Promise.all([
+    apiList('/conversations'),
+    apiList('/conversations?archived=true').catch(() => []),
+  ]);
+  for (const c of active) upsertConv(c);
+  for (const c of archived) upsertConv({ ...c, archived: true });
+  persist();
+  render();
+}
+
+const convFetches = new Set();
+function fetchConversation(cid) {
+  if (convFetches.has(cid)) return;
+  convFetches.add(cid);
+  api('GET', `/conversations/${encodeURIComponent(cid)}`)
+    .then((r) => { upsertConv(r.conversation || r); persist(); render(); })
+    .catch(() => {})
+    .finally(() => convFetches.delete(cid));
+}
+
+// ---------------------------------------------------------------- socket --
+
+let socket = null;
+let userCh = null;
+
+function connect() {
+  socket = new Socket('/socket', {
+    params: () => ({ token: session?.access_token }),
+    heartbeatIntervalMs: 25000,
+    reconnectAfterMs: (tries) => [250, 500, 1000, 2000, 5000][tries - 1] || 10000,
+    rejoinAfterMs: (tries) => [500, 1000, 2000][tries - 1] || 5000,
+  });
+  socket.onOpen(() => setConn('online'));
+  socket.onClose(() => setConn('reconnecting'));
+  socket.onError(() => {
+    setConn('reconnecting');
+    // a refused connect is often just an expired access token
+    if (session && session.expires_at - Date.now() < 60000) refreshTokens().catch(() => {});
+  });
+  socket.connect();
+
+  userCh = socket.channel(`user:${session.user.id}`, () => (state.cursor ? { cursor: state.cursor } : {}));
+  for (const ev of DURABLE) userCh.on(ev, (p) => applyEvent(ev, p));
+  userCh.on('presence', (p) => {
+    const id = idOf(p.user_id);
+    users.set(id, { ...users.get(id), online: !!p.online, last_seen_at: p.last_seen_at ?? users.get(id)?.last_seen_at });
+    render();
+  });
+  userCh.join(15000)
+    .receive('ok', (r) => {
+      if (r?.user) users.set(idOf(session.user.id), { ...session.user, ...r.user });
+      if (!state.cursor && r?.cursor) { state.cursor = r.cursor; persist(); }
+      // without sync support the channel cannot catch up: reload what may have changed
+      if (!syncSupported) {
+        loadChatList().catch(() => {});
+        if (ui.open) loadLatest(ui.open).catch(() => {});
+      }
+      flushOutbox();
+      if (ui.open) markRead(ui.open);
+    })
+    .receive('error', (r) => {
+      if (r?.reason === 'cursor_expired') { state.cursor = null; syncNow().catch(() => {}); }
+    });
+}
+
+function setConn(s) {
+  const el = $('#conn');
+  el.textContent = s;
+  el.className = `conn ${s}`;
+}
+
+// ---------------------------------------------------------------- sending --
+
+function sendMessage(cid, body) {
+  const item = {
+    conversation_id: cid, client_id: randomId(), kind: 'text', body,
+    sender_id: session.user.id, inserted_at: new Date().toISOString(),
+  };
+  state.outbox.push(item);
+  persist();
+  render();
+  pushSend(item);
+}
+
+/** Sends one outbox item over user:<me>; idempotent on client_id, so a retry after a
+ * timeout or a reconnect cannot duplicate it. Refused (4xx-like) items stay, marked failed. */
+function pushSend(item) {
+  if (inflight.has(item.client_id) || !userCh) return;
+  inflight.add(item.client_id);
+  const { conversation_id, client_id, kind, body } = item;
+  userCh.push('message:send', { conversation_id, client_id, kind, body }, 15000)
+    .receive('ok', (r) => {
+      inflight.delete(client_id);
+      if (r?.message) upsertMessage(r.message);
+      state.outbox = state.outbox.filter((o) => o.client_id !== client_id);
+      persist();
+      render();
+    })
+    .receive('error', (r) => {
+      inflight.delete(client_id);
+      const transient = ['unavailable', 'rate_limited', 'unmatched topic'].includes(r?.reason);
+      if (!transient) { item.failed = r?.message || r?.reason || 'refused'; persist(); render(); }
+      else setTimeout(() => pushSend(item), 2000);
+    })
+    .receive('timeout', () => { inflight.delete(client_id); });
+}
+
+function flushOutbox() {
+  for (const item of state.outbox) if (!item.failed) pushSend(item);
+}
+
+const pendingReceipts = new Map(); // `${cid}:${kind}` -> seq
+let receiptTimer = null;
+
+/** Sends a receipt up to seq (coalesced over 150 ms, never backwards). */
+function queueReceipt(cid, kind, seq) {
+  const me = idOf(session.user.id);
+  const have = state.receipts[cid]?.[me]?.[kind] || 0;
+  if (!seq || seq <= have) return;
+  const k = `${cid}:${kind}`;
+  pendingReceipts.set(k, Math.max(pendingReceipts.get(k) || 0, seq));
+  clearTimeout(receiptTimer);
+  receiptTimer = setTimeout(() => {
+    for (const [key, up] of pendingReceipts) {
+      const [c, kd] = key.split(':');
+      if (up <= (state.receipts[c]?.[me]?.[kd] || 0)) continue;
+      userCh?.push('receipt', { conversation_id: c, kind: kd, up_to_seq: up }, 15000)
+        .receive('ok', () => { setReceipt(c, me, kd, up); persist(); });
+    }
+    pendingReceipts.clear();
+  }, 150);
+}
+
+function isViewing(cid) { return ui.open === cid && document.visibilityState === 'visible'; }
+
+function markRead(cid) {
+  if (!isViewing(cid)) return;
+  const me = idOf(session.user.id);
+  const list = state.msgs[cid] || [];
+  const theirs = list.filter((m) => idOf(m.sender_id) !== me && m.seq);
+  const top = theirs.length ? theirs[theirs.length - 1].seq : 0;
+  if (state.convs[cid] && state.convs[cid].unread_count) { state.convs[cid].unread_count = 0; persist(); render(); }
+  if (top) { queueReceipt(cid, 'delivered', top); queueReceipt(cid, 'read', top); }
+}
+
+/** ✓ sent, ✓✓ delivered to every other member, ✓✓ (blue) read by every other member. */
+function statusOf(m) {
+  if (!m.seq) return m.failed ? 'failed' : 'pending';
+  const cid = idOf(m.conversation_id);
+  const me = idOf(session.user.id);
+  const others = memberIds(state.convs[cid]).filter((id) => id !== me);
+  const rec = state.receipts[cid] || {};
+  const who = others.length ? others : Object.keys(rec).filter((id) => id !== me);
+  if (!who.length) return 'sent';
+  if (who.every((id) => (rec[id]?.read || 0) >= m.seq)) return 'read';
+  if (who.every((id) => (rec[id]?.delivered || 0) >= m.seq)) return 'delivered';
+  return 'sent';
+}
+
+const STATUS_MARK = { pending: '🕓', failed: '⚠', sent: '✓', delivered: '✓✓', read: '✓✓' };
+
+// ---------------------------------------------------- conversation channel --
+
+const ui = {
+  open: null, // open conversation id
+  tab: 'chats',
+  convCh: null,
+  presence: null,
+  viewers: [],
+  typers: new Map(), // user_id -> expires at (ms)
+  typingSentAt: 0,
+  typingStopTimer: null,
+  noMoreHistory: new Set(),
+  groupPick: new Map(), // user id -> user, for a new group
+};
+
+async function openConversation(cid) {
+  cid = idOf(cid);
+  if (ui.open === cid) return;
+  leaveConvChannel();
+  ui.open = cid;
+  ui.typers.clear();
+  ui.viewers = [];
+  if (location.hash !== `#/c/${cid}`) history.replaceState(null, '', `#/c/${cid}`);
+  stickToBottom = true;
+  render();
+  $('#message-input').focus();
+
+  ui.convCh = socket.channel(`conversation:${cid}`, {});
+  ui.presence = new Presence(ui.convCh);
+  ui.presence.onSync(() => {
+    ui.viewers = ui.presence.list((id) => id);
+    render();
+  });
+  ui.convCh.on('typing', (p) => {
+    const uid = idOf(p.user_id);
+    if (uid === idOf(session.user.id)) return;
+    if (p.state === 'start') ui.typers.set(uid, Date.now() + 6000);
+    else ui.typers.delete(uid);
+    render();
+  });
+  ui.convCh.join(15000);
+
+  const conv = state.convs[cid];
+  if (conv?.kind === 'direct') fetchUser(peerId(conv), true);
+  if ((state.msgs[cid] || []).length < PAGE) await loadLatest(cid).catch(() => {});
+  markRead(cid);
+}
+
+function leaveConvChannel() {
+  if (ui.convCh) {
+    sendTyping('stop');
+    ui.convCh.leave();
+  }
+  ui.convCh = null;
+  ui.presence = null;
+}
+
+function closeConversation() {
+  leaveConvChannel();
+  ui.open = null;
+  history.replaceState(null, '', location.pathname);
+  render();
+}
+
+/** The newest page of history (REST), merged into state. */
+async function loadLatest(cid) {
+  const r = await api('GET', `/conversations/${encodeURIComponent(cid)}/messages?limit=${PAGE}`);
+  for (const m of r.items || []) upsertMessage(m, { quiet: true });
+  if ((r.items || []).length < PAGE) ui.noMoreHistory.add(cid);
+  persist();
+  render();
+}
+
+/** "Load earlier": the page before the oldest message we have. */
+async function loadEarlier(cid) {
+  const list = state.msgs[cid] || [];
+  const before = list.length ? list[0].seq : null;
+  if (before === 1) { ui.noMoreHistory.add(cid); render(); return; }
+  const box = $('#messages');
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  const q = `limit=${PAGE}${before ? `&before_seq=${before}` : ''}`;
+  const r = await api('GET', `/conversations/${encodeURIComponent(cid)}/messages?${q}`);
+  for (const m of r.items || []) upsertMessage(m, { quiet: true });
+  if ((r.items || []).length < PAGE) ui.noMoreHistory.add(cid);
+  stickToBottom = false;
+  renderNow();
+  box.scrollTop = box.scrollHeight - fromBottom;
+}
+
+function sendTyping(s) {
+  if (!ui.convCh) return;
+  clearTimeout(ui.typingStopTimer);
+  if (s === 'start') {
+    if (Date.now() - ui.typingSentAt > 2500) {
+      ui.typingSentAt = Date.now();
+      ui.convCh.push('typing', { state: 'start' });
+    }
+    ui.typingStopTimer = setTimeout(() => sendTyping('stop'), 4000);
+  } else if (ui.typingSentAt) {
+    ui.typingSentAt = 0;
+    ui.convCh.push('typing', { state: 'stop' });
+  }
+}
+
+// ----------------------------------------------------------------- render --
+
+let renderQueued = false;
+let stickToBottom = true;
+
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(renderNow, 0);
+}
+
+function renderNow() {
+  renderQueued = false;
+  if (!state || !session) return;
+  $('#me-name').textContent = session.user.display_name || session.user.username;
+  renderChatList();
+  renderConversation();
+}
+
+function sortKey(c) {
+  return c.last_message?.inserted_at || c.updated_at || c.inserted_at || c.created_at || '';
+}
+
+function renderChatList() {
+  const me = idOf(session.user.id);
+  const all = Object.values(state.convs);
+  const archivedCount = all.filter((c) => c.archived).length;
+  $('#tab-archived').textContent = `Archived${archivedCount ? ` (${archivedCount})` : ''}`;
+  $('#tab-chats').classList.toggle('active', ui.tab === 'chats');
+  $('#tab-archived').classList.toggle('active', ui.tab === 'archived');
+  const convs = all
+    .filter((c) => !!c.archived === (ui.tab === 'archived'))
+    .sort((a, b) => (!!b.pinned - !!a.pinned) || sortKey(b).localeCompare(sortKey(a)));
+  const items = convs.map((c) => {
+    const last = c.last_message;
+    const peer = users.get(peerId(c));
+    const preview = !last ? 'No messages yet'
+      : last.deleted ? 'message deleted'
+        : `${idOf(last.sender_id) === me ? 'You: ' : c.kind === 'group' ? `${userName(last.sender_id)}: ` : ''}${last.body ?? `[${last.kind}]`}`;
+    const unread = c.unread_count || 0;
+    return h('li', {
+      class: `chat${ui.open === c.id ? ' open' : ''}${unread ? ' has-unread' : ''}`,
+      dataset: { id: c.id },
+      onclick: () => openConversation(c.id),
+    },
+    h('div', { class: 'chat-top' },
+      h('span', { class: 'chat-title' },
+        c.kind === 'direct' && peer?.online ? h('span', { class: 'dot', title: 'online' }) : null,
+        convTitle(c)),
+      h('span', { class: 'chat-time muted' }, fmtTime(last?.inserted_at))),
+    h('div', { class: 'chat-bottom' },
+      h('span', { class: 'chat-preview muted' }, preview),
+      c.pinned ? h('span', { class: 'pin', title: 'pinned' }, '📌') : null,
+      unread ? h('span', { class: 'unread', title: 'unread' }, String(unread)) : null),
+    h('div', { class: 'chat-actions' },
+      h('button', { class: 'link pin-btn', onclick: (e) => { e.stopPropagation(); setMine(c.id, { pinned: !c.pinned }); } },
+        c.pinned ? 'Unpin' : 'Pin'),
+      h('button', { class: 'link archive-btn', onclick: (e) => { e.stopPropagation(); setMine(c.id, { archived: !c.archived }); } },
+        c.archived ? 'Unarchive' : 'Archive')));
+  });
+  $('#chat-list').replaceChildren(...(items.length ? items
+    : [h('li', { class: 'muted empty' }, ui.tab === 'archived' ? 'No archived chats.' : 'No chats yet.')]));
+}
+
+function renderConversation() {
+  const cid = ui.open;
+  const conv = cid && state.convs[cid];
+  $('#empty-state').hidden = !!cid;
+  $('#conv-view').hidden = !cid;
+  if (!cid) return;
+  const me = idOf(session.user.id);
+  $('#conv-title').textContent = conv ? convTitle(conv) : '…';
+
+  // online / last seen (direct), members online (group)
+  let status = '';
+  if (conv?.kind === 'direct') {
+    const u = users.get(peerId(conv));
+    status = !u ? '' : u.online ? 'online' : fmtLastSeen(u.last_seen_at);
+  } else if (conv) {
+    const ids = memberIds(conv);
+    const on = ids.filter((id) => id === me || users.get(id)?.online).length;
+    status = `${ids.length} members${ids.length ? `, ${on} online` : ''}`;
+  }
+  $('#conv-status').textContent = status;
+
+  const others = ui.viewers.filter((id) => idOf(id) !== me);
+  $('#viewers').textContent = others.length ? `👁 ${others.map(userName).join(', ')} viewing` : '';
+
+  const now = Date.now();
+  for (const [uid, until] of ui.typers) if (until < now) ui.typers.delete(uid);
+  const typers = [...ui.typers.keys()].map(userName);
+  $('#typing').textContent = typers.length ? `${typers.join(', ')} ${typers.length > 1 ? 'are' : 'is'} typing…` : '';
+
+  const msgs = [...(state.msgs[cid] || []), ...state.outbox.filter((o) => idOf(o.conversation_id) === cid)];
+  const box = $('#messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const items = msgs.map((m) => {
+    const mine = idOf(m.sender_id) === me;
+    const st = mine ? statusOf(m) : null;
+    return h('li', {
+      class: `msg ${mine ? 'mine' : 'theirs'}${m.deleted ? ' deleted' : ''}`,
+      dataset: { seq: m.seq ?? '', clientId: m.client_id ?? '', id: m.id ?? '' },
+    },
+    !mine && conv?.kind === 'group' ? h('div', { class: 'sender' }, userName(m.sender_id)) : null,
+    h('div', { class: 'body' }, m.deleted ? 'message deleted' : (m.body ?? `[${m.kind}]`)),
+    h('div', { class: 'meta' },
+      m.edited_at ? h('span', { class: 'muted' }, 'edited ') : null,
+      h('time', { datetime: m.inserted_at }, fmtTime(m.inserted_at)),
+      st ? h('span', {
+        class: `status status-${st}`,
+        title: st === 'failed' ? `not sent: ${m.failed} (click to retry)` : st,
+        onclick: st === 'failed' ? () => { delete m.failed; pushSend(m); render(); } : null,
+      }, ` ${STATUS_MARK[st]}`) : null));
+  });
+  $('#message-list').replaceChildren(...items);
+  const noMore = ui.noMoreHistory.has(cid) || (msgs[0] && msgs[0].seq === 1);
+  $('#load-earlier').hidden = !!noMore || !msgs.length;
+  if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
+  stickToBottom = false;
+}
+
+setInterval(() => { if (ui.typers.size) render(); }, 1000);
+
+// ----------------------------------------------------------------- actions --
+
+async function setMine(cid, patch) {
+  const conv = state.convs[cid];
+  const before = { pinned: conv.pinned, archived: conv.archived };
+  Object.assign(conv, patch);
+  render();
+  try {
+    const r = await api('PUT', `/conversations/${encodeURIComponent(cid)}/me`, patch);
+    if (r?.conversation) upsertConv(r.conversation);
+  } catch (e) {
+    Object.assign(conv, before);
+    alert(`Could not update the chat: ${e.message}`);
+  }
+  persist();
+  render();
+}
+
+async function startDirect(user) {
+  try {
+    const r = await api('POST', '/conversations', { kind: 'direct', user_id: user.id });
+    users.set(idOf(user.id), { ...users.get(idOf(user.id)), ...user });
+    upsertConv(r.conversation);
+    persist();
+    clearSearch();
+    ui.tab = r.conversation.archived ? 'archived' : 'chats';
+    openConversation(r.conversation.id);
+  } catch (e) {
+    alert(`Could not open the chat: ${e.message}`);
+  }
+}
+
+async function createGroup() {
+  const title = $('#group-title').value.trim();
+  const memberIdsPicked = [...ui.groupPick.keys()];
+  if (!title) { $('#group-title').focus(); return; }
+  try {
+    const r = await api('POST', '/conversations', { kind: 'group', title, member_ids: memberIdsPicked });
+    upsertConv(r.conversation);
+    persist();
+    ui.groupPick.clear();
+    $('#group-title').value = '';
+    clearSearch();
+    openConversation(r.conversation.id);
+  } catch (e) {
+    alert(`Could not create the group: ${e.message}`);
+  }
+}
+
+function clearSearch() {
+  $('#user-search').value = '';
+  $('#search-results').replaceChildren();
+  renderGroupBuilder();
+}
+
+function renderGroupBuilder() {
+  $('#group-builder').hidden = ui.groupPick.size === 0;
+  $('#group-members').replaceChildren(...[...ui.groupPick.values()].map((u) => h('span', { class: 'chip' },
+    u.display_name || u.username,
+    h('button', { class: 'link', title: 'remove', onclick: () => { ui.groupPick.delete(idOf(u.id)); renderGroupBuilder(); } }, '×'))));
+}
+
+let searchTimer = null;
+let searchSeq = 0;
+function onSearchInput() {
+  clearTimeout(searchTimer);
+  const q = $('#user-search').value.trim();
+  if (!q) { $('#search-results').replaceChildren(); return; }
+  searchTimer = setTimeout(async () => {
+    const mine = ++searchSeq;
+    let found = [];
+    try { found = (await api('GET', `/users?q=${encodeURIComponent(q)}&limit=10`)).items || []; } catch { /* shown empty */ }
+    if (mine !== searchSeq) return;
+    const me = idOf(session.user.id);
+    $('#search-results').replaceChildren(...found.filter((u) => idOf(u.id) !== me).map((u) => h('li', { class: 'result', dataset: { username: u.username } },
+      h('span', {}, h('strong', {}, u.display_name || u.username), ' ', h('span', { class: 'muted' }, `@${u.username}`)),
+      h('span', {},
+        h('button', { class: 'link message-btn', onclick: () => startDirect(u) }, 'Message'),
+        h('button', { class: 'link add-btn', onclick: () => { ui.groupPick.set(idOf(u.id), u); renderGroupBuilder(); } }, '+ group')))));
+    if (!found.length) $('#search-results').append(h('li', { class: 'muted' }, 'Nobody by that name.'));
+  }, 200);
+}
+
+// ------------------------------------------------------------------- auth --
+
+async function onAuthSubmit(ev) {
+  ev.preventDefault();
+  const mode = ev.submitter?.value || 'login';
+  const username = $('#auth-username').value.trim();
+  const password = $('#auth-password').value;
+  const display = $('#auth-display').value.trim() || username;
+  $('#auth-error').textContent = '';
+  try {
+    const body = mode === 'signup' ? { username, password, display_name: display } : { username, password };
+    const res = await fetch(`${API}/auth/${mode}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const det = data?.error?.details || {};
+      const fields = Object.entries(det).map(([k, v]) => `${k} ${v}`).join('; ');
+      throw new Error(fields || data?.error?.message || `${res.status}`);
+    }
+    saveSession(data);
+    $('#auth-password').value = '';
+    startApp();
+  } catch (e) {
+    $('#auth-error').textContent = e.message;
+  }
+}
+
+function signOut(message = '') {
+  if (socket) socket.disconnect();
+  socket = null;
+  userCh = null;
+  ui.open = null;
+  ui.convCh = null;
+  clearTimeout(refreshTimer);
+  if (session && state) localStorage.removeItem(stateKey());
+  session = null;
+  state = null;
+  users.clear();
+  localStorage.removeItem('sb:session');
+  history.replaceState(null, '', location.pathname);
+  $('#app').hidden = true;
+  $('#auth').hidden = false;
+  $('#auth-error').textContent = message;
+}
+
+async function logout() {
+  try {
+    await fetch(`${API}/auth/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${session.access_token}` },
+      body: JSON.stringify({ refresh_token: session.refresh_token }),
+    });
+  } catch { /* signed out locally anyway */ }
+  signOut();
+}
+
+// ----------------------------------------------------------------- start --
+
+async function startApp() {
+  $('#auth').hidden = true;
+  $('#app').hidden = false;
+  loadState();
+  users.set(idOf(session.user.id), session.user);
+  scheduleRefresh();
+  renderNow(); // what we had: visible at once, even offline
+  setConn('connecting');
+  try {
+    await syncNow();
+  } catch (e) {
+    console.warn('sync failed; the channel catches up from the cursor', e);
+  }
+  connect();
+  const m = location.hash.match(/^#\/c\/(.+)$/);
+  if (m) openConversation(decodeURIComponent(m[1]));
+}
+
+function wireUi() {
+  $('#auth-form').addEventListener('submit', onAuthSubmit);
+  $('#logout-btn').addEventListener('click', logout);
+  $('#user-search').addEventListener('input', onSearchInput);
+  $('#create-group-btn').addEventListener('click', createGroup);
+  $('#tab-chats').addEventListener('click', () => { ui.tab = 'chats'; render(); });
+  $('#tab-archived').addEventListener('click', () => { ui.tab = 'archived'; render(); });
+  $('#load-earlier').addEventListener('click', () => ui.open && loadEarlier(ui.open).catch(() => {}));
+  $('#messages').addEventListener('scroll', (e) => {
+    if (e.target.scrollTop === 0 && ui.open && !ui.noMoreHistory.has(ui.open) && !$('#load-earlier').hidden) {
+      loadEarlier(ui.open).catch(() => {});
+    }
+  });
+  $('#message-input').addEventListener('input', (e) => sendTyping(e.target.value ? 'start' : 'stop'));
+  $('#composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('#message-input');
+    const body = input.value.trim();
+    if (!body || !ui.open) return;
+    input.value = '';
+    sendTyping('stop');
+    stickToBottom = true;
+    sendMessage(ui.open, body);
+  });
+  document.addEventListener('visibilitychange', () => { if (ui.open) markRead(ui.open); });
+  window.addEventListener('online', () => { if (socket && !socket.isConnected()) socket.connect(); });
+  window.addEventListener('hashchange', () => {
+    const m = location.hash.match(/^#\/c\/(.+)$/);
+    if (m && session) openConversation(decodeURIComponent(m[1]));
+  });
+}
+
+wireUi();
+if (loadSession()) startApp();
+else $('#auth').hidden = false;
