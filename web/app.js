@@ -254,6 +254,10 @@ function upsertConv(conv) {
     if (uid && read != null) setReceipt(id, uid, 'read', read);
     if (uid && deliv != null) setReceipt(id, uid, 'delivered', deliv);
   }
+  // the caller's own positions (the per-user conversation view)
+  const me = idOf(session.user.id);
+  if (conv.read_seq != null) setReceipt(id, me, 'read', conv.read_seq);
+  if (conv.delivered_seq != null) setReceipt(id, me, 'delivered', conv.delivered_seq);
   if (conv.last_message) upsertMessage(conv.last_message, { quiet: true });
   for (const m of conv.messages || conv.latest_messages || []) upsertMessage(m, { quiet: true });
   if (conv.kind === 'direct') { const p = peerId(merged); if (p) fetchUser(p); }
