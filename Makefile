@@ -31,7 +31,7 @@ UNIT_SRC := $(wildcard server/tests/unit/test_*.c)
 UNIT_BIN := $(patsubst server/tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 LOADGEN_SRC := $(wildcard loadtest/src/*.c)
 
-.PHONY: all build run test deps services services-stop unit e2e asan bench clean fmt migrate loadgen
+.PHONY: all build run test deps services services-stop unit e2e asan bench clean fmt migrate loadgen fuzz
 
 all: build
 
@@ -100,6 +100,13 @@ bench: deps
 
 loadgen:
 	@$(MAKE) -s -C loadtest B=$(abspath $(B))/loadtest
+
+# libFuzzer (clang, ASan + UBSan) over the HTTP, WebSocket and Phoenix decoders,
+# JSON bodies and tokens (target S3): FUZZ_SECONDS per target. Quick check:
+# scripts/fuzz.sh --smoke (about 5 s per target).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 fmt:
 	clang-format -i server/src/*.[ch] server/tests/unit/*.c

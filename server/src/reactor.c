@@ -21,6 +21,8 @@ static _Thread_local reactor *t_self;
 
 reactor *reactor_self(void) { return t_self; }
 
+void reactor_adopt(reactor *r) { t_self = r; }
+
 int reactor_post(reactor *r, reactor_fn fn, void *arg)
 {
     reactor_task *t = malloc(sizeof *t);

@@ -51,6 +51,9 @@ extern int g_nreactors;
 
 /* The reactor whose thread is running, or NULL on another thread. */
 reactor *reactor_self(void);
+/* Makes r the calling thread's reactor, for a program that drives r's loop
+ * itself instead of through reactors_start (the fuzz harnesses). */
+void reactor_adopt(reactor *r);
 /* Runs fn(arg) on reactor r's thread, soon (FIFO per reactor). Thread-safe;
  * callable from any thread, including r's own. Returns 0, or -1 when out of
  * memory (fn is then not called). */

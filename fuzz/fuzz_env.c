@@ -1,0 +1,193 @@
+/* fuzz_env.c — see fuzz_env.h. */
+#include "fuzz_env.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+#include "accounts.h"
+#include "channels.h"
+#include "config.h"
+#include "conn.h"
+#include "http_conn.h"
+#include "log.h"
+#include "longpoll.h"
+#include "pubsub.h"
+#include "reactor.h"
+#include "token.h"
+
+static reactor g_r;
+static uv_check_t g_check;
+static uv_prepare_t g_prepare;
+static int g_peer = -1;
+static bool g_ready;
+
+/* Runs the reactor's queued tasks (what on_wake does in reactor.c). */
+static void run_tasks(void)
+{
+    for (int round = 0; round < 64; round++) {
+        pthread_mutex_lock(&g_r.tasks_mu);
+        reactor_task *t = g_r.tasks_head;
+        g_r.tasks_head = g_r.tasks_tail = NULL;
+        pthread_mutex_unlock(&g_r.tasks_mu);
+        if (!t) return;
+        while (t) {
+            reactor_task *next = t->next;
+            t->fn(t->arg);
+            free(t);
+            t = next;
+        }
+    }
+}
+
+static void on_wake(uv_async_t *a) { run_tasks(); }
+static void on_check(uv_check_t *h) { conn_flush_dirty(&g_r); }
+static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(&g_r); }
+
+void fz_init(void)
+{
+    if (g_ready) return;
+    setenv("SB_SECRET", FZ_SECRET, 1);
+    setenv("SB_TEST_CHANNELS", "1", 1);
+    setenv("SB_ARGON2_T", "1", 1);
+    setenv("SB_ARGON2_M", "8", 1);
+    setenv("SB_DATABASE_URL", "", 1);
+    setenv("SB_REDIS_URL", "", 1);
+    setenv("SB_LOG_LEVEL", "error", 1);
+    if (config_load(0, NULL) != 0) abort();
+    log_set_level("error");
+    signal(SIGPIPE, SIG_IGN);
+    accounts_routes();
+    ch_user_register();
+    ch_echo_register();
+
+    uv_loop_init(&g_r.loop);
+    pthread_mutex_init(&g_r.tasks_mu, NULL);
+    uv_async_init(&g_r.loop, &g_r.wake, on_wake);
+    g_r.wake.data = &g_r;
+    uv_unref((uv_handle_t *)&g_r.wake);
+    uv_check_init(&g_r.loop, &g_check);
+    uv_check_start(&g_check, on_check);
+    uv_unref((uv_handle_t *)&g_check);
+    uv_prepare_init(&g_r.loop, &g_prepare);
+    uv_prepare_start(&g_prepare, on_prepare);
+    uv_unref((uv_handle_t *)&g_prepare);
+    g_r.ps = pubsub_local_new();
+    if (!g_r.ps) abort();
+    g_reactors = &g_r;
+    g_nreactors = 1;
+    reactor_adopt(&g_r);
+    g_ready = true;
+}
+
+const char *fz_token(const char *user)
+{
+    static char tok[1024];
+    char *t = token_mint((const uint8_t *)FZ_SECRET, strlen(FZ_SECRET), user, "fuzz-session",
+                         4102444800LL /* 2100-01-01 */);
+    if (!t || strlen(t) >= sizeof tok) abort();
+    strcpy(tok, t);
+    free(t);
+    return tok;
+}
+
+void fz_open(bool admin)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) abort();
+    sb_conn *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    uv_tcp_init(&g_r.loop, &c->tcp);
+    if (uv_tcp_open(&c->tcp, sv[0]) != 0) abort();
+    c->tcp.data = c;
+    c->r = &g_r;
+    c->admin = admin;
+    c->last_rx_ms = c->mark_ms = uv_now(&g_r.loop);
+    c->next = g_r.conns; /* what conn_accept's list_add does */
+    if (c->next) c->next->prev = c;
+    g_r.conns = c;
+    g_r.nconns++;
+    g_peer = sv[1];
+    if (http_conn_init(c) != 0) abort();
+    c->read_paused = true;
+    conn_resume_read(c); /* starts reading with conn.c's callbacks */
+}
+
+/* Reads and drops what the server wrote (shown on stderr when FZ_DEBUG is
+ * set, to check a seed). */
+static void drain_peer(void)
+{
+    static int debug = -1;
+    if (debug < 0) debug = getenv("FZ_DEBUG") != NULL;
+    char buf[65536];
+    for (int i = 0; i < 1024 && g_peer >= 0; i++) {
+        ssize_t n = read(g_peer, buf, sizeof buf);
+        if (n <= 0) return;
+        if (debug) fwrite(buf, 1, (size_t)n, stderr);
+    }
+}
+
+/* One bounded round of the loop: I/O, callbacks, flushes, queued tasks. */
+static void pump(void)
+{
+    for (int i = 0; i < 4; i++) {
+        uv_run(&g_r.loop, UV_RUN_NOWAIT);
+        run_tasks();
+        drain_peer();
+    }
+}
+
+void fz_send(const void *data, size_t len)
+{
+    const char *p = data;
+    for (int tries = 0; len > 0 && tries < 64; tries++) {
+        ssize_t n = write(g_peer, p, len);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            break; /* the server closed its side */
+        }
+        pump();
+    }
+    pump();
+}
+
+void fz_send_chunked(const uint8_t *data, size_t len, uint8_t seed)
+{
+    size_t chunk = seed == 0 ? (len ? len : 1) : (size_t)seed;
+    for (size_t off = 0; off < len && fz_is_open(); off += chunk)
+        fz_send(data + off, len - off < chunk ? len - off : chunk);
+}
+
+bool fz_is_open(void) { return g_r.conns && !g_r.conns->closing; }
+
+bool fz_is_ws(void) { return fz_is_open() && g_r.conns->mode == CONN_WS; }
+
+void fz_close(void)
+{
+    if (g_peer >= 0) {
+        close(g_peer);
+        g_peer = -1;
+    }
+    pump();
+    if (g_r.conns && !g_r.conns->closing) conn_close(g_r.conns);
+    for (int i = 0; i < 10000; i++) {
+        run_tasks();
+        longpoll_shutdown(&g_r);
+        int alive = uv_run(&g_r.loop, UV_RUN_ONCE); /* waits for thread-pool work */
+        pthread_mutex_lock(&g_r.tasks_mu);
+        bool tasks = g_r.tasks_head != NULL;
+        pthread_mutex_unlock(&g_r.tasks_mu);
+        if (!alive && !tasks && !g_r.conns) break;
+    }
+    if (g_r.conns) {
+        fprintf(stderr, "fuzz_env: a connection outlived its input\n");
+        abort();
+    }
+}
