@@ -54,6 +54,10 @@ static const opt opts[] = {
     {"shutdown-ms", "SB_SHUTDOWN_MS", T_U64, "8000", N(shutdown_ms), "longest graceful shutdown before exit"},
     {"argon2-t", "SB_ARGON2_T", T_INT, "2", N(argon2_t_cost), "Argon2id passes"},
     {"argon2-m", "SB_ARGON2_M", T_INT, "19456", N(argon2_m_kib), "Argon2id memory, KiB"},
+    {"sync-retention", "SB_SYNC_RETENTION", T_I64, "2592000", N(sync_retention_s), "seconds a sync cursor stays valid; older ones answer 410 cursor_expired, and events older than this may be pruned"},
+    {"sync-prune-interval", "SB_SYNC_PRUNE_INTERVAL", T_I64, "3600", N(sync_prune_interval_s), "seconds between prunes of events older than the sync retention (0 = never prune)"},
+    {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "500", N(tailer_poll_ms), "event tailer fallback poll interval when no NOTIFY arrives, ms"},
+    {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
 };
 
 static int set_opt(const opt *o, const char *v)

@@ -39,6 +39,10 @@ typedef struct sb_config {
     uint64_t shutdown_ms;
     int argon2_t_cost;
     int argon2_m_kib;
+    int64_t sync_retention_s;      /* sync cursors older than this answer 410 cursor_expired */
+    int64_t sync_prune_interval_s; /* seconds between prunes of events past retention (0 = never) */
+    uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */
+    int tailer_batch;              /* events read per event tailer query */
 } sb_config;
 
 extern sb_config g_cfg;

@@ -15,6 +15,8 @@
 #include "migrate.h"
 #include "reactor.h"
 #include "router.h"
+#include "sync.h"
+#include "tailer.h"
 #include "token.h"
 #include "util.h"
 
@@ -75,6 +77,7 @@ static int cmd_serve(int argc, char **argv)
     router_add_admin(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/readyz", readyz);
     accounts_routes();
+    sync_routes();
     ch_user_register();
     if (g_cfg.test_channels) ch_echo_register();
 
@@ -86,6 +89,7 @@ static int cmd_serve(int argc, char **argv)
                 json_integer(g_cfg.port), NULL);
         return 1;
     }
+    tailer_start();
     log_msg(LOG_INFO, "listening", "host", json_string(g_cfg.host), "port", json_integer(port),
             "admin_port", json_integer(admin_port), "reactors", json_integer(g_cfg.reactors),
             "node", json_string(g_cfg.node_id), "version", json_string(SB_VERSION), NULL);

@@ -1,0 +1,308 @@
+/* sync.c — GET /api/v1/sync and the per-user event query (see sync.h and
+ * docs/sync.md). */
+#include "sync.h"
+
+#include <jansson.h>
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "log.h"
+#include "reactor.h"
+#include "rest.h"
+#include "router.h"
+#include "tailer.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------------ */
+/* Cursors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+int sync_cursor_check(const char *user_id, const char *s, size_t len, sync_pos *pos)
+{
+    int64_t issued = 0;
+    if (cursor_decode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, user_id, s, len, pos,
+                      &issued) != CURSOR_OK)
+        return SYNC_CUR_BAD;
+    int64_t now_s = now_unix_ms() / 1000;
+    if (g_cfg.sync_retention_s > 0 && issued < now_s - g_cfg.sync_retention_s)
+        return SYNC_CUR_EXPIRED;
+    return SYNC_CUR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The per-user query                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Stable events visible to user $1 after ($2, $3), at most $4, in (tx, id)
+ * order: the user's private stream -$1 and every membership period's part
+ * of its conversation stream (periods that ended at or before the cursor
+ * are skipped), each read by the (stream, tx, id) index. Columns: horizon,
+ * prune watermark "tx:id", then per event tx, id, type, payload (one row
+ * with NULL event columns when there is none). */
+static const char SQL_SYNC[] =
+    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),"
+    " m AS MATERIALIZED ("
+    "  SELECT mb.conversation_id AS stream, mb.from_seq,"
+    "         COALESCE(mb.to_seq, 9223372036854775807) AS to_seq"
+    "  FROM memberships mb WHERE mb.user_id = $1::int8"
+    "   AND (mb.to_seq IS NULL OR EXISTS (SELECT 1 FROM events r WHERE r.stream = mb.conversation_id"
+    "        AND r.seq = mb.to_seq AND (r.tx, r.id) > ($2::xid8, $3::int8)))"
+    "  UNION ALL SELECT -$1::int8, 0, 9223372036854775807) "
+    "SELECT h.x::text, (SELECT p.tx::text || ':' || p.id FROM sync_prune p),"
+    " e.tx::text, e.id::text, e.type, e.payload::text "
+    "FROM h LEFT JOIN LATERAL ("
+    " SELECT ev.tx, ev.id, ev.type, ev.payload FROM m CROSS JOIN LATERAL ("
+    "  SELECT x.tx, x.id, x.type, x.payload FROM events x"
+    "  WHERE x.stream = m.stream AND (x.tx, x.id) > ($2::xid8, $3::int8) AND x.tx < h.x"
+    "   AND x.seq >= m.from_seq AND x.seq <= m.to_seq"
+    "  ORDER BY x.tx, x.id LIMIT $4::int) ev"
+    " ORDER BY ev.tx, ev.id LIMIT $4::int) e ON true "
+    "ORDER BY e.tx, e.id";
+
+typedef struct fetch_ctx {
+    sync_page_cb cb;
+    void *arg;
+    sync_pos from;
+    int limit;
+} fetch_ctx;
+
+static void page_free(sync_page *pg)
+{
+    for (int i = 0; i < pg->n; i++) free(pg->ev[i].prefix);
+    free(pg->ev);
+}
+
+/* Reads "tx:id" into *p. Returns 0 or -1. */
+static int parse_watermark(const char *s, sync_pos *p)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon) return -1;
+    char tx[24];
+    size_t n = (size_t)(colon - s);
+    if (n == 0 || n >= sizeof tx) return -1;
+    memcpy(tx, s, n);
+    tx[n] = 0;
+    uint64_t id;
+    if (cursor_parse_u64(tx, &p->tx) != 0 || cursor_parse_u64(colon + 1, &id) != 0) return -1;
+    p->id = (int64_t)id;
+    return 0;
+}
+
+static void fetched(const PGresult *res, const char *err, void *arg)
+{
+    fetch_ctx *c = arg;
+    sync_page pg = {0};
+    if (err || !res) {
+        c->cb(NULL, err ? err : "unavailable", c->arg);
+        free(c);
+        return;
+    }
+    int rows = PQntuples(res);
+    uint64_t horizon = 0;
+    if (rows < 1 || cursor_parse_u64(PQgetvalue(res, 0, 0), &horizon) != 0) {
+        c->cb(NULL, "bad sync result", c->arg);
+        free(c);
+        return;
+    }
+    sync_pos wm = {0, 0};
+    if (!PQgetisnull(res, 0, 1)) parse_watermark(PQgetvalue(res, 0, 1), &wm);
+    pg.expired = sync_pos_cmp(c->from, wm) < 0;
+    pg.ev = calloc((size_t)rows, sizeof *pg.ev);
+    if (!pg.ev) {
+        c->cb(NULL, "out of memory", c->arg);
+        free(c);
+        return;
+    }
+    for (int i = 0; i < rows && pg.n < c->limit; i++) {
+        if (PQgetisnull(res, i, 2)) continue;
+        sync_event *e = &pg.ev[pg.n];
+        uint64_t id;
+        if (cursor_parse_u64(PQgetvalue(res, i, 2), &e->pos.tx) != 0 ||
+            cursor_parse_u64(PQgetvalue(res, i, 3), &id) != 0)
+            continue;
+        e->pos.id = (int64_t)id;
+        e->type = PQgetvalue(res, i, 4);
+        e->prefix = sync_payload_prefix(PQgetvalue(res, i, 5), &e->prefix_len);
+        if (!e->prefix) {
+            log_msg(LOG_WARN, "sync_bad_payload", "id", json_integer((json_int_t)id), NULL);
+            continue; /* skipped, but its position still counts (below) */
+        }
+        pg.n++;
+    }
+    int events = 0;
+    sync_pos last = c->from;
+    for (int i = 0; i < rows; i++)
+        if (!PQgetisnull(res, i, 2)) events++;
+    pg.has_more = events > c->limit;
+    if (pg.n > 0) last = pg.ev[pg.n - 1].pos;
+    if (pg.has_more) {
+        pg.next = last;
+    } else {
+        sync_pos h = {horizon, 0};
+        pg.next = sync_pos_cmp(h, last) > 0 ? h : last;
+    }
+    c->cb(&pg, NULL, c->arg);
+    page_free(&pg);
+    free(c);
+}
+
+void sync_fetch(db_pool *db, const char *uid, sync_pos from, int limit, sync_page_cb cb, void *arg)
+{
+    fetch_ctx *c = malloc(sizeof *c);
+    if (!c) {
+        cb(NULL, "unavailable", arg);
+        return;
+    }
+    c->cb = cb;
+    c->arg = arg;
+    c->from = from;
+    c->limit = limit;
+    char tx[24], id[24], lim[16];
+    snprintf(tx, sizeof tx, "%llu", (unsigned long long)from.tx);
+    snprintf(id, sizeof id, "%lld", (long long)from.id);
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *p[4] = {uid, tx, id, lim};
+    db_query(db, SQL_SYNC, 4, p, fetched, c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GET /api/v1/sync                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Appends the JSON text of one event: {"type":..., payload fields,
+ * "cursor":...}. Returns 0 or -1. */
+static int add_event(strbuf *b, const char *uid, const sync_event *e, int64_t now_s)
+{
+    char cur[CURSOR_LEN + 1];
+    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, e->pos, now_s, cur);
+    json_t *t = json_string(e->type);
+    char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
+    json_decref(t);
+    if (!ts) return -1;
+    int rc = strbuf_addf(b, "{\"type\":%s,", ts);
+    free(ts);
+    if (rc != 0) return -1;
+    if (strbuf_add(b, e->prefix + 1, e->prefix_len - 1, 0) != 0) return -1;
+    return strbuf_addf(b, "%s\"}", cur);
+}
+
+static void page_answer(const sync_page *pg, const char *err, void *arg)
+{
+    sb_req *req = arg;
+    if (!pg) {
+        if (strcmp(err, "unavailable") == 0) rest_unavailable(req);
+        else {
+            log_msg(LOG_ERROR, "sync_query_failed", "error", json_string(err), NULL);
+            sb_respond_error(req, 500, "internal", "sync failed", NULL);
+        }
+        return;
+    }
+    if (pg->expired) {
+        sb_respond_error(req, 410, "cursor_expired",
+                         "events after this cursor were pruned: bootstrap again", NULL);
+        return;
+    }
+    const char *uid = req->auth.user_id;
+    int64_t now_s = now_unix_ms() / 1000;
+    strbuf b = {0};
+    int rc = strbuf_add(&b, "{\"events\":[", 11, 0);
+    for (int i = 0; rc == 0 && i < pg->n; i++) {
+        if (i) rc = strbuf_add(&b, ",", 1, 0);
+        if (rc == 0) rc = add_event(&b, uid, &pg->ev[i], now_s);
+    }
+    char cur[CURSOR_LEN + 1];
+    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pg->next, now_s, cur);
+    if (rc == 0)
+        rc = strbuf_addf(&b, "],\"cursor\":\"%s\",\"has_more\":%s}", cur,
+                         pg->has_more ? "true" : "false");
+    if (rc != 0) {
+        strbuf_free(&b);
+        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    sb_respond(req, 200, "application/json", b.p, b.len, NULL);
+    strbuf_free(&b);
+}
+
+static void bootstrap(sb_req *req, int limit);
+
+/* GET /api/v1/sync?cursor=&limit= */
+static void sync_get(sb_req *req)
+{
+    if (!rest_auth(req)) return;
+    const char *uid = req->auth.user_id;
+    if (rest_parse_id(uid) == 0) {
+        sb_respond_error(req, 400, "bad_request", "this user has no event stream", NULL);
+        return;
+    }
+    int limit = SYNC_LIMIT_DEFAULT;
+    char *ls = sb_req_query(req, "limit", true);
+    if (ls) {
+        char *end = NULL;
+        long v = strtol(ls, &end, 10);
+        bool ok = *ls && end && !*end && v >= 1 && v <= SYNC_LIMIT_MAX;
+        free(ls);
+        if (!ok) {
+            rest_verr v2 = {0};
+            rest_verr_add(&v2, "limit", "must be an integer from 1 to 1000");
+            rest_verr_respond(req, &v2);
+            return;
+        }
+        limit = (int)v;
+    }
+    char *cs = sb_req_query(req, "cursor", true);
+    if (!cs || !*cs) {
+        free(cs);
+        bootstrap(req, limit);
+        return;
+    }
+    sync_pos pos;
+    int rc = sync_cursor_check(uid, cs, strlen(cs), &pos);
+    free(cs);
+    if (rc == SYNC_CUR_BAD) {
+        sb_respond_error(req, 400, "bad_request", "invalid cursor",
+                         json_pack("{s:s}", "cursor", "not a cursor this server issued to you"));
+        return;
+    }
+    if (rc == SYNC_CUR_EXPIRED) {
+        sb_respond_error(req, 410, "cursor_expired",
+                         "this cursor is older than the retention window: bootstrap again", NULL);
+        return;
+    }
+    sync_fetch(req->r->db, uid, pos, limit, page_answer, req);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bootstrap                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The horizon cursor only (until the chat tables exist). */
+static void horizon_read(const PGresult *res, const char *err, void *arg)
+{
+    sb_req *req = arg;
+    if (err || !res) {
+        rest_db_error(req, res, err);
+        return;
+    }
+    uint64_t h = 0;
+    if (PQntuples(res) != 1 || cursor_parse_u64(PQgetvalue(res, 0, 0), &h) != 0) {
+        sb_respond_error(req, 500, "internal", "bad horizon", NULL);
+        return;
+    }
+    char cur[CURSOR_LEN + 1];
+    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, req->auth.user_id,
+                  (sync_pos){h, 0}, now_unix_ms() / 1000, cur);
+    sb_respond_json(req, 200,
+                    json_pack("{s:[],s:{s:[]},s:s,s:b}", "events", "bootstrap", "conversations",
+                              "cursor", cur, "has_more", 0));
+}
+
+static void bootstrap(sb_req *req, int limit)
+{
+    (void)limit;
+    db_query(req->r->db, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0, NULL,
+             horizon_read, req);
+}
+
+void sync_routes(void) { router_add(HTTP_GET, "/api/v1/sync", sync_get); }

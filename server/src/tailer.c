@@ -1,0 +1,606 @@
+/* tailer.c — the node's event tailer (see tailer.h and docs/sync.md).
+ *
+ * State machine on reactor 0's loop:
+ *   DOWN --backoff--> CONNECTING --PQconnectPoll ok--> UP
+ * Once UP it sends LISTEN sb_events, reads its start position (the stable
+ * horizon) the first time, then fetches batches of stable events after its
+ * position whenever a NOTIFY arrives, when the previous batch was full, when
+ * committed events were seen above the horizon (soon, they will be stable),
+ * or when the fallback timer fires. One query at a time on the connection.
+ * Any failure drops the connection and retries with exponential backoff;
+ * the position survives, so delivery resumes where it stopped. */
+#include "tailer.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "config.h"
+#include "log.h"
+#include "pubsub.h"
+#include "reactor.h"
+#include "util.h"
+
+#define TL_CONNECT_TIMEOUT_MS 5000
+#define TL_QUERY_TIMEOUT_MS 30000
+#define TL_BACKOFF_MIN_MS 100
+#define TL_BACKOFF_MAX_MS 2000
+#define TL_PENDING_MS 5 /* re-read soon when committed events wait below no horizon yet */
+
+enum { TL_DOWN = 0, TL_CONNECTING, TL_UP };
+enum { Q_NONE = 0, Q_LISTEN, Q_START, Q_FETCH, Q_PRUNE };
+
+typedef struct tailer {
+    reactor *r;
+    uv_loop_t *loop;
+    PGconn *pg;
+    uv_poll_t *poll; /* heap: freed in its close callback */
+    int poll_events;
+    uv_timer_t timer; /* connect timeout, backoff, or the next fetch */
+    int state;
+    int query;         /* query in flight (Q_NONE: idle) */
+    uint64_t sent_ms;  /* when it was sent */
+    PGresult *res;     /* its result, once complete */
+    bool want;         /* a NOTIFY came while a query was in flight */
+    bool positioned;   /* pos has been read once */
+    sync_pos pos;      /* last position read */
+    uint64_t backoff_ms;
+    uint64_t last_prune_ms;
+    int fail_streak;
+    bool was_up;
+} tailer;
+
+static tailer *g_tl;
+static pthread_mutex_t g_pos_mu = PTHREAD_MUTEX_INITIALIZER;
+static sync_pos g_pos;
+static bool g_pos_ready;
+
+static void tl_connect(tailer *t);
+static void tl_teardown(tailer *t, const char *why);
+static void tl_next(tailer *t);
+static void on_io(uv_poll_t *h, int status, int events);
+static void on_timer(uv_timer_t *h);
+
+/* ------------------------------------------------------------------------ */
+/* Published position                                                        */
+/* ------------------------------------------------------------------------ */
+
+sync_pos tailer_position(bool *ready)
+{
+    pthread_mutex_lock(&g_pos_mu);
+    sync_pos p = g_pos;
+    if (ready) *ready = g_pos_ready;
+    pthread_mutex_unlock(&g_pos_mu);
+    return p;
+}
+
+/* Publishes p (monotone) before the events up to it are handed out. */
+static void publish_pos(sync_pos p)
+{
+    pthread_mutex_lock(&g_pos_mu);
+    if (!g_pos_ready || sync_pos_cmp(p, g_pos) > 0) g_pos = p;
+    g_pos_ready = true;
+    pthread_mutex_unlock(&g_pos_mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Payload text                                                              */
+/* ------------------------------------------------------------------------ */
+
+char *sync_payload_prefix(const char *payload, size_t *len)
+{
+    json_error_t err;
+    json_t *o = json_loads(payload, JSON_REJECT_DUPLICATES, &err);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_del(o, "cursor"); /* never trust one stored by a writer */
+    bool empty = json_object_size(o) == 0;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s) return NULL;
+    size_t n = strlen(s); /* ends with '}' */
+    const char *tail = empty ? "\"cursor\":\"" : ",\"cursor\":\"";
+    size_t tl = strlen(tail);
+    char *p = malloc(n - 1 + tl + 1);
+    if (!p) {
+        free(s);
+        return NULL;
+    }
+    memcpy(p, s, n - 1);
+    memcpy(p + n - 1, tail, tl + 1);
+    free(s);
+    *len = n - 1 + tl;
+    return p;
+}
+
+char *tailer_splice(const char *prefix, size_t prefix_len, const char *cursor, size_t *len)
+{
+    size_t cl = strlen(cursor);
+    char *s = malloc(prefix_len + cl + 3);
+    if (!s) return NULL;
+    memcpy(s, prefix, prefix_len);
+    memcpy(s + prefix_len, cursor, cl);
+    memcpy(s + prefix_len + cl, "\"}", 3);
+    *len = prefix_len + cl + 2;
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Delivery                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Reads a Postgres int8[] text ("{1,2,3}") and calls back with each element
+ * as text. Returns the count, or -1 on malformed input. */
+static int each_recipient(const char *arr, const char *type, const char *prefix, size_t plen,
+                          sync_pos pos, int64_t now_s)
+{
+    if (!arr || arr[0] != '{') return -1;
+    const char *p = arr + 1;
+    int n = 0;
+    while (*p && *p != '}') {
+        char uid[24];
+        size_t k = 0;
+        while (*p >= '0' && *p <= '9' && k < sizeof uid - 1) uid[k++] = *p++;
+        uid[k] = 0;
+        if (k == 0 || (*p != ',' && *p != '}')) return -1;
+        if (*p == ',') p++;
+        char cur[CURSOR_LEN + 1];
+        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, now_s, cur);
+        size_t tl;
+        char *text = tailer_splice(prefix, plen, cur, &tl);
+        char topic[32];
+        snprintf(topic, sizeof topic, "user:%s", uid);
+        pubsub_msg *m = text ? pubsub_msg_text(topic, type, text, tl, NULL) : NULL;
+        free(text);
+        if (m) pubsub_deliver_node(m); /* every node tails for itself: not on the bus */
+        n++;
+    }
+    return n;
+}
+
+/* Handles a fetch result: publishes the new position, then hands every event
+ * to its recipients' topics. Returns true when more may be waiting now
+ * (a full batch) and sets *pending when committed events sit above the
+ * horizon. */
+static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
+{
+    int rows = PQntuples(res);
+    *pending = false;
+    if (rows == 0) return false;
+    uint64_t horizon = 0;
+    if (cursor_parse_u64(PQgetvalue(res, 0, 0), &horizon) != 0) return false;
+    *pending = PQgetvalue(res, 0, 1)[0] == 't';
+    int events = 0;
+    sync_pos last = t->pos;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2)) continue;
+        sync_pos p;
+        uint64_t id;
+        if (cursor_parse_u64(PQgetvalue(res, i, 2), &p.tx) != 0 ||
+            cursor_parse_u64(PQgetvalue(res, i, 3), &id) != 0)
+            continue;
+        p.id = (int64_t)id;
+        last = p;
+        events++;
+    }
+    bool full = events >= g_cfg.tailer_batch;
+    sync_pos next = last;
+    if (!full) { /* every stable event was read: move to the horizon */
+        sync_pos h = {horizon, 0};
+        if (sync_pos_cmp(h, next) > 0) next = h;
+    }
+    if (sync_pos_cmp(next, t->pos) > 0) t->pos = next;
+    publish_pos(t->pos); /* before handing the events out (tailer.h) */
+    int64_t now_s = now_unix_ms() / 1000;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2)) continue;
+        sync_pos p;
+        uint64_t id;
+        if (cursor_parse_u64(PQgetvalue(res, i, 2), &p.tx) != 0 ||
+            cursor_parse_u64(PQgetvalue(res, i, 3), &id) != 0)
+            continue;
+        p.id = (int64_t)id;
+        size_t plen;
+        char *prefix = sync_payload_prefix(PQgetvalue(res, i, 5), &plen);
+        if (!prefix) {
+            log_msg(LOG_WARN, "tailer_bad_payload", "id", json_integer((json_int_t)p.id), NULL);
+            continue;
+        }
+        if (each_recipient(PQgetvalue(res, i, 6), PQgetvalue(res, i, 4), prefix, plen, p, now_s) < 0)
+            log_msg(LOG_WARN, "tailer_bad_recipients", "id", json_integer((json_int_t)p.id), NULL);
+        free(prefix);
+    }
+    return full;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The stable events after ($1, $2), at most $3, with the horizon, whether
+ * committed events wait above it, and each event's recipients. */
+static const char SQL_FETCH[] =
+    "WITH h AS MATERIALIZED ("
+    " SELECT s.x, EXISTS (SELECT 1 FROM events p WHERE p.tx >= s.x) AS pending"
+    " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s) "
+    "SELECT h.x::text, h.pending, e.tx::text, e.id::text, e.type, e.payload::text,"
+    " CASE WHEN e.stream < 0 THEN ARRAY[-e.stream]"
+    "  ELSE ARRAY(SELECT m.user_id FROM memberships m WHERE m.conversation_id = e.stream"
+    "   AND m.from_seq <= e.seq AND (m.to_seq IS NULL OR e.seq <= m.to_seq)) END::text "
+    "FROM h LEFT JOIN LATERAL ("
+    " SELECT * FROM events e WHERE (e.tx, e.id) > ($1::xid8, $2::int8) AND e.tx < h.x"
+    " ORDER BY e.tx, e.id LIMIT $3) e ON true "
+    "ORDER BY e.tx, e.id";
+
+static const char SQL_START[] = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
+
+/* Deletes, in (tx, id) order, a prefix of at most 5000 events all older than
+ * the retention ($1 seconds), and moves the prune watermark past them. */
+static const char SQL_PRUNE[] =
+    "WITH b AS (SELECT tx, id, created_at < now() - $1::int8 * interval '1 second' AS old"
+    "  FROM events ORDER BY tx, id LIMIT 5000),"
+    " f AS (SELECT tx, id FROM b WHERE NOT old ORDER BY tx, id LIMIT 1),"
+    " w AS (SELECT b.tx, b.id FROM b WHERE b.old AND NOT EXISTS"
+    "  (SELECT 1 FROM f WHERE (f.tx, f.id) < (b.tx, b.id)) ORDER BY b.tx DESC, b.id DESC LIMIT 1),"
+    " u AS (UPDATE sync_prune s SET tx = w.tx, id = w.id FROM w"
+    "  WHERE (w.tx, w.id) > (s.tx, s.id) RETURNING 1),"
+    " d AS (DELETE FROM events e USING w WHERE (e.tx, e.id) <= (w.tx, w.id) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u)";
+
+/* Sends a query; the result arrives in on_io. */
+static void tl_send(tailer *t, int q, const char *sql, int n, const char *const *params)
+{
+    if (!PQsendQueryParams(t->pg, sql, n, NULL, params, NULL, NULL, 0)) {
+        tl_teardown(t, PQerrorMessage(t->pg));
+        return;
+    }
+    t->query = q;
+    t->sent_ms = uv_now(t->loop);
+    int f = PQflush(t->pg);
+    if (f < 0) {
+        tl_teardown(t, PQerrorMessage(t->pg));
+        return;
+    }
+    if (f == 1 && t->poll && !(t->poll_events & UV_WRITABLE)) {
+        uv_poll_start(t->poll, UV_READABLE | UV_WRITABLE, on_io);
+        t->poll_events = UV_READABLE | UV_WRITABLE;
+    }
+}
+
+static void send_fetch(tailer *t)
+{
+    char tx[24], id[24], lim[16];
+    snprintf(tx, sizeof tx, "%llu", (unsigned long long)t->pos.tx);
+    snprintf(id, sizeof id, "%lld", (long long)t->pos.id);
+    snprintf(lim, sizeof lim, "%d", g_cfg.tailer_batch > 0 ? g_cfg.tailer_batch : 500);
+    const char *p[3] = {tx, id, lim};
+    t->want = false;
+    tl_send(t, Q_FETCH, SQL_FETCH, 3, p);
+}
+
+/* Decides what to do while idle: prune when due, else fetch now or arm the
+ * timer. */
+static void tl_next(tailer *t)
+{
+    if (t->state != TL_UP || t->query != Q_NONE) return;
+    if (!t->positioned) {
+        tl_send(t, Q_START, SQL_START, 0, NULL);
+        return;
+    }
+    uint64_t now = uv_now(t->loop);
+    if (g_cfg.sync_prune_interval_s > 0 &&
+        now - t->last_prune_ms >= (uint64_t)g_cfg.sync_prune_interval_s * 1000) {
+        t->last_prune_ms = now;
+        char ret[24];
+        snprintf(ret, sizeof ret, "%lld", (long long)g_cfg.sync_retention_s);
+        const char *p[1] = {ret};
+        tl_send(t, Q_PRUNE, SQL_PRUNE, 1, p);
+        return;
+    }
+    send_fetch(t);
+}
+
+/* A query finished with result res (NULL: the connection broke). */
+static void tl_done(tailer *t, PGresult *res)
+{
+    int q = t->query;
+    t->query = Q_NONE;
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        log_msg(LOG_WARN, "tailer_query_failed", "query", json_integer(q), "error",
+                json_string(m ? m : "?"), NULL);
+        if (q == Q_PRUNE && PQstatus(t->pg) == CONNECTION_OK) { /* not fatal: fetch on */
+            tl_next(t);
+            return;
+        }
+        tl_teardown(t, m ? m : "query failed");
+        return;
+    }
+    uint64_t delay = g_cfg.tailer_poll_ms ? g_cfg.tailer_poll_ms : 500;
+    switch (q) {
+    case Q_LISTEN:
+        tl_next(t);
+        return;
+    case Q_START: {
+        uint64_t h = 0;
+        if (PQntuples(res) != 1 || cursor_parse_u64(PQgetvalue(res, 0, 0), &h) != 0) {
+            tl_teardown(t, "bad start position");
+            return;
+        }
+        t->pos = (sync_pos){h, 0};
+        t->positioned = true;
+        publish_pos(t->pos);
+        log_msg(LOG_INFO, "tailer_started", "horizon", json_integer((json_int_t)h), NULL);
+        tl_next(t);
+        return;
+    }
+    case Q_PRUNE:
+        if (PQntuples(res) == 1 && atoll(PQgetvalue(res, 0, 0)) > 0) {
+            log_msg(LOG_INFO, "events_pruned", "count", json_integer(atoll(PQgetvalue(res, 0, 0))),
+                    NULL);
+            /* more may be left: another round in a second */
+            t->last_prune_ms = uv_now(t->loop) - (uint64_t)g_cfg.sync_prune_interval_s * 1000 + 1000;
+        }
+        tl_next(t);
+        return;
+    case Q_FETCH: {
+        bool pending = false;
+        bool full = deliver_batch(t, res, &pending);
+        if (full || t->want) {
+            tl_next(t);
+            return;
+        }
+        if (pending) delay = TL_PENDING_MS;
+        break;
+    }
+    default:
+        break;
+    }
+    uv_timer_start(&t->timer, on_timer, delay, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void poll_free_cb(uv_handle_t *h) { free(h); }
+
+static void poll_close(tailer *t)
+{
+    if (!t->poll) return;
+    uv_close((uv_handle_t *)t->poll, poll_free_cb);
+    t->poll = NULL;
+    t->poll_events = 0;
+}
+
+/* A fresh poll handle on the connection's socket (libpq may swap sockets
+ * during set-up). Returns 0 or -1. */
+static int poll_open(tailer *t, int events, uv_poll_cb cb)
+{
+    poll_close(t);
+    int fd = PQsocket(t->pg);
+    if (fd < 0) return -1;
+    uv_poll_t *h = malloc(sizeof *h);
+    if (!h) return -1;
+    if (uv_poll_init(t->loop, h, fd) != 0) {
+        free(h);
+        return -1;
+    }
+    h->data = t;
+    uv_unref((uv_handle_t *)h);
+    t->poll = h;
+    if (uv_poll_start(h, events, cb) != 0) {
+        poll_close(t);
+        return -1;
+    }
+    t->poll_events = events;
+    return 0;
+}
+
+/* Drops the connection and schedules a reconnect with backoff + jitter. The
+ * position is kept. */
+static void tl_teardown(tailer *t, const char *why)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s", why ? why : "");
+    msg[strcspn(msg, "\n")] = 0;
+    poll_close(t);
+    if (t->res) PQclear(t->res);
+    t->res = NULL;
+    if (t->pg) PQfinish(t->pg);
+    t->pg = NULL;
+    t->query = Q_NONE;
+    t->state = TL_DOWN;
+    if (t->was_up || t->fail_streak == 0)
+        log_msg(LOG_WARN, t->was_up ? "tailer_connection_lost" : "tailer_connect_failed", "error",
+                json_string(msg), NULL);
+    if (!t->was_up) t->fail_streak++;
+    t->was_up = false;
+    t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : TL_BACKOFF_MIN_MS;
+    if (t->backoff_ms > TL_BACKOFF_MAX_MS) t->backoff_ms = TL_BACKOFF_MAX_MS;
+    uint64_t jitter = (uint64_t)(rand() % 1000) * t->backoff_ms / 2000;
+    uv_timer_start(&t->timer, on_timer, t->backoff_ms * 3 / 4 + jitter, 0);
+}
+
+/* Reads what arrived: notifications (wake a fetch) and the result of the
+ * query in flight. */
+static void tl_read(tailer *t)
+{
+    if (!PQconsumeInput(t->pg)) {
+        tl_teardown(t, PQerrorMessage(t->pg));
+        return;
+    }
+    PGnotify *n;
+    bool notified = false;
+    while ((n = PQnotifies(t->pg)) != NULL) {
+        notified = true;
+        PQfreemem(n);
+    }
+    while (t->query != Q_NONE && !PQisBusy(t->pg)) {
+        PGresult *r = PQgetResult(t->pg);
+        if (r) {
+            if (t->res) PQclear(r); /* only the first result counts */
+            else t->res = r;
+            continue;
+        }
+        PGresult *res = t->res;
+        t->res = NULL;
+        if (!res) {
+            tl_teardown(t, "no result");
+            return;
+        }
+        tl_done(t, res);
+        PQclear(res);
+        if (t->state != TL_UP) return;
+    }
+    /* notifications may have come with the result */
+    while ((n = PQnotifies(t->pg)) != NULL) {
+        notified = true;
+        PQfreemem(n);
+    }
+    if (notified) {
+        if (t->query != Q_NONE) t->want = true;
+        else {
+            uv_timer_stop(&t->timer);
+            tl_next(t);
+        }
+    }
+}
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+    tailer *t = h->data;
+    if (status < 0) {
+        tl_teardown(t, status == UV_EBADF ? "socket error" : uv_strerror(status));
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        int f = PQflush(t->pg);
+        if (f < 0) {
+            tl_teardown(t, PQerrorMessage(t->pg));
+            return;
+        }
+        if (f == 0 && t->poll) {
+            uv_poll_start(t->poll, UV_READABLE, on_io);
+            t->poll_events = UV_READABLE;
+        }
+    }
+    if (events & UV_READABLE) tl_read(t);
+}
+
+/* Connected: LISTEN first, then fetch. */
+static void tl_ready(tailer *t)
+{
+    uv_timer_stop(&t->timer);
+    if (PQsetnonblocking(t->pg, 1) != 0 || poll_open(t, UV_READABLE, on_io) != 0) {
+        tl_teardown(t, "could not set up the connection");
+        return;
+    }
+    t->state = TL_UP;
+    t->was_up = true;
+    t->backoff_ms = 0;
+    if (t->fail_streak > 0) log_msg(LOG_INFO, "tailer_connection_restored", NULL);
+    t->fail_streak = 0;
+    tl_send(t, Q_LISTEN, "LISTEN sb_events", 0, NULL);
+}
+
+static void on_connect_io(uv_poll_t *h, int status, int events)
+{
+    tailer *t = h->data;
+    poll_close(t);
+    switch (PQconnectPoll(t->pg)) {
+    case PGRES_POLLING_OK:
+        tl_ready(t);
+        break;
+    case PGRES_POLLING_READING:
+        if (poll_open(t, UV_READABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
+        break;
+    case PGRES_POLLING_WRITING:
+        if (poll_open(t, UV_WRITABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
+        break;
+    default:
+        tl_teardown(t, PQerrorMessage(t->pg));
+        break;
+    }
+}
+
+static void tl_connect(tailer *t)
+{
+    const char *const kw[] = {"fallback_application_name", "keepalives", "keepalives_idle",
+                              "keepalives_interval", "keepalives_count", "gssencmode", "dbname",
+                              NULL};
+    const char *const val[] = {"switchboard-tailer", "1", "30", "10", "3", "disable",
+                               g_cfg.database_url, NULL};
+    t->pg = PQconnectStartParams(kw, val, 1);
+    t->state = TL_CONNECTING;
+    uv_timer_start(&t->timer, on_timer, TL_CONNECT_TIMEOUT_MS, 0);
+    if (!t->pg || PQstatus(t->pg) == CONNECTION_BAD) {
+        tl_teardown(t, t->pg ? PQerrorMessage(t->pg) : "out of memory");
+        return;
+    }
+    if (poll_open(t, UV_WRITABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
+}
+
+/* The one timer: connect timeout, end of backoff, next fetch, or a stuck
+ * query. */
+static void on_timer(uv_timer_t *h)
+{
+    tailer *t = h->data;
+    switch (t->state) {
+    case TL_CONNECTING:
+        tl_teardown(t, "connect timeout");
+        break;
+    case TL_DOWN:
+        tl_connect(t);
+        break;
+    case TL_UP:
+        if (t->query == Q_NONE) tl_next(t);
+        break;
+    }
+}
+
+/* Once a second: a query that takes too long means the server is stuck. */
+static void on_watchdog(uv_timer_t *h)
+{
+    tailer *t = h->data;
+    if (t->state == TL_UP && t->query != Q_NONE &&
+        uv_now(t->loop) - t->sent_ms > TL_QUERY_TIMEOUT_MS)
+        tl_teardown(t, "query timeout");
+}
+
+static uv_timer_t g_watchdog;
+
+/* Runs on reactor 0: creates the tailer and starts connecting. */
+static void start_task(void *arg)
+{
+    reactor *r = reactor_self();
+    tailer *t = calloc(1, sizeof *t);
+    if (!t || !r) {
+        free(t);
+        log_msg(LOG_ERROR, "tailer_start_failed", NULL);
+        return;
+    }
+    t->r = r;
+    t->loop = &r->loop;
+    uv_timer_init(t->loop, &t->timer);
+    t->timer.data = t;
+    uv_unref((uv_handle_t *)&t->timer);
+    uv_timer_init(t->loop, &g_watchdog);
+    g_watchdog.data = t;
+    uv_timer_start(&g_watchdog, on_watchdog, 1000, 1000);
+    uv_unref((uv_handle_t *)&g_watchdog);
+    t->last_prune_ms = uv_now(t->loop); /* the first prune one interval after start */
+    g_tl = t;
+    tl_connect(t);
+}
+
+int tailer_start(void)
+{
+    if (!g_cfg.database_url[0] || g_nreactors < 1) return 0;
+    return reactor_post(&g_reactors[0], start_task, NULL);
+}
