@@ -1,6 +1,7 @@
 /* ch_user.c — the user:<id> channel: joinable only by user <id>. */
 #include <string.h>
 #include "channels.h"
+#include "chat.h"
 #include "phx_socket.h"
 #include "util.h"
 
@@ -22,6 +23,7 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
 static const channel_handler user_handler = {
     .prefix = "user:",
     .join = user_join,
+    .handle_in = chat_user_handle_in, /* chat client events (chat_ops.c) */
 };
 
 void ch_user_register(void) { channel_register(&user_handler); }

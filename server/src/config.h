@@ -39,6 +39,9 @@ typedef struct sb_config {
     uint64_t shutdown_ms;
     int argon2_t_cost;
     int argon2_m_kib;
+    size_t message_max_bytes;  /* largest message body / caption, bytes */
+    char ratelimit_send[32];   /* message sends per user, "N/S" */
+    char ratelimit_typing[32]; /* typing events per user and conversation, "N/S" */
     int64_t sync_retention_s;      /* sync cursors older than this answer 410 cursor_expired */
     int64_t sync_prune_interval_s; /* seconds between prunes of events past retention (0 = never) */
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */

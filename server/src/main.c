@@ -9,6 +9,7 @@
 #include <uv.h>
 #include "accounts.h"
 #include "channels.h"
+#include "chat.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -77,6 +78,7 @@ static int cmd_serve(int argc, char **argv)
     router_add_admin(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/readyz", readyz);
     accounts_routes();
+    chat_routes();
     sync_routes();
     ch_user_register();
     if (g_cfg.test_channels) ch_echo_register();
