@@ -1,12 +1,32 @@
 /* bus_local.c — the single-node bus: there are no other nodes to reach. */
 #include "bus.h"
 
-void bus_topic_added(const char *topic) { (void)topic; }
-void bus_topic_removed(const char *topic) { (void)topic; }
-void bus_publish_text(const char *topic, const char *event, const char *payload_json, size_t len)
+static void local_topic(const char *topic) { (void)topic; }
+
+static void local_publish(const char *topic, int kind, const char *event, const void *payload,
+                          size_t len)
 {
     (void)topic;
+    (void)kind;
     (void)event;
-    (void)payload_json;
+    (void)payload;
     (void)len;
 }
+
+static void local_control(const char *event, const char *payload_json)
+{
+    (void)event;
+    (void)payload_json;
+}
+
+static const char *local_status(void) { return "not_configured"; }
+
+const bus_ops bus_local_ops = {
+    .topic_added = local_topic,
+    .topic_removed = local_topic,
+    .publish = local_publish,
+    .control = local_control,
+    .status = local_status,
+};
+
+const bus_ops *g_bus = &bus_local_ops;

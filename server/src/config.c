@@ -38,7 +38,13 @@ static const opt opts[] = {
     {"migrate", "SB_MIGRATE", T_BOOL, "0", N(migrate_on_start), "apply pending migrations at start"},
     {"migrations-dir", "SB_MIGRATIONS_DIR", T_STR, "migrations", S(migrations_dir), "folder of the numbered SQL migrations"},
     {"redis-url", "SB_REDIS_URL", T_STR, "", S(redis_url), "Redis for multi-node fan-out (redis://host:port); empty = single node, in-process bus"},
-    {"node-id", "SB_NODE_ID", T_STR, "", S(node_id), "this node's name in a cluster (default: hostname-pid)"},
+    {"node-id", "SB_NODE_ID", T_STR, "", S(node_id), "this node's name in a cluster, unique per node (default: hostname-pid-random)"},
+    {"redis-prefix", "SB_REDIS_PREFIX", T_STR, "sb:", S(redis_prefix), "prefix of the Redis channels (clusters sharing one Redis need different prefixes)"},
+    {"redis-queue-max", "SB_REDIS_QUEUE_MAX", T_SIZE, "16777216", N(redis_queue_max), "bytes of publications queued for Redis (in flight or held while it is down); beyond, publications are dropped and counted"},
+    {"redis-queue-ms", "SB_REDIS_QUEUE_MS", T_U64, "5000", N(redis_queue_ms), "publications held while Redis is down are dropped after this many ms"},
+    {"redis-heartbeat-ms", "SB_REDIS_HEARTBEAT_MS", T_U64, "1000", N(redis_heartbeat_ms), "period of this node's heartbeat on the Redis bus"},
+    {"redis-node-timeout-ms", "SB_REDIS_NODE_TIMEOUT_MS", T_U64, "5000", N(redis_node_timeout_ms), "a node silent this long is considered gone (its presences are removed)"},
+    {"redis-retry-max-ms", "SB_REDIS_RETRY_MAX_MS", T_U64, "2000", N(redis_retry_max_ms), "longest wait between Redis reconnect attempts (backoff from 100 ms)"},
     {"log-level", "SB_LOG_LEVEL", T_STR, "info", S(log_level), "debug, info, warn or error"},
     {"test-channels", "SB_TEST_CHANNELS", T_BOOL, "0", N(test_channels), "enable the echo:* protocol test channel (tests and benchmarks only)"},
     {"web-root", "SB_WEB_ROOT", T_STR, "web", S(web_root), "folder of the web client served at /"},
@@ -133,7 +139,13 @@ int config_load(int argc, char **argv)
     if (!g_cfg.node_id[0]) {
         char hn[40] = "node";
         gethostname(hn, sizeof hn - 1);
-        snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%s-%d", hn, (int)getpid());
+        unsigned rnd = 0;
+        FILE *ur = fopen("/dev/urandom", "rb");
+        if (ur) {
+            if (fread(&rnd, sizeof rnd, 1, ur) != 1) rnd = 0;
+            fclose(ur);
+        }
+        snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%.40s-%d-%04x", hn, (int)getpid(), rnd & 0xffff);
     }
     g_cfg.secret_len = strlen(g_cfg.secret);
     return 0;

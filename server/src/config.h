@@ -24,6 +24,12 @@ typedef struct sb_config {
     char migrations_dir[512];
     char redis_url[256];
     char node_id[64];
+    char redis_prefix[48];        /* Redis channel prefix */
+    size_t redis_queue_max;       /* bytes of publications queued for Redis */
+    uint64_t redis_queue_ms;      /* oldest publication held while Redis is down */
+    uint64_t redis_heartbeat_ms;  /* node heartbeat period */
+    uint64_t redis_node_timeout_ms; /* a silent node is down after this */
+    uint64_t redis_retry_max_ms;  /* longest reconnect backoff */
     char log_level[16];
     bool test_channels;       /* enables the echo:* protocol test channel */
     char web_root[512];

@@ -8,6 +8,7 @@
 #include <llhttp.h>
 #include <uv.h>
 #include "accounts.h"
+#include "bus.h"
 #include "channels.h"
 #include "chat.h"
 #include "config.h"
@@ -26,15 +27,24 @@
 static void healthz(sb_req *req) { sb_respond_json(req, 200, json_pack("{s:s}", "status", "ok")); }
 
 /* Ready when every reactor's database pool has a live connection (or no
- * database is configured). */
+ * database is configured). Redis is reported ("ok", "down",
+ * "not_configured") but does not make the node unready: without it the node
+ * still serves its own users ("status":"degraded"), and taking every node
+ * out of a load balancer during a Redis outage would serve nobody. */
 static void readyz(sb_req *req)
 {
     bool db_ok = true;
     if (g_cfg.database_url[0])
         for (int i = 0; i < g_nreactors; i++)
             if (!g_reactors[i].db || !db_pool_ready(g_reactors[i].db)) db_ok = false;
-    json_t *o = json_pack("{s:s,s:{s:s}}", "status", db_ok ? "ok" : "unavailable", "checks",
-                          "postgres", !g_cfg.database_url[0] ? "not_configured" : db_ok ? "ok" : "down");
+    const char *redis = bus_status();
+    bool redis_ok = strcmp(redis, "down") != 0;
+    json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "status",
+                          !db_ok ? "unavailable" : redis_ok ? "ok" : "degraded", "checks",
+                          "postgres", !g_cfg.database_url[0] ? "not_configured" : db_ok ? "ok" : "down",
+                          "redis", redis);
+    json_t *bus = bus_redis_stats();
+    if (bus) json_object_set_new(o, "bus", bus);
     sb_respond_json(req, db_ok ? 200 : 503, o);
 }
 
@@ -44,6 +54,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (once) return;
     once = true;
     log_msg(LOG_INFO, "shutting_down", "signal", json_integer(signum), NULL);
+    bus_redis_shutdown();
     reactors_shutdown();
     uv_close((uv_handle_t *)h, NULL);
     uv_signal_t *other = h->data;
@@ -83,6 +94,7 @@ static int cmd_serve(int argc, char **argv)
     ch_user_register();
     if (g_cfg.test_channels) ch_echo_register();
 
+    if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
     int rc = reactors_start(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,
                             g_cfg.admin_port, &port, &admin_port);
@@ -92,9 +104,10 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     tailer_start();
+    bus_redis_run();
     log_msg(LOG_INFO, "listening", "host", json_string(g_cfg.host), "port", json_integer(port),
             "admin_port", json_integer(admin_port), "reactors", json_integer(g_cfg.reactors),
-            "node", json_string(g_cfg.node_id), "version", json_string(SB_VERSION), NULL);
+            "node", json_string(g_cfg.node_id), "cluster", json_boolean(bus_is_cluster()), "version", json_string(SB_VERSION), NULL);
 
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t sterm, sint;

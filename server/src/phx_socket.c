@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "bus.h"
 #include "log.h"
 #include "pubsub.h"
 
@@ -396,5 +397,30 @@ static void disconnect_all(const char *id, bool by_session, int code)
             free(t);
 }
 
-void sb_disconnect_session(const char *session_id) { disconnect_all(session_id, true, 1008); }
-void sb_disconnect_user(const char *user_id, int code) { disconnect_all(user_id, false, code); }
+void sb_disconnect_local(const char *id, bool by_session, int code)
+{
+    disconnect_all(id, by_session, code);
+}
+
+/* Asks the other nodes (if any) to close their sockets of id too. */
+static void disconnect_cluster(const char *id, bool by_session, int code)
+{
+    if (!id || strlen(id) > TOKEN_MAX_ID) return;
+    json_t *j = json_pack("{s:s,s:s,s:i}", "by", by_session ? "session" : "user", "id", id, "code", code);
+    char *pj = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (pj) bus_publish_control("disconnect", pj);
+    free(pj);
+}
+
+void sb_disconnect_session(const char *session_id)
+{
+    disconnect_all(session_id, true, 1008);
+    disconnect_cluster(session_id, true, 1008);
+}
+
+void sb_disconnect_user(const char *user_id, int code)
+{
+    disconnect_all(user_id, false, code);
+    disconnect_cluster(user_id, false, code);
+}

@@ -88,9 +88,13 @@ void phx_reply_binary(phx_channel *ch, const phx_msg *m, const char *status, con
 void phx_channel_ref(phx_channel *ch);
 void phx_channel_unref(phx_channel *ch);
 
-/* Closes, on every reactor, the sockets of a session (logout) or of a user
- * (ban, admin disconnect) with close code `code` (1008 policy). Thread-safe. */
+/* Closes, on every reactor of every node (through the bus), the sockets of
+ * a session (logout) or of a user (ban, admin disconnect) with close code
+ * `code` (1008 policy). Thread-safe. */
 void sb_disconnect_session(const char *session_id);
 void sb_disconnect_user(const char *user_id, int code);
+/* The same on this node only (what the bus calls for another node's
+ * request). */
+void sb_disconnect_local(const char *id, bool by_session, int code);
 
 #endif

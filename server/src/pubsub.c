@@ -225,16 +225,36 @@ int pubsub_broadcast(const char *topic, const char *event, json_t *payload, cons
     return 0;
 }
 
-int pubsub_broadcast_binary(const char *topic, const char *event, const void *data, size_t len,
-                            const void *from)
+pubsub_msg *pubsub_msg_binary(const char *topic, const char *event, const void *data,
+                              size_t len, const void *from)
 {
     pubsub_msg *m = msg_new(topic, event, from);
-    if (!m) return -1;
+    if (!m) return NULL;
     m->bin = phx_encode_broadcast_binary(topic, event, data, len);
     if (!m->bin) {
         msg_unref(m);
-        return -1;
+        return NULL;
     }
+    return m;
+}
+
+int pubsub_broadcast_binary(const char *topic, const char *event, const void *data, size_t len,
+                            const void *from)
+{
+    pubsub_msg *m = pubsub_msg_binary(topic, event, data, len, from);
+    if (!m) return -1;
+    bus_publish_binary(topic, event, data, len);
+    pubsub_deliver_node(m);
+    return 0;
+}
+
+int pubsub_broadcast_local(const char *topic, const char *event, json_t *payload, const void *from)
+{
+    char *pj = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    if (!pj) return -1;
+    pubsub_msg *m = pubsub_msg_text(topic, event, pj, strlen(pj), from);
+    free(pj);
+    if (!m) return -1;
     pubsub_deliver_node(m);
     return 0;
 }

@@ -48,6 +48,14 @@ extern atomic_int g_v1_sockets;
  * messages from other nodes). Returns NULL when out of memory. */
 pubsub_msg *pubsub_msg_text(const char *topic, const char *event, const char *payload_json,
                             size_t len, const void *from);
+/* Binary counterpart of pubsub_msg_text. Returns NULL when out of memory. */
+pubsub_msg *pubsub_msg_binary(const char *topic, const char *event, const void *data,
+                              size_t len, const void *from);
+/* Like pubsub_broadcast, but to this node's subscribers only, never the bus:
+ * for what every node produces by itself (the event tailer's durable events,
+ * cluster presence diffs made from the bus). Returns 0 or -1. */
+int pubsub_broadcast_local(const char *topic, const char *event, json_t *payload,
+                           const void *from);
 /* Delivers m to every reactor of this node and drops the caller's reference. */
 void pubsub_deliver_node(pubsub_msg *m);
 #endif

@@ -1,0 +1,204 @@
+'use strict';
+// Several Switchboard nodes on one private Redis, for the cluster_* suites.
+//
+//   const redis = await startRedis();             // its own redis-server on a free loopback port
+//   const nodes = await startCluster(3, { redis, env });  // node-a, node-b, node-c, one shared secret
+//   await waitClusterUp(nodes);                  // every node's /readyz says redis "ok" and sees its peers
+//   await redis.stop(); await redis.start();     // an outage of THIS Redis only (same port)
+//   await stopAll(nodes); await redis.stop();
+//
+// The shared Redis of the other suites (SB_TEST_REDIS_URL) is never touched:
+// each file starts its own redis-server (no persistence) and kills only it.
+// Every wait is bounded.
+
+const { spawn, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const WebSocket = require('ws');
+const { Socket } = require('phoenix');
+const { startServer, slow, REPO } = require('./server');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends one inline command to Redis and resolves with its first reply line (or null). */
+function redisCommand(port, cmd, ms = 1000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const done = (v) => { clearTimeout(t); sock.destroy(); resolve(v); };
+    const t = setTimeout(() => done(null), ms);
+    sock.on('connect', () => sock.write(`${cmd}\r\n`));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\r\n');
+      if (nl >= 0) done(buf.slice(0, nl));
+    });
+    sock.on('error', () => done(null));
+  });
+}
+
+async function waitUntil(pred, ms, what) {
+  const deadline = Date.now() + ms * slow();
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout after ${ms * slow()} ms waiting for ${what}`);
+    // eslint-disable-next-line no-await-in-loop
+    await sleep(25);
+  }
+}
+
+const ARTIFACTS = process.env.SB_E2E_ARTIFACTS || path.join(REPO, 'tests', 'artifacts', 'e2e');
+
+/** A private redis-server on a free loopback port; stop() kills it, start() brings it back on the same port. */
+async function startRedis() {
+  const port = await freePort();
+  const r = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    child: null,
+    async start() {
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      const log = fs.openSync(path.join(ARTIFACTS, `redis-${port}.log`), 'a');
+      this.child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+        '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', log, log] });
+      fs.closeSync(log);
+      const child = this.child;
+      this.exited = new Promise((res) => child.on('exit', res));
+      await waitUntil(async () => (await redisCommand(port, 'PING')) === '+PONG', 10000, `redis-server on ${port}`);
+    },
+    /** Kills this redis-server (SIGKILL: an outage, not a goodbye) and waits for its exit. */
+    async stop() {
+      if (!this.child || this.child.exitCode !== null || this.child.signalCode) return;
+      this.child.kill('SIGKILL');
+      await Promise.race([this.exited, sleep(5000)]);
+      this.child = null;
+    },
+    command(cmd) { return redisCommand(port, cmd); },
+  };
+  await r.start();
+  process.on('exit', () => { try { if (r.child) r.child.kill('SIGKILL'); } catch { /* gone */ } });
+  return r;
+}
+
+const NAMES = ['node-a', 'node-b', 'node-c', 'node-d', 'node-e'];
+
+/** Starts n nodes on redis (one shared SB_SECRET), named node-a, node-b, ... */
+async function startCluster(n, { redis, env = {}, name = 'cluster' } = {}) {
+  const secret = crypto.randomBytes(24).toString('hex');
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    // eslint-disable-next-line no-await-in-loop
+    nodes.push(await startNode({ redis, secret, id: NAMES[i], env, name }));
+  }
+  return nodes;
+}
+
+/** Starts one node of a cluster (also used to restart a killed one). */
+async function startNode({ redis, secret, id, env = {}, name = 'cluster' }) {
+  const srv = await startServer({
+    name: `${name}-${id}`,
+    env: {
+      SB_SECRET: secret,
+      SB_REDIS_URL: redis ? redis.url : undefined,
+      SB_NODE_ID: id,
+      SB_REDIS_HEARTBEAT_MS: '250',
+      SB_REDIS_NODE_TIMEOUT_MS: '1500',
+      SB_REDIS_RETRY_MAX_MS: '500',
+      ...env,
+    },
+  });
+  srv.nodeId = id;
+  srv.secret = secret;
+  return srv;
+}
+
+/** GET /readyz on the admin port: {status, checks, bus} (null when unreachable). */
+async function readyz(srv) {
+  try {
+    const r = await fetch(`http://127.0.0.1:${srv.adminPort}/readyz`, { signal: AbortSignal.timeout(2000) });
+    return { httpStatus: r.status, ...(await r.json()) };
+  } catch {
+    return null;
+  }
+}
+
+/** Waits until every live node reports redis "ok" and has heard every other node's heartbeat. */
+async function waitClusterUp(nodes, ms = 15000) {
+  const live = nodes.filter((n) => n.alive());
+  await waitUntil(async () => {
+    for (const n of live) {
+      // eslint-disable-next-line no-await-in-loop
+      const r = await readyz(n);
+      if (!r || r.checks.redis !== 'ok') return false;
+      const peers = live.filter((o) => o !== n).map((o) => o.nodeId);
+      if (!peers.every((p) => n.lines.some((l) => l.obj && l.obj.msg === 'redis_peer_up' && l.obj.peer === p))) return false;
+    }
+    return true;
+  }, ms, 'every node connected to Redis and seeing its peers');
+}
+
+async function stopAll(nodes) {
+  await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+}
+
+/** A phoenix.js Socket to srv for token (ws transport, quick reconnects). */
+function phxSocket(srv, token, opts = {}) {
+  const socket = new Socket(srv.wsUrl('/socket'), {
+    transport: WebSocket,
+    params: { token },
+    heartbeatIntervalMs: 30000,
+    reconnectAfterMs: () => 200,
+    rejoinAfterMs: () => 200,
+    timeout: 5000 * slow(),
+    ...opts,
+  });
+  socket.connect();
+  return socket;
+}
+
+/** Joins a phoenix.js channel; resolves with the join response or rejects. */
+function join(channel, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    channel.join(ms * slow())
+      .receive('ok', resolve)
+      .receive('error', (r) => reject(new Error(`join ${channel.topic} refused: ${JSON.stringify(r)}`)))
+      .receive('timeout', () => reject(new Error(`join ${channel.topic} timed out`)));
+  });
+}
+
+/** Resolves with [status, response] of a push (bounded). */
+function pushResult(push, ms = 5000) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
+    push
+      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
+      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
+      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
+  });
+}
+
+/** psql one statement on the test database (for setup that has no REST route). */
+function psql(url, sql) {
+  return execFileSync('psql', [url, '-qtAXc', sql], { encoding: 'utf8', timeout: 10000 }).trim();
+}
+
+module.exports = {
+  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, phxSocket, join,
+  pushResult, waitUntil, sleep, freePort, psql,
+};
