@@ -309,7 +309,11 @@ function applyEvent(type, p) {
       if (type === 'message:new' && isNew && idOf(m.sender_id) !== me) {
         const conv = state.convs[cid];
         const readUpTo = state.receipts[cid]?.[me]?.read || 0;
-        if (conv && m.seq > readUpTo && !isViewing(cid)) conv.unread_count = (conv.unread_count || 0) + 1;
+        // counted once: the chat list's unread_count already covers seqs up to its last_seq
+        if (conv && m.seq > readUpTo && m.seq > (conv.last_seq || 0) && !isViewing(cid)) {
+          conv.unread_count = (conv.unread_count || 0) + 1;
+        }
+        if (conv) conv.last_seq = Math.max(conv.last_seq || 0, m.seq);
         queueReceipt(cid, 'delivered', m.seq);
         if (isViewing(cid)) queueReceipt(cid, 'read', m.seq);
       }
@@ -377,8 +381,11 @@ function syncNow() {
         }
         throw e;
       }
+      const bootstrapping = !state.cursor;
       applyBootstrap(r);
       for (const ev of r.events || []) applyEvent(ev.type, ev);
+      // the chat list by REST too (with the archive): what a thin snapshot leaves out
+      if (bootstrapping) await loadChatList().catch(() => {});
       if (r.cursor) state.cursor = r.cursor;
       persist();
       if (!r.has_more) break;
@@ -390,7 +397,7 @@ function syncNow() {
 
 /** The bootstrap snapshot (no cursor): conversations with their latest messages. */
 function applyBootstrap(r) {
-  const snap = r.snapshot || r;
+  const snap = r.bootstrap || r.snapshot || r;
   for (const c of snap.conversations || snap.chats || []) upsertConv(c);
   for (const m of snap.messages || []) upsertMessage(m, { quiet: true });
 }

@@ -93,6 +93,10 @@ describe('web client in headless Chromium', () => {
   });
 
   after(async () => {
+    // the last state of both pages, for a failed run
+    for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+      if (p) await p.shot(`99-last-${who}`).catch(() => {});
+    }
     if (browser) await browser.close().catch(() => {});
     if (srv) await srv.stop();
   });
@@ -139,6 +143,176 @@ describe('web client in headless Chromium', () => {
     await page.locator('#auth-form').waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem('sb:session')), null, 'logout forgets the tokens');
     await ctx.close();
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+
+  test('a direct chat: messages both ways, optimistic send, ✓ → ✓✓ → read, unread count', T, async () => {
+    assert.ok(alice && bob, 'needs the sign-up test');
+    const { page: a } = alice;
+    const { page: b } = bob;
+
+    // Alice finds Bob by username and opens a direct chat
+    await a.fill('#user-search', bob.username.slice(0, 6));
+    const result = a.locator('#search-results li.result', { has: a.locator(`text=@${bob.username}`) });
+    await result.locator('.message-btn').click();
+    await a.locator('#conv-title', { hasText: 'Bob' }).waitFor();
+    await alice.chat('Bob').waitFor();
+
+    // an optimistic send shows at once, then is acknowledged (✓)
+    await a.fill('#message-input', 'Hi Bob! Trying Switchboard in a browser.');
+    await a.click('#send-btn');
+    const first = alice.bubble('Hi Bob!');
+    await first.waitFor();
+    await first.locator('.status-sent, .status-delivered, .status-read').waitFor();
+    assert.match(await first.getAttribute('data-seq'), /^\d+$/, 'the acknowledged message has its seq');
+
+    // Bob's chat list shows the new chat with one unread message and its preview
+    const bobsChat = bob.chat('Alice');
+    await bobsChat.waitFor();
+    await bobsChat.locator('.unread', { hasText: '1' }).waitFor();
+    assert.match(await bobsChat.locator('.chat-preview').textContent(), /Hi Bob!/);
+    // delivered to Bob's socket: Alice sees ✓✓
+    await first.locator('.status-delivered, .status-read').waitFor();
+    await bob.shot('02-bob-unread');
+
+    // Bob opens it: the unread count clears and Alice sees "read"
+    await bobsChat.click();
+    await bob.bubble('Hi Bob!').waitFor();
+    await bobsChat.locator('.unread').waitFor({ state: 'detached' });
+    await first.locator('.status-read').waitFor();
+
+    // Bob's reply arrives, is read at once (Alice has the chat open), and is Alice's preview
+    await b.fill('#message-input', 'Hello Alice, it works!');
+    await b.click('#send-btn');
+    await alice.bubble('Hello Alice, it works!').waitFor();
+    await bob.bubble('Hello Alice, it works!').locator('.status-read').waitFor();
+    assert.match(await alice.chat('Bob').locator('.chat-preview').textContent(), /Hello Alice/);
+    assert.equal(await alice.chat('Bob').locator('.unread').count(), 0, 'read while open: nothing unread');
+
+    // a few more so the picture has a conversation in it
+    await a.fill('#message-input', 'Read receipts, typing and presence all come over Phoenix channels.');
+    await a.click('#send-btn');
+    await bob.bubble('Read receipts, typing').waitFor();
+    await alice.bubble('Read receipts, typing').locator('.status-read').waitFor();
+    await b.fill('#message-input', 'And it is a C server underneath? Nice.');
+    await b.click('#send-btn');
+    await alice.bubble('C server underneath').waitFor();
+    assert.equal(await a.locator('#message-list li.msg').count(), 4, 'each message once');
+    assert.equal(await b.locator('#message-list li.msg').count(), 4, 'each message once');
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+
+  test('a reload restores the conversation through sync, with what arrived while away', T, async () => {
+    assert.ok(alice && bob, 'needs the previous tests');
+    const { page: b } = bob;
+    const cursorBefore = await b.evaluate(() => {
+      const s = JSON.parse(localStorage.getItem('sb:session'));
+      return JSON.parse(localStorage.getItem(`sb:state:${s.user.id}`))?.cursor || null;
+    });
+    assert.ok(cursorBefore, 'the page keeps a sync cursor in localStorage');
+
+    // Bob's page goes away; Alice writes meanwhile
+    const url = b.url();
+    await b.goto('about:blank');
+    await alice.page.fill('#message-input', 'Sent while your page was closed.');
+    await alice.page.click('#send-btn');
+    await alice.bubble('Sent while your page was closed.').locator('.status-sent, .status-delivered, .status-read').waitFor();
+
+    bob.syncResponses.length = 0;
+    await b.goto(url); // same #/c/<id>: the conversation reopens
+    await b.locator('#conv-title', { hasText: 'Alice' }).waitFor();
+    await bob.bubble('Hi Bob!').waitFor();
+    await bob.bubble('Sent while your page was closed.').waitFor();
+    await b.locator('#conn.online').waitFor();
+
+    // it came through GET /sync from the stored cursor
+    const withCursor = bob.syncResponses.filter((r) => new URL(r.url).searchParams.get('cursor') === cursorBefore);
+    assert.ok(withCursor.length >= 1, `GET /sync?cursor=<stored> was called: ${JSON.stringify(bob.syncResponses.map((r) => r.url))}`);
+    assert.equal(withCursor[0].status, 200);
+    const synced = bob.syncResponses.flatMap((r) => r.body?.events || [])
+      .filter((e) => e.type === 'message:new').map((e) => e.message.body);
+    assert.ok(synced.includes('Sent while your page was closed.'), `sync delivered the message: ${JSON.stringify(synced)}`);
+
+    // reading it after the reload still turns Alice's ticks to read
+    await alice.bubble('Sent while your page was closed.').locator('.status-read').waitFor();
+    await bob.shot('05-after-reload');
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+
+  test('groups, pin and archive, and history paging with "Load earlier"', T, async () => {
+    assert.ok(alice && bob, 'needs the sign-up test');
+    const { page: a } = alice;
+
+    // a group with Bob, made through the search results
+    await a.fill('#user-search', bob.username);
+    await a.locator('#search-results li.result .add-btn').click();
+    await a.locator('#group-members .chip', { hasText: 'Bob' }).waitFor();
+    await a.fill('#group-title', 'Weekend plans');
+    await a.click('#create-group-btn');
+    await a.locator('#conv-title', { hasText: 'Weekend plans' }).waitFor();
+    await a.locator('#conv-status', { hasText: '2 members' }).waitFor();
+    await a.fill('#message-input', 'Who is in for Saturday?');
+    await a.click('#send-btn');
+    await alice.bubble('Who is in for Saturday?').locator('.status-sent, .status-delivered, .status-read').waitFor();
+    await bob.chat('Weekend plans').waitFor();
+
+    // pin the direct chat: it goes first even though the group is newer
+    const direct = alice.chat('Bob');
+    await direct.hover();
+    await direct.locator('.pin-btn').click();
+    await direct.locator('.pin').waitFor();
+    await a.waitForFunction(() => document.querySelector('#chat-list li.chat .chat-title')?.textContent.includes('Bob'), null, { timeout: WAIT });
+    // archive the group: it moves to the Archived tab, and back
+    const group = alice.chat('Weekend plans');
+    await group.hover();
+    await group.locator('.archive-btn').click();
+    await group.waitFor({ state: 'detached' });
+    await a.click('#tab-archived');
+    await alice.chat('Weekend plans').waitFor();
+    await alice.chat('Weekend plans').hover();
+    await alice.chat('Weekend plans').locator('.archive-btn').click();
+    await a.click('#tab-chats');
+    await alice.chat('Weekend plans').waitFor();
+    // the server kept both settings
+    const token = await a.evaluate(() => JSON.parse(localStorage.getItem('sb:session')).access_token);
+    const list = await (await fetch(srv.url('/api/v1/conversations'), { headers: { authorization: `Bearer ${token}` } })).json();
+    const byTitle = (t) => list.items.find((c) => (c.kind === 'group' ? c.title === t : c.kind === 'direct' && t === 'direct'));
+    assert.equal(byTitle('direct').pinned, true);
+    assert.equal(byTitle('Weekend plans').archived, false);
+
+    // 70 more messages in the group (REST), then the page shows the newest 50 and pages back
+    const gid = byTitle('Weekend plans').id;
+    for (let i = 1; i <= 70; i++) {
+      const r = await fetch(srv.url(`/api/v1/conversations/${gid}/messages`), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: `bulk-${i}`, kind: 'text', body: `bulk message ${i}` }),
+      });
+      assert.equal(r.status, 201, `send ${i}`);
+    }
+    // forget the local copy (the page got all of them live), keeping the session:
+    // from a same-origin page without the app on it
+    const url = a.url();
+    await a.goto(srv.url('/style.css'));
+    await a.evaluate(() => {
+      const s = JSON.parse(localStorage.getItem('sb:session'));
+      localStorage.removeItem(`sb:state:${s.user.id}`);
+    });
+    await a.goto(url);
+    await a.locator('#conv-title', { hasText: 'Weekend plans' }).waitFor();
+    await alice.bubble('bulk message 70').waitFor();
+    const before = await a.locator('#message-list li.msg').count();
+    assert.ok(before < 71, `only a page of history at first (${before})`);
+    for (let i = 0; i < 5 && await a.locator('#load-earlier').isVisible(); i++) {
+      await a.click('#load-earlier');
+      await a.waitForTimeout(300);
+    }
+    await alice.bubble('Who is in for Saturday?').waitFor();
+    await alice.bubble(/^bulk message 1$/).waitFor();
+    assert.equal(await a.locator('#message-list li.msg').count(), 71, 'every message once, none twice');
+    assert.equal(await a.locator('#load-earlier').isVisible(), false, 'no more to load');
+    const seqs = await a.locator('#message-list li.msg').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in seq order');
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 });
