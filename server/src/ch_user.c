@@ -3,6 +3,7 @@
 #include "channels.h"
 #include "chat.h"
 #include "phx_socket.h"
+#include "sync_join.h"
 #include "util.h"
 
 /* Refuses anyone but the topic's own user. */
@@ -16,13 +17,18 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
     }
     char now[32];
     format_rfc3339_ms(now_unix_ms(), now, sizeof now);
-    *reply = json_pack("{s:{s:s},s:s}", "user", "id", id, "server_time", now);
-    return PHX_OK;
+    json_t *ok = json_pack("{s:{s:s},s:s}", "user", "id", id, "server_time", now);
+    int rc = sync_join(ch, payload, ok, reply); /* cursor and catch-up: sync_join.c */
+    if (rc == PHX_OK) *reply = ok;
+    else json_decref(ok);
+    return rc;
 }
 
 static const channel_handler user_handler = {
     .prefix = "user:",
     .join = user_join,
+    .handle_out = sync_handle_out, /* held / deduplicated around catch-up */
+    .terminate = sync_terminate,
     .handle_in = chat_user_handle_in, /* chat client events (chat_ops.c) */
 };
 

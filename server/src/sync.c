@@ -252,6 +252,11 @@ static void sync_get(sb_req *req)
         limit = (int)v;
     }
     char *cs = sb_req_query(req, "cursor", true);
+    if (!cs && sb_req_query_count(req, "cursor") > 0) { /* present but not decodable */
+        sb_respond_error(req, 400, "bad_request", "invalid cursor",
+                         json_pack("{s:s}", "cursor", "not a cursor this server issued to you"));
+        return;
+    }
     if (!cs || !*cs) {
         free(cs);
         bootstrap(req, limit);

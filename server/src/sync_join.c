@@ -1,0 +1,326 @@
+/* sync_join.c — catch-up on `user:<id>` join (see sync_join.h).
+ *
+ * With a cursor c the join is answered only after the first page of events
+ * after c has been read (so an expired cursor can still refuse the join).
+ * Then, in order: the channel is subscribed (live events start arriving and
+ * are held, not sent), the first page is pushed, and further pages are read
+ * and pushed until a query that *started after the subscription* reports no
+ * more events. The held live events are then released, except durable ones
+ * at or before the last position pushed (the floor), which the pages already
+ * carried. From then on, durable events at or before the floor are still
+ * dropped (the tailer may be behind the catch-up query).
+ *
+ * Why nothing is lost: an event the tailer handed out before the
+ * subscription was stable before it, so every query started after the
+ * subscription returns it (or it is at or before c). An event handed out
+ * after the subscription is held. Held events are bounded: past SJ_HELD_MAX
+ * they are dropped and the round is repeated, since a query started later
+ * returns every durable one of them again. */
+#include "sync_join.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "cursor.h"
+#include "log.h"
+#include "pubsub.h"
+#include "reactor.h"
+#include "rest.h"
+#include "sync.h"
+#include "tailer.h"
+#include "util.h"
+
+#define SJ_PAGE 200        /* events per catch-up query */
+#define SJ_HELD_MAX 4096   /* live messages held during catch-up */
+#define SJ_MAX_PAGES 5000  /* a catch-up longer than this is cut (close 1013) */
+
+typedef struct held_msg {
+    sb_buf *b;
+    bool has_pos;
+    sync_pos pos;
+} held_msg;
+
+typedef struct sj_state {
+    phx_channel *ch;
+    char uid[TOKEN_MAX_ID + 1];
+    sync_pos floor;      /* last position delivered */
+    json_t *reply;       /* the join's ok response, until the join completes */
+    bool joined;         /* the join was answered ok */
+    bool catching;       /* catch-up in progress: live events are held */
+    bool inflight;       /* a query is running (it owns a channel reference) */
+    bool q_after_sub;    /* that query started after the subscription */
+    bool overflow;       /* held messages were dropped this round */
+    bool terminated;     /* the channel is gone */
+    int pages;
+    held_msg *held;
+    uint32_t nheld, capheld;
+} sj_state;
+
+/* ------------------------------------------------------------------------ */
+/* Held messages                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void held_clear(sj_state *st)
+{
+    for (uint32_t i = 0; i < st->nheld; i++) sb_buf_unref(st->held[i].b);
+    st->nheld = 0;
+}
+
+static void state_free(sj_state *st)
+{
+    held_clear(st);
+    free(st->held);
+    json_decref(st->reply);
+    free(st);
+}
+
+/* The position of a durable event from its payload text, which ends with
+ * `"cursor":"<CURSOR_LEN chars>"}` (tailer_splice). */
+static bool payload_pos(const char *p, size_t n, sync_pos *pos)
+{
+    static const char key[] = "\"cursor\":\"";
+    size_t kl = sizeof key - 1;
+    if (!p || n < kl + CURSOR_LEN + 2) return false;
+    const char *k = p + n - 2 - CURSOR_LEN - kl;
+    if (memcmp(p + n - 2, "\"}", 2) != 0 || memcmp(k, key, kl) != 0) return false;
+    return cursor_peek(k + kl, CURSOR_LEN, pos) == 0;
+}
+
+/* The buffer deliver_local would send this socket for m, or NULL. */
+static sb_buf *buf_for(const phx_socket *s, const pubsub_msg *m)
+{
+    if (m->bin) return s->vsn == PHX_V2 ? m->bin : NULL;
+    return s->vsn == PHX_V1 ? m->v1 : m->v2;
+}
+
+bool sync_handle_out(phx_channel *ch, const pubsub_msg *m)
+{
+    sj_state *st = ch->state;
+    if (!st) return true;
+    sync_pos p;
+    bool has = m->payload_json && payload_pos(m->payload_json, strlen(m->payload_json), &p);
+    if (st->catching) {
+        sb_buf *b = buf_for(ch->sock, m);
+        if (!b || st->overflow) return false;
+        if (st->nheld == SJ_HELD_MAX) { /* drop them all: the next round reads them again */
+            held_clear(st);
+            st->overflow = true;
+            return false;
+        }
+        if (st->nheld == st->capheld) {
+            uint32_t nc = st->capheld ? st->capheld * 2 : 16;
+            held_msg *nh = realloc(st->held, nc * sizeof *nh);
+            if (!nh) {
+                held_clear(st);
+                st->overflow = true;
+                return false;
+            }
+            st->held = nh;
+            st->capheld = nc;
+        }
+        st->held[st->nheld++] = (held_msg){sb_buf_ref(b), has, has ? p : (sync_pos){0, 0}};
+        return false;
+    }
+    return !(has && sync_pos_cmp(p, st->floor) <= 0);
+}
+
+/* Ends the catch-up: sends held messages after the floor, then goes live. */
+static void release(sj_state *st)
+{
+    phx_socket *s = st->ch->sock;
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        held_msg *h = &st->held[i];
+        if (!h->has_pos || sync_pos_cmp(h->pos, st->floor) > 0) phx_socket_send(s, h->b);
+    }
+    held_clear(st);
+    free(st->held);
+    st->held = NULL;
+    st->capheld = 0;
+    st->catching = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Catch-up pages                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void on_page(const sync_page *pg, const char *err, void *arg);
+
+/* Reads the next page after the floor (holding a channel reference). */
+static void fetch_next(sj_state *st)
+{
+    phx_channel_ref(st->ch);
+    st->inflight = true;
+    st->q_after_sub = st->joined;
+    if (st->overflow) st->overflow = false; /* events handed out from now on are held again */
+    st->pages++;
+    sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+}
+
+/* Posted by sync_join: sends the first query (the reference and inflight
+ * were taken by sync_join). */
+static void first_fetch(void *arg)
+{
+    sj_state *st = arg;
+    if (st->terminated) {
+        phx_channel *ch = st->ch;
+        state_free(st);
+        phx_channel_unref(ch);
+        return;
+    }
+    st->q_after_sub = false;
+    st->pages++;
+    sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+}
+
+/* Pushes a page's events in broadcast form and moves the floor. */
+static void push_page(sj_state *st, const sync_page *pg)
+{
+    phx_channel *ch = st->ch;
+    int64_t now_s = now_unix_ms() / 1000;
+    for (int i = 0; i < pg->n; i++) {
+        const sync_event *e = &pg->ev[i];
+        char cur[CURSOR_LEN + 1];
+        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, e->pos, now_s, cur);
+        size_t tl;
+        char *text = tailer_splice(e->prefix, e->prefix_len, cur, &tl);
+        sb_buf *b = text ? phx_encode_raw(ch->sock->vsn, NULL, NULL, ch->topic, e->type, text, tl)
+                         : NULL;
+        free(text);
+        if (b) phx_socket_send(ch->sock, b);
+        sb_buf_unref(b);
+    }
+    if (sync_pos_cmp(pg->next, st->floor) > 0) st->floor = pg->next;
+}
+
+/* Closes the socket: the client reconnects and rejoins with its cursor. */
+static void give_up(sj_state *st, int code, const char *why)
+{
+    log_msg(LOG_WARN, "sync_catchup_failed", "user", json_string(st->uid), "error",
+            json_string(why), NULL);
+    st->ch->sock->ops->close(st->ch->sock->t, code);
+}
+
+static void on_page(const sync_page *pg, const char *err, void *arg)
+{
+    sj_state *st = arg;
+    phx_channel *ch = st->ch;
+    st->inflight = false;
+    if (st->terminated) {
+        state_free(st);
+        phx_channel_unref(ch);
+        return;
+    }
+    if (!st->joined) {
+        if (!pg || pg->expired) {
+            json_t *r = !pg ? json_pack("{s:s,s:s}", "reason", "unavailable", "message",
+                                        "the event store is unavailable, retry later")
+                            : json_pack("{s:s,s:s}", "reason", "cursor_expired", "message",
+                                        "events after this cursor were pruned: bootstrap again");
+            phx_join_done(ch, false, r); /* terminates the channel: frees st */
+            phx_channel_unref(ch);
+            return;
+        }
+        st->joined = true;
+        st->catching = true;
+        json_t *r = st->reply;
+        st->reply = NULL;
+        phx_join_done(ch, true, r);
+        if (ch->status != CH_JOINED) { /* refused after all (st is gone) */
+            phx_channel_unref(ch);
+            return;
+        }
+    } else if (!pg || pg->expired) {
+        give_up(st, 1011, pg ? "cursor expired during catch-up" : err);
+        phx_channel_unref(ch);
+        return;
+    }
+    push_page(st, pg);
+    if (pg->has_more || !st->q_after_sub || st->overflow) {
+        if (st->pages >= SJ_MAX_PAGES) give_up(st, 1013, "catch-up too long");
+        else fetch_next(st);
+    } else {
+        release(st);
+    }
+    phx_channel_unref(ch);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Join                                                                      */
+/* ------------------------------------------------------------------------ */
+
+int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
+{
+    const char *uid = ch->sock->claims.user_id;
+    json_t *jc = json_is_object(payload) ? json_object_get(payload, "cursor") : NULL;
+    bool has_cursor = jc && !json_is_null(jc);
+    bool numeric = rest_parse_id(uid) != 0;
+    if (!has_cursor) {
+        bool ready = false;
+        sync_pos p = tailer_position(&ready);
+        if (!numeric || !ready) {
+            json_object_set_new(reply, "cursor", json_null());
+            return PHX_OK;
+        }
+        sj_state *st = calloc(1, sizeof *st);
+        if (st) {
+            st->ch = ch;
+            snprintf(st->uid, sizeof st->uid, "%s", uid);
+            st->floor = p;
+            st->joined = true;
+            ch->state = st;
+        }
+        char cur[CURSOR_LEN + 1];
+        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, p,
+                      now_unix_ms() / 1000, cur);
+        json_object_set_new(reply, "cursor", json_string(cur));
+        return PHX_OK;
+    }
+    sync_pos from;
+    int rc = json_is_string(jc) && numeric
+                 ? sync_cursor_check(uid, json_string_value(jc), json_string_length(jc), &from)
+                 : SYNC_CUR_BAD;
+    if (rc == SYNC_CUR_BAD) {
+        *err = json_pack("{s:s,s:s}", "reason", "bad_request", "message",
+                         "invalid cursor: not a cursor this server issued to you");
+        return PHX_ERROR;
+    }
+    if (rc == SYNC_CUR_EXPIRED) {
+        *err = json_pack("{s:s,s:s}", "reason", "cursor_expired", "message",
+                         "this cursor is older than the retention window: bootstrap again");
+        return PHX_ERROR;
+    }
+    sj_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        *err = json_pack("{s:s}", "reason", "unavailable");
+        return PHX_ERROR;
+    }
+    st->ch = ch;
+    snprintf(st->uid, sizeof st->uid, "%s", uid);
+    st->floor = from;
+    json_object_set(reply, "cursor", jc); /* catch-up starts after it */
+    st->reply = json_incref(reply);
+    ch->state = st;
+    /* the first query is sent from the loop, after the join has been
+     * recorded as pending: its answer may come at once (pool down) */
+    phx_channel_ref(ch);
+    st->inflight = true;
+    if (reactor_post(ch->sock->r, first_fetch, st) != 0) {
+        st->inflight = false;
+        phx_channel_unref(ch);
+        ch->state = NULL;
+        state_free(st);
+        json_object_del(reply, "cursor");
+        *err = json_pack("{s:s}", "reason", "unavailable");
+        return PHX_ERROR;
+    }
+    return PHX_ASYNC;
+}
+
+void sync_terminate(phx_channel *ch)
+{
+    sj_state *st = ch->state;
+    if (!st) return;
+    ch->state = NULL;
+    st->terminated = true;
+    if (!st->inflight) state_free(st); /* else the query's callback frees it */
+}

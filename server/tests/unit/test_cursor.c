@@ -1,0 +1,134 @@
+/* test_cursor.c — signed sync cursors: round trip, binding to the user,
+ * tamper evidence, canonical form, ordering of positions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "token.h"
+
+static const uint8_t SECRET[] = "0123456789abcdef0123456789abcdef";
+#define SL (sizeof SECRET - 1)
+
+static int dec(const char *user, const char *c, sync_pos *p, int64_t *t)
+{
+    return cursor_decode(SECRET, SL, user, c, strlen(c), p, t);
+}
+
+static void round_trip(void **state)
+{
+    (void)state;
+    sync_pos cases[] = {{0, 0}, {1, 1}, {1204, 5}, {UINT64_MAX, INT64_MAX}, {1ull << 40, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char c[CURSOR_LEN + 1];
+        cursor_encode(SECRET, SL, "165", cases[i], 1800000000, c);
+        assert_int_equal(strlen(c), CURSOR_LEN);
+        for (const char *q = c; *q; q++)
+            assert_true((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
+                        (*q >= '0' && *q <= '9') || *q == '-' || *q == '_');
+        sync_pos p;
+        int64_t t = 0;
+        if (cases[i].id < 0) continue;
+        assert_int_equal(dec("165", c, &p, &t), CURSOR_OK);
+        assert_true(p.tx == cases[i].tx);
+        assert_true(p.id == cases[i].id);
+        assert_true(t == 1800000000);
+        sync_pos peek;
+        assert_int_equal(cursor_peek(c, strlen(c), &peek), 0);
+        assert_int_equal(sync_pos_cmp(peek, cases[i]), 0);
+    }
+}
+
+static void bound_to_user_and_secret(void **state)
+{
+    (void)state;
+    char c[CURSOR_LEN + 1];
+    cursor_encode(SECRET, SL, "165", (sync_pos){1000, 7}, 1800000000, c);
+    sync_pos p;
+    assert_int_equal(dec("166", c, &p, NULL), CURSOR_BAD);  /* another user's */
+    assert_int_equal(dec("1650", c, &p, NULL), CURSOR_BAD); /* no prefix confusion */
+    assert_int_equal(dec("16", c, &p, NULL), CURSOR_BAD);
+    const uint8_t other[] = "0123456789abcdef0123456789abcdeX";
+    assert_int_equal(cursor_decode(other, sizeof other - 1, "165", c, strlen(c), &p, NULL), CURSOR_BAD);
+    assert_int_equal(dec("165", c, &p, NULL), CURSOR_OK);
+}
+
+static void tamper_evident(void **state)
+{
+    (void)state;
+    char c[CURSOR_LEN + 1];
+    cursor_encode(SECRET, SL, "42", (sync_pos){123456, 99}, 1800000000, c);
+    /* every single-character change is refused */
+    const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < CURSOR_LEN; i++) {
+        for (const char *a = alphabet; *a; a += 7) {
+            if (*a == c[i]) continue;
+            char d[CURSOR_LEN + 1];
+            memcpy(d, c, sizeof d);
+            d[i] = *a;
+            assert_int_equal(dec("42", d, NULL, NULL), CURSOR_BAD);
+        }
+    }
+    /* forged: a position re-packed with a made-up MAC */
+    uint8_t raw[37] = {1};
+    raw[8] = 0x10; /* tx */
+    char *forged = b64url_encode(raw, sizeof raw);
+    assert_non_null(forged);
+    assert_int_equal(dec("42", forged, NULL, NULL), CURSOR_BAD);
+    free(forged);
+    /* wrong lengths, junk, empty, padding */
+    assert_int_equal(dec("42", "", NULL, NULL), CURSOR_BAD);
+    assert_int_equal(dec("42", "abc", NULL, NULL), CURSOR_BAD);
+    char longer[CURSOR_LEN + 2];
+    snprintf(longer, sizeof longer, "%sA", c);
+    assert_int_equal(dec("42", longer, NULL, NULL), CURSOR_BAD);
+    char pad[CURSOR_LEN + 1];
+    memcpy(pad, c, sizeof pad);
+    pad[CURSOR_LEN - 1] = '=';
+    assert_int_equal(dec("42", pad, NULL, NULL), CURSOR_BAD);
+    assert_int_equal(cursor_decode(SECRET, SL, NULL, c, strlen(c), NULL, NULL), CURSOR_BAD);
+    assert_int_equal(dec("42", c, NULL, NULL), CURSOR_OK);
+}
+
+static void ordering(void **state)
+{
+    (void)state;
+    assert_int_equal(sync_pos_cmp((sync_pos){1, 5}, (sync_pos){2, 0}), -1);
+    assert_int_equal(sync_pos_cmp((sync_pos){2, 0}, (sync_pos){1, 5}), 1);
+    assert_int_equal(sync_pos_cmp((sync_pos){2, 3}, (sync_pos){2, 4}), -1);
+    assert_int_equal(sync_pos_cmp((sync_pos){2, 4}, (sync_pos){2, 4}), 0);
+    /* a horizon (h, 0) is after every event of a smaller tx, before every event of tx h */
+    assert_int_equal(sync_pos_cmp((sync_pos){9, INT64_MAX}, (sync_pos){10, 0}), -1);
+    assert_int_equal(sync_pos_cmp((sync_pos){10, 1}, (sync_pos){10, 0}), 1);
+}
+
+static void parse_u64(void **state)
+{
+    (void)state;
+    uint64_t v;
+    assert_int_equal(cursor_parse_u64("0", &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(cursor_parse_u64("18446744073709551615", &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(cursor_parse_u64("18446744073709551616", &v), -1);
+    assert_int_equal(cursor_parse_u64("", &v), -1);
+    assert_int_equal(cursor_parse_u64("-1", &v), -1);
+    assert_int_equal(cursor_parse_u64("12a", &v), -1);
+    assert_int_equal(cursor_parse_u64(NULL, &v), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip),       cmocka_unit_test(bound_to_user_and_secret),
+        cmocka_unit_test(tamper_evident),   cmocka_unit_test(ordering),
+        cmocka_unit_test(parse_u64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
