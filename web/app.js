@@ -60,12 +60,13 @@ function randomId() {
 }
 
 // --------------------------------------------------------------- session --
-// {user, access_token, refresh_token, expires_at(ms)} in localStorage.
+// {user, access_token, refresh_token, expires_at(ms)} in sessionStorage: per tab, so
+// two tabs of one browser can be two people.
 
 let session = null;
 
 function loadSession() {
-  try { session = JSON.parse(localStorage.getItem('sb:session')); } catch { session = null; }
+  try { session = JSON.parse(sessionStorage.getItem('sb:session')); } catch { session = null; }
   return session;
 }
 
@@ -76,7 +77,7 @@ function saveSession(r) {
     refresh_token: r.refresh_token,
     expires_at: Date.now() + (Number(r.expires_in) || 900) * 1000,
   };
-  localStorage.setItem('sb:session', JSON.stringify(session));
+  sessionStorage.setItem('sb:session', JSON.stringify(session));
   scheduleRefresh();
 }
 
@@ -914,7 +915,7 @@ function signOut(message = '') {
   session = null;
   state = null;
   users.clear();
-  localStorage.removeItem('sb:session');
+  sessionStorage.removeItem('sb:session');
   history.replaceState(null, '', location.pathname);
   $('#app').hidden = true;
   $('#auth').hidden = false;

@@ -141,7 +141,7 @@ describe('web client in headless Chromium', () => {
     await page.locator('#conn.online').waitFor();
     await page.click('#logout-btn');
     await page.locator('#auth-form').waitFor();
-    assert.equal(await page.evaluate(() => localStorage.getItem('sb:session')), null, 'logout forgets the tokens');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('sb:session')), null, 'logout forgets the tokens');
     await ctx.close();
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
@@ -199,6 +199,10 @@ describe('web client in headless Chromium', () => {
     await alice.bubble('C server underneath').waitFor();
     assert.equal(await a.locator('#message-list li.msg').count(), 4, 'each message once');
     assert.equal(await b.locator('#message-list li.msg').count(), 4, 'each message once');
+    await alice.shot('03-direct-chat');
+    if (process.env.SB_WEB_SCREENSHOT === '1') {
+      await a.screenshot({ path: path.join(REPO, 'docs', 'screenshot.png') });
+    }
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 
@@ -206,7 +210,7 @@ describe('web client in headless Chromium', () => {
     assert.ok(alice && bob, 'needs the previous tests');
     const { page: b } = bob;
     const cursorBefore = await b.evaluate(() => {
-      const s = JSON.parse(localStorage.getItem('sb:session'));
+      const s = JSON.parse(sessionStorage.getItem('sb:session'));
       return JSON.parse(localStorage.getItem(`sb:state:${s.user.id}`))?.cursor || null;
     });
     assert.ok(cursorBefore, 'the page keeps a sync cursor in localStorage');
@@ -235,7 +239,7 @@ describe('web client in headless Chromium', () => {
 
     // reading it after the reload still turns Alice's ticks to read
     await alice.bubble('Sent while your page was closed.').locator('.status-read').waitFor();
-    await bob.shot('05-after-reload');
+    await bob.shot('06-after-reload');
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 
@@ -274,7 +278,7 @@ describe('web client in headless Chromium', () => {
     await a.click('#tab-chats');
     await alice.chat('Weekend plans').waitFor();
     // the server kept both settings
-    const token = await a.evaluate(() => JSON.parse(localStorage.getItem('sb:session')).access_token);
+    const token = await a.evaluate(() => JSON.parse(sessionStorage.getItem('sb:session')).access_token);
     const list = await (await fetch(srv.url('/api/v1/conversations'), { headers: { authorization: `Bearer ${token}` } })).json();
     const byTitle = (t) => list.items.find((c) => (c.kind === 'group' ? c.title === t : c.kind === 'direct' && t === 'direct'));
     assert.equal(byTitle('direct').pinned, true);
@@ -295,7 +299,7 @@ describe('web client in headless Chromium', () => {
     const url = a.url();
     await a.goto(srv.url('/style.css'));
     await a.evaluate(() => {
-      const s = JSON.parse(localStorage.getItem('sb:session'));
+      const s = JSON.parse(sessionStorage.getItem('sb:session'));
       localStorage.removeItem(`sb:state:${s.user.id}`);
     });
     await a.goto(url);
