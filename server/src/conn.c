@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http_conn.h"
 #include "log.h"
+#include "tls.h"
 #include "ws.h"
 
 #define READ_BUF_SIZE 65536
@@ -59,6 +60,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     c->last_rx_ms = c->r->now_ms = uv_now(&c->r->loop);
     if (c->closing) return;
+    if (c->tls) { /* ciphertext: tls.c decrypts and hands the plaintext on */
+        tls_on_read(c, buf->base, (size_t)n);
+        return;
+    }
     switch (c->mode) {
     case CONN_HTTP:
         http_on_data(c, buf->base, (size_t)n);
@@ -108,7 +113,7 @@ void conn_accept(reactor *r, uv_stream_t *server, bool admin)
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = c->mark_ms = uv_now(&r->loop);
     list_add(r, c);
-    if (http_conn_init(c) != 0) {
+    if (http_conn_init(c) != 0 || (!admin && tls_enabled() && tls_conn_start(c) != 0)) {
         conn_close(c);
         return;
     }
@@ -211,6 +216,7 @@ static void start_close_after_flush(sb_conn *c)
     }
     req->data = c;
     c->close_after_flush = false;
+    if (c->tls) tls_close_notify(c);
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, after_shutdown) != 0) {
         free(req);
         conn_close(c);
@@ -262,7 +268,7 @@ static void flush(sb_conn *c)
             iov[i] = uv_buf_init((char *)sb_buf_bytes(b) + off, b->len - off);
             total += b->len - off;
         }
-        int w = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+        int w = c->tls ? tls_try_write(c, iov, n) : uv_try_write((uv_stream_t *)&c->tcp, iov, n);
         if (w == (int)total) {
             consume(c, total);
             continue;
@@ -272,6 +278,7 @@ static void flush(sb_conn *c)
             return;
         }
         if (w > 0) consume(c, (size_t)w);
+        if (c->tls) return; /* tls.c marks c dirty once its ciphertext drains */
         /* the socket is full: hand the rest of this batch to uv_write */
         n = c->qlen < MAX_IOV ? c->qlen : MAX_IOV;
         for (uint32_t i = 0; i < n; i++) {
@@ -338,6 +345,7 @@ void conn_close(sb_conn *c)
     c->closing = true;
     if (c->mode == CONN_WS || c->ws) ws_conn_gone(c);
     if (c->http) http_conn_gone(c);
+    if (c->tls) tls_conn_gone(c);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -366,7 +374,7 @@ void conn_sweep(reactor *r)
     uint64_t now = uv_now(&r->loop);
     for (sb_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
-        if (c->closing) continue;
+        if (c->closing || tls_sweep(c, now)) continue;
         if (c->mode == CONN_DRAINING || c->close_after_flush) {
             if (now - c->mark_ms > DRAIN_MS) conn_close(c);
         } else if (c->mode == CONN_HTTP) {

@@ -35,6 +35,7 @@ typedef struct sb_conn {
     bool read_paused;
     struct http_state *http;       /* while mode == CONN_HTTP */
     struct ws_state *ws;           /* while mode == CONN_WS */
+    struct tls_conn *tls;          /* TLS state on a TLS listener (tls.c), else NULL */
 } sb_conn;
 
 /* Accepts a pending connection on `server` into a new sb_conn and starts

@@ -19,6 +19,7 @@
 #include "router.h"
 #include "sync.h"
 #include "tailer.h"
+#include "tls.h"
 #include "token.h"
 #include "util.h"
 
@@ -77,6 +78,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "switchboard: SB_SECRET (or --secret) must be at least 32 bytes\n");
         return 2;
     }
+    if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
     signal(SIGPIPE, SIG_IGN);
     if (g_cfg.database_url[0] && g_cfg.migrate_on_start) {
         char err[512] = "";

@@ -1,0 +1,56 @@
+/* tls.h — TLS (HTTPS / WSS) on the public listener with OpenSSL, TLS 1.2+.
+ *
+ * A layer between a connection's TCP stream and its HTTP/WebSocket parser:
+ * ciphertext read from the socket goes into the SSL object's memory BIO, the
+ * plaintext that comes out is handed to http_on_data / ws_on_data, and
+ * plaintext written by conn.c's flush is encrypted into the other memory BIO
+ * and written to the stream with its own uv_write requests. The handshake is
+ * non-blocking, driven by received bytes, and must finish within
+ * g_cfg.tls_handshake_ms of the accept. Ciphertext waiting for the socket is
+ * bounded (TLS_PENDING_MAX): past it the connection's flush waits, so its
+ * plaintext stays in its bounded outbound queue (SB_OUTBOUND_MAX, then 1013).
+ * Enabled when SB_TLS_CERT and SB_TLS_KEY are set; the admin listener always
+ * stays plain HTTP. */
+#ifndef SB_TLS_H
+#define SB_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct sb_conn;
+
+#define TLS_PENDING_MAX (256 * 1024) /* ciphertext queued to the socket per connection */
+
+/* Loads g_cfg.tls_cert (PEM chain) and g_cfg.tls_key (PEM key) into the
+ * process's TLS context. Returns 0 (also when neither is set: TLS off), or
+ * -1 with a message on stderr (only one set, unreadable, key not matching). */
+int tls_init(void);
+/* True when the public listener speaks TLS. */
+bool tls_enabled(void);
+/* Gives connection c its TLS state (server side, handshake pending).
+ * Returns 0 or -1 (out of memory). */
+int tls_conn_start(struct sb_conn *c);
+/* Ciphertext received on c: advances the handshake, then hands the
+ * plaintext to the connection's HTTP or WebSocket layer. A failed handshake
+ * (plain HTTP on the TLS port, TLS < 1.2, garbage) sends its alert and
+ * closes the connection. */
+void tls_on_read(struct sb_conn *c, const char *data, size_t len);
+/* conn.c's flush writing plaintext through TLS: encrypts the buffers and
+ * queues the ciphertext on the stream. Returns the plaintext bytes taken
+ * (the buffers' bytes in order; possibly fewer than given), UV_EAGAIN when
+ * nothing can be taken now (handshake not finished or ciphertext backlog
+ * full: the connection is marked dirty again when that changes), or another
+ * negative uv error. */
+int tls_try_write(struct sb_conn *c, const uv_buf_t *bufs, unsigned nbufs);
+/* Queues a close_notify alert (before conn.c half-closes the stream). */
+void tls_close_notify(struct sb_conn *c);
+/* Housekeeping once a second: closes c if its handshake has not finished
+ * within g_cfg.tls_handshake_ms. Returns true when it closed c. */
+bool tls_sweep(struct sb_conn *c, uint64_t now);
+/* The connection is closing: frees its TLS state (pending writes free their
+ * own buffers). */
+void tls_conn_gone(struct sb_conn *c);
+
+#endif

@@ -1,0 +1,248 @@
+'use strict';
+// S7: TLS served natively (OpenSSL) on the public port when SB_TLS_CERT and
+// SB_TLS_KEY are set. A throwaway self-signed certificate is made with the
+// openssl command at test time (nothing secret is committed). Checks:
+// phoenix.js over wss (join, ping reply, a 300 KB reply that spans many
+// records, shout broadcast between two clients), HTTPS /healthz with
+// keep-alive, the admin port staying plain HTTP, TLS 1.1 refused by the
+// server (TLS 1.2 accepted), plain HTTP on the TLS port closed without a
+// crash, a stalled handshake timed out, and a bad TLS configuration refused
+// at start.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const https = require('node:https');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const tls = require('node:tls');
+const WebSocket = require('ws');
+const { Socket } = require('phoenix');
+const { startServer, slow, binPath } = require('./lib/server');
+
+const T = { timeout: 60000 };
+
+/** A self-signed certificate for 127.0.0.1 / localhost in a fresh temp dir. */
+function makeCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  return { dir, cert, key, ca: fs.readFileSync(cert) };
+}
+
+/** GET over HTTPS (or HTTP when `mod` is http) -> { status, body, conn:
+ * { localPort, protocol, authorized } }. Bounded. */
+function get(mod, url, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const req = mod.get(url, { timeout: 5000 * slow(), ...opts }, (res) => {
+      const sock = res.socket;
+      const conn = {
+        localPort: sock.localPort,
+        protocol: sock.getProtocol ? sock.getProtocol() : null,
+        authorized: sock.authorized,
+      };
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body, conn }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: GET ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+/** Resolves with [status, response] of a phoenix.js Push, bounded. */
+function pushResult(push, ms = 5000) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
+    push
+      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
+      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
+      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
+  });
+}
+
+/** Opens a raw TCP connection, writes `data` (if any), and resolves when the
+ * server closes it: { ms, bytes } (bounded by `limitMs`). */
+function rawUntilClosed(port, data, limitMs) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const chunks = [];
+    const s = net.connect(port, '127.0.0.1', () => { if (data) s.write(data); });
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`server did not close within ${limitMs} ms`)); }, limitMs);
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', () => {}); // a reset counts as closed
+    s.on('close', () => { clearTimeout(timer); resolve({ ms: Date.now() - t0, bytes: Buffer.concat(chunks) }); });
+  });
+}
+
+describe('TLS on the public listener', () => {
+  let srv;
+  let cert;
+
+  before(async () => {
+    cert = makeCert();
+    srv = await startServer({
+      env: { SB_TLS_CERT: cert.cert, SB_TLS_KEY: cert.key, SB_TLS_HANDSHAKE_MS: '1000' },
+    });
+  });
+
+  after(async () => {
+    if (srv) {
+      const r = await srv.stop();
+      assert.equal(r.killed, false, 'server stopped on SIGTERM');
+    }
+    if (cert) fs.rmSync(cert.dir, { recursive: true, force: true });
+  });
+
+  test('HTTPS /healthz, with keep-alive over one TLS session', T, async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: cert.ca });
+    const sockets = new Set();
+    for (let i = 0; i < 20; i++) {
+      const r = await get(https, `https://127.0.0.1:${srv.port}/healthz`, { agent });
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body), { status: 'ok' });
+      sockets.add(r.conn.localPort);
+      assert.ok(['TLSv1.2', 'TLSv1.3'].includes(r.conn.protocol), r.conn.protocol);
+      assert.equal(r.conn.authorized, true, 'the certificate verifies against the CA given');
+    }
+    assert.equal(sockets.size, 1, 'all 20 requests went over one connection');
+    agent.destroy();
+  });
+
+  test('an untrusted certificate is refused by a verifying client (it really is TLS)', T, async () => {
+    await assert.rejects(get(https, `https://127.0.0.1:${srv.port}/healthz`),
+      (e) => /self.signed|DEPTH_ZERO|unable to verify/i.test(e.code + ' ' + e.message));
+  });
+
+  test('the admin listener stays plain HTTP', T, async () => {
+    const r = await get(http, `http://127.0.0.1:${srv.adminPort}/healthz`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { status: 'ok' });
+  });
+
+  test('phoenix.js over wss: join, ping, a 300 KB reply, broadcast to another client', T, async () => {
+    const ca = cert.ca;
+    class TlsWebSocket extends WebSocket {
+      constructor(url, protocols) { super(url, protocols, { ca }); }
+    }
+    const mk = (user) => new Socket(`wss://127.0.0.1:${srv.port}/socket`, {
+      transport: TlsWebSocket,
+      params: { token: srv.token(user) },
+      heartbeatIntervalMs: 30000,
+      reconnectAfterMs: () => 200,
+      timeout: 10000 * slow(),
+    });
+    const a = mk('alice');
+    const b = mk('bob');
+    try {
+      a.connect();
+      b.connect();
+      const cha = a.channel('echo:tls', {});
+      const chb = b.channel('echo:tls', {});
+      assert.deepEqual(await pushResult(cha.join()), ['ok', { joined: 'echo:tls' }]);
+      assert.deepEqual(await pushResult(chb.join()), ['ok', { joined: 'echo:tls' }]);
+      assert.deepEqual(await pushResult(cha.push('ping', { hello: 'tls' })), ['ok', { hello: 'tls' }]);
+
+      const big = 'x'.repeat(300 * 1024);
+      const [st, resp] = await pushResult(cha.push('ping', { big }), 10000);
+      assert.equal(st, 'ok');
+      assert.equal(resp.big.length, big.length);
+      assert.equal(resp.big, big);
+
+      const got = new Promise((resolve) => chb.on('shout', resolve));
+      cha.push('shout', { n: 42 });
+      const msg = await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error('no shout')), 5000 * slow()))]);
+      assert.deepEqual(msg, { n: 42 });
+    } finally {
+      a.disconnect();
+      b.disconnect();
+    }
+  });
+
+  test('TLS 1.1 is refused by the server, TLS 1.2 is accepted', T, async () => {
+    const attempt = (version) => new Promise((resolve) => {
+      const s = tls.connect({
+        host: '127.0.0.1', port: srv.port, ca: cert.ca, servername: 'localhost',
+        minVersion: version, maxVersion: version,
+        ciphers: 'DEFAULT@SECLEVEL=0', // let the client offer TLS 1.1 at all
+      });
+      const timer = setTimeout(() => { s.destroy(); resolve({ error: 'client timeout' }); }, 5000 * slow());
+      s.on('secureConnect', () => { clearTimeout(timer); const p = s.getProtocol(); s.end(); resolve({ protocol: p }); });
+      s.on('error', (e) => { clearTimeout(timer); resolve({ error: e.code || e.message, message: e.message }); });
+    });
+    const old = await attempt('TLSv1.1');
+    assert.equal(old.protocol, undefined, 'no TLS 1.1 session');
+    // the server's protocol_version alert (not a client-side refusal)
+    assert.match(String(old.error) + ' ' + String(old.message), /ALERT_PROTOCOL_VERSION|alert protocol version/i);
+    const ok = await attempt('TLSv1.2');
+    assert.equal(ok.protocol, 'TLSv1.2');
+  });
+
+  test('plain HTTP on the TLS port is closed without an HTTP answer, and the server lives on', T, async () => {
+    const r = await rawUntilClosed(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000 * slow());
+    assert.ok(!r.bytes.toString('latin1').startsWith('HTTP/'), 'no plaintext HTTP response');
+    if (r.bytes.length) assert.equal(r.bytes[0], 0x15, 'a TLS alert record, if anything');
+    // garbage that looks like a TLS record header with a huge length
+    const r2 = await rawUntilClosed(srv.port, Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0, 0, 0]), 5000 * slow());
+    assert.ok(r2.ms >= 0);
+    assert.ok(srv.alive(), 'server still running');
+    const h = await get(https, `https://127.0.0.1:${srv.port}/healthz`, { ca: cert.ca });
+    assert.equal(h.status, 200);
+  });
+
+  test('a stalled handshake is timed out (SB_TLS_HANDSHAKE_MS=1000)', T, async () => {
+    // connects and says nothing
+    const silent = await rawUntilClosed(srv.port, null, 6000 * slow());
+    assert.ok(silent.ms >= 900, `closed after ${silent.ms} ms, not before the limit`);
+    // sends half a ClientHello and stops
+    const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+    const half = await rawUntilClosed(srv.port, hello, 6000 * slow());
+    assert.ok(half.ms >= 900, `closed after ${half.ms} ms`);
+    assert.ok(srv.alive());
+  });
+
+  test('a finished handshake is not subject to the handshake limit', T, async () => {
+    const s = tls.connect({ host: '127.0.0.1', port: srv.port, ca: cert.ca, servername: 'localhost' });
+    await new Promise((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(s.destroyed, false, 'an idle TLS connection outlives the handshake limit');
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const text = await new Promise((resolve) => {
+      let b = '';
+      s.on('data', (c) => { b += c; });
+      s.on('end', () => resolve(b));
+      s.on('close', () => resolve(b));
+      setTimeout(() => resolve(b), 5000 * slow());
+    });
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    s.destroy();
+  });
+});
+
+describe('TLS configuration', () => {
+  test('a certificate without its key, or an unreadable file, stops the start', T, async () => {
+    const run = (env) => new Promise((resolve) => {
+      const child = spawn(binPath(), ['serve'], {
+        env: { ...process.env, SB_SECRET: 'x'.repeat(40), SB_PORT: '0', SB_ADMIN_PORT: '-1', SB_HOST: '127.0.0.1', SB_DATABASE_URL: '', ...env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr.on('data', (c) => { err += c; });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000 * slow());
+      child.on('exit', (code) => { clearTimeout(timer); resolve({ code, err }); });
+    });
+    const a = await run({ SB_TLS_CERT: '/nonexistent/cert.pem' });
+    assert.equal(a.code, 2);
+    assert.match(a.err, /SB_TLS_CERT and SB_TLS_KEY/);
+    const b = await run({ SB_TLS_CERT: '/nonexistent/cert.pem', SB_TLS_KEY: '/nonexistent/key.pem' });
+    assert.equal(b.code, 2);
+    assert.match(b.err, /TLS certificate/);
+  });
+});
