@@ -3,6 +3,7 @@
 #include "channels.h"
 #include "chat.h"
 #include "phx_socket.h"
+#include "presence.h"
 #include "sync_join.h"
 #include "util.h"
 
@@ -24,11 +25,21 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
     return rc;
 }
 
+/* Online state (presence.c) counts the user: channels joined. */
+static void user_after_join(phx_channel *ch) { presence_user_up(ch); }
+
+static void user_terminate(phx_channel *ch)
+{
+    presence_user_down(ch);
+    sync_terminate(ch);
+}
+
 static const channel_handler user_handler = {
     .prefix = "user:",
     .join = user_join,
     .handle_out = sync_handle_out, /* held / deduplicated around catch-up */
-    .terminate = sync_terminate,
+    .after_join = user_after_join, /* online state: presence.c */
+    .terminate = user_terminate,   /* presence_user_down, then sync_terminate */
     .handle_in = chat_user_handle_in, /* chat client events (chat_ops.c) */
 };
 

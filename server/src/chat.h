@@ -13,8 +13,9 @@
 #include "http.h"
 #include "phx_socket.h"
 
-/* Registers the chat REST routes (call once, before the reactors start);
- * also reads the chat rate limits from g_cfg. */
+/* Registers the chat REST routes and the conversation:<id> channel, and
+ * installs the online-state hook of GET /users/:id (call once, before the
+ * reactors start); reads the chat rate limits from g_cfg. */
 void chat_routes(void);
 
 /* handle_in for the chat events of user:<id> (message:send, message:edit,

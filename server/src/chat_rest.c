@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <llhttp.h>
+#include "accounts.h"
 #include "chat.h"
+#include "presence.h"
 #include "rest.h"
 #include "router.h"
 
@@ -599,6 +601,8 @@ static void h_delivered(sb_req *req) { receipt(req, "delivered"); }
 void chat_routes(void)
 {
     chat_ops_init();
+    ch_conversation_register();
+    accounts_presence_hook = presence_user_online;
     router_add(HTTP_GET, "/api/v1/conversations", h_chats);
     router_add(HTTP_POST, "/api/v1/conversations", h_create);
     router_add(HTTP_GET, "/api/v1/conversations/:id", h_get);

@@ -1,0 +1,439 @@
+/* presence.c — Phoenix Presence tables and users' online state (see
+ * presence.h). One mutex guards each table; nothing here blocks on I/O
+ * while holding it. */
+#include "presence.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db.h"
+#include "log.h"
+#include "pubsub.h"
+#include "reactor.h"
+#include "rest.h"
+#include "util.h"
+
+#define KEY_MAX 24  /* user ids: up to 20 digits */
+#define NODE_MAX 64 /* node names (SB_NODE_ID); "" = this node */
+
+typedef struct pres {
+    char key[KEY_MAX];
+    char ref[PRESENCE_REF_MAX];
+    char node[NODE_MAX];
+    int64_t online_at; /* unix seconds */
+} pres;
+
+typedef struct ptopic {
+    struct ptopic *next;
+    uint64_t hash;
+    pres *v;
+    uint32_t n, cap;
+    char topic[];
+} ptopic;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static ptopic **g_b;
+static size_t g_nb, g_count;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+/* The topic's entry (created when `create`), under g_mu. */
+static ptopic *topic_get(const char *topic, bool create)
+{
+    if (!g_b) {
+        if (!create) return NULL;
+        g_nb = 1024;
+        g_b = calloc(g_nb, sizeof *g_b);
+        if (!g_b) return NULL;
+    }
+    uint64_t h = hash_str(topic);
+    for (ptopic *t = g_b[h & (g_nb - 1)]; t; t = t->next)
+        if (t->hash == h && !strcmp(t->topic, topic)) return t;
+    if (!create) return NULL;
+    if (g_count >= g_nb) { /* grow: keep chains short */
+        size_t nnb = g_nb * 2;
+        ptopic **nb = calloc(nnb, sizeof *nb);
+        if (nb) {
+            for (size_t i = 0; i < g_nb; i++)
+                for (ptopic *t = g_b[i], *next; t; t = next) {
+                    next = t->next;
+                    t->next = nb[t->hash & (nnb - 1)];
+                    nb[t->hash & (nnb - 1)] = t;
+                }
+            free(g_b);
+            g_b = nb;
+            g_nb = nnb;
+        }
+    }
+    size_t tl = strlen(topic);
+    ptopic *t = calloc(1, sizeof *t + tl + 1);
+    if (!t) return NULL;
+    memcpy(t->topic, topic, tl + 1);
+    t->hash = h;
+    t->next = g_b[h & (g_nb - 1)];
+    g_b[h & (g_nb - 1)] = t;
+    g_count++;
+    return t;
+}
+
+/* Frees topic t if it holds no presence (under g_mu). */
+static void topic_maybe_free(ptopic *t)
+{
+    if (t->n) return;
+    ptopic **pp = &g_b[t->hash & (g_nb - 1)];
+    while (*pp && *pp != t) pp = &(*pp)->next;
+    if (*pp) *pp = t->next;
+    g_count--;
+    free(t->v);
+    free(t);
+}
+
+static int topic_add(ptopic *t, const pres *p)
+{
+    if (t->n == t->cap) {
+        uint32_t nc = t->cap ? t->cap * 2 : 4;
+        pres *nv = realloc(t->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        t->v = nv;
+        t->cap = nc;
+    }
+    t->v[t->n++] = *p;
+    return 0;
+}
+
+/* Removes the presence at index i (order is not kept). */
+static void topic_del(ptopic *t, uint32_t i)
+{
+    t->v[i] = t->v[--t->n];
+    if (t->cap > 16 && t->n < t->cap / 4) {
+        pres *nv = realloc(t->v, (t->cap / 2) * sizeof *nv);
+        if (nv) {
+            t->v = nv;
+            t->cap /= 2;
+        }
+    }
+}
+
+static json_t *meta_json(const pres *p)
+{
+    return json_pack("{s:I,s:s}", "online_at", (json_int_t)p->online_at, "phx_ref", p->ref);
+}
+
+/* {"joins": {key: {"metas": [meta]}}, "leaves": {}} or the leave form. */
+static json_t *diff_json(const pres *p, bool join)
+{
+    json_t *one = json_pack("{s:{s:[o]}}", p->key, "metas", meta_json(p));
+    return json_pack("{s:o,s:o}", "joins", join ? one : json_object(), "leaves",
+                     join ? json_object() : one);
+}
+
+/* A unique phx_ref: base64url of a node-wide counter and random bytes. */
+static void make_ref(char out[PRESENCE_REF_MAX])
+{
+    static _Atomic uint64_t ctr;
+    uint8_t raw[12];
+    uint64_t c = atomic_fetch_add(&ctr, 1);
+    memcpy(raw, &c, 8);
+    if (random_bytes(raw + 8, 4) != 0) memset(raw + 8, 0x5a, 4);
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int o = 0;
+    for (int i = 0; i < 12; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        out[o++] = a[(v >> 18) & 63];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = a[(v >> 6) & 63];
+        out[o++] = a[v & 63];
+    }
+    out[o] = 0;
+}
+
+int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_MAX])
+{
+    pres p = {0};
+    if (strlen(key) >= KEY_MAX) return -1;
+    strcpy(p.key, key);
+    make_ref(p.ref);
+    p.online_at = now_unix_ms() / 1000;
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(ch->topic, true);
+    int rc = t ? topic_add(t, &p) : -1;
+    pthread_mutex_unlock(&g_mu);
+    if (rc != 0) return -1;
+    snprintf(ref_out, PRESENCE_REF_MAX, "%s", p.ref);
+    /* the diff first (this channel is subscribed: it gets it too), then the
+     * state: the order Phoenix sends */
+    json_t *d = diff_json(&p, true);
+    pubsub_broadcast(ch->topic, "presence_diff", d, NULL);
+    json_decref(d);
+    json_t *st = presence_state(ch->topic);
+    phx_push(ch, "presence_state", st);
+    json_decref(st);
+    return 0;
+}
+
+void presence_untrack(const char *topic, const char *ref)
+{
+    pres p;
+    bool found = false;
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(topic, false);
+    for (uint32_t i = 0; t && i < t->n; i++)
+        if (!t->v[i].node[0] && !strcmp(t->v[i].ref, ref)) {
+            p = t->v[i];
+            topic_del(t, i);
+            found = true;
+            break;
+        }
+    if (t) topic_maybe_free(t);
+    pthread_mutex_unlock(&g_mu);
+    if (!found) return;
+    json_t *d = diff_json(&p, false);
+    pubsub_broadcast(topic, "presence_diff", d, NULL);
+    json_decref(d);
+}
+
+json_t *presence_state(const char *topic)
+{
+    json_t *st = json_object();
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(topic, false);
+    for (uint32_t i = 0; t && i < t->n; i++) {
+        json_t *k = json_object_get(st, t->v[i].key);
+        if (!k) {
+            k = json_pack("{s:[]}", "metas");
+            json_object_set_new(st, t->v[i].key, k);
+        }
+        json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
+    }
+    pthread_mutex_unlock(&g_mu);
+    return st;
+}
+
+size_t presence_count(const char *topic)
+{
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(topic, false);
+    size_t n = t ? t->n : 0;
+    pthread_mutex_unlock(&g_mu);
+    return n;
+}
+
+/* Applies one side ("joins" or "leaves") of a remote diff (under g_mu). */
+static void apply_side(const char *node, ptopic *t, json_t *side, bool join)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(side, key, v) {
+        json_t *metas = json_object_get(v, "metas");
+        size_t i;
+        json_t *m;
+        if (strlen(key) >= KEY_MAX || !json_is_array(metas)) continue;
+        json_array_foreach(metas, i, m) {
+            const char *ref = json_string_value(json_object_get(m, "phx_ref"));
+            if (!ref || strlen(ref) >= PRESENCE_REF_MAX) continue;
+            if (join) {
+                pres p = {0};
+                strcpy(p.key, key);
+                strcpy(p.ref, ref);
+                snprintf(p.node, sizeof p.node, "%s", node);
+                p.online_at = json_integer_value(json_object_get(m, "online_at"));
+                topic_add(t, &p);
+            } else {
+                for (uint32_t j = 0; j < t->n; j++)
+                    if (!strcmp(t->v[j].ref, ref) && !strcmp(t->v[j].node, node)) {
+                        topic_del(t, j);
+                        break;
+                    }
+            }
+        }
+    }
+}
+
+void presence_apply_diff(const char *node, const char *topic, json_t *diff)
+{
+    if (!node || !*node || !json_is_object(diff)) return;
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(topic, true);
+    if (t) {
+        apply_side(node, t, json_object_get(diff, "joins"), true);
+        apply_side(node, t, json_object_get(diff, "leaves"), false);
+        topic_maybe_free(t);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+void presence_node_down(const char *node)
+{
+    if (!node || !*node) return;
+    /* collect the leaves per topic under the lock, broadcast after */
+    json_t *out = json_object(); /* topic -> leaves object */
+    pthread_mutex_lock(&g_mu);
+    for (size_t b = 0; g_b && b < g_nb; b++)
+        for (ptopic *t = g_b[b], *next; t; t = next) {
+            next = t->next;
+            for (uint32_t i = 0; i < t->n;) {
+                if (strcmp(t->v[i].node, node) != 0) {
+                    i++;
+                    continue;
+                }
+                json_t *lv = json_object_get(out, t->topic);
+                if (!lv) {
+                    lv = json_object();
+                    json_object_set_new(out, t->topic, lv);
+                }
+                json_t *k = json_object_get(lv, t->v[i].key);
+                if (!k) {
+                    k = json_pack("{s:[]}", "metas");
+                    json_object_set_new(lv, t->v[i].key, k);
+                }
+                json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
+                t->v[i] = t->v[--t->n];
+            }
+            topic_maybe_free(t);
+        }
+    pthread_mutex_unlock(&g_mu);
+    const char *topic;
+    json_t *lv;
+    json_object_foreach(out, topic, lv) {
+        json_t *d = json_pack("{s:{},s:O}", "joins", "leaves", lv);
+        char *pj = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        if (!pj) continue;
+        pubsub_msg *m = pubsub_msg_text(topic, "presence_diff", pj, strlen(pj), NULL);
+        free(pj);
+        if (m) pubsub_deliver_node(m); /* this node's subscribers only */
+    }
+    json_decref(out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Online state                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct online {
+    struct online *next;
+    uint32_t count, cap;
+    const void **chans; /* the joined user: channels counted */
+    char uid[KEY_MAX];
+} online;
+
+#define ONLINE_BUCKETS 4096
+static pthread_mutex_t o_mu = PTHREAD_MUTEX_INITIALIZER;
+static online *o_b[ONLINE_BUCKETS];
+
+typedef struct transition {
+    char uid[KEY_MAX];
+    bool online;
+} transition;
+
+static const char SQL_SEEN[] =
+    "WITH u AS (UPDATE users SET last_seen_at = now() WHERE id = $1::int8 RETURNING last_seen_at)"
+    " SELECT c::text, (SELECT sb_ts(last_seen_at) FROM u) FROM sb_contacts($1::int8) c";
+
+/* last_seen_at is stored; tell everyone who shares a conversation. */
+static void transition_done(const PGresult *res, const char *err, void *arg)
+{
+    transition *tr = arg;
+    if (res && !err) {
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            json_t *p = json_pack("{s:s,s:b,s:o}", "user_id", tr->uid, "online", tr->online,
+                                  "last_seen_at", rest_pg_str(res, i, 1));
+            char topic[40];
+            snprintf(topic, sizeof topic, "user:%s", PQgetvalue(res, i, 0));
+            pubsub_broadcast(topic, "presence", p, NULL);
+            json_decref(p);
+        }
+    } else if (err && strcmp(err, "unavailable") != 0) {
+        log_msg(LOG_WARN, "presence transition query failed", "error", json_string(err), NULL);
+    }
+    free(tr);
+}
+
+/* Stores last_seen_at and fans out `presence` for a transition. */
+static void announce(const char *uid, bool on)
+{
+    reactor *r = reactor_self();
+    if (!r || !r->db || !rest_parse_id(uid)) return;
+    transition *tr = calloc(1, sizeof *tr);
+    if (!tr) return;
+    snprintf(tr->uid, sizeof tr->uid, "%s", uid);
+    tr->online = on;
+    const char *p[1] = {tr->uid};
+    db_query(r->db, SQL_SEEN, 1, p, transition_done, tr);
+}
+
+void presence_user_up(phx_channel *ch)
+{
+    const char *user_id = ch->sock->claims.user_id;
+    if (strlen(user_id) >= KEY_MAX) return;
+    uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
+    bool first = false;
+    pthread_mutex_lock(&o_mu);
+    online *o = o_b[h];
+    while (o && strcmp(o->uid, user_id)) o = o->next;
+    if (!o && (o = calloc(1, sizeof *o))) {
+        strcpy(o->uid, user_id);
+        o->next = o_b[h];
+        o_b[h] = o;
+    }
+    if (o && o->count == o->cap) {
+        uint32_t nc = o->cap ? o->cap * 2 : 2;
+        const void **nv = realloc(o->chans, nc * sizeof *nv);
+        if (nv) {
+            o->chans = nv;
+            o->cap = nc;
+        }
+    }
+    if (o && o->count < o->cap) {
+        o->chans[o->count] = ch;
+        first = o->count++ == 0;
+    }
+    pthread_mutex_unlock(&o_mu);
+    if (first) announce(user_id, true);
+}
+
+void presence_user_down(phx_channel *ch)
+{
+    const char *user_id = ch->sock->claims.user_id;
+    if (strlen(user_id) >= KEY_MAX) return;
+    uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
+    bool last = false;
+    pthread_mutex_lock(&o_mu);
+    online **pp = &o_b[h];
+    while (*pp && strcmp((*pp)->uid, user_id)) pp = &(*pp)->next;
+    online *o = *pp;
+    for (uint32_t i = 0; o && i < o->count; i++)
+        if (o->chans[i] == ch) {
+            o->chans[i] = o->chans[--o->count];
+            if (o->count == 0) {
+                *pp = o->next;
+                free(o->chans);
+                free(o);
+                last = true;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&o_mu);
+    if (last) announce(user_id, false);
+}
+
+bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
+{
+    if (strlen(user_id) >= KEY_MAX) return false;
+    uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
+    pthread_mutex_lock(&o_mu);
+    online *o = o_b[h];
+    while (o && strcmp(o->uid, user_id)) o = o->next;
+    bool on = o && o->count > 0;
+    pthread_mutex_unlock(&o_mu);
+    if (on && last_seen_ms) *last_seen_ms = now_unix_ms();
+    return on;
+}
