@@ -45,9 +45,6 @@ typedef struct sb_config {
     uint64_t shutdown_ms;
     int argon2_t_cost;
     int argon2_m_kib;
-    size_t message_max_bytes;  /* largest message body / caption, bytes */
-    char ratelimit_send[32];   /* message sends per user, "N/S" */
-    char ratelimit_typing[32]; /* typing events per user and conversation, "N/S" */
     char tls_cert[512];        /* PEM chain: TLS on the public listener (with tls_key) */
     char tls_key[512];
     uint64_t tls_handshake_ms; /* longest TLS handshake */
