@@ -172,16 +172,18 @@ function loadState() {
 }
 
 let saveTimer = null;
-function persist() {
+/** Writes the state to localStorage within 200 ms (at once with now = true;
+ * the page flushes it on pagehide too). */
+function persist(now = false) {
   clearTimeout(saveTimer);
-  saveTimer = setTimeout(() => {
-    if (!state || !session) return;
-    const msgs = {};
-    for (const [cid, list] of Object.entries(state.msgs)) msgs[cid] = list.slice(-KEEP_MESSAGES);
-    try {
-      localStorage.setItem(stateKey(), JSON.stringify({ ...state, msgs }));
-    } catch { /* quota: the server has everything anyway */ }
-  }, 200);
+  saveTimer = null;
+  if (!now) { saveTimer = setTimeout(() => persist(true), 200); return; }
+  if (!state || !session) return;
+  const msgs = {};
+  for (const [cid, list] of Object.entries(state.msgs)) msgs[cid] = list.slice(-KEEP_MESSAGES);
+  try {
+    localStorage.setItem(stateKey(), JSON.stringify({ ...state, msgs }));
+  } catch { /* quota: the server has everything anyway */ }
 }
 
 const idOf = (x) => (x === null || x === undefined ? null : String(x));
@@ -484,7 +486,7 @@ function sendMessage(cid, body) {
     sender_id: session.user.id, inserted_at: new Date().toISOString(),
   };
   state.outbox.push(item);
-  persist();
+  persist(true); // the outbox survives a reload right away
   render();
   pushSend(item);
 }
@@ -978,12 +980,21 @@ function wireUi() {
     sendMessage(ui.open, body);
   });
   document.addEventListener('visibilitychange', () => { if (ui.open) markRead(ui.open); });
+  window.addEventListener('pagehide', () => { if (saveTimer) persist(true); });
   window.addEventListener('online', () => { if (socket && !socket.isConnected()) socket.connect(); });
   window.addEventListener('hashchange', () => {
     const m = location.hash.match(/^#\/c\/(.+)$/);
     if (m && session) openConversation(decodeURIComponent(m[1]));
   });
 }
+
+// for debugging from the console (and the browser test): the live objects
+window.switchboard = {
+  get socket() { return socket; },
+  get state() { return state; },
+  get session() { return session; },
+  users,
+};
 
 wireUi();
 if (loadSession()) startApp();

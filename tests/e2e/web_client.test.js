@@ -209,15 +209,15 @@ describe('web client in headless Chromium', () => {
   test('a reload restores the conversation through sync, with what arrived while away', T, async () => {
     assert.ok(alice && bob, 'needs the previous tests');
     const { page: b } = bob;
+    // Bob's page goes away (to a page of the same origin without the app, where
+    // the cursor the app will start from can be read); Alice writes meanwhile
+    const url = b.url();
+    await b.goto(srv.url('/style.css'));
     const cursorBefore = await b.evaluate(() => {
       const s = JSON.parse(sessionStorage.getItem('sb:session'));
       return JSON.parse(localStorage.getItem(`sb:state:${s.user.id}`))?.cursor || null;
     });
     assert.ok(cursorBefore, 'the page keeps a sync cursor in localStorage');
-
-    // Bob's page goes away; Alice writes meanwhile
-    const url = b.url();
-    await b.goto('about:blank');
     await alice.page.fill('#message-input', 'Sent while your page was closed.');
     await alice.page.click('#send-btn');
     await alice.bubble('Sent while your page was closed.').locator('.status-sent, .status-delivered, .status-read').waitFor();
@@ -240,6 +240,37 @@ describe('web client in headless Chromium', () => {
     // reading it after the reload still turns Alice's ticks to read
     await alice.bubble('Sent while your page was closed.').locator('.status-read').waitFor();
     await bob.shot('06-after-reload');
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+
+  test('reconnects on its own: what was missed arrives, the outbox is sent', T, async () => {
+    assert.ok(alice && bob, 'needs the previous tests');
+    const { page: b } = bob;
+    await b.locator('#conv-title', { hasText: 'Alice' }).waitFor();
+    await b.locator('#conn.online').waitFor();
+    // cut Bob's network, and his socket with it
+    await bob.ctx.setOffline(true);
+    await b.evaluate(() => window.switchboard.socket.conn.close());
+    await b.locator('#conn.reconnecting').waitFor();
+
+    // Alice writes while Bob is away; Bob writes too (optimistically shown, pending)
+    await alice.page.fill('#message-input', 'Are you back?');
+    await alice.page.click('#send-btn');
+    await alice.bubble('Are you back?').locator('.status-sent, .status-delivered, .status-read').waitFor();
+    await b.fill('#message-input', 'Written offline, sent later.');
+    await b.click('#send-btn');
+    await bob.bubble('Written offline').locator('.status-pending').waitFor();
+    await b.waitForTimeout(500);
+    assert.equal(await bob.bubble('Are you back?').count(), 0, 'offline: nothing arrives');
+
+    // the network returns: phoenix.js reconnects, the channel rejoins from the cursor
+    await bob.ctx.setOffline(false);
+    await b.locator('#conn.online').waitFor();
+    await bob.bubble('Are you back?').waitFor();
+    await bob.bubble('Written offline').locator('.status-sent, .status-delivered, .status-read').waitFor();
+    await alice.bubble('Written offline, sent later.').waitFor();
+    assert.equal(await bob.bubble('Written offline').count(), 1, 'sent once');
+    assert.equal(await alice.bubble('Written offline').count(), 1, 'received once');
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 
@@ -313,7 +344,8 @@ describe('web client in headless Chromium', () => {
     }
     await alice.bubble('Who is in for Saturday?').waitFor();
     await alice.bubble(/^bulk message 1$/).waitFor();
-    assert.equal(await a.locator('#message-list li.msg').count(), 71, 'every message once, none twice');
+    const shown = await a.locator('#message-list li.msg').evaluateAll((els) => els.map((e) => `${e.dataset.seq}:${e.querySelector('.body').textContent}`));
+    assert.equal(shown.length, 71, `every message once, none twice: ${shown.join(' | ')}`);
     assert.equal(await a.locator('#load-earlier').isVisible(), false, 'no more to load');
     const seqs = await a.locator('#message-list li.msg').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in seq order');
