@@ -50,7 +50,7 @@
 
 enum { OP_PUB = 0, OP_ADD = 1, OP_DEL = 2 };
 enum { R_NONE = 0, R_SUBSCRIBING, R_SUBSCRIBED, R_UNSUBSCRIBING };
-enum { SUB_BATCH = 256, MAX_PEERS = 4096 };
+enum { SUB_BATCH = 256, MAX_PEERS = 4096, CONNECT_TIMEOUT_MS = 1000 };
 
 typedef struct bus_op {
     struct bus_op *next;
@@ -96,6 +96,9 @@ static struct {
     bool pub_up, sub_up, ctl_ready, stopping, closed;
     uv_timer_t pub_retry, sub_retry, tick;
     uint64_t pub_backoff, sub_backoff;
+    uint64_t pub_since, sub_since;   /* connect started (connect timeout) */
+    uint64_t pub_last, sub_last;     /* last reply / message (liveness) */
+    uint64_t pub_inflight;           /* PUBLISH commands awaiting a reply */
     bus_op *hold_head, *hold_tail;
     topic_ent **tb;
     size_t tnb, tcount;
@@ -367,8 +370,10 @@ static void reconcile(void)
 static void pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     atomic_fetch_sub(&B.queued, (size_t)(uintptr_t)priv);
+    if (B.pub_inflight) B.pub_inflight--;
     redisReply *r = reply;
     if (!r) return; /* connection gone before the answer: maybe lost */
+    B.pub_last = mono_ms();
     if (r->type == REDIS_REPLY_ERROR) {
         atomic_fetch_add(&B.dropped, 1);
         static uint64_t last;
@@ -389,6 +394,8 @@ static void pub_send(bus_op *op)
                                    op->len) != REDIS_OK) {
         atomic_fetch_sub(&B.queued, op->len);
         atomic_fetch_add(&B.dropped, 1);
+    } else if (B.pub_inflight++ == 0) {
+        B.pub_last = mono_ms(); /* the reply clock starts with the first one pending */
     }
     op_free(op);
 }
@@ -613,6 +620,7 @@ static void sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
     if (!r || B.closed) return;
+    B.sub_last = mono_ms();
     if (r->type == REDIS_REPLY_ERROR) {
         log_msg(LOG_WARN, "redis_subscribe_error", "error", json_string(r->str), NULL);
         return;
@@ -709,6 +717,7 @@ static void pub_connected(const redisAsyncContext *ac, int status)
     }
     B.pub_up = true;
     B.pub_backoff = 0;
+    B.pub_last = mono_ms();
     log_msg(LOG_INFO, "redis_connected", "role", json_string("publisher"), NULL);
     control_now("hb", json_pack("{s:s}", "boot", B.boot));
     hold_flush();
@@ -734,6 +743,7 @@ static void pub_connect(uv_timer_t *t)
         schedule(&B.pub_retry, &B.pub_backoff, pub_connect);
         return;
     }
+    B.pub_since = mono_ms();
     redisAsyncSetConnectCallback(B.pub, pub_connected);
     redisAsyncSetDisconnectCallback(B.pub, pub_disconnected);
 }
@@ -750,6 +760,7 @@ static void sub_connected(const redisAsyncContext *ac, int status)
     }
     B.sub_up = true;
     B.sub_backoff = 0;
+    B.sub_last = mono_ms();
     log_msg(LOG_INFO, "redis_connected", "role", json_string("subscriber"), "topics",
             json_integer((json_int_t)B.tcount), NULL);
     char *ctl = strdup(B.ctl);
@@ -785,15 +796,43 @@ static void sub_connect(uv_timer_t *t)
         schedule(&B.sub_retry, &B.sub_backoff, sub_connect);
         return;
     }
+    B.sub_since = mono_ms();
     redisAsyncSetConnectCallback(B.sub, sub_connected);
     redisAsyncSetDisconnectCallback(B.sub, sub_disconnected);
 }
 
 /* Every SB_REDIS_HEARTBEAT_MS: heartbeat, expire silent peers and old held
  * publications, log drops, drain the inbox if a post was lost. */
+/* hiredis 0.14's libuv adapter drops poll errors (a refused connect, a
+ * reset connection): hiredis would wait forever. So a connect that has not
+ * completed in CONNECT_TIMEOUT_MS, a publisher with replies overdue, or a
+ * subscriber that stopped hearing this node's own heartbeats is freed here
+ * and reconnected. */
+static void watchdog(uint64_t now)
+{
+    uint64_t limit = g_cfg.redis_node_timeout_ms;
+    if (B.pub && !B.pub_up && now - B.pub_since > CONNECT_TIMEOUT_MS) {
+        redisAsyncFree(B.pub); /* never connected: no callback */
+        B.pub = NULL;
+        schedule(&B.pub_retry, &B.pub_backoff, pub_connect);
+    } else if (B.pub_up && B.pub_inflight > 0 && now - B.pub_last > limit) {
+        log_msg(LOG_WARN, "redis_unresponsive", "role", json_string("publisher"), NULL);
+        redisAsyncFree(B.pub); /* pub_disconnected reconnects */
+    }
+    if (B.sub && !B.sub_up && now - B.sub_since > CONNECT_TIMEOUT_MS) {
+        redisAsyncFree(B.sub);
+        B.sub = NULL;
+        schedule(&B.sub_retry, &B.sub_backoff, sub_connect);
+    } else if (B.sub_up && B.pub_up && now - B.pub_last < limit && now - B.sub_last > limit) {
+        log_msg(LOG_WARN, "redis_unresponsive", "role", json_string("subscriber"), NULL);
+        redisAsyncFree(B.sub); /* sub_disconnected reconnects */
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     uint64_t now = mono_ms();
+    watchdog(now);
     if (B.pub_up) control_now("hb", json_pack("{s:s}", "boot", B.boot));
     for (peer *p = B.peers, *next; p; p = next) {
         next = p->next;
@@ -806,7 +845,9 @@ static void on_tick(uv_timer_t *t)
     }
     hold_drop_old(now);
     uint64_t dropped = atomic_load(&B.dropped);
-    if (dropped != B.dropped_logged) {
+    static uint64_t last_log;
+    if (dropped != B.dropped_logged && now - last_log >= 5000) {
+        last_log = now;
         log_msg(LOG_WARN, "redis_bus_dropped", "dropped_total", json_integer((json_int_t)dropped),
                 "since_last", json_integer((json_int_t)(dropped - B.dropped_logged)), "queued_bytes",
                 json_integer((json_int_t)atomic_load(&B.queued)), NULL);

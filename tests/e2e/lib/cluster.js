@@ -202,3 +202,94 @@ module.exports = {
   startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, phxSocket, join,
   pushResult, waitUntil, sleep, freePort, psql,
 };
+
+/**
+ * A chat user's client as the cluster suites drive it: one phoenix.js socket
+ * to one node, user:<id> joined (message:new counted by id, the latest
+ * cursor kept), an echo:<room> channel recording shouts, and catch-up
+ * through GET /api/v1/sync from the cursor it follows.
+ */
+class ChatClient {
+  constructor(user, label) {
+    this.user = user;
+    this.label = label;
+    this.live = new Map(); // message id -> times received live
+    this.synced = new Map(); // message id -> times received through /sync catch-up
+    this.shouts = []; // {from, k}
+    this.cursor = null;
+    this.node = null;
+    this.socket = null;
+    this.closes = 0;
+  }
+
+  /** Takes the current cursor from GET /api/v1/sync (before any traffic). */
+  async bootstrap(node) {
+    const r = await fetch(node.url('/api/v1/sync'), { headers: { authorization: `Bearer ${this.user.token}` } });
+    const j = await r.json();
+    if (!j.cursor) throw new Error(`${this.label}: no cursor from /sync: ${JSON.stringify(j)}`);
+    this.cursor = j.cursor;
+  }
+
+  /** Connects to node and joins user:<id> (and echo:<room> when given). */
+  async attach(node, { room } = {}) {
+    this.node = node;
+    this.socket = phxSocket(node, this.user.token, { reconnectAfterMs: () => 60000 });
+    this.socket.onClose(() => { this.closes++; });
+    this.userCh = this.socket.channel(`user:${this.user.id}`, {});
+    this.userCh.on('message:new', (p) => {
+      const id = p.message.id;
+      this.live.set(id, (this.live.get(id) || 0) + 1);
+      if (p.cursor) this.cursor = p.cursor;
+    });
+    for (const ev of ['message:updated', 'message:deleted', 'receipt', 'conversation:updated']) {
+      this.userCh.on(ev, (p) => { if (p.cursor) this.cursor = p.cursor; });
+    }
+    await join(this.userCh);
+    if (room) {
+      this.echoCh = this.socket.channel(`echo:${room}`, {});
+      this.echoCh.on('shout', (p) => { if (p && p.from !== undefined) this.shouts.push({ from: p.from, k: p.k, at: Date.now() }); });
+      await join(this.echoCh);
+    }
+  }
+
+  /** Drops the socket without waiting for anything (the node died). */
+  detach() {
+    if (this.socket) {
+      this.socket.onClose(() => {});
+      try { this.socket.disconnect(); } catch { /* gone */ }
+    }
+    this.socket = null;
+  }
+
+  /**
+   * Reads every event after cursor `from` (default: the one it follows) from
+   * node's /api/v1/sync, bounded pages. With the default it then follows the
+   * cursor /sync returns; with an explicit `from` (a gap to fill after
+   * moving to another node) its own cursor is left alone.
+   */
+  async catchUp(node, from) {
+    const follow = from === undefined;
+    let cur = follow ? this.cursor : from;
+    for (let page = 0; page < 100; page++) {
+      // eslint-disable-next-line no-await-in-loop
+      const r = await fetch(node.url(`/api/v1/sync?cursor=${encodeURIComponent(cur)}&limit=500`), {
+        headers: { authorization: `Bearer ${this.user.token}` },
+      });
+      // eslint-disable-next-line no-await-in-loop
+      const j = await r.json();
+      if (r.status !== 200) throw new Error(`${this.label}: /sync ${r.status} ${JSON.stringify(j)}`);
+      for (const e of j.events) {
+        if (e.type === 'message:new') this.synced.set(e.message.id, (this.synced.get(e.message.id) || 0) + 1);
+      }
+      cur = j.cursor;
+      if (follow) this.cursor = cur;
+      if (!j.has_more) return;
+    }
+    throw new Error(`${this.label}: /sync did not end in 100 pages`);
+  }
+
+  /** Every message id seen live or caught up. */
+  all() { return new Set([...this.live.keys(), ...this.synced.keys()]); }
+}
+
+module.exports.ChatClient = ChatClient;
