@@ -282,8 +282,38 @@ static void sync_get(sb_req *req)
 /* Bootstrap                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* The horizon cursor only (until the chat tables exist). */
-static void horizon_read(const PGresult *res, const char *err, void *arg)
+/* The bootstrap snapshot of user $1, read in one statement (one snapshot):
+ * the horizon; whether more than $2 conversations exist; the user's
+ * conversations (most recent activity first, at most $2, hidden direct chats
+ * left out) as GET /conversations shows them; and each one's latest
+ * SYNC_BOOTSTRAP_MESSAGES messages, oldest first. Only what the stable order
+ * already holds is included: conversations whose membership period began
+ * below the horizon, messages whose message:new event is below it, so that
+ * the events after the returned cursor are exactly what the snapshot lacks. */
+static const char SQL_BOOTSTRAP[] =
+    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),"
+    " c AS MATERIALIZED ("
+    "  SELECT mb.conversation_id AS id, mb.from_seq, cv.last_activity_at"
+    "  FROM members mb JOIN conversations cv ON cv.id = mb.conversation_id CROSS JOIN h"
+    "  WHERE mb.user_id = $1::int8 AND NOT mb.hidden"
+    "   AND EXISTS (SELECT 1 FROM events e WHERE e.stream = mb.conversation_id"
+    "               AND e.seq = mb.from_seq AND e.tx < h.x)"
+    "  ORDER BY cv.last_activity_at DESC, cv.id DESC LIMIT $2::int + 1),"
+    " cl AS (SELECT * FROM c ORDER BY last_activity_at DESC, id DESC LIMIT $2::int) "
+    "SELECT h.x::text, (SELECT count(*) FROM c) > $2::int,"
+    " COALESCE((SELECT jsonb_agg(sb_conversation_view(cl.id, $1::int8)"
+    "   ORDER BY cl.last_activity_at DESC, cl.id DESC) FROM cl), '[]')::text,"
+    " COALESCE((SELECT jsonb_agg(sb_message_json(m.r) ORDER BY m.last_activity_at DESC, m.cid DESC, m.seq)"
+    "   FROM (SELECT cl.id AS cid, cl.last_activity_at, lm.r, lm.seq FROM cl CROSS JOIN LATERAL ("
+    "     SELECT msg AS r, msg.seq FROM messages msg"
+    "     JOIN events e ON e.stream = msg.conversation_id AND e.seq = msg.event_seq"
+    "     WHERE msg.conversation_id = cl.id AND msg.event_seq >= cl.from_seq AND e.tx < h.x"
+    "      AND NOT EXISTS (SELECT 1 FROM message_hidden hd"
+    "                      WHERE hd.user_id = $1::int8 AND hd.message_id = msg.id)"
+    "     ORDER BY msg.seq DESC LIMIT " SYNC_BOOTSTRAP_MESSAGES_S ") lm) m), '[]')::text "
+    "FROM h";
+
+static void bootstrap_read(const PGresult *res, const char *err, void *arg)
 {
     sb_req *req = arg;
     if (err || !res) {
@@ -298,16 +328,32 @@ static void horizon_read(const PGresult *res, const char *err, void *arg)
     char cur[CURSOR_LEN + 1];
     cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, req->auth.user_id,
                   (sync_pos){h, 0}, now_unix_ms() / 1000, cur);
-    sb_respond_json(req, 200,
-                    json_pack("{s:[],s:{s:[]},s:s,s:b}", "events", "bootstrap", "conversations",
-                              "cursor", cur, "has_more", 0));
+    bool truncated = PQgetvalue(res, 0, 1)[0] == 't';
+    /* the JSON arrays come from Postgres already encoded: spliced, not parsed */
+    strbuf b = {0};
+    int rc = strbuf_addf(&b, "{\"bootstrap\":{\"conversations\":");
+    if (rc == 0) rc = strbuf_add(&b, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2), 0);
+    if (rc == 0) rc = strbuf_addf(&b, ",\"messages\":");
+    if (rc == 0) rc = strbuf_add(&b, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3), 0);
+    if (rc == 0)
+        rc = strbuf_addf(&b, ",\"truncated\":%s},\"events\":[],\"cursor\":\"%s\",\"has_more\":false}",
+                         truncated ? "true" : "false", cur);
+    if (rc != 0) {
+        strbuf_free(&b);
+        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    sb_respond(req, 200, "application/json", b.p, b.len, NULL);
+    strbuf_free(&b);
 }
 
+/* Answers the bootstrap snapshot with at most `limit` conversations. */
 static void bootstrap(sb_req *req, int limit)
 {
-    (void)limit;
-    db_query(req->r->db, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0, NULL,
-             horizon_read, req);
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[2] = {req->auth.user_id, lim};
+    db_query(req->r->db, SQL_BOOTSTRAP, 2, p, bootstrap_read, req);
 }
 
 void sync_routes(void) { router_add(HTTP_GET, "/api/v1/sync", sync_get); }

@@ -12,6 +12,7 @@
 
 #define SYNC_LIMIT_DEFAULT 200
 #define SYNC_LIMIT_MAX 1000
+#define SYNC_BOOTSTRAP_MESSAGES_S "20" /* latest messages per conversation in a bootstrap */
 
 /* Registers GET /api/v1/sync. */
 void sync_routes(void);
