@@ -21,6 +21,7 @@
 
 typedef struct conv_state {
     char ref[PRESENCE_REF_MAX]; /* this channel's presence, "" if none */
+    bool removed;               /* the user left the conversation: deaf and mute */
 } conv_state;
 
 static rl_table *g_typing_rl;
@@ -91,6 +92,11 @@ static int conv_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
         return PHX_ERROR;
     }
     const char *uid = ch->sock->claims.user_id;
+    conv_state *cs = ch->state;
+    if (cs && cs->removed) {
+        *reply = not_found();
+        return PHX_ERROR;
+    }
     if (g_typing_rl) {
         char key[160];
         snprintf(key, sizeof key, "%s|%s", uid, ch->topic);
@@ -109,16 +115,47 @@ static int conv_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
     return PHX_OK;
 }
 
-/* Typing never reaches the typist's own sockets. */
+/* True if payload text starts with {"user_id":"<uid>" (how typing and the
+ * removal event are built). */
+static bool from_user(const char *payload, const char *uid)
+{
+    static const char pre[] = "{\"user_id\":\"";
+    size_t ul = strlen(uid);
+    return payload && strncmp(payload, pre, sizeof pre - 1) == 0 &&
+           strncmp(payload + sizeof pre - 1, uid, ul) == 0 && payload[sizeof pre - 1 + ul] == '"';
+}
+
+/* Drops the presence of a channel whose user was removed (posted, so the
+ * broadcast it makes does not run inside another delivery). */
+static void untrack_removed(void *arg)
+{
+    phx_channel *ch = arg;
+    conv_state *st = ch->state;
+    if (st && st->ref[0]) {
+        presence_untrack(ch->topic, st->ref);
+        st->ref[0] = 0;
+    }
+    phx_channel_unref(ch);
+}
+
+/* Typing never reaches the typist's own sockets; nothing reaches a removed
+ * member, whose channel is closed on the removal event. */
 static bool conv_handle_out(phx_channel *ch, const pubsub_msg *m)
 {
-    if (strcmp(m->event, "typing") != 0 || !m->payload_json) return true;
-    static const char pre[] = "{\"user_id\":\"";
+    conv_state *st = ch->state;
     const char *uid = ch->sock->claims.user_id;
-    size_t ul = strlen(uid);
-    const char *p = m->payload_json;
-    return !(strncmp(p, pre, sizeof pre - 1) == 0 && strncmp(p + sizeof pre - 1, uid, ul) == 0 &&
-             p[sizeof pre - 1 + ul] == '"');
+    if (!strcmp(m->event, CHAT_KICK_EVENT)) {
+        if (st && !st->removed && from_user(m->payload_json, uid)) {
+            st->removed = true;
+            phx_push(ch, "phx_close", NULL);
+            phx_channel_ref(ch);
+            if (reactor_post(ch->sock->r, untrack_removed, ch) != 0) phx_channel_unref(ch);
+        }
+        return false;
+    }
+    if (st && st->removed) return false;
+    if (strcmp(m->event, "typing") != 0) return true;
+    return !from_user(m->payload_json, uid);
 }
 
 static void conv_terminate(phx_channel *ch)

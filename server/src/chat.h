@@ -64,6 +64,11 @@ void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, con
  * success). The variant `op` post-processes results (see chat_ops.c). */
 enum { CHAT_PLAIN = 0, CHAT_CREATED, CHAT_SENT, CHAT_EMPTY, CHAT_ACK, CHAT_CHATS, CHAT_HISTORY,
        CHAT_MEMBERS };
+/* After a successful CHAT_EMPTY result holding "kick": true, broadcast
+ * CHAT_KICK_EVENT {"user_id"} on conversation:<conv_id>: the channels of
+ * user_id there close (ch_conversation.c). */
+#define CHAT_KICK_EVENT "chat:member_removed"
+void chat_sink_set_kick(chat_sink *s, const char *conv_id, const char *user_id);
 /* History paging direction: 'b' (before / latest) or 'a' (after). */
 void chat_sink_set_mode(chat_sink *s, char mode);
 void chat_run(chat_sink *s, int op, int limit, const char *sql, int n, const char *const *params);

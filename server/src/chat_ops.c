@@ -9,6 +9,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "pubsub.h"
 #include "ratelimit.h"
 #include "reactor.h"
 #include "rest.h"
@@ -28,6 +29,8 @@ struct chat_sink {
     int op;
     int limit;
     char mode; /* history: 'b' (before / latest) or 'a' (after) */
+    char kick_conv[24]; /* a removal: the conversation, and */
+    char kick_user[24]; /* the user removed ("" when none) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -180,6 +183,14 @@ static void answer(chat_sink *s, json_t *r)
         return;
     }
     case CHAT_EMPTY:
+        /* a member left or was removed: their conversation: channels close */
+        if (json_is_true(json_object_get(r, "kick")) && s->kick_user[0]) {
+            char topic[64];
+            snprintf(topic, sizeof topic, "conversation:%s", s->kick_conv);
+            json_t *k = json_pack("{s:s}", "user_id", s->kick_user);
+            pubsub_broadcast(topic, CHAT_KICK_EVENT, k, NULL);
+            json_decref(k);
+        }
         json_decref(r);
         sink_ok(s, 204, json_object());
         return;
@@ -258,6 +269,12 @@ static void run_done(const PGresult *res, const char *err, void *arg)
 }
 
 void chat_sink_set_mode(chat_sink *s, char mode) { s->mode = mode; }
+
+void chat_sink_set_kick(chat_sink *s, const char *conv_id, const char *user_id)
+{
+    snprintf(s->kick_conv, sizeof s->kick_conv, "%s", conv_id);
+    snprintf(s->kick_user, sizeof s->kick_user, "%s", user_id);
+}
 
 void chat_run(chat_sink *s, int op, int limit, const char *sql, int n, const char *const *params)
 {

@@ -342,10 +342,11 @@ static void h_me_delete(sb_req *req)
     const char *id = path_id(s, req, 0, "conversation");
     if (!id) return;
     const char *p[2] = {req->auth.user_id, id};
+    chat_sink_set_kick(s, id, req->auth.user_id);
     chat_run(s, CHAT_EMPTY, 0,
              "SELECT (CASE WHEN (SELECT kind FROM conversations WHERE id = $2::int8) = 'direct'"
              " THEN sb_conversation_hide($1::int8, $2::int8)"
-             " ELSE sb_member_remove($1::int8, $2::int8, $1::int8) END)::text",
+             " ELSE sb_member_remove($1::int8, $2::int8, $1::int8) || '{\"kick\":true}' END)::text",
              2, p);
 }
 
@@ -461,7 +462,9 @@ static void h_member_delete(sb_req *req)
     const char *uid = id ? path_id(s, req, 1, "member") : NULL;
     if (!uid) return;
     const char *p[3] = {req->auth.user_id, id, uid};
-    chat_run(s, CHAT_EMPTY, 0, "SELECT sb_member_remove($1::int8, $2::int8, $3::int8)::text", 3, p);
+    chat_sink_set_kick(s, id, uid);
+    chat_run(s, CHAT_EMPTY, 0,
+             "SELECT (sb_member_remove($1::int8, $2::int8, $3::int8) || '{\"kick\":true}')::text", 3, p);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -251,6 +251,41 @@ describe('chat live delivery', () => {
     });
   });
 
+  test('a removed member\'s conversation: channel closes; it gets nothing more and leaves Presence', T, async () => {
+    const [a, b, c] = await signupMany(srv, 3);
+    const g = (await api(srv, 'POST', '/conversations', { token: a.token, body: { kind: 'group', title: 'K', member_ids: [b.id, c.id] } })).json.conversation;
+    const topic = `conversation:${g.id}`;
+    const sa = await connect(srv, a);
+    const sb = await connect(srv, b);
+    const sc = await connect(srv, c);
+    sockets.push(sa, sb, sc);
+    const cha = sa.channel(topic, {});
+    const pres = new Presence(cha);
+    await new Promise((res, rej) => cha.join().receive('ok', res).receive('error', rej));
+    const { ch: chb } = await join(sb, topic);
+    const { ch: chc } = await join(sc, topic);
+    const gotB = [];
+    chb.on('typing', (p) => gotB.push(p));
+    let closed = false;
+    chb.onClose(() => { closed = true; });
+    await until(() => pres.list().length === 3, 5000, 'three viewers');
+    const r = await api(srv, 'DELETE', `/conversations/${g.id}/members/${b.id}`, { token: a.token });
+    assert.equal(r.status, 204, r.text);
+    await until(() => closed, 5000, 'phx_close for the removed member');
+    await until(() => pres.list().length === 2, 5000, 'b left Presence');
+    assert.deepEqual(pres.list((id) => id).sort(), [a.id, c.id].sort());
+    assert.equal((await push(chc, 'typing', { state: 'start' })).status, 'ok');
+    await sleep(300);
+    assert.deepEqual(gotB, []);
+    // c leaves by itself: same
+    let closedC = false;
+    chc.onClose(() => { closedC = true; });
+    assert.equal((await api(srv, 'DELETE', `/conversations/${g.id}/me`, { token: c.token })).status, 204);
+    await until(() => closedC && pres.list().length === 1, 5000, 'c gone');
+    // and rejoining is refused
+    await assert.rejects(join(sb, topic), (e) => e.resp && e.resp.reason === 'not_found');
+  });
+
   test('presence events: contacts see a user come online and go offline with last_seen_at', T, async () => {
     const [a, b, stranger] = await signupMany(srv, 3);
     await api(srv, 'POST', '/conversations', { token: a.token, body: { kind: 'direct', user_id: b.id } });
