@@ -67,11 +67,11 @@ static void tamper_evident(void **state)
     /* every single-character change is refused */
     const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for (size_t i = 0; i < CURSOR_LEN; i++) {
-        for (const char *a = alphabet; *a; a += 7) {
-            if (*a == c[i]) continue;
+        for (size_t j = i % 7; j < 64; j += 7) {
+            if (alphabet[j] == c[i]) continue;
             char d[CURSOR_LEN + 1];
             memcpy(d, c, sizeof d);
-            d[i] = *a;
+            d[i] = alphabet[j];
             assert_int_equal(dec("42", d, NULL, NULL), CURSOR_BAD);
         }
     }
