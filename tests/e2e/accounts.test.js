@@ -14,39 +14,10 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const WebSocket = require('ws');
 const { startServer, forgeToken, slow, REPO } = require('./lib/server');
+const { DB_URL, waitForDatabase, sql, api, assertError } = require('./lib/api');
 
 const T = { timeout: 30000 };
 const SERVICES = path.join(REPO, 'scripts', 'services.sh');
-
-function databaseUrl() {
-  if (process.env.SB_TEST_DATABASE_URL) return process.env.SB_TEST_DATABASE_URL;
-  const out = execFileSync(SERVICES, ['env'], { encoding: 'utf8' });
-  const m = out.match(/^SB_TEST_DATABASE_URL=(.*)$/m);
-  return m ? m[1].trim() : '';
-}
-const DB_URL = databaseUrl();
-
-/** Waits (bounded) until the test database answers: another suite's R4
- * test may have stopped the shared private Postgres for a moment. */
-async function waitForDatabase(ms = 30000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      execFileSync('psql', [DB_URL, '-qtAXc', 'SELECT 1'], { stdio: 'ignore', timeout: 5000 });
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`test database not reachable: ${e.message}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
-
-/** Runs SQL on the test database with psql; returns the trimmed output. */
-function sql(text) {
-  return execFileSync('psql', [DB_URL, '-qtAX', '-v', 'ON_ERROR_STOP=1', '-c', text], {
-    encoding: 'utf8', timeout: 15000,
-  }).trim();
-}
 
 // Cheap Argon2 for the suite (the defaults cost ~20 MiB and tens of ms per
 // hash; the hashing path is the same). Generous rate limits: the dedicated
@@ -64,38 +35,6 @@ const BASE_ENV = {
 const RFC3339_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const uname = (p = 't') => `${p}${crypto.randomBytes(6).toString('hex')}`;
-
-/** One request to /api/v1<p>; returns { status, headers, json, text, ms }. */
-async function api(srv, method, p, { body, token, auth, raw, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (auth !== undefined) h.authorization = auth;
-  let payload;
-  if (raw !== undefined) payload = raw;
-  else if (body !== undefined) {
-    payload = JSON.stringify(body);
-    h['content-type'] = 'application/json';
-  }
-  const t0 = Date.now();
-  const res = await fetch(srv.url(`/api/v1${p}`), {
-    method, headers: h, body: payload, signal: AbortSignal.timeout(15000 * slow()),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, json, text, ms: Date.now() - t0 };
-}
-
-/** Asserts the error shape {"error":{"code","message","details"}}. */
-function assertError(r, status, code) {
-  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status}: ${r.text}`);
-  assert.ok(r.json && r.json.error, `error body: ${r.text}`);
-  assert.equal(r.json.error.code, code);
-  assert.equal(typeof r.json.error.message, 'string');
-  assert.ok(r.json.error.message.length > 0);
-  assert.equal(typeof r.json.error.details, 'object');
-  assert.match(r.headers.get('content-type') || '', /^application\/json/);
-}
 
 function assertUser(u, { username, display_name } = {}) {
   assert.match(u.id, /^[1-9][0-9]*$/, 'ids are decimal strings');
