@@ -31,7 +31,7 @@ UNIT_SRC := $(wildcard server/tests/unit/test_*.c)
 UNIT_BIN := $(patsubst server/tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 LOADGEN_SRC := $(wildcard loadtest/src/*.c)
 
-.PHONY: all build run test deps services services-stop unit e2e asan bench clean fmt migrate loadgen fuzz
+.PHONY: all build run test deps services services-stop unit e2e asan bench clean fmt migrate loadgen bench-smoke fuzz
 
 all: build
 
@@ -97,6 +97,12 @@ bench: deps
 	@$(MAKE) -s -j$(JOBS) build loadgen
 	@$(MAKE) -s services
 	@scripts/bench.sh
+
+# The same instrument at a tiny scale (< 1 min): every scenario and reference runs.
+bench-smoke:
+	@$(MAKE) -s -j$(JOBS) build loadgen
+	@$(MAKE) -s services
+	@scripts/bench.sh --smoke
 
 loadgen:
 	@$(MAKE) -s -C loadtest B=$(abspath $(B))/loadtest

@@ -48,6 +48,7 @@ static void usage(FILE *f)
 "  --join-payload JSON   phx_join payload (default {})\n"
 "  --id-offset N         added to the connection index for {id} (default 0)\n"
 "  --user-pattern P      user id for minted tokens and presence keys (default {id})\n"
+"  --user-file F         user ids, one per line: {user} = line {id}, {peeruser} = line {id}^1\n"
 "  --token-secret S      mint tokens: b64url(claims).b64url(HMAC-SHA256(S, first part))\n"
 "  --token T             a fixed token (may contain {id}); none of both: no token param\n"
 "  --token-ttl S         minted token lifetime (default 86400)\n"
@@ -150,26 +151,30 @@ static int parse_url(const char *url, int *port)
     return 0;
 }
 
-static int load_conv_file(const char *path)
+/* Reads the non-empty lines of path (at most 10,000,000, each < 512 bytes)
+ * into *lines / *nlines. Returns 0, or -1 when unreadable or empty. */
+static int load_lines(const char *path, char ***lines, size_t *nlines)
 {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     char line[512];
     size_t cap = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (*nlines < 10000000 && fgets(line, sizeof line, f)) {
         size_t n = strcspn(line, "\r\n");
         line[n] = 0;
         if (!n) continue;
-        if (g_nconv_lines == cap) {
+        if (*nlines == cap) {
             cap = cap ? cap * 2 : 1024;
-            char **nl = realloc(g_conv_lines, cap * sizeof *nl);
+            char **nl = realloc(*lines, cap * sizeof *nl);
             if (!nl) break;
-            g_conv_lines = nl;
+            *lines = nl;
         }
-        g_conv_lines[g_nconv_lines++] = strdup(line);
+        char *d = strdup(line);
+        if (!d) break;
+        (*lines)[(*nlines)++] = d;
     }
     fclose(f);
-    return g_nconv_lines ? 0 : -1;
+    return *nlines ? 0 : -1;
 }
 
 enum {
@@ -177,7 +182,7 @@ enum {
     O_DRAIN, O_CTIMEOUT, O_RETRIES, O_HEARTBEAT, O_TOPIC, O_EVENT, O_PAYLOAD, O_JOINPAYLOAD,
     O_IDOFF, O_USERPAT, O_SECRET, O_TOKEN, O_TTL, O_SID, O_WINDOW, O_COUNT, O_PUBRATE, O_PAD,
     O_CONVPAT, O_CONVFILE, O_BODY, O_PID, O_PROGRESS, O_QUIET, O_MAXFRAME, O_WQCAP, O_SELFTEST,
-    O_LIST, O_HELP, O_SCENARIO, O_VSN,
+    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE,
 };
 
 int main(int argc, char **argv)
@@ -198,10 +203,11 @@ int main(int argc, char **argv)
         {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET},
         {"max-frame", 1, 0, O_MAXFRAME}, {"wq-cap", 1, 0, O_WQCAP},
         {"self-test", 0, 0, O_SELFTEST}, {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP},
-        {"vsn", 1, 0, O_VSN}, {0, 0, 0, 0}};
+        {"vsn", 1, 0, O_VSN}, {"user-file", 1, 0, O_USERFILE}, {0, 0, 0, 0}};
 
     sbl_opts *o = &g_opt;
     const char *url = "ws://127.0.0.1:4000/socket/websocket", *ports = NULL, *pids = NULL;
+    const char *user_file = NULL;
     o->scenario = NULL;
     o->vsn = "2.0.0";
     o->conns = 1000;
@@ -266,6 +272,7 @@ int main(int argc, char **argv)
         case O_MAXFRAME: o->max_frame = (size_t)strtoull(optarg, NULL, 10); break;
         case O_WQCAP: o->wq_cap = (uint32_t)strtoul(optarg, NULL, 10); break;
         case O_VSN: o->vsn = optarg; break;
+        case O_USERFILE: user_file = optarg; break;
         case O_SELFTEST: return selftest_main();
         case O_LIST: scenario_list(stdout); return 0;
         case O_HELP: usage(stdout); return 0;
@@ -321,7 +328,15 @@ int main(int argc, char **argv)
             else if (*s) return die("bad --server-pid", pids);
         }
     }
-    if (o->conv_file && load_conv_file(o->conv_file)) return die("cannot read --conv-file", o->conv_file);
+    if (o->conv_file && load_lines(o->conv_file, &g_conv_lines, &g_nconv_lines))
+        return die("cannot read --conv-file", o->conv_file);
+    if (user_file) {
+        static char **users;
+        static size_t nusers;
+        if (load_lines(user_file, &users, &nusers)) return die("cannot read --user-file", user_file);
+        g_pattern_users = (const char *const *)users;
+        g_pattern_nusers = nusers;
+    }
     if (o->window == 0) o->window = 1;
     if (o->window > 65536) return die("--window too large", NULL);
     if (o->pad > (256u << 10)) return die("--pad larger than 256 KiB", NULL);

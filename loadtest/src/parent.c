@@ -196,7 +196,8 @@ int parent_main(void)
     parent *p = &P;
     p->nprocs = g_opt.procs;
     p->pw = calloc((size_t)p->nprocs, sizeof *p->pw);
-    p->rss_sample_every = 1.0;
+    /* about 200 samples over the run, every 0.25 .. 5 s */
+    p->rss_sample_every = g_opt.run / 200 < 0.25 ? 0.25 : g_opt.run / 200 > 5 ? 5 : g_opt.run / 200;
     for (int i = 0; i < H__N; i++) hist_init(&p->h[i]);
     p->rss_baseline = server_rss_kb();
     if (g_opt.nserver_pids && !p->rss_baseline)
@@ -266,6 +267,20 @@ int parent_main(void)
             fprintf(stderr, "sbload: --duration %.0fs reached, stopping\n", g_opt.duration);
         }
         sample_rss(p, now);
+        if (g_opt.nserver_pids && p->phase != PH_STOP && !p->stop_requested &&
+            p->ncurve < sizeof p->curve / sizeof p->curve[0] &&
+            now - p->t_last_curve >= 250000000ull) {
+            uint64_t ctr[CTR__N];
+            sbl_times tm;
+            sum_status(p, ctr, &tm);
+            uint64_t kb = server_rss_kb();
+            p->t_last_curve = now;
+            if (kb) {
+                p->curve[p->ncurve][0] = tm.joined_now;
+                p->curve[p->ncurve][1] = kb;
+                p->ncurve++;
+            }
+        }
         if (now >= next_prog) {
             progress(p, now, &prev_joined, &prev_deliv, &prev_acks, &prev_t);
             next_prog = now + (uint64_t)((g_opt.progress > 0 ? g_opt.progress : 1) * 1e9);

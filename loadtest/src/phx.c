@@ -212,12 +212,25 @@ int phx_build(char *out, size_t cap, uint32_t join_ref, uint32_t ref, const char
     return (int)o;
 }
 
+const char *const *g_pattern_users;
+size_t g_pattern_nusers;
+
 int pattern_expand(char *out, size_t cap, const char *pattern, uint64_t id)
 {
     size_t o = 0;
     for (const char *p = pattern; *p;) {
         uint64_t v;
         size_t skip = 0;
+        int peer = strncmp(p, "{peeruser}", 10) == 0;
+        if (g_pattern_nusers && (peer || strncmp(p, "{user}", 6) == 0)) {
+            const char *u = g_pattern_users[(peer ? id ^ 1 : id) % g_pattern_nusers];
+            size_t ul = strlen(u);
+            if (o + ul >= cap) return -1;
+            memcpy(out + o, u, ul);
+            o += ul;
+            p += peer ? 10 : 6;
+            continue;
+        }
         if (strncmp(p, "{id}", 4) == 0) {
             v = id;
             skip = 4;

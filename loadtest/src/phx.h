@@ -57,7 +57,11 @@ int phx_build(char *out, size_t cap, uint32_t join_ref, uint32_t ref, const char
 int json_escape(char *out, size_t cap, const char *s, size_t n);
 
 /* Replaces every "{id}" in pattern by id (and "{peer}" by id ^ 1, the other
- * member of a pair) into out. Returns the length or -1. */
+ * member of a pair) into out; with a user table loaded (--user-file),
+ * "{user}" is line id of it and "{peeruser}" line id ^ 1 (modulo its
+ * length). Returns the length or -1. */
+extern const char *const *g_pattern_users;
+extern size_t g_pattern_nusers;
 int pattern_expand(char *out, size_t cap, const char *pattern, uint64_t id);
 /* The inverse for patterns with exactly one "{id}": parses s back to id.
  * Returns 1 and *id, or 0 if s does not match. */

@@ -128,6 +128,11 @@ void report_common(parent *p, json_t *res, uint64_t t_end)
         json_object_set_new(r, "end", json_integer((json_int_t)p->rss_end));
         json_object_set_new(r, "max", json_integer((json_int_t)p->rss_max));
         json_object_set_new(res, "server_rss_kb", r);
+        json_t *cv = json_array();
+        for (uint32_t i = 0; i < p->ncurve; i++)
+            json_array_append_new(cv, json_pack("[I,I]", (json_int_t)p->curve[i][0],
+                                                 (json_int_t)p->curve[i][1]));
+        json_object_set_new(res, "rss_curve", cv);
     }
 
     printf("sbload %s (%s): %u connections, %d worker process(es), ports", g_scen->name,

@@ -262,6 +262,9 @@ typedef struct parent {
     int timed_out;
     int interrupted;
     int stop_requested;
+    uint64_t curve[2048][2];   /* (joined connections, server RSS KiB), every 0.25 s */
+    uint32_t ncurve;
+    uint64_t t_last_curve;
     double peak_join_rate;
     uint64_t jps[SBL_SECS];
     void *sdata;

@@ -18,10 +18,48 @@
 
 static ipc_track *recs; /* per global connection index (worker side and parent side) */
 
+/* With --user-file, presence keys are user ids from the file: a sorted
+ * (id, line) index maps them back to connection indices. */
+typedef struct user_ix {
+    const char *id;
+    uint64_t line;
+} user_ix;
+static user_ix *g_uix;
+
+static int uix_cmp(const void *a, const void *b)
+{
+    return strcmp(((const user_ix *)a)->id, ((const user_ix *)b)->id);
+}
+
+static void uix_build(void)
+{
+    if (!g_pattern_nusers || g_uix) return;
+    g_uix = malloc(g_pattern_nusers * sizeof *g_uix);
+    if (!g_uix) return;
+    for (size_t i = 0; i < g_pattern_nusers; i++) g_uix[i] = (user_ix){g_pattern_users[i], i};
+    qsort(g_uix, g_pattern_nusers, sizeof *g_uix, uix_cmp);
+}
+
+/* The id (connection index + --id-offset) of presence key k, or 0. */
+static int key_to_id(span k, uint64_t *id)
+{
+    if (!g_uix) return pattern_match(g_opt.user_pattern, k.p, k.n, id);
+    char buf[256];
+    if (k.n >= sizeof buf) return 0;
+    memcpy(buf, k.p, k.n);
+    buf[k.n] = 0;
+    user_ix key = {buf, 0};
+    const user_ix *f = bsearch(&key, g_uix, g_pattern_nusers, sizeof *g_uix, uix_cmp);
+    if (!f) return 0;
+    *id = f->line; /* {user} = line id: connection id = line (mod the file length) */
+    return 1;
+}
+
 static void w_init(worker *w)
 {
     (void)w;
     recs = calloc(g_opt.conns ? g_opt.conns : 1, sizeof *recs);
+    uix_build();
 }
 
 static void w_joined(worker *w, conn *c)
@@ -46,7 +84,7 @@ static void w_push(worker *w, conn *c, const phx_frame *f)
     size_t pos = 0;
     while (json_obj_next(joins, &pos, &k, &v)) {
         uint64_t id;
-        if (!pattern_match(g_opt.user_pattern, k.p, k.n, &id) || id < g_opt.id_offset) continue;
+        if (!key_to_id(k, &id) || id < g_opt.id_offset) continue;
         uint64_t idx = id - g_opt.id_offset;
         if (idx >= g_opt.conns) continue;
         recs[idx].key = idx + 1;

@@ -119,7 +119,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = now_ns();
     net_tick(w, now);
     if (g_scen->w_tick) g_scen->w_tick(w, now);
-    if (now - w->last_status >= 1000000000ull) {
+    if (now - w->last_status >= 240000000ull) { /* ~every tick */
         w->last_status = now;
         ipc_status st;
         fill_status(w, &st);

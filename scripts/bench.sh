@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# `make bench`: measures the performance targets P1..P8 (shared/spec/targets.md)
+# with the project's load generator (loadtest/, sbload) against the release
+# build, measures the references in the same run (pgbench, redis-benchmark,
+# wrk), and prints every figure next to its target and reference as a ratio.
+#
+#   scripts/bench.sh            default scale: fits the 2-core machine, < 15 min
+#   scripts/bench.sh --smoke    a < 1 min run of every part (the instrument's own test)
+#   BENCH_SCALE=full scripts/bench.sh   the million-connection run (P1 at 1,000,000)
+#
+# Results: build/bench/<scale>/ (one RESULT json per scenario, summary.json,
+# summary.txt, rss.png when gnuplot is there). Exits non-zero when a scenario
+# could not run at all or the smoke run's checks fail; a missed target is
+# reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
+# separated scenario names to run, e.g. "p1 p3").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCALE=${BENCH_SCALE:-default}
+[ "${1:-}" = --smoke ] && SCALE=smoke
+case $SCALE in smoke|default|full) ;; *) echo "bench: BENCH_SCALE must be smoke, default or full" >&2; exit 2 ;; esac
+BIN=$(readlink -f "${SB_BIN:-build/release/switchboard}")
+SBLOAD=$(readlink -f "${SBLOAD:-build/release/loadtest/sbload}")
+OUT=${BENCH_OUT:-$ROOT/build/bench/$SCALE}
+ONLY=${BENCH_ONLY:-}
+for f in "$BIN" "$SBLOAD"; do
+  [ -x "$f" ] || { echo "bench: $f missing (make build loadgen)" >&2; exit 2; }
+done
+rm -rf "$OUT"; mkdir -p "$OUT"
+LOG=$OUT/log; mkdir -p "$LOG"
+NOTES=$OUT/notes.txt; : > "$NOTES"
+note() { echo "bench: $*" | tee -a "$NOTES" >&2; }
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+T_START=$(date +%s)
+
+# ---- scale --------------------------------------------------------------------
+# P1/P2 connections, server processes for them, P3 subscribers, run lengths (s).
+case $SCALE in
+  smoke)   P1_CONNS=2000;    P3_SUBS=300;   P3_RUN=2;  P7_RUN=4;   P4_USERS=20;   P8_VIEWERS=50;  REF_T=2 ;;
+  default) P1_CONNS=100000;  P3_SUBS=18000; P3_RUN=10; P7_RUN=60;  P4_USERS=1000; P8_VIEWERS=2000; REF_T=10 ;;
+  full)    P1_CONNS=1000000; P3_SUBS=18000; P3_RUN=10; P7_RUN=600; P4_USERS=1000; P8_VIEWERS=10000; REF_T=10 ;;
+esac
+PER_SERVER=16000   # connections per server process (limit 20,000 descriptors; SO_REUSEPORT is uneven)
+P1_SERVERS=$(( (P1_CONNS + PER_SERVER - 1) / PER_SERVER ))
+SOURCES=127.0.0.2-127.0.0.50
+
+# ---- limits -------------------------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+[ "$NOFILE" -lt 20000 ] && note "descriptor limit per process is $NOFILE (< 20,000): fewer connections per process"
+declare -A SYSCTL_OLD
+set_sysctl() { # key value: raise a kernel setting for the run, restored at exit
+  local f=/proc/sys/${1//.//} old
+  old=$(cat "$f" 2>/dev/null) || { note "cannot read $1"; return; }
+  if [ "$old" = "$2" ]; then return; fi
+  if echo "$2" > "$f" 2>/dev/null; then SYSCTL_OLD[$1]=$old
+  else note "could not set $1 to '$2' (stays '$old')"; fi
+}
+set_sysctl net.ipv4.ip_local_port_range "1024 65535"
+set_sysctl net.core.somaxconn 65535
+set_sysctl net.ipv4.tcp_max_syn_backlog 65535
+if [ "$SCALE" = full ]; then
+  set_sysctl fs.file-max 4194304
+  set_sysctl net.ipv4.tcp_mem "1048576 2097152 4194304"
+fi
+if [ -r /proc/sys/net/netfilter/nf_conntrack_max ] && [ "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0)" != 0 ]; then
+  set_sysctl net.netfilter.nf_conntrack_max 4194304
+fi
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for k in "${!SYSCTL_OLD[@]}"; do echo "${SYSCTL_OLD[$k]}" > "/proc/sys/${k//.//}" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- services -------------------------------------------------------------------
+set -a
+# shellcheck disable=SC1090
+source <(scripts/services.sh env)
+set +a
+PG_URL=${SB_DATABASE_URL%/*}/switchboard_bench
+PG_ADMIN_URL=$(echo "$SB_DATABASE_URL" | sed -E 's|//[^@/]*@|//|; s|//|//postgres@|; s|/[^/]*$|/postgres|')
+REDIS_URL=$SB_TEST_REDIS_URL
+REDIS_HOST=$(echo "$REDIS_URL" | sed -E 's|redis://([^:/]+):?([0-9]*).*|\1|')
+REDIS_PORT=$(echo "$REDIS_URL" | sed -E 's|redis://([^:/]+):?([0-9]*).*|\2|')
+PG_OK=1
+if ! psql -q "$PG_ADMIN_URL" -tc "SELECT 1 FROM pg_database WHERE datname='switchboard_bench'" 2>/dev/null | grep -q 1; then
+  psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE switchboard_bench OWNER switchboard" >/dev/null 2>&1 \
+    || { note "cannot create database switchboard_bench: P4, P6, P8 and pgbench skipped"; PG_OK=0; }
+fi
+
+SECRET=$(openssl rand -hex 32)
+# One server process: start_server NAME PORT ENV... ; prints nothing, sets SRV_PID.
+# The first of a group uses PORT=0 and reads back the port it got.
+start_server() {
+  local name=$1 port=$2; shift 2
+  env SB_SECRET="$SECRET" SB_HOST=127.0.0.1 SB_PORT="$port" SB_LOG_LEVEL=info SB_SHUTDOWN_MS=2000 \
+      SB_IDLE_TIMEOUT_MS=600000 "$@" "$BIN" serve > "$LOG/$name.log" 2>&1 &
+  SRV_PID=$!
+  PIDS+=("$SRV_PID")
+  for _ in $(seq 200); do
+    grep -q '"listening"' "$LOG/$name.log" 2>/dev/null && break
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if ! grep -q '"listening"' "$LOG/$name.log"; then
+    note "server $name did not start: $(tail -n 3 "$LOG/$name.log" | tr '\n' ' ')"
+    return 1
+  fi
+  SRV_PORT=$(grep -m1 '"listening"' "$LOG/$name.log" | sed -E 's/.*"port":([0-9]+).*/\1/')
+  SRV_ADMIN=$(grep -m1 '"listening"' "$LOG/$name.log" | sed -nE 's/.*"admin_port":([0-9]+).*/\1/p')
+}
+# start_group NAME N ENV...: N processes sharing one port (SO_REUSEPORT); sets
+# GROUP_PIDS (comma list), GROUP_PORT, GROUP_ADMIN (admin port of the first).
+start_group() {
+  local name=$1 n=$2; shift 2
+  local pids=()
+  start_server "${name}0" 0 SB_ADMIN_PORT=0 "$@" || return 1
+  pids+=("$SRV_PID"); GROUP_PORT=$SRV_PORT; GROUP_ADMIN=$SRV_ADMIN
+  for i in $(seq 1 $((n - 1))); do
+    start_server "$name$i" "$GROUP_PORT" SB_ADMIN_PORT=-1 "$@" || return 1
+    pids+=("$SRV_PID")
+  done
+  GROUP_PIDS=$(IFS=,; echo "${pids[*]}")
+}
+stop_group() { # pids (comma list)
+  local p
+  for p in ${1//,/ }; do kill "$p" 2>/dev/null; done
+  for p in ${1//,/ }; do wait "$p" 2>/dev/null; done
+}
+# sbload NAME ARGS...: runs the load generator, keeps its RESULT as NAME.json.
+run_sbload() {
+  local name=$1; shift
+  echo "bench: $name: sbload $*" | sed "s/$SECRET/<secret>/g" >&2
+  "$SBLOAD" --progress 5 "$@" > "$LOG/$name.out" 2> "$LOG/$name.err"
+  local rc=$?
+  grep '^RESULT ' "$LOG/$name.out" | tail -n 1 | cut -c8- > "$OUT/$name.json"
+  grep -v '^RESULT ' "$LOG/$name.out" | sed 's/^/    /' >&2
+  [ -s "$OUT/$name.json" ] || { note "$name: sbload produced no result (exit $rc): $(tail -n 3 "$LOG/$name.err" | tr '\n' ' ')"; rm -f "$OUT/$name.json"; return 1; }
+  return 0
+}
+TOKEN_ARGS=(--token-secret "$SECRET")
+
+# ---- references -------------------------------------------------------------------
+ref_pgbench() {
+  [ "$PG_OK" = 1 ] || return
+  command -v pgbench >/dev/null || { note "pgbench not installed"; return; }
+  psql -q "$PG_URL" >/dev/null 2>&1 <<'SQL'
+CREATE SCHEMA IF NOT EXISTS bench;
+DROP TABLE IF EXISTS bench.msg, bench.conv;
+CREATE TABLE bench.conv (id bigint PRIMARY KEY, last_seq bigint NOT NULL DEFAULT 0);
+CREATE TABLE bench.msg (id bigserial PRIMARY KEY, conv_id bigint NOT NULL, seq bigint NOT NULL,
+  sender bigint NOT NULL, client_id text NOT NULL, body text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (conv_id, seq));
+INSERT INTO bench.conv (id) SELECT g FROM generate_series(1, 1000) g;
+SQL
+  cat > "$OUT/pgbench.sql" <<'SQL'
+\set c random(1, 1000)
+WITH s AS (UPDATE bench.conv SET last_seq = last_seq + 1 WHERE id = :c RETURNING last_seq)
+INSERT INTO bench.msg (conv_id, seq, sender, client_id, body)
+  SELECT :c, last_seq, :client_id, md5(random()::text), 'load test message' FROM s;
+SQL
+  echo "bench: reference: pgbench, one message INSERT + sequence bump per transaction, ${REF_T}s" >&2
+  pgbench -n -M prepared -c 64 -j 2 -T "$REF_T" -f "$OUT/pgbench.sql" "$PG_URL" \
+    > "$LOG/pgbench.out" 2>&1
+  local tps
+  tps=$(grep -m1 -E '^tps = ' "$LOG/pgbench.out" | sed -E 's/tps = ([0-9.]+).*/\1/')
+  [ -n "$tps" ] && echo "{\"tps\":$tps,\"clients\":64,\"seconds\":$REF_T}" > "$OUT/ref_pgbench.json" \
+    || note "pgbench failed: $(tail -n 2 "$LOG/pgbench.out" | tr '\n' ' ')"
+}
+ref_redis() {
+  command -v redis-benchmark >/dev/null || { note "redis-benchmark not installed"; return; }
+  local n=$((REF_T * 40000))
+  echo "bench: reference: redis-benchmark PUBLISH, $n requests" >&2
+  redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -c 50 -n "$n" -q --csv \
+    PUBLISH bench:ref "$(head -c 120 /dev/zero | tr '\0' x)" > "$LOG/redis-benchmark.out" 2>&1
+  local rps
+  rps=$(grep -m1 -i publish "$LOG/redis-benchmark.out" | cut -d, -f2 | tr -d '"')
+  [ -n "$rps" ] && echo "{\"publish_per_s\":$rps}" > "$OUT/ref_redis.json" \
+    || note "redis-benchmark failed: $(tail -n 2 "$LOG/redis-benchmark.out" | tr '\n' ' ')"
+}
+ref_wrk() { # admin_port
+  command -v wrk >/dev/null || { note "wrk not installed"; return; }
+  echo "bench: reference: wrk GET /healthz, ${REF_T}s" >&2
+  wrk -t 1 -c 32 -d "${REF_T}s" "http://127.0.0.1:$1/healthz" > "$LOG/wrk_healthz.out" 2>&1
+  local rps
+  rps=$(grep -m1 'Requests/sec' "$LOG/wrk_healthz.out" | awk '{print $2}')
+  [ -n "$rps" ] && echo "{\"requests_per_s\":$rps}" > "$OUT/ref_wrk_healthz.json" \
+    || note "wrk failed: $(tail -n 2 "$LOG/wrk_healthz.out" | tr '\n' ' ')"
+}
+
+# ---- P1 + P2: connections ------------------------------------------------------------
+bench_connections() {
+  local procs=$(( (P1_CONNS + 18999) / 19000 ))
+  echo "bench: P1/P2: $P1_CONNS connections over $P1_SERVERS server process(es) (one port, SO_REUSEPORT) and $procs load process(es)" >&2
+  start_group p1 "$P1_SERVERS" SB_REACTORS=1 || return 1
+  local url=ws://127.0.0.1:$GROUP_PORT/socket/websocket
+  # warm-up: every process serves a few connections first, so its idle baseline
+  # includes the code and tables touched by the first ones (a running server's idle state)
+  "$SBLOAD" --scenario connections --url "$url" --conns $((P1_SERVERS * 100)) --hold 0 \
+    "${TOKEN_ARGS[@]}" --sources "$SOURCES" --progress 0 --quiet > /dev/null 2>&1
+  sleep 1.5
+  local hold=10; [ "$SCALE" = smoke ] && hold=2; [ "$SCALE" = full ] && hold=35
+  run_sbload p1_connections --scenario connections --url "$url" --conns "$P1_CONNS" --procs "$procs" \
+    --hold $hold --topic 'user:{id}' --sources "$SOURCES" --server-pid "$GROUP_PIDS" \
+    --connect-timeout 60 --duration $((hold + 600)) "${TOKEN_ARGS[@]}"
+  local rc=$?
+  stop_group "$GROUP_PIDS"
+  return $rc
+}
+
+# ---- P3: fan-out on one node -----------------------------------------------------------
+bench_fanout() { # name subs run window scenario
+  local name=$1 subs=$2 run=$3 window=$4 scen=${5:-fanout}
+  echo "bench: $name: $subs subscribers of one topic on one server process, window $window, ${run}s" >&2
+  start_group "$name" 1 SB_TEST_CHANNELS=1 || return 1
+  run_sbload "$name" --scenario "$scen" --url "ws://127.0.0.1:$GROUP_PORT/socket/websocket" \
+    --conns "$subs" --procs 2 --run "$run" --window "$window" --topic echo:fanout \
+    --sources "$SOURCES" --server-pid "$GROUP_PIDS" "${TOKEN_ARGS[@]}"
+  local rc=$?
+  stop_group "$GROUP_PIDS"
+  return $rc
+}
+
+# ---- P5: three nodes through Redis ---------------------------------------------------------
+bench_cluster() {
+  echo "bench: P5: 3 nodes + Redis, publisher on node A, subscribers on nodes B and C" >&2
+  local a b c
+  start_server p5a 0 SB_ADMIN_PORT=-1 SB_TEST_CHANNELS=1 SB_REDIS_URL="$REDIS_URL" SB_REACTORS=1 || return 1; a=$SRV_PORT; local pa=$SRV_PID
+  start_server p5b 0 SB_ADMIN_PORT=-1 SB_TEST_CHANNELS=1 SB_REDIS_URL="$REDIS_URL" SB_REACTORS=1 || return 1; b=$SRV_PORT; local pb=$SRV_PID
+  start_server p5c 0 SB_ADMIN_PORT=-1 SB_TEST_CHANNELS=1 SB_REDIS_URL="$REDIS_URL" SB_REACTORS=1 || return 1; c=$SRV_PORT; local pc=$SRV_PID
+  sleep 0.5
+  # connection i goes to port i % 3: index 0 (the publisher) to A, the others to A, B, C;
+  # 2 subscribers per node keep the figure about the bus, not the fan-out
+  local run=10; [ "$SCALE" = smoke ] && run=2
+  run_sbload p5_cluster --scenario fanout --url "ws://127.0.0.1:$a/socket/websocket" --ports "$a,$b,$c" \
+    --conns 6 --procs 1 --run $run --window 256 --topic "echo:bus" --server-pid "$pa,$pb,$pc" \
+    "${TOKEN_ARGS[@]}"
+  local rc=$?
+  stop_group "$pa,$pb,$pc"
+  return $rc
+}
+
+# ---- P4 / P6 / P8: provisioned users -------------------------------------------------------
+bench_db_scenarios() {
+  [ "$PG_OK" = 1 ] || return 1
+  start_group p4 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_SEND=off \
+    SB_RATELIMIT_SIGNUP_IP=1000000/1 SB_ARGON2_T=1 SB_ARGON2_M=64 || return 1
+  local port=$GROUP_PORT pids=$GROUP_PIDS admin=$GROUP_ADMIN
+  if want p4; then
+    python3 scripts/bench_provision.py pairs --base "http://127.0.0.1:$port" --users "$P4_USERS" \
+      --out "$OUT/p4" > "$LOG/p4_provision.out" 2>&1 \
+      || { note "P4: provisioning failed: $(tail -n 2 "$LOG/p4_provision.out" | tr '\n' ' ')"; }
+    if [ -s "$OUT/p4/users.txt" ]; then
+      local run=10; [ "$SCALE" = smoke ] && run=2
+      run_sbload p4_sends --scenario sends --url "ws://127.0.0.1:$port/socket/websocket" \
+        --conns "$P4_USERS" --procs 1 --run $run --topic 'user:{user}' --user-pattern '{user}' \
+        --user-file "$OUT/p4/users.txt" --conv-file "$OUT/p4/convs.txt" --server-pid "$pids" \
+        --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+    fi
+  fi
+  if want p6; then
+    local nconv=200 nev=5000; [ "$SCALE" = smoke ] && { nconv=5; nev=50; }
+    python3 scripts/bench_provision.py sync --base "http://127.0.0.1:$port" --conversations $nconv \
+      --events $nev --out "$OUT/p6" > "$LOG/p6_provision.out" 2>&1 \
+      || note "P6: provisioning failed: $(tail -n 2 "$LOG/p6_provision.out" | tr '\n' ' ')"
+    if [ -s "$OUT/p6/token.txt" ] && command -v wrk >/dev/null; then
+      echo "bench: P6: wrk GET /api/v1/sync (user with $nconv conversations, $nev pending events), ${REF_T}s" >&2
+      wrk -t 1 -c 8 -d "${REF_T}s" -H "Authorization: Bearer $(cat "$OUT/p6/token.txt")" \
+        "http://127.0.0.1:$port/api/v1/sync$(cat "$OUT/p6/query.txt" 2>/dev/null)" > "$LOG/p6_wrk.out" 2>&1
+      local rps non2xx
+      rps=$(grep -m1 'Requests/sec' "$LOG/p6_wrk.out" | awk '{print $2}')
+      non2xx=$(grep -m1 'Non-2xx' "$LOG/p6_wrk.out" | awk '{print $NF}')
+      [ -n "$rps" ] && echo "{\"requests_per_s\":$rps,\"non_2xx\":${non2xx:-0},\"bytes_per_response\":$(cat "$OUT/p6/bytes.txt" 2>/dev/null || echo 0)}" > "$OUT/p6_sync.json"
+    fi
+  fi
+  if want p8; then
+    python3 scripts/bench_provision.py group --base "http://127.0.0.1:$port" --users "$P8_VIEWERS" \
+      --out "$OUT/p8" > "$LOG/p8_provision.out" 2>&1 \
+      || note "P8: provisioning failed: $(tail -n 2 "$LOG/p8_provision.out" | tr '\n' ' ')"
+    if [ -s "$OUT/p8/users.txt" ]; then
+      run_sbload p8_presence --scenario presence --url "ws://127.0.0.1:$port/socket/websocket" \
+        --conns "$P8_VIEWERS" --procs 1 --rate 500 --run 3 --topic "conversation:$(cat "$OUT/p8/conv.txt")" \
+        --user-pattern '{user}' --user-file "$OUT/p8/users.txt" --server-pid "$pids" \
+        --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+    fi
+  fi
+  stop_group "$pids"
+}
+
+# ---- run -----------------------------------------------------------------------------------
+echo "bench: scale $SCALE; results in $OUT" >&2
+if want ref; then
+  ref_pgbench
+  ref_redis
+  start_group ref 1 && { ref_wrk "$GROUP_ADMIN"; stop_group "$GROUP_PIDS"; }
+fi
+want p1 && bench_connections
+want p3 && bench_fanout p3_fanout "$P3_SUBS" "$P3_RUN" 32
+want p5 && bench_cluster
+if want p4 || want p6 || want p8; then bench_db_scenarios; fi
+want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
+
+T_END=$(date +%s)
+python3 scripts/bench_report.py "$OUT" "$SCALE" $((T_END - T_START))
+RC=$?
+if command -v gnuplot >/dev/null && [ -s "$OUT/p1_connections.json" ]; then
+  scripts/bench_plot.sh "$OUT/p1_connections.json" "$OUT/rss.png" >/dev/null 2>&1 \
+    && echo "bench: RSS plot: $OUT/rss.png" >&2
+fi
+exit $RC

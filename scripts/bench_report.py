@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""bench_report.py OUT SCALE SECONDS — the table of `make bench`: every P
+figure beside its target and the reference measured in the same run, as
+ratios. Reads the RESULT files sbload wrote (OUT/<scenario>.json) and the
+reference files (OUT/ref_*.json); writes OUT/summary.json and summary.txt.
+
+Exit status: 0, or 1 when a scenario that ran produced no figure, or (smoke
+scale) when any part is missing or reported errors — so the instrument
+itself is tested by `make test`."""
+import json
+import os
+import platform
+import sys
+
+out, scale, secs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def get(d, *path):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def slope(curve):
+    """Least-squares bytes per connection of (joined, rss KiB) points."""
+    pts = [(c, kb) for c, kb in curve or [] if c > 0]
+    if len(pts) < 3 or pts[-1][0] - pts[0][0] < 100:
+        return None
+    n = len(pts)
+    mx = sum(p[0] for p in pts) / n
+    my = sum(p[1] for p in pts) / n
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    if sxx == 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx * 1024
+
+
+rows = []   # (id, figure, value, unit, target, at_least, reference text, ref value)
+problems = []
+refs = {k: load("ref_" + k) for k in ("pgbench", "redis", "wrk_healthz")}
+pg_tps = get(refs["pgbench"], "tps")
+redis_rps = get(refs["redis"], "publish_per_s")
+healthz_rps = get(refs["wrk_healthz"], "requests_per_s")
+
+
+def row(pid, fig, val, unit, target, at_least, ref_txt=None, ref_val=None):
+    rows.append(dict(id=pid, figure=fig, value=val, unit=unit, target=target, at_least=at_least,
+                     reference=ref_txt, reference_value=ref_val))
+
+
+def check_errors(name, r):
+    if r is None:
+        problems.append(f"{name}: no result")
+        return
+    errs = {k: v for k, v in (r.get("errors") or {}).items() if k not in ("hb_timeout",)}
+    if errs:
+        problems.append(f"{name}: errors {errs}")
+
+
+p1 = load("p1_connections")
+if p1:
+    joined = get(p1, "connect", "joined") or 0
+    row("P1", "joined connections held", joined, "conns", 1_000_000, True,
+        "Phoenix: 2 M on 40 cores / 128 GB")
+    per = get(p1, "server_bytes_per_conn")
+    row("P1", "server RSS per joined connection above idle baseline", per, "B", 1024, False,
+        "Phoenix ~42 KB, WhatsApp ~30 KB, Centrifugo 10.9-27 KB, uWS ~128 B", 42000)
+    s = slope(p1.get("rss_curve"))
+    if s is not None:
+        row("P1", "  same, marginal (slope of RSS over connections)", s, "B", 1024, False)
+    row("P2", "joins/s (connect + upgrade + join, all processes)", get(p1, "connect", "joins_per_s"),
+        "/s", 50_000, True, "stock Phoenix 1.7 here: ~7,500/s", 7500)
+    row("P2", "  peak second", get(p1, "connect", "peak_joins_per_s"), "/s", 50_000, True)
+    jl = get(p1, "connect", "join_latency")
+    if jl:
+        row("P2", "  join latency p50 / p99 / p999", f"{jl['p50_ms']:.1f} / {jl['p99_ms']:.1f} / {jl['p999_ms']:.1f}", "ms", None, None)
+
+p3 = load("p3_fanout")
+if p3:
+    f = p3.get("fanout", {})
+    row("P3", f"fan-out deliveries/s ({f.get('subscribers')} subscribers, window {f.get('window')})",
+        f.get("deliveries_per_s"), "/s", 2_000_000, True,
+        "Phoenix 1.7 here: ~110,000/s; one frame per write() ~200,000/s", 110000)
+    row("P3", "last subscriber of a broadcast, p99", get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
+        "Phoenix 1.7: 150-260 ms at 10,000 subscribers", 150)
+    row("P3", "  every delivery p50 / p99", f"{get(f, 'delivery_latency', 'p50_ms'):.1f} / {get(f, 'delivery_latency', 'p99_ms'):.1f}", "ms", None, None)
+
+p4 = load("p4_sends")
+if p4:
+    s = p4.get("sends", {})
+    row("P4", f"durable sends acked/s ({s.get('senders')} senders, closed loop)", s.get("acks_per_s"), "/s",
+        pg_tps, True, f"pgbench 1 INSERT + seq bump: {pg_tps:.0f} tps" if pg_tps else "pgbench: not measured", pg_tps)
+    row("P4", "ack latency p99 (closed loop, full rate)", get(s, "ack_latency", "p99_ms"), "ms", 25, False)
+
+p5 = load("p5_cluster")
+if p5:
+    f = p5.get("fanout", {})
+    row("P5", "cross-node broadcasts/s through Redis (3 nodes)", f.get("broadcasts_per_s"), "/s",
+        0.7 * redis_rps if redis_rps else None, True,
+        f"redis-benchmark PUBLISH: {redis_rps:.0f}/s (target 70 %)" if redis_rps else "redis-benchmark: not measured", redis_rps)
+
+p6 = load("p6_sync")
+if p6:
+    row("P6", "GET /api/v1/sync requests/s (200 conversations, 5,000 pending events)", p6.get("requests_per_s"), "/s",
+        0.2 * healthz_rps if healthz_rps else None, True,
+        f"wrk /healthz: {healthz_rps:.0f}/s (target 20 %)" if healthz_rps else "wrk /healthz: not measured", healthz_rps)
+    if p6.get("non_2xx"):
+        problems.append(f"P6: {p6['non_2xx']} non-2xx answers")
+
+p7 = load("p7_soak")
+if p7:
+    row("P7", f"server RSS growth after warm-up, fan-out for {get(p7, 'fanout', 'publish_to_last_delivery_s') or 0:.0f} s",
+        p7.get("rss_growth_after_warmup_pct"), "%", 5, False)
+
+p8 = load("p8_presence")
+if p8:
+    pr = p8.get("presence", {})
+    row("P8", f"presence: memory per viewer ({pr.get('viewers')} viewers)", p8.get("server_bytes_per_viewer"), "B", 2048, False,
+        "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
+    row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
+
+for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p4_sends", p4), ("p5_cluster", p5),
+                ("p7_soak", p7), ("p8_presence", p8)):
+    if r is not None:
+        check_errors(name, r)
+if scale == "smoke":
+    for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p7_soak", p7)):
+        if r is None:
+            problems.append(f"{name}: missing")
+    for k, v in refs.items():
+        if v is None:
+            problems.append(f"reference {k}: missing")
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return f"{v} {unit}"
+    if unit in ("ms", "%"):
+        return f"{v:,.2f} {unit}"
+    return f"{v:,.0f} {unit}"
+
+
+lines = []
+cpu = "?"
+try:
+    with open("/proc/cpuinfo") as f:
+        cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+except (OSError, StopIteration):
+    pass
+mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+lines.append(f"Switchboard bench, scale {scale}, {secs} s, on {os.cpu_count()} x {cpu}, {mem_gb:.0f} GiB, "
+             f"Linux {platform.release()}")
+lines.append(f"{'id':3} {'figure':66} {'value':>16} {'target':>16} {'vs target':>10}  reference")
+for r in rows:
+    v, t = r["value"], r["target"]
+    ratio = ""
+    verdict = ""
+    if isinstance(v, (int, float)) and isinstance(t, (int, float)) and t and v is not None:
+        if r["at_least"]:
+            ratio = f"{v / t:.2f}x"
+            verdict = "ok" if v >= t else "MISS"
+        else:
+            ratio = f"{v / t:.2f}x" if v else "0x"
+            verdict = "ok" if v <= t else "MISS"
+    tgt = ("≥ " if r["at_least"] else "≤ ") + fmt(t, r["unit"]) if isinstance(t, (int, float)) else "-"
+    ref = r["reference"] or ""
+    rv = r["reference_value"]
+    if isinstance(v, (int, float)) and isinstance(rv, (int, float)) and rv and v:
+        ref += f"  [{(v / rv if r['at_least'] else rv / v):.2f}x the reference]"
+    lines.append(f"{r['id']:3} {r['figure'][:66]:66} {fmt(v, r['unit']):>16} {tgt:>16} {ratio:>6} {verdict:4} {ref}")
+measured = {r["id"] for r in rows}
+for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence")):
+    if pid not in measured:
+        lines.append(f"{pid:3} not measured in this run ({why}): see notes below")
+try:
+    with open(os.path.join(out, "notes.txt")) as f:
+        notes = [l.rstrip() for l in f if l.strip()]
+except OSError:
+    notes = []
+if notes:
+    lines.append("notes:")
+    lines += ["  " + n for n in notes]
+if problems:
+    lines.append("problems:")
+    lines += ["  " + p for p in problems]
+text = "\n".join(lines)
+print(text)
+with open(os.path.join(out, "summary.txt"), "w") as f:
+    f.write(text + "\n")
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump({"scale": scale, "seconds": secs, "rows": rows, "notes": notes, "problems": problems,
+               "references": refs}, f, indent=1)
+sys.exit(1 if problems else 0)
