@@ -75,10 +75,16 @@ typedef struct bus_listener {
     /* Peer `node` is gone: it said goodbye, stopped sending heartbeats for
      * SB_REDIS_NODE_TIMEOUT_MS, or restarted under the same name. */
     void (*node_down)(const char *node);
+    /* Peer `node` is heard from for the first time (or again after it was
+     * declared down). */
+    void (*node_up)(const char *node);
     /* A control message this file does not handle itself. */
     void (*control)(const char *node, const char *event, json_t *payload);
 } bus_listener;
 
+/* Calls fn for every topic this node follows on Redis (subscription
+ * confirmed, local subscribers present). Reactor 0 only (listener hooks). */
+void bus_foreach_topic(void (*fn)(const char *topic, void *arg), void *arg);
 /* Installs the listener (before bus_redis_start). */
 void bus_set_listener(const bus_listener *l);
 /* Switches to the Redis bus (SB_REDIS_URL), before the reactors start.

@@ -546,6 +546,8 @@ static void peer_seen(const char *node, const char *boot)
         B.peers = p;
         B.npeers++;
         log_msg(LOG_INFO, "redis_peer_up", "peer", json_string(node), NULL);
+        p->last_ms = mono_ms();
+        if (B.listener && B.listener->node_up) B.listener->node_up(node);
     }
     if (boot && !p->boot[0]) snprintf(p->boot, sizeof p->boot, "%s", boot);
     p->last_ms = mono_ms();
@@ -907,6 +909,13 @@ void bus_redis_run(void)
 }
 
 void bus_set_listener(const bus_listener *l) { B.listener = l; }
+
+void bus_foreach_topic(void (*fn)(const char *topic, void *arg), void *arg)
+{
+    for (size_t i = 0; i < B.tnb; i++)
+        for (topic_ent *e = B.tb[i]; e; e = e->next)
+            if (e->count > 0 && e->rstate == R_SUBSCRIBED) fn(e->topic, arg);
+}
 bool bus_is_cluster(void) { return g_bus == &bus_redis_ops; }
 const char *bus_node_id(void) { return g_cfg.node_id; }
 

@@ -15,6 +15,7 @@
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
+#include "presence_cluster.h"
 #include "reactor.h"
 #include "router.h"
 #include "sync.h"
@@ -96,6 +97,7 @@ static int cmd_serve(int argc, char **argv)
     ch_user_register();
     if (g_cfg.test_channels) ch_echo_register();
 
+    presence_cluster_init();
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
     int rc = reactors_start(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,

@@ -216,6 +216,28 @@ json_t *presence_state(const char *topic)
     return st;
 }
 
+json_t *presence_by_node(const char *topic)
+{
+    json_t *out = json_object();
+    pthread_mutex_lock(&g_mu);
+    ptopic *t = topic_get(topic, false);
+    for (uint32_t i = 0; t && i < t->n; i++) {
+        json_t *st = json_object_get(out, t->v[i].node);
+        if (!st) {
+            st = json_object();
+            json_object_set_new(out, t->v[i].node, st);
+        }
+        json_t *k = json_object_get(st, t->v[i].key);
+        if (!k) {
+            k = json_pack("{s:[]}", "metas");
+            json_object_set_new(st, t->v[i].key, k);
+        }
+        json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
+    }
+    pthread_mutex_unlock(&g_mu);
+    return out;
+}
+
 size_t presence_count(const char *topic)
 {
     pthread_mutex_lock(&g_mu);
@@ -239,6 +261,10 @@ static void apply_side(const char *node, ptopic *t, json_t *side, bool join)
             const char *ref = json_string_value(json_object_get(m, "phx_ref"));
             if (!ref || strlen(ref) >= PRESENCE_REF_MAX) continue;
             if (join) {
+                bool dup = false; /* a sync may already have brought it */
+                for (uint32_t j = 0; j < t->n && !dup; j++)
+                    dup = !strcmp(t->v[j].ref, ref) && !strcmp(t->v[j].node, node);
+                if (dup) continue;
                 pres p = {0};
                 strcpy(p.key, key);
                 strcpy(p.ref, ref);

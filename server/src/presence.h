@@ -35,6 +35,9 @@ int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_M
 void presence_untrack(const char *topic, const char *ref);
 /* The presence_state payload of topic (new reference). */
 json_t *presence_state(const char *topic);
+/* The presences of topic grouped by node: {"<node>": state, ...}, this
+ * node's under "" (new reference). For cluster presence (presence_cluster.c). */
+json_t *presence_by_node(const char *topic);
 /* Number of presences of topic (all nodes). */
 size_t presence_count(const char *topic);
 

@@ -1,0 +1,179 @@
+'use strict';
+// Conversation traffic across three nodes on a private Redis, with phoenix.js
+// clients spread over them: Phoenix Presence (presence_state and
+// presence_diff) lists the viewers of every node exactly once and follows
+// joins and leaves on any node; a node's first viewer of a conversation
+// learns the viewers already on the other nodes; typing reaches every other
+// member exactly once (not the typist); messages reach every member's
+// user: channel exactly once whichever node they are on.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { Presence } = require('phoenix');
+const { BASE_ENV, signup, api, waitForDatabase } = require('./lib/api');
+const {
+  startRedis, startCluster, waitClusterUp, stopAll, waitUntil, sleep, pushResult, join, phxSocket,
+} = require('./lib/cluster');
+
+const T = { timeout: 90000 };
+
+/** A viewer: a phoenix.js socket to a node, conversation:<id> joined with Presence. */
+class Viewer {
+  constructor(user, node, label) {
+    this.user = user;
+    this.node = node;
+    this.label = label;
+    this.typing = [];
+    this.states = []; // presence_state payloads received
+    this.messages = new Map();
+  }
+
+  async open(convId, { withUser = false } = {}) {
+    this.socket = phxSocket(this.node, this.user.token);
+    if (withUser) {
+      this.userCh = this.socket.channel(`user:${this.user.id}`, {});
+      this.userCh.on('message:new', (p) => this.messages.set(p.message.id, (this.messages.get(p.message.id) || 0) + 1));
+      await join(this.userCh);
+    }
+    this.ch = this.socket.channel(`conversation:${convId}`, {});
+    this.presence = new Presence(this.ch);
+    this.ch.on('typing', (p) => this.typing.push(p));
+    this.ch.on('presence_state', (p) => this.states.push(p));
+    await join(this.ch);
+  }
+
+  /** user id -> number of metas, from phoenix.js Presence. */
+  viewers() {
+    const out = {};
+    this.presence.list((id, { metas }) => { out[id] = metas.length; });
+    return out;
+  }
+
+  async leave() {
+    await new Promise((resolve) => this.ch.leave().receive('ok', resolve).receive('timeout', resolve));
+  }
+
+  close() { try { this.socket.disconnect(); } catch { /* gone */ } }
+}
+
+describe('cluster: Presence, typing and messages across 3 nodes', () => {
+  let redis;
+  let nodes = [];
+  let users = [];
+  let conv;
+  const viewers = [];
+
+  before(async () => {
+    await waitForDatabase();
+    redis = await startRedis();
+    nodes = await startCluster(3, {
+      redis, name: 'cluster_presence', env: { ...BASE_ENV, SB_RATELIMIT_TYPING: '1000/1' },
+    });
+    await waitClusterUp(nodes);
+    for (let i = 0; i < 7; i++) users.push(await signup(nodes[i % 3]));
+    const r = await api(nodes[0], 'POST', '/conversations', {
+      token: users[0].token,
+      body: { kind: 'group', title: 'cluster', member_ids: users.slice(1).map((u) => u.id) },
+    });
+    assert.equal(r.status, 201, r.text);
+    conv = r.json.conversation;
+  });
+  after(async () => {
+    for (const v of viewers) v.close();
+    await stopAll(nodes);
+    if (redis) await redis.stop();
+  });
+
+  const want = (ids) => Object.fromEntries(ids.map((id) => [id, 1]));
+
+  test('Presence lists the viewers of every node exactly once', T, async () => {
+    for (let i = 0; i < 6; i++) {
+      const v = new Viewer(users[i], nodes[i % 3], `user${i}@${nodes[i % 3].nodeId}`);
+      await v.open(conv.id, { withUser: true });
+      viewers.push(v);
+    }
+    const ids = users.slice(0, 6).map((u) => u.id);
+    for (const v of viewers) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(ids)), 5000,
+        `${v.label} listing all 6 viewers once (has ${JSON.stringify(v.viewers())})`);
+    }
+    // the last one to join got them all in its presence_state already
+    const last = viewers[5];
+    assert.deepEqual(Object.keys(last.states[0]).sort(), [...ids].sort(), 'presence_state lists the other nodes\' viewers');
+  });
+
+  test('a leave on one node disappears everywhere; a rejoin elsewhere comes back once', T, async () => {
+    const ids = users.slice(0, 6).map((u) => u.id);
+    const gone = viewers[4]; // on node-b
+    await gone.leave();
+    const rest = ids.filter((id) => id !== gone.user.id);
+    for (const v of viewers.filter((x) => x !== gone)) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(rest)), 5000,
+        `${v.label} dropping ${gone.label} (has ${JSON.stringify(v.viewers())})`);
+    }
+    gone.close();
+    viewers.splice(viewers.indexOf(gone), 1);
+    const back = new Viewer(users[4], nodes[2], `user4@${nodes[2].nodeId}`);
+    await back.open(conv.id);
+    viewers.push(back);
+    for (const v of viewers) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(ids)), 5000,
+        `${v.label} seeing user4 back once (has ${JSON.stringify(v.viewers())})`);
+    }
+  });
+
+  test('a node\'s first viewer learns the viewers already on the other nodes', T, async () => {
+    // every viewer on node-c leaves: node-c stops following the conversation
+    const onC = viewers.filter((v) => v.node === nodes[2]);
+    for (const v of onC) { await v.leave(); v.close(); viewers.splice(viewers.indexOf(v), 1); }
+    const ids = viewers.map((v) => v.user.id);
+    for (const v of viewers) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(ids)), 5000,
+        `${v.label} after node-c's viewers left (has ${JSON.stringify(v.viewers())})`);
+    }
+    const first = new Viewer(users[6], nodes[2], `user6@${nodes[2].nodeId}`);
+    await first.open(conv.id);
+    viewers.push(first);
+    const all = [...ids, users[6].id];
+    for (const v of viewers) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(all)), 5000,
+        `${v.label} listing everyone (has ${JSON.stringify(v.viewers())})`);
+    }
+    await sleep(500);
+    for (const v of viewers) assert.deepEqual(v.viewers(), want(all), `${v.label}: still exactly once`);
+  });
+
+  test('typing reaches every other member on every node exactly once, never the typist', T, async () => {
+    for (const v of viewers) v.typing = [];
+    for (const v of viewers) {
+      const [st] = await pushResult(v.ch.push('typing', { state: 'start' }));
+      assert.equal(st, 'ok');
+    }
+    await waitUntil(() => viewers.every((v) => v.typing.length >= viewers.length - 1), 5000, 'typing everywhere');
+    await sleep(500);
+    for (const v of viewers) {
+      const from = v.typing.map((p) => p.user_id).sort();
+      const others = viewers.filter((x) => x !== v).map((x) => x.user.id).sort();
+      assert.deepEqual(from, others, `${v.label}: one typing from each other member`);
+    }
+  });
+
+  test('messages reach every member\'s user: channel exactly once on every node', T, async () => {
+    const senders = viewers.filter((v) => v.userCh);
+    const ids = [];
+    for (const s of senders) {
+      for (let k = 0; k < 5; k++) {
+        const [st, resp] = await pushResult(s.userCh.push('message:send', {
+          conversation_id: conv.id, client_id: `${s.label}-${k}-${Date.now()}`, kind: 'text', body: `k${k}`,
+        }));
+        assert.equal(st, 'ok', JSON.stringify(resp));
+        ids.push(resp.message.id);
+      }
+    }
+    for (const v of senders) {
+      await waitUntil(() => ids.every((id) => v.messages.has(id)), 10000, `${v.label} getting every message`);
+    }
+    await sleep(500);
+    for (const v of senders) for (const id of ids) assert.equal(v.messages.get(id), 1, `${v.label}: ${id} once`);
+  });
+});
