@@ -566,7 +566,7 @@ function statusOf(m) {
   return 'sent';
 }
 
-const STATUS_MARK = { pending: '🕓', failed: '⚠', sent: '✓', delivered: '✓✓', read: '✓✓' };
+const STATUS_MARK = { pending: '◷', failed: '!', sent: '✓', delivered: '✓✓', read: '✓✓' };
 
 // ---------------------------------------------------- conversation channel --
 
@@ -580,6 +580,7 @@ const ui = {
   typingSentAt: 0,
   typingStopTimer: null,
   noMoreHistory: new Set(),
+  loadingEarlier: false, // a "Load earlier" fetch is under way
   groupPick: new Map(), // user id -> user, for a new group
 };
 
@@ -641,8 +642,14 @@ async function loadLatest(cid) {
   render();
 }
 
-/** "Load earlier": the page before the oldest message we have. */
+/** "Load earlier": the page before the oldest message we have (one fetch at a time). */
 async function loadEarlier(cid) {
+  if (ui.loadingEarlier) return;
+  ui.loadingEarlier = true;
+  try { await loadEarlierPage(cid); } finally { ui.loadingEarlier = false; }
+}
+
+async function loadEarlierPage(cid) {
   const list = state.msgs[cid] || [];
   const before = list.length ? list[0].seq : null;
   if (before === 1) { ui.noMoreHistory.add(cid); render(); return; }
@@ -724,7 +731,7 @@ function renderChatList() {
       h('span', { class: 'chat-time muted' }, fmtTime(last?.inserted_at))),
     h('div', { class: 'chat-bottom' },
       h('span', { class: 'chat-preview muted' }, preview),
-      c.pinned ? h('span', { class: 'pin', title: 'pinned' }, '📌') : null,
+      c.pinned ? h('span', { class: 'pin', title: 'pinned' }, '★') : null,
       unread ? h('span', { class: 'unread', title: 'unread' }, String(unread)) : null),
     h('div', { class: 'chat-actions' },
       h('button', { class: 'link pin-btn', onclick: (e) => { e.stopPropagation(); setMine(c.id, { pinned: !c.pinned }); } },
@@ -758,7 +765,8 @@ function renderConversation() {
   $('#conv-status').textContent = status;
 
   const others = ui.viewers.filter((id) => idOf(id) !== me);
-  $('#viewers').textContent = others.length ? `👁 ${others.map(userName).join(', ')} viewing` : '';
+  $('#viewers').textContent = others.length
+    ? `${others.map(userName).join(', ')} ${others.length > 1 ? 'are' : 'is'} viewing` : '';
 
   const now = Date.now();
   for (const [uid, until] of ui.typers) if (until < now) ui.typers.delete(uid);

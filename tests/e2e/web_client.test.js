@@ -206,6 +206,43 @@ describe('web client in headless Chromium', () => {
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 
+  test('typing, who is viewing (Presence) and online status over conversation:<id>', T, async () => {
+    assert.ok(alice && bob, 'needs the direct chat test');
+    const { page: a } = alice;
+    const { page: b } = bob;
+    // both have the direct chat open
+    await a.locator('#viewers', { hasText: 'Bob' }).waitFor();
+    await b.locator('#viewers', { hasText: 'Alice' }).waitFor();
+    await a.locator('#conv-status', { hasText: 'online' }).waitFor();
+
+    // Bob types: Alice sees it; sending clears it
+    await b.locator('#message-input').pressSequentially('Typing shows up too', { delay: 20 });
+    await a.locator('#typing', { hasText: 'Bob is typing' }).waitFor();
+    await alice.shot('04-typing');
+    await b.click('#send-btn');
+    await alice.bubble('Typing shows up too').waitFor();
+    await a.waitForFunction(() => !document.querySelector('#typing').textContent.includes('typing'), null, { timeout: WAIT });
+
+    // for the picture: Bob typing again, with everything else on screen
+    await b.locator('#message-input').pressSequentially('Sure', { delay: 20 });
+    await a.locator('#typing', { hasText: 'Bob is typing' }).waitFor();
+    await alice.shot('05-conversation');
+    if (process.env.SB_WEB_SCREENSHOT === '1') {
+      await a.screenshot({ path: path.join(REPO, 'docs', 'screenshot.png') });
+    }
+    await b.fill('#message-input', '');
+
+    // Bob leaves the chat: he is no longer viewing
+    const url = b.url();
+    await b.goto('about:blank');
+    await a.waitForFunction(() => !document.querySelector('#viewers').textContent.includes('Bob'), null, { timeout: WAIT });
+    await a.locator('#conv-status', { hasText: 'last seen' }).waitFor();
+    await b.goto(url);
+    await b.locator('#conv-title', { hasText: 'Alice' }).waitFor();
+    await a.locator('#viewers', { hasText: 'Bob' }).waitFor();
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+
   test('a reload restores the conversation through sync, with what arrived while away', T, async () => {
     assert.ok(alice && bob, 'needs the previous tests');
     const { page: b } = bob;
