@@ -7,7 +7,10 @@
  * come back in the order the queries were sent, so each connection keeps a
  * FIFO of in-flight queries and hands each result to the query at its head.
  * The pipeline per query is: its result, a NULL (end of the query), then a
- * PGRES_PIPELINE_SYNC result (end of the sync segment).
+ * PGRES_PIPELINE_SYNC result (end of the sync segment). The implicit
+ * transaction commits at the sync, so a query's result is held until its
+ * PGRES_PIPELINE_SYNC arrives: a callback with a result means committed
+ * (and an error at commit is reported as the query's error).
  *
  * Failure rules (the "never hang" contract):
  * - a connection that breaks fails every query in flight on it with
@@ -55,6 +58,7 @@ typedef struct dbq {
     uint64_t sent_ms;
     bool delivered; /* its callback has run */
     bool ended;     /* the NULL after its results was seen */
+    PGresult *held; /* its result, handed over at the sync: after the commit */
     /* while waiting for the first connection: copies of the query */
     char *sql;
     int nparams;
@@ -153,6 +157,7 @@ static bool conn_class_error(const char *sqlstate)
 /* Frees a query record and its copies. */
 static void dbq_free(dbq *q)
 {
+    PQclear(q->held);
     if (q->params) {
         for (int i = 0; i < q->nparams; i++)
             free(q->params[i]);
@@ -243,7 +248,14 @@ static void drain(db_conn *c)
             if (!c->head) c->tail = NULL;
             c->n--;
             p->pending--;
-            if (!q->delivered) q->cb(NULL, "unavailable", q->arg);
+            /* the implicit transaction has committed (or failed) only now */
+            if (q->held) {
+                PGresult *h = q->held;
+                q->held = NULL;
+                deliver(q, h);
+            } else if (!q->delivered) {
+                q->cb(NULL, "unavailable", q->arg);
+            }
             dbq_free(q);
             continue;
         }
@@ -251,7 +263,13 @@ static void drain(db_conn *c)
             PQclear(res);
             continue;
         }
-        deliver(q, res);
+        /* held until the sync: a failure at commit replaces the result */
+        if (q->held && PQresultStatus(res) != PGRES_FATAL_ERROR) {
+            PQclear(res);
+            continue;
+        }
+        PQclear(q->held);
+        q->held = res;
     }
     c->busy--;
     if (c->busy == 0) {
