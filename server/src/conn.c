@@ -150,12 +150,17 @@ int conn_send(sb_conn *c, sb_buf *b, size_t cap)
 {
     if (c->closing) return 0;
     if (cap && c->qbytes + b->len > cap) return -1;
+    if (c->qcap == 0) { /* the first frame goes to the inline slot */
+        c->q = &c->q1;
+        c->qcap = 1;
+        c->qhead = 0;
+    }
     if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+        uint32_t ncap = c->qcap < 4 ? 4 : c->qcap * 2;
         sb_buf **nq = malloc(ncap * sizeof *nq);
         if (!nq) return -1;
         for (uint32_t i = 0; i < c->qlen; i++) nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
+        if (c->q != &c->q1) free(c->q);
         c->q = nq;
         c->qcap = ncap;
         c->qhead = 0;
@@ -365,7 +370,7 @@ static void on_close(uv_handle_t *h)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
-    free(c->q);
+    if (c->q != &c->q1) free(c->q);
     free(c);
 }
 
@@ -375,6 +380,11 @@ void conn_sweep(reactor *r)
     for (sb_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
         if (c->closing || tls_sweep(c, now)) continue;
+        if (c->q && c->q != &c->q1 && c->qlen == 0 && !c->wreq) { /* idle: no ring */
+            free(c->q);
+            c->q = NULL;
+            c->qcap = c->qhead = 0;
+        }
         if (c->mode == CONN_DRAINING || c->close_after_flush) {
             if (now - c->mark_ms > DRAIN_MS) conn_close(c);
         } else if (c->mode == CONN_HTTP) {

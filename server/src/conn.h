@@ -21,7 +21,8 @@ typedef struct sb_conn {
     struct sb_conn *dirty_next;    /* reactor's list of connections to flush */
     uint64_t last_rx_ms;           /* loop time of the last byte received */
     uint64_t mark_ms;              /* when the current request / drain began */
-    sb_buf **q;                    /* ring of queued buffers */
+    sb_buf **q;                    /* ring of queued buffers (&q1 while qcap == 1) */
+    sb_buf *q1;                    /* inline ring slot: an idle socket allocates no ring */
     uint32_t qhead, qlen, qcap;
     uint32_t qoff;                 /* bytes of q[qhead] already written */
     uint32_t inflight;             /* ring entries owned by the pending uv_write */

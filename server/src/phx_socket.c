@@ -6,6 +6,8 @@
  * "unmatched topic" with a null join_ref. */
 #include "phx_socket.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bus.h"
@@ -22,6 +24,44 @@ struct phx_deferred {
 };
 
 static void process(phx_socket *s, phx_msg *m);
+
+/* Small join_refs ("1" .. "1023", what phoenix.js sends) are shared by all
+ * channels instead of each holding a private jansson string (two small
+ * allocations, about 128 bytes of heap per joined channel). Made on first
+ * use (jansson's reference counts are atomic), released at exit. */
+#define JOIN_REF_CACHE 1024
+static _Atomic(json_t *) g_join_refs[JOIN_REF_CACHE];
+static pthread_once_t g_join_refs_once = PTHREAD_ONCE_INIT;
+
+static void join_refs_free(void)
+{
+    for (int i = 0; i < JOIN_REF_CACHE; i++) json_decref(atomic_exchange(&g_join_refs[i], NULL));
+}
+
+static void join_refs_init(void) { atexit(join_refs_free); }
+
+/* Returns a new reference to join_ref, or to an equal shared string. */
+static json_t *join_ref_intern(json_t *jr)
+{
+    if (!json_is_string(jr)) return json_incref(jr);
+    const char *v = json_string_value(jr);
+    size_t n = json_string_length(jr);
+    if (n == 0 || n > 4 || (v[0] == '0' && n > 1)) return json_incref(jr);
+    unsigned x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9') return json_incref(jr);
+        x = x * 10 + (unsigned)(v[i] - '0');
+    }
+    if (x >= JOIN_REF_CACHE) return json_incref(jr);
+    json_t *cur = atomic_load(&g_join_refs[x]);
+    if (!cur) {
+        pthread_once(&g_join_refs_once, join_refs_init);
+        json_t *mine = json_incref(jr);
+        if (atomic_compare_exchange_strong(&g_join_refs[x], &cur, mine)) cur = mine;
+        else json_decref(mine);
+    }
+    return json_incref(cur);
+}
 
 static void socket_unref(phx_socket *s)
 {
@@ -77,7 +117,6 @@ void phx_channel_unref(phx_channel *ch)
 {
     if (--ch->refs) return;
     phx_socket *s = ch->sock;
-    free(ch->topic);
     json_decref(ch->join_ref);
     json_decref(ch->join_msg_ref);
     free(ch);
@@ -148,17 +187,19 @@ static void do_join(phx_socket *s, phx_msg *m)
         json_decref(r);
         return;
     }
-    phx_channel *ch = calloc(1, sizeof *ch);
-    if (!ch || !(ch->topic = strdup(m->topic))) {
-        free(ch);
+    size_t tl = strlen(m->topic);
+    phx_channel *ch = calloc(1, sizeof *ch + tl + 1); /* the topic follows the struct */
+    if (!ch) {
         s->ops->close(s->t, 1011);
         return;
     }
+    ch->topic = (char *)(ch + 1);
+    memcpy(ch->topic, m->topic, tl + 1);
     ch->sock = s;
     s->refs++;
     ch->h = h;
     ch->refs = 1; /* the socket's channel list */
-    ch->join_ref = json_incref(m->join_ref);
+    ch->join_ref = join_ref_intern(m->join_ref);
     ch->status = CH_JOINING;
     phx_channel *old = find_channel(s, m->topic);
     if (old) {

@@ -28,7 +28,7 @@ enum { CH_JOINING = 0, CH_JOINED = 1, CH_CLOSED = 2 };
 typedef struct phx_channel {
     phx_socket *sock;
     const channel_handler *h;
-    char *topic;
+    char *topic;               /* stored right after the struct, freed with it */
     json_t *join_ref;          /* as the client sent it (may be NULL) */
     void *state;               /* the handler's */
     struct phx_channel *next;  /* the socket's channel list */

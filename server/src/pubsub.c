@@ -11,7 +11,8 @@ atomic_int g_v1_sockets;
 typedef struct topic_entry {
     struct topic_entry *next;
     uint64_t hash;
-    phx_channel **subs;
+    phx_channel **subs;        /* &one while cap == 1 (a user:<id> topic) */
+    phx_channel *one;
     uint32_t n, cap;
     char topic[];
 } topic_entry;
@@ -75,15 +76,19 @@ int pubsub_subscribe(phx_channel *ch)
         if (!e) return -1;
         memcpy(e->topic, ch->topic, tl + 1);
         e->hash = h;
+        e->subs = &e->one; /* no separate array for a single subscriber */
+        e->cap = 1;
         e->next = t->b[h & (t->nb - 1)];
         t->b[h & (t->nb - 1)] = e;
         if (++t->count > t->nb) grow(t);
         bus_topic_added(e->topic);
     }
     if (e->n == e->cap) {
-        uint32_t ncap = e->cap ? e->cap * 2 : 1;
-        phx_channel **ns = realloc(e->subs, ncap * sizeof *ns);
+        uint32_t ncap = e->cap * 2;
+        phx_channel **ns = e->subs == &e->one ? malloc(ncap * sizeof *ns)
+                                              : realloc(e->subs, ncap * sizeof *ns);
         if (!ns) return -1;
+        if (e->subs == &e->one) ns[0] = e->one;
         e->subs = ns;
         e->cap = ncap;
     }
@@ -110,7 +115,7 @@ void pubsub_unsubscribe(phx_channel *ch)
         *pp = e->next;
         t->count--;
         bus_topic_removed(e->topic);
-        free(e->subs);
+        if (e->subs != &e->one) free(e->subs);
         free(e);
     } else if (e->cap > 64 && e->n < e->cap / 4) {
         phx_channel **ns = realloc(e->subs, (e->cap / 2) * sizeof *ns);

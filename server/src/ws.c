@@ -22,8 +22,6 @@
 typedef struct ws_state {
     phx_socket *sock;
     wslay_event_context_ptr ctx; /* only while a frame or message is partial */
-    const char *feed;            /* bytes being handed to wslay */
-    size_t feed_len;
     uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
     uint64_t frame_size;         /* size of the frame being received */
     uint64_t msg_len;            /* payload bytes of the message so far */
@@ -34,6 +32,11 @@ typedef struct ws_state {
     bool overflow;               /* outbound queue passed its cap */
     bool dead;                   /* connection gone while in_recv */
 } ws_state;
+
+/* Bytes being handed to wslay by ws_on_data on this reactor (kept out of
+ * ws_state: every idle connection would carry them). */
+static _Thread_local const char *t_feed;
+static _Thread_local size_t t_feed_len;
 
 static int ws_transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
 static void ws_transport_close(void *t, int code) { ws_close(t, code); }
@@ -190,14 +193,14 @@ void ws_handle_upgrade(sb_req *req)
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     ws_state *w = ((sb_conn *)ud)->ws;
-    if (!w->feed_len || w->dead) {
+    if (!t_feed_len || w->dead) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < w->feed_len ? len : w->feed_len;
-    memcpy(buf, w->feed, n);
-    w->feed += n;
-    w->feed_len -= n;
+    size_t n = len < t_feed_len ? len : t_feed_len;
+    memcpy(buf, t_feed, n);
+    t_feed += n;
+    t_feed_len -= n;
     return (ssize_t)n;
 }
 
@@ -328,12 +331,16 @@ void ws_on_data(sb_conn *c, const char *data, size_t len)
         }
         wslay_event_config_set_max_recv_msg_length(w->ctx, g_cfg.ws_max_message);
     }
-    w->feed = data;
-    w->feed_len = len;
+    const char *saved_feed = t_feed; /* in case of a nested call */
+    size_t saved_len = t_feed_len;
+    t_feed = data;
+    t_feed_len = len;
     w->fed += len;
     w->in_recv = true;
     int rc = wslay_event_recv(w->ctx);
     w->in_recv = false;
+    t_feed = saved_feed;
+    t_feed_len = saved_len;
     if (w->dead) { /* the connection was closed under us */
         c->ws = NULL;
         free_ctx(w);
