@@ -17,7 +17,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { Socket } = require('phoenix');
+const { Socket, Presence } = require('phoenix');
 const { startServer, slow, REPO } = require('./server');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -230,12 +230,16 @@ class ChatClient {
     this.cursor = j.cursor;
   }
 
-  /** Connects to node and joins user:<id> (and echo:<room> when given). */
-  async attach(node, { room } = {}) {
+  /**
+   * Connects to node and joins user:<id> with the cursor it follows (the
+   * server replays what came after it, then goes live), echo:<room> and
+   * conversation:<conv> with phoenix.js Presence when given.
+   */
+  async attach(node, { room, conv } = {}) {
     this.node = node;
     this.socket = phxSocket(node, this.user.token, { reconnectAfterMs: () => 60000 });
     this.socket.onClose(() => { this.closes++; });
-    this.userCh = this.socket.channel(`user:${this.user.id}`, {});
+    this.userCh = this.socket.channel(`user:${this.user.id}`, () => (this.cursor ? { cursor: this.cursor } : {}));
     this.userCh.on('message:new', (p) => {
       const id = p.message.id;
       this.live.set(id, (this.live.get(id) || 0) + 1);
@@ -250,6 +254,39 @@ class ChatClient {
       this.echoCh.on('shout', (p) => { if (p && p.from !== undefined) this.shouts.push({ from: p.from, k: p.k, at: Date.now() }); });
       await join(this.echoCh);
     }
+    if (conv) {
+      this.convCh = this.socket.channel(`conversation:${conv}`, {});
+      this.presence = new Presence(this.convCh);
+      await join(this.convCh);
+    }
+  }
+
+  /** user id -> number of metas in its phoenix.js Presence. */
+  viewers() {
+    const out = {};
+    if (this.presence) this.presence.list((id, { metas }) => { out[id] = metas.length; });
+    return out;
+  }
+
+  /**
+   * Sends a text message on its user channel, retrying with the same
+   * client_id (idempotent) up to `tries` times; resolves with the message
+   * id, or null when no attempt was acknowledged.
+   */
+  async send(convId, clientId, tries = 3) {
+    for (let t = 0; t < tries; t++) {
+      const ch = this.userCh;
+      if (ch && ch.state === 'joined') {
+        // eslint-disable-next-line no-await-in-loop
+        const [st, resp] = await pushResult(ch.push('message:send', {
+          conversation_id: convId, client_id: clientId, kind: 'text', body: clientId,
+        }), 5000);
+        if (st === 'ok') return resp.message.id;
+      }
+      // eslint-disable-next-line no-await-in-loop
+      await sleep(200);
+    }
+    return null;
   }
 
   /** Drops the socket without waiting for anything (the node died). */
