@@ -32,19 +32,40 @@ static json_t *not_found(void)
     return json_pack("{s:s,s:s}", "reason", "not_found", "message", "no such conversation");
 }
 
-/* Membership answer: complete the join. */
+/* A membership check in flight. The pool may answer before db_query
+ * returns (database down): then the join is decided synchronously. */
+typedef struct join_ctx {
+    phx_channel *ch;
+    bool in_join; /* still inside conv_join */
+    bool answered;
+    bool ok;
+    json_t *reply;
+} join_ctx;
+
+/* Membership answer: complete the join (or record it for conv_join). */
 static void member_checked(const PGresult *res, const char *err, void *arg)
 {
-    phx_channel *ch = arg;
+    join_ctx *j = arg;
+    json_t *reply;
+    bool ok = false;
     if (!res || err) {
-        phx_join_done(ch, false, json_pack("{s:s,s:s}", "reason", "unavailable", "message",
-                                           "the database is unavailable"));
+        reply = json_pack("{s:s,s:s}", "reason", "unavailable", "message",
+                          "the database is unavailable");
     } else if (PQntuples(res) != 1) {
-        phx_join_done(ch, false, not_found());
+        reply = not_found();
     } else {
-        phx_join_done(ch, true, json_object());
+        ok = true;
+        reply = json_object();
     }
-    phx_channel_unref(ch);
+    if (j->in_join) {
+        j->answered = true;
+        j->ok = ok;
+        j->reply = reply;
+        return;
+    }
+    phx_join_done(j->ch, ok, reply);
+    phx_channel_unref(j->ch);
+    free(j);
 }
 
 /* Decides a join: the conversation must exist and the caller be a member. */
@@ -57,14 +78,24 @@ static int conv_join(phx_channel *ch, json_t *payload, json_t **reply)
         *reply = not_found();
         return PHX_ERROR;
     }
-    if (!db) {
+    join_ctx *j = db ? calloc(1, sizeof *j) : NULL;
+    if (!j) {
         *reply = json_pack("{s:s}", "reason", "unavailable");
         return PHX_ERROR;
     }
-    phx_channel_ref(ch);
+    j->ch = ch;
+    j->in_join = true;
     const char *p[2] = {id, uid};
     db_query(db, "SELECT 1 FROM members WHERE conversation_id = $1::int8 AND user_id = $2::int8", 2,
-             p, member_checked, ch);
+             p, member_checked, j);
+    j->in_join = false;
+    if (j->answered) {
+        bool ok = j->ok;
+        *reply = j->reply;
+        free(j);
+        return ok ? PHX_OK : PHX_ERROR;
+    }
+    phx_channel_ref(ch);
     return PHX_ASYNC;
 }
 

@@ -559,3 +559,32 @@ describe('send rate limit (S6)', () => {
     assert.equal(r.status, 201, r.text);
   });
 });
+
+describe('database unreachable (R4 path)', () => {
+  let srv;
+  before(async () => {
+    // a Postgres that is not there: every chat write and read must answer
+    // 503 unavailable (nothing acknowledged), never hang or crash
+    srv = await startServer({ name: 'chat_rest_nodb', env: { SB_DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/none?connect_timeout=1', SB_MIGRATE: '0' } });
+  });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('sends, reads and conversation joins answer unavailable', T, async () => {
+    const tok = srv.token('4242');
+    let r = await api(srv, 'POST', '/conversations/1/messages', { token: tok, body: { client_id: cid(), kind: 'text', body: 'x' } });
+    assertError(r, 503, 'unavailable');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assertError(await api(srv, 'GET', '/conversations', { token: tok }), 503, 'unavailable');
+    assertError(await api(srv, 'GET', '/conversations/1/messages', { token: tok }), 503, 'unavailable');
+    const user = { id: '4242', token: tok };
+    const sock = await connect(srv, user);
+    try {
+      const { ch } = await join(sock, 'user:4242');
+      const s = await push(ch, 'message:send', { conversation_id: '1', client_id: cid(), kind: 'text', body: 'x' });
+      assert.equal(s.status, 'error');
+      assert.equal(s.response.reason, 'unavailable');
+      await assert.rejects(join(sock, 'conversation:1'), (e) => e.resp && e.resp.reason === 'unavailable');
+    } finally { sock.disconnect(); }
+    assert.ok(srv.alive());
+  });
+});
