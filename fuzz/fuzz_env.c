@@ -12,6 +12,7 @@
 #include <uv.h>
 #include "accounts.h"
 #include "channels.h"
+#include "chat.h"
 #include "config.h"
 #include "conn.h"
 #include "http_conn.h"
@@ -19,6 +20,8 @@
 #include "longpoll.h"
 #include "pubsub.h"
 #include "reactor.h"
+#include "sync.h"
+#include "tls.h"
 #include "token.h"
 
 static reactor g_r;
@@ -63,6 +66,8 @@ void fz_init(void)
     log_set_level("error");
     signal(SIGPIPE, SIG_IGN);
     accounts_routes();
+    chat_routes();
+    sync_routes();
     ch_user_register();
     ch_echo_register();
 
@@ -114,6 +119,7 @@ void fz_open(bool admin)
     g_r.nconns++;
     g_peer = sv[1];
     if (http_conn_init(c) != 0) abort();
+    if (!admin && tls_enabled() && tls_conn_start(c) != 0) abort(); /* as conn_accept does */
     c->read_paused = true;
     conn_resume_read(c); /* starts reading with conn.c's callbacks */
 }

@@ -7,11 +7,15 @@
  *      accept ids outside [A-Za-z0-9_.:-]{1,64});
  *   2: an Authorization header value (rest_auth_check);
  *   3: an opaque pagination cursor (rest_cursor_decode);
+ *   4: a sync cursor (cursor_decode for user u1, cursor_peek; whatever
+ *      decodes must re-encode to the same text), and cursor_parse_u64;
+ *   5: 20 bytes of position (tx, id, issued_at) for the cursor round trip;
  *   other: base64url text (b64url_decode, then the encoding round trip). */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cursor.h"
 #include "fuzz_env.h"
 #include "http.h"
 #include "rest.h"
@@ -93,6 +97,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(again);
         }
         free(c);
+        break;
+    }
+    case 4: {
+        sync_pos pos, peek;
+        int64_t issued = 0;
+        if (cursor_decode(S, SLEN, "u1", p, n, &pos, &issued) == CURSOR_OK) {
+            char again[CURSOR_LEN + 1];
+            cursor_encode(S, SLEN, "u1", pos, issued, again);
+            if (strlen(again) != n || memcmp(again, p, n) != 0) abort();
+            if (cursor_peek(p, n, &peek) != 0 || sync_pos_cmp(pos, peek) != 0) abort();
+        }
+        (void)cursor_peek(p, n, &peek);
+        uint64_t u;
+        if (cursor_parse_u64(z, &u) == 0 && strlen(z) == 0) abort();
+        break;
+    }
+    case 5: {
+        if (n < 20) break;
+        uint64_t tx = 0, id = 0;
+        uint32_t at = 0;
+        memcpy(&tx, p, 8);
+        memcpy(&id, p + 8, 8);
+        memcpy(&at, p + 16, 4);
+        sync_pos pos = {tx, (int64_t)(id & INT64_MAX)}, back;
+        int64_t issued = -1;
+        char text[CURSOR_LEN + 1];
+        cursor_encode(S, SLEN, "u1", pos, at, text);
+        if (strlen(text) != CURSOR_LEN) abort();
+        if (cursor_decode(S, SLEN, "u1", text, CURSOR_LEN, &back, &issued) != CURSOR_OK) abort();
+        if (sync_pos_cmp(pos, back) != 0 || issued != (int64_t)at) abort();
+        if (cursor_decode(S, SLEN, "u2", text, CURSOR_LEN, &back, NULL) == CURSOR_OK) abort();
         break;
     }
     default: {

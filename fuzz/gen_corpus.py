@@ -44,6 +44,12 @@ def write(target, seeds):
             f.write(s)
 
 
+def cursor(user, tx, id_, issued):
+    body = struct.pack(">BQqI", 1, tx, id_, issued)
+    mac = hmac.new(SECRET, b"sbcur1\0" + user + b"\0" + body, hashlib.sha256).digest()[:16]
+    return b64u(body + mac)
+
+
 TOK = token(b'{"sub":"u1","sid":"s1","exp":4102444800}')
 
 # ---- HTTP: mode byte (bit 0 admin, bits 1..7 chunk size), then the bytes
@@ -134,7 +140,53 @@ tok = [
     (2, b"Basic abc"),
     (3, b64u(b"2026-11-24T09:15:02.123Z|42")),
     (3, b"YQ=="),
-    (4, b"SGVsbG8gd29ybGQ"),
-    (4, b"_-_-AB"),
+    (4, cursor(b"u1", 1234567, 42, 1763975702)),
+    (4, cursor(b"u2", 1234567, 42, 1763975702)),
+    (4, b"18446744073709551615"),
+    (5, struct.pack("<QQI", 2**63 + 5, 7, 1763975702)),
+    (9, b"SGVsbG8gd29ybGQ"),
+    (9, b"_-_-AB"),
 ]
 write("token", [bytes([m]) + s for m, s in tok])
+
+# ---- TLS: mode byte (chunk size), then what a client sends first: real
+# ClientHellos captured from `openssl s_client` on a local socket, and plain HTTP
+import socket, subprocess
+
+
+def client_hello(*args):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", "localhost"] + list(args),
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv.settimeout(5)
+    conn, _ = srv.accept()
+    conn.settimeout(2)
+    data = b""
+    try:
+        while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    conn.close()
+    srv.close()
+    p.kill()
+    p.wait()
+    return data
+
+
+tls_seeds = [
+    (0, client_hello("-tls1_3")),
+    (0, client_hello("-tls1_2")),
+    (0, client_hello("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")),
+    (0, client_hello("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")),
+    (7, client_hello("-tls1_3")),
+    (0, http[0]),
+    (0, bytes([0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0x00, 0xff, 0xfb])),
+]
+write("tls", [bytes([m]) + s for m, s in tls_seeds if s])
