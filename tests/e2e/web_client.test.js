@@ -61,6 +61,50 @@ class Person {
   }
 }
 
+/** The server with the real web/ root and cheap sign-ups. */
+function startWebServer(env = {}) {
+  return startServer({
+    env: {
+      SB_DATABASE_URL: databaseUrl(),
+      SB_MIGRATE: '1',
+      SB_WEB_ROOT: path.join(REPO, 'web'),
+      SB_ARGON2_T: '1',
+      SB_ARGON2_M: '1024',
+      SB_RATELIMIT_SIGNUP_IP: '100000/1',
+      SB_RATELIMIT_LOGIN_IP: '100000/1',
+      SB_RATELIMIT_LOGIN_ACCOUNT: '100000/1',
+      ...env,
+    },
+  });
+}
+
+function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+    timeout: 30000 * slow(),
+  });
+}
+
+/** A new browser context that signs up through the form. */
+async function signUp(browser, srv, prefix, display) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 680 }, locale: 'en-GB', timezoneId: 'UTC' });
+  ctx.setDefaultTimeout(WAIT);
+  const page = await ctx.newPage();
+  const p = new Person(ctx, page, uname(prefix), display);
+  await page.goto(srv.url('/'));
+  await page.locator('#auth-form').waitFor();
+  await page.fill('#auth-username', p.username);
+  await page.fill('#auth-password', 'correct horse battery staple');
+  await page.fill('#auth-display', display);
+  await page.click('#signup-btn');
+  await page.locator('#app').waitFor();
+  await page.locator('#me-name', { hasText: display }).waitFor();
+  await page.locator('#conn.online').waitFor(); // the socket is up
+  return p;
+}
+
 describe('web client in headless Chromium', () => {
   let srv;
   let browser;
@@ -72,24 +116,8 @@ describe('web client in headless Chromium', () => {
     assert.ok(fs.existsSync(path.join(REPO, 'web', 'vendor', 'phoenix.mjs')),
       'web/vendor/phoenix.mjs is missing: `make build` copies it from tests/e2e/node_modules/phoenix');
     fs.mkdirSync(SHOTS, { recursive: true });
-    srv = await startServer({
-      env: {
-        SB_DATABASE_URL: databaseUrl(),
-        SB_MIGRATE: '1',
-        SB_WEB_ROOT: path.join(REPO, 'web'),
-        SB_ARGON2_T: '1',
-        SB_ARGON2_M: '1024',
-        SB_RATELIMIT_SIGNUP_IP: '100000/1',
-        SB_RATELIMIT_LOGIN_IP: '100000/1',
-        SB_RATELIMIT_LOGIN_ACCOUNT: '100000/1',
-      },
-    });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-      timeout: 30000 * slow(),
-    });
+    srv = await startWebServer();
+    browser = await launchBrowser();
   });
 
   after(async () => {
@@ -101,27 +129,9 @@ describe('web client in headless Chromium', () => {
     if (srv) await srv.stop();
   });
 
-  /** A new browser context that signs up through the form. */
-  async function signUp(prefix, display) {
-    const ctx = await browser.newContext({ viewport: { width: 1100, height: 680 }, locale: 'en-GB', timezoneId: 'UTC' });
-    ctx.setDefaultTimeout(WAIT);
-    const page = await ctx.newPage();
-    const p = new Person(ctx, page, uname(prefix), display);
-    await page.goto(srv.url('/'));
-    await page.locator('#auth-form').waitFor();
-    await page.fill('#auth-username', p.username);
-    await page.fill('#auth-password', 'correct horse battery staple');
-    await page.fill('#auth-display', display);
-    await page.click('#signup-btn');
-    await page.locator('#app').waitFor();
-    await page.locator('#me-name', { hasText: display }).waitFor();
-    await page.locator('#conn.online').waitFor(); // the socket is up
-    return p;
-  }
-
   test('two people sign up in two browser contexts; the socket connects; log out and in again', T, async () => {
-    alice = await signUp('alice', 'Alice');
-    bob = await signUp('bob', 'Bob');
+    alice = await signUp(browser, srv, 'alice', 'Alice');
+    bob = await signUp(browser, srv, 'bob', 'Bob');
     await alice.shot('01-signed-up');
     assert.equal(await alice.page.locator('#chat-list li.empty').count(), 1, 'a new account has no chats');
 
@@ -386,6 +396,55 @@ describe('web client in headless Chromium', () => {
     assert.equal(await a.locator('#load-earlier').isVisible(), false, 'no more to load');
     const seqs = await a.locator('#message-list li.msg').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in seq order');
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
+  });
+});
+
+describe('web client with access tokens that live 3 seconds', () => {
+  let srv;
+  let browser;
+  let alice;
+  let bob;
+
+  before(async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} not found`);
+    srv = await startWebServer({ SB_ACCESS_TTL: '3' });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    if (srv) await srv.stop();
+  });
+
+  test('tokens are refreshed: REST, sends and a socket reconnect keep working past expiry', T, async () => {
+    alice = await signUp(browser, srv, 'alice', 'Alice');
+    bob = await signUp(browser, srv, 'bob', 'Bob');
+    const tokenAt = (p) => p.page.evaluate(() => JSON.parse(sessionStorage.getItem('sb:session')).access_token);
+    const first = await tokenAt(bob);
+
+    await alice.page.waitForTimeout(4000); // every access token issued so far has expired
+    await alice.page.fill('#user-search', bob.username);
+    await alice.page.locator('#search-results li.result .message-btn').click();
+    await alice.page.locator('#conv-title', { hasText: 'Bob' }).waitFor();
+    await alice.page.fill('#message-input', 'Still signed in?');
+    await alice.page.click('#send-btn');
+    await bob.chat('Alice').click();
+    await bob.bubble('Still signed in?').waitFor();
+
+    // Bob's socket drops after his token expired: the reconnect refreshes first
+    await bob.page.waitForTimeout(3500);
+    await bob.page.evaluate(() => window.switchboard.socket.conn.close());
+    await bob.page.locator('#conn.online').waitFor();
+    assert.notEqual(await tokenAt(bob), first, 'the access token was rotated');
+    await alice.page.fill('#message-input', 'After the reconnect.');
+    await alice.page.click('#send-btn');
+    await bob.bubble('After the reconnect.').waitFor();
+    await bob.page.fill('#message-input', 'Yes, all good.');
+    await bob.page.click('#send-btn');
+    await alice.bubble('Yes, all good.').waitFor();
+    await bob.bubble('Yes, all good.').locator('.status-read').waitFor();
+    assert.equal(await bob.page.locator('#auth').isHidden(), true, 'never signed out');
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 });
