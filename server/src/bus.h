@@ -101,6 +101,10 @@ bool bus_is_cluster(void);
 /* Counters of the Redis bus for /readyz ({node, published, received,
  * dropped, queued_bytes, malformed}), or NULL with the in-process bus. */
 json_t *bus_redis_stats(void);
+/* True when this node's name is the lowest of the nodes it hears (itself
+ * included): the one that acts for the cluster when a node dies. Reactor 0
+ * only (listener hooks). */
+bool bus_lowest_node(void);
 /* This node's name (SB_NODE_ID). */
 const char *bus_node_id(void);
 

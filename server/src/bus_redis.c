@@ -910,6 +910,13 @@ void bus_redis_run(void)
 
 void bus_set_listener(const bus_listener *l) { B.listener = l; }
 
+bool bus_lowest_node(void)
+{
+    for (peer *p = B.peers; p; p = p->next)
+        if (strcmp(p->node, g_cfg.node_id) < 0) return false;
+    return true;
+}
+
 void bus_foreach_topic(void (*fn)(const char *topic, void *arg), void *arg)
 {
     for (size_t i = 0; i < B.tnb; i++)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "db.h"
 #include "log.h"
+#include "presence_cluster.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "rest.h"
@@ -423,7 +424,7 @@ void presence_user_up(phx_channel *ch)
         first = o->count++ == 0;
     }
     pthread_mutex_unlock(&o_mu);
-    if (first) announce(user_id, true);
+    if (first && presence_cluster_user_up(user_id)) announce(user_id, true);
 }
 
 void presence_user_down(phx_channel *ch)
@@ -448,7 +449,18 @@ void presence_user_down(phx_channel *ch)
             break;
         }
     pthread_mutex_unlock(&o_mu);
-    if (last) announce(user_id, false);
+    if (last && presence_cluster_user_down(user_id)) announce(user_id, false);
+}
+
+void presence_announce(const char *user_id, bool on) { announce(user_id, on); }
+
+void presence_local_users(void (*fn)(const char *user_id, void *arg), void *arg)
+{
+    pthread_mutex_lock(&o_mu);
+    for (size_t b = 0; b < ONLINE_BUCKETS; b++)
+        for (online *o = o_b[b]; o; o = o->next)
+            if (o->count > 0) fn(o->uid, arg);
+    pthread_mutex_unlock(&o_mu);
 }
 
 bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
@@ -460,6 +472,7 @@ bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
     while (o && strcmp(o->uid, user_id)) o = o->next;
     bool on = o && o->count > 0;
     pthread_mutex_unlock(&o_mu);
+    if (!on) on = presence_cluster_user_remote(user_id); /* on another node */
     if (on && last_seen_ms) *last_seen_ms = now_unix_ms();
     return on;
 }

@@ -54,6 +54,13 @@ void presence_node_down(const char *node);
  * last_seen_at. */
 void presence_user_up(phx_channel *ch);
 void presence_user_down(phx_channel *ch);
+/* Stores last_seen_at and pushes `presence` to the user's contacts (what a
+ * transition does), on the calling reactor's database pool: used by
+ * presence_cluster.c for the users of a node that died. */
+void presence_announce(const char *user_id, bool on);
+/* Calls fn (under the online-state lock: fn must not call back into
+ * presence.c) for every user online on this node. */
+void presence_local_users(void (*fn)(const char *user_id, void *arg), void *arg);
 /* True while user_id has a joined user: channel on this node; sets
  * *last_seen_ms to now then. The shape of accounts_presence_hook. */
 bool presence_user_online(const char *user_id, int64_t *last_seen_ms);

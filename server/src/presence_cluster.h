@@ -15,12 +15,26 @@
  *     SB_REDIS_NODE_TIMEOUT_MS) loses all its rows, with leave diffs;
  *   - a node heard from (again) gets this node's rows of every followed
  *     topic, with a request for its own;
- *   - a topic this node stops following forgets the other nodes' rows.
+ *   - a topic this node stops following forgets the other nodes' rows;
+ *   - online state: which users are online on which other node, so a user
+ *     is online while connected to any node (below).
  * Without Redis this does nothing. */
 #ifndef SB_PRESENCE_CLUSTER_H
 #define SB_PRESENCE_CLUSTER_H
 
+#include <stdbool.h>
+
 /* Installs the bus listener (before bus_redis_start). */
 void presence_cluster_init(void);
+
+/* Online state across nodes (see presence_cluster.c). presence.c calls these
+ * on a user's first / last user: channel on this node; they tell the other
+ * nodes and return true when the change is one for the whole cluster (the
+ * user is online on no other node), i.e. when it must be announced. Without
+ * Redis they return true. Thread-safe. */
+bool presence_cluster_user_up(const char *user_id);
+bool presence_cluster_user_down(const char *user_id);
+/* True while user_id is online on another node. Thread-safe. */
+bool presence_cluster_user_remote(const char *user_id);
 
 #endif

@@ -4,7 +4,8 @@
 // send messages all along (retrying with the same client_id, as clients do).
 //
 // Checked: the killed node's viewers disappear from the other nodes'
-// Presence within the node timeout (plus slack), with no goodbye from it;
+// Presence within the node timeout (plus slack), with no goodbye from it, and
+// its users' contacts are told once that they went offline;
 // its clients reconnect to the surviving nodes (the test plays the load
 // balancer), rejoin user:<id> with the cursor they follow and come back in
 // Presence exactly once; in the end every client has every acknowledged
@@ -92,6 +93,14 @@ describe('R7: a node killed under traffic', () => {
     for (const n2 of nodes.slice(0, 2)) {
       assert.ok(n2.logsMatching(/"msg":"redis_peer_down".*"peer":"node-c"/).length >= 1, `${n2.nodeId} declared node-c down`);
     }
+
+    // their users went offline with the node: one survivor (the lowest-named) says so, once
+    const offline = (c, v) => c.presenceEvents.filter((p) => p.user_id === v.user.id && p.online === false).length;
+    for (const c of survivors) {
+      for (const v of onVictim) await waitUntil(() => offline(c, v) >= 1, 5000, `${c.label} told ${v.label} is offline`);
+    }
+    await sleep(500);
+    for (const c of survivors) for (const v of onVictim) assert.equal(offline(c, v), 1, `${c.label}: one offline for ${v.label}`);
 
     // the load balancer sends its clients to the survivors; they rejoin with their cursor
     for (const [k, c] of onVictim.entries()) {

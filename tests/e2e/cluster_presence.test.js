@@ -158,6 +158,32 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
     }
   });
 
+  test('online state spans nodes: online once, offline only when the last node lets go', T, async () => {
+    const x = users[6];
+    const watcher = viewers.find((v) => v.userCh && v.node === nodes[0]);
+    const events = [];
+    watcher.userCh.on('presence', (p) => { if (p.user_id === x.id) events.push(p.online); });
+    const online = async () => (await api(nodes[0], 'GET', `/users/${x.id}`, { token: watcher.user.token })).json.user.online;
+    assert.equal(await online(), false, 'not online yet (viewing is not being online)');
+    const sb = phxSocket(nodes[1], x.token);
+    await join(sb.channel(`user:${x.id}`, {}));
+    await waitUntil(() => events.length >= 1, 5000, 'online event');
+    const sc = phxSocket(nodes[2], x.token);
+    await join(sc.channel(`user:${x.id}`, {}));
+    await sleep(700);
+    assert.deepEqual(events, [true], 'one online event for two nodes');
+    assert.equal(await online(), true, 'node-a reports a user connected to b and c as online');
+    sb.disconnect();
+    await sleep(1000);
+    assert.deepEqual(events, [true], 'no offline while still connected to node-c');
+    assert.equal(await online(), true, 'still online (node-c)');
+    sc.disconnect();
+    await waitUntil(() => events.length >= 2, 5000, 'offline event');
+    await sleep(700);
+    assert.deepEqual(events, [true, false], 'one offline when the last node lets go');
+    assert.equal(await online(), false);
+  });
+
   test('messages reach every member\'s user: channel exactly once on every node', T, async () => {
     const senders = viewers.filter((v) => v.userCh);
     const ids = [];

@@ -220,6 +220,7 @@ class ChatClient {
     this.node = null;
     this.socket = null;
     this.closes = 0;
+    this.presenceEvents = []; // `presence` pushes on user:<id>
   }
 
   /** Takes the current cursor from GET /api/v1/sync (before any traffic). */
@@ -245,6 +246,7 @@ class ChatClient {
       this.live.set(id, (this.live.get(id) || 0) + 1);
       if (p.cursor) this.cursor = p.cursor;
     });
+    this.userCh.on('presence', (p) => { this.presenceEvents.push(p); });
     for (const ev of ['message:updated', 'message:deleted', 'receipt', 'conversation:updated']) {
       this.userCh.on(ev, (p) => { if (p.cursor) this.cursor = p.cursor; });
     }
