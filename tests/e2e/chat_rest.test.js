@@ -186,7 +186,7 @@ describe('chat REST and user-channel events', () => {
   });
 
   describe('messages', () => {
-    test('send: Message shape, seq per conversation, sender own read', T, async () => {
+    test('send: Message shape, seq per conversation', T, async () => {
       const c = await direct(alice, carol);
       const client = cid();
       const r = await post(alice, `/conversations/${c.id}/messages`, { client_id: client, kind: 'text', body: 'héllo' });
