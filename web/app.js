@@ -319,6 +319,7 @@ function applyEvent(type, p) {
         if (conv) conv.last_seq = Math.max(conv.last_seq || 0, m.seq);
         queueReceipt(cid, 'delivered', m.seq);
         if (isViewing(cid)) queueReceipt(cid, 'read', m.seq);
+        if (ui.open === cid) ui.typers.delete(idOf(m.sender_id)); // the message they were typing
       }
       break;
     }
@@ -586,7 +587,7 @@ const ui = {
 
 async function openConversation(cid) {
   cid = idOf(cid);
-  if (ui.open === cid) return;
+  if (ui.open === cid && (ui.convCh || !socket)) return;
   leaveConvChannel();
   ui.open = cid;
   ui.typers.clear();
@@ -595,6 +596,7 @@ async function openConversation(cid) {
   stickToBottom = true;
   render();
   $('#message-input').focus();
+  if (!socket) return; // still starting: startApp opens it again once connected
 
   ui.convCh = socket.channel(`conversation:${cid}`, {});
   ui.presence = new Presence(ui.convCh);
@@ -609,7 +611,11 @@ async function openConversation(cid) {
     else ui.typers.delete(uid);
     render();
   });
-  ui.convCh.join(15000);
+  const ch = ui.convCh;
+  ch.join(15000).receive('error', (r) => {
+    // not a member (any more): stop phoenix.js from rejoining forever
+    if (['not_found', 'forbidden'].includes(r?.reason)) ch.leave();
+  });
 
   const conv = state.convs[cid];
   if (conv?.kind === 'direct') fetchUser(peerId(conv), true);
@@ -961,6 +967,7 @@ async function startApp() {
   connect();
   const m = location.hash.match(/^#\/c\/(.+)$/);
   if (m) openConversation(decodeURIComponent(m[1]));
+  else if (ui.open) openConversation(ui.open);
 }
 
 function wireUi() {
