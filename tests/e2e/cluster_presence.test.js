@@ -11,6 +11,8 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Presence } = require('phoenix');
 const { BASE_ENV, signup, api, waitForDatabase } = require('./lib/api');
+const { Client } = require('./lib/frames');
+const { socketPath } = require('./lib/phx');
 const {
   startRedis, startCluster, waitClusterUp, stopAll, waitUntil, sleep, pushResult, join, phxSocket,
 } = require('./lib/cluster');
@@ -182,6 +184,28 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
     await sleep(700);
     assert.deepEqual(events, [true, false], 'one offline when the last node lets go');
     assert.equal(await online(), false);
+  });
+
+  test('a logout on one node closes the session\'s sockets on the others (1008), not other sessions', T, async () => {
+    const a = await signup(nodes[0]);
+    const login = await api(nodes[1], 'POST', '/auth/login', { body: { username: a.username, password: a.password } });
+    assert.equal(login.status, 200, login.text);
+    const onB = await Client.open(nodes[1].wsUrl(socketPath({ token: a.token })));
+    const onC = await Client.open(nodes[2].wsUrl(socketPath({ token: a.token })));
+    const otherSession = await Client.open(nodes[2].wsUrl(socketPath({ token: login.json.access_token })));
+    try {
+      const r = await api(nodes[0], 'POST', '/auth/logout', { token: a.token });
+      assert.equal(r.status, 204, r.text);
+      for (const [name, c] of [['node-b', onB], ['node-c', onC]]) {
+        const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+        assert.ok(closed, `${name}: the session's socket was closed`);
+        assert.equal(closed.code, 1008, `${name}: close code`);
+      }
+      await otherSession.expectNothing(500);
+      assert.equal(otherSession.closeInfo, null, 'the other session stays connected');
+    } finally {
+      for (const c of [onB, onC, otherSession]) { try { c.ws.terminate(); } catch { /* gone */ } }
+    }
   });
 
   test('messages reach every member\'s user: channel exactly once on every node', T, async () => {
