@@ -188,16 +188,14 @@ function persist(now = false) {
 
 const idOf = (x) => (x === null || x === undefined ? null : String(x));
 
-/** Member ids of a conversation, whatever shape the members come in. */
+/** Member ids of a conversation (members: [{user_id, role}]). */
 function memberIds(conv) {
-  if (Array.isArray(conv?.member_ids)) return conv.member_ids.map(idOf);
-  if (Array.isArray(conv?.members)) return conv.members.map((m) => idOf(typeof m === 'object' ? (m.user_id ?? m.id ?? m.user?.id) : m));
-  return [];
+  return (conv?.members || []).map((m) => idOf(m.user_id));
 }
 
 function peerId(conv) {
   if (conv?.kind !== 'direct') return null;
-  return memberIds(conv).find((id) => id !== idOf(session.user.id)) || idOf(conv.peer_id ?? conv.other_user_id) || null;
+  return memberIds(conv).find((id) => id !== idOf(session.user.id)) || null;
 }
 
 function convTitle(conv) {
@@ -233,13 +231,6 @@ function fetchUser(id, force = false) {
   return p;
 }
 
-function rememberUsers(conv) {
-  for (const m of conv?.members || []) {
-    const u = m?.user || (m?.username ? m : null);
-    if (u?.id && !users.has(idOf(u.id))) users.set(idOf(u.id), u);
-  }
-}
-
 function upsertConv(conv) {
   const id = idOf(conv.id);
   const old = state.convs[id] || {};
@@ -249,20 +240,11 @@ function upsertConv(conv) {
     if (conv[k] === undefined && old[k] !== undefined) merged[k] = old[k];
   }
   state.convs[id] = merged;
-  rememberUsers(conv);
-  for (const m of conv.members || []) {
-    const uid = idOf(m?.user_id ?? m?.id);
-    const read = m?.read_up_to_seq ?? m?.last_read_seq ?? m?.read_seq;
-    const deliv = m?.delivered_up_to_seq ?? m?.last_delivered_seq ?? m?.delivered_seq;
-    if (uid && read != null) setReceipt(id, uid, 'read', read);
-    if (uid && deliv != null) setReceipt(id, uid, 'delivered', deliv);
-  }
-  // the caller's own positions (the per-user conversation view)
+  // the caller's own positions (the per-user conversation view); others' come as receipt events
   const me = idOf(session.user.id);
   if (conv.read_seq != null) setReceipt(id, me, 'read', conv.read_seq);
   if (conv.delivered_seq != null) setReceipt(id, me, 'delivered', conv.delivered_seq);
   if (conv.last_message) upsertMessage(conv.last_message, { quiet: true });
-  for (const m of conv.messages || conv.latest_messages || []) upsertMessage(m, { quiet: true });
   if (conv.kind === 'direct') { const p = peerId(merged); if (p) fetchUser(p); }
 }
 
@@ -292,11 +274,6 @@ function setReceipt(cid, uid, kind, seq) {
   const r = ((state.receipts[cid] ||= {})[uid] ||= { delivered: 0, read: 0 });
   r[kind] = Math.max(r[kind] || 0, Number(seq) || 0);
   if (kind === 'read') r.delivered = Math.max(r.delivered, r.read);
-}
-
-function lastSeq(cid) {
-  const list = state.msgs[cid] || [];
-  return list.length ? list[list.length - 1].seq : (state.convs[cid]?.last_message?.seq || 0);
 }
 
 /** Applies one durable event (from sync or the user channel); idempotent. */
@@ -399,11 +376,10 @@ function syncNow() {
   return syncing;
 }
 
-/** The bootstrap snapshot (no cursor): conversations with their latest messages. */
+/** The bootstrap snapshot (no cursor): {bootstrap: {conversations, messages}}. */
 function applyBootstrap(r) {
-  const snap = r.bootstrap || r.snapshot || r;
-  for (const c of snap.conversations || snap.chats || []) upsertConv(c);
-  for (const m of snap.messages || []) upsertMessage(m, { quiet: true });
+  for (const c of r.bootstrap?.conversations || []) upsertConv(c);
+  for (const m of r.bootstrap?.messages || []) upsertMessage(m, { quiet: true });
 }
 
 /** The chat list from REST (also the archive), merged into state. */
