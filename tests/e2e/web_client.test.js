@@ -5,7 +5,7 @@
 // typing, who is viewing and read receipts; a reload restores the
 // conversation through GET /api/v1/sync from the stored cursor, including a
 // message sent while the page was gone. Screenshots of each step land in
-// tests/artifacts/web/; SB_WEB_SCREENSHOT=1 also refreshes docs/screenshot.png
+// tests/artifacts/web/<variant>/; SB_WEB_SCREENSHOT=1 also refreshes docs/screenshot.png
 // (scripts/web-screenshot.sh).
 
 const { describe, test, before, after } = require('node:test');
@@ -18,7 +18,8 @@ const { chromium } = require('playwright-core');
 const { startServer, slow, REPO } = require('./lib/server');
 
 const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.join(REPO, 'tests', 'artifacts', 'web');
+// one folder per build variant (release, asan), like the server logs
+const SHOTS = path.join(REPO, 'tests', 'artifacts', 'web', path.basename(path.dirname(path.resolve(process.env.SB_BIN || 'build/release/x'))));
 const T = { timeout: 60000 * slow() };
 const WAIT = 15000 * slow(); // longest wait for any one thing on a page
 
