@@ -219,7 +219,8 @@ static void lp_close(void *t, int code)
     s->closed = true; /* ended by the next request or the sweep */
 }
 
-static const phx_transport_ops lp_ops = {lp_send, lp_close};
+static size_t lp_queued(void *t) { return ((lp_session *)t)->bytes; }
+static const phx_transport_ops lp_ops = {lp_send, lp_close, lp_queued};
 
 /* ---- requests ---- */
 

@@ -19,6 +19,9 @@ typedef struct phx_transport_ops {
     int (*send)(void *t, sb_buf *b);
     /* Closes the transport with a WebSocket close code. */
     void (*close)(void *t, int code);
+    /* Optional: bytes queued and not yet written (producers that can wait,
+     * such as the sync catch-up, pace themselves on it). */
+    size_t (*queued)(void *t);
 } phx_transport_ops;
 
 typedef struct phx_socket phx_socket;

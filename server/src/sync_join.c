@@ -33,6 +33,9 @@
 #define SJ_PAGE 200        /* events per catch-up query */
 #define SJ_HELD_MAX 4096   /* live messages held during catch-up */
 #define SJ_MAX_PAGES 5000  /* a catch-up longer than this is cut (close 1013) */
+#define SJ_HELD_MAX_BYTES (256 * 1024) /* and at most this many bytes */
+#define SJ_PACE_HIGH (64 * 1024) /* the next page waits while more is queued to the client */
+#define SJ_PACE_TICK_MS 10
 
 typedef struct held_msg {
     sb_buf *b;
@@ -51,9 +54,12 @@ typedef struct sj_state {
     bool q_after_sub;    /* that query started after the subscription */
     bool overflow;       /* held messages were dropped this round */
     bool terminated;     /* the channel is gone */
+    bool waiting;        /* on the pace list (it owns a channel reference) */
     int pages;
     held_msg *held;
     uint32_t nheld, capheld;
+    size_t held_bytes;
+    struct sj_state *wait_next;
 } sj_state;
 
 /* ------------------------------------------------------------------------ */
@@ -64,6 +70,7 @@ static void held_clear(sj_state *st)
 {
     for (uint32_t i = 0; i < st->nheld; i++) sb_buf_unref(st->held[i].b);
     st->nheld = 0;
+    st->held_bytes = 0;
 }
 
 static void state_free(sj_state *st)
@@ -102,7 +109,10 @@ bool sync_handle_out(phx_channel *ch, const pubsub_msg *m)
     if (st->catching) {
         sb_buf *b = buf_for(ch->sock, m);
         if (!b || st->overflow) return false;
-        if (st->nheld == SJ_HELD_MAX) { /* drop them all: the next round reads them again */
+        size_t held_cap = g_cfg.outbound_max ? g_cfg.outbound_max / 4 : SJ_HELD_MAX_BYTES;
+        if (held_cap > SJ_HELD_MAX_BYTES) held_cap = SJ_HELD_MAX_BYTES;
+        if (st->nheld == SJ_HELD_MAX || st->held_bytes + b->len > held_cap) {
+            /* drop them all: the next round reads the durable ones again */
             held_clear(st);
             st->overflow = true;
             return false;
@@ -119,6 +129,7 @@ bool sync_handle_out(phx_channel *ch, const pubsub_msg *m)
             st->capheld = nc;
         }
         st->held[st->nheld++] = (held_msg){sb_buf_ref(b), has, has ? p : (sync_pos){0, 0}};
+        st->held_bytes += b->len;
         return false;
     }
     return !(has && sync_pos_cmp(p, st->floor) <= 0);
@@ -156,6 +167,75 @@ static void fetch_next(sj_state *st)
     sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
 }
 
+/* ---- pacing: the next page waits until the client has taken the last ---- */
+
+static uv_timer_t *g_pace_timer[64];         /* per reactor, made on first use */
+static _Thread_local sj_state *t_waiting;    /* this reactor's waiting catch-ups */
+
+/* Bytes queued to the socket and not yet written (0 if unknown or closed). */
+static size_t sock_queued(const phx_socket *s)
+{
+    return !s->closed && s->ops->queued ? s->ops->queued(s->t) : 0;
+}
+
+/* Queued bytes under which the next page is read: SJ_PACE_HIGH, or a
+ * quarter of the outbound cap if that is smaller. */
+static size_t pace_high(void)
+{
+    size_t q = g_cfg.outbound_max ? g_cfg.outbound_max / 4 : SJ_PACE_HIGH;
+    return q < SJ_PACE_HIGH ? q : SJ_PACE_HIGH;
+}
+
+/* Every SJ_PACE_TICK_MS while some catch-up waits: resumes those whose
+ * client has drained its queue, frees those whose channel is gone. */
+static void pace_tick(uv_timer_t *t)
+{
+    sj_state **pp = &t_waiting;
+    while (*pp) {
+        sj_state *st = *pp;
+        phx_channel *ch = st->ch;
+        if (st->terminated) {
+            *pp = st->wait_next;
+            state_free(st);
+            phx_channel_unref(ch);
+        } else if (sock_queued(ch->sock) <= pace_high()) {
+            *pp = st->wait_next;
+            st->waiting = false;
+            fetch_next(st);
+            phx_channel_unref(ch);
+        } else {
+            pp = &st->wait_next;
+        }
+    }
+    if (!t_waiting) uv_timer_stop(t);
+}
+
+/* Reads the next page now, or once the client's queue has drained. */
+static void continue_catchup(sj_state *st)
+{
+    phx_socket *s = st->ch->sock;
+    if (sock_queued(s) <= pace_high() || s->r->id < 0 || s->r->id >= 64) {
+        fetch_next(st);
+        return;
+    }
+    uv_timer_t **tp = &g_pace_timer[s->r->id];
+    if (!*tp) {
+        uv_timer_t *t = malloc(sizeof *t);
+        if (!t) {
+            fetch_next(st);
+            return;
+        }
+        uv_timer_init(&s->r->loop, t);
+        uv_unref((uv_handle_t *)t);
+        *tp = t;
+    }
+    phx_channel_ref(st->ch);
+    st->waiting = true;
+    st->wait_next = t_waiting;
+    t_waiting = st;
+    if (!uv_is_active((uv_handle_t *)*tp)) uv_timer_start(*tp, pace_tick, SJ_PACE_TICK_MS, SJ_PACE_TICK_MS);
+}
+
 /* Posted by sync_join: sends the first query (the reference and inflight
  * were taken by sync_join). */
 static void first_fetch(void *arg)
@@ -172,13 +252,18 @@ static void first_fetch(void *arg)
     sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
 }
 
-/* Pushes a page's events in broadcast form and moves the floor. */
-static void push_page(sj_state *st, const sync_page *pg)
+/* Pushes a page's events in broadcast form and moves the floor. Stops
+ * early (returns false, the floor at the last event pushed) when the
+ * client's queue passes half the outbound cap, so a catch-up never gets
+ * the socket closed as a slow consumer. */
+static bool push_page(sj_state *st, const sync_page *pg)
 {
     phx_channel *ch = st->ch;
     int64_t now_s = now_unix_ms() / 1000;
+    size_t stop_at = g_cfg.outbound_max ? g_cfg.outbound_max / 2 : (size_t)-1;
     for (int i = 0; i < pg->n; i++) {
         const sync_event *e = &pg->ev[i];
+        if (i > 0 && sock_queued(ch->sock) > stop_at) return false;
         char cur[CURSOR_LEN + 1];
         cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, e->pos, now_s, cur);
         size_t tl;
@@ -188,8 +273,10 @@ static void push_page(sj_state *st, const sync_page *pg)
         free(text);
         if (b) phx_socket_send(ch->sock, b);
         sb_buf_unref(b);
+        if (sync_pos_cmp(e->pos, st->floor) > 0) st->floor = e->pos;
     }
     if (sync_pos_cmp(pg->next, st->floor) > 0) st->floor = pg->next;
+    return true;
 }
 
 /* Closes the socket: the client reconnects and rejoins with its cursor. */
@@ -234,10 +321,10 @@ static void on_page(const sync_page *pg, const char *err, void *arg)
         phx_channel_unref(ch);
         return;
     }
-    push_page(st, pg);
-    if (pg->has_more || !st->q_after_sub || st->overflow) {
+    bool whole = push_page(st, pg);
+    if (!whole || pg->has_more || !st->q_after_sub || st->overflow) {
         if (st->pages >= SJ_MAX_PAGES) give_up(st, 1013, "catch-up too long");
-        else fetch_next(st);
+        else continue_catchup(st);
     } else {
         release(st);
     }
@@ -322,5 +409,6 @@ void sync_terminate(phx_channel *ch)
     if (!st) return;
     ch->state = NULL;
     st->terminated = true;
-    if (!st->inflight) state_free(st); /* else the query's callback frees it */
+    /* a query in flight or the pace list frees it later */
+    if (!st->inflight && !st->waiting) state_free(st);
 }

@@ -40,7 +40,8 @@ static _Thread_local size_t t_feed_len;
 
 static int ws_transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
 static void ws_transport_close(void *t, int code) { ws_close(t, code); }
-static const phx_transport_ops ws_ops = {ws_transport_send, ws_transport_close};
+static size_t ws_transport_queued(void *t) { return ((sb_conn *)t)->qbytes; }
+static const phx_transport_ops ws_ops = {ws_transport_send, ws_transport_close, ws_transport_queued};
 
 /* ---- handshake ---- */
 

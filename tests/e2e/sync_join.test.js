@@ -192,4 +192,45 @@ describe('user:<id> join with a cursor', () => {
       await w.close();
     }
   });
+
+  test('a catch-up bigger than the outbound cap is paced to a client that reads slowly (no 1013)', T, async () => {
+    const small = await startServer({ env: { SB_MIGRATE: '1', SB_OUTBOUND_MAX: '262144' } });
+    try {
+      const u = await mkUser();
+      const s = streamId();
+      await sql(joinTx(s, u));
+      const token = small.token(u);
+      const start = (await (await fetch(small.url('/api/v1/sync'), { headers: { authorization: `Bearer ${token}` } })).json()).cursor;
+      // 4000 messages of 2 kB in 40 transactions (the padding made by Postgres)
+      const txs = [];
+      for (let t = 0; t < 40; t++) {
+        txs.push(`BEGIN; SELECT sb_stream_lock(${s});
+          SELECT count(sb_event_append(${s}, 'message:new', jsonb_build_object('message',
+            jsonb_build_object('conv', '${s}', 'n', g, 'pad', repeat('x', 2000)))))
+          FROM generate_series(${t * 100 + 1}, ${t * 100 + 100}) g; COMMIT;`);
+      }
+      await sql(txs.join('\n'), { timeoutMs: 60000 });
+      const c = client(small, u, token);
+      let opens = 0;
+      c.socket.onOpen(() => { opens++; });
+      c.cursor = start;
+      const joined = c.join();
+      // stop reading for a while: the server's queue to this client fills
+      await waitFor(() => c.socket.conn && c.socket.conn._socket, 5000, 'transport');
+      await joined;
+      c.socket.conn._socket.pause();
+      await sleep(1500);
+      c.socket.conn._socket.resume();
+      try {
+        await waitFor(() => nums(c, s).length >= 4000, 60000, `catch-up (${nums(c, s).length}/4000)`);
+        assertExactly(nums(c, s), 4000, 'paced catch-up');
+        assert.equal(opens, 1, 'the socket was never closed and reopened');
+        assert.equal(small.logsMatching(/slow_consumer/).length, 0, 'no slow-consumer close');
+      } finally {
+        c.socket.disconnect();
+      }
+    } finally {
+      await small.stop();
+    }
+  });
 });
