@@ -154,6 +154,26 @@ describe('web client in headless Chromium', () => {
     await page.locator('#auth-form').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('sb:session')), null, 'logout forgets the tokens');
     await ctx.close();
+
+    // two tabs of one browser (shared localStorage) are two people, also after a reload
+    const shared = await browser.newContext();
+    shared.setDefaultTimeout(WAIT);
+    const tabs = [];
+    for (const name of ['Carol', 'Dave']) {
+      const tab = await shared.newPage();
+      await tab.goto(srv.url('/'));
+      await tab.fill('#auth-username', uname(name.toLowerCase()));
+      await tab.fill('#auth-password', 'correct horse battery staple');
+      await tab.fill('#auth-display', name);
+      await tab.click('#signup-btn');
+      await tab.locator('#me-name', { hasText: name }).waitFor();
+      tabs.push(tab);
+    }
+    await tabs[0].reload();
+    await tabs[0].locator('#me-name', { hasText: 'Carol' }).waitFor();
+    await tabs[0].locator('#conn.online').waitFor();
+    assert.equal(await tabs[1].locator('#me-name').textContent(), 'Dave');
+    await shared.close();
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no uncaught errors in the pages');
   });
 
