@@ -355,46 +355,146 @@ typedef struct online {
 static pthread_mutex_t o_mu = PTHREAD_MUTEX_INITIALIZER;
 static online *o_b[ONLINE_BUCKETS];
 
-typedef struct transition {
+/* Online/offline transitions are batched per reactor: at most one query
+ * per PRESENCE_BATCH_MS stores last_seen_at and finds the contacts of every
+ * user of the batch, so a connect storm costs Postgres a few queries per
+ * second, not one per join. A user who went online and back offline within
+ * one batch (or the reverse) is not announced. */
+#define PRESENCE_BATCH_MS 100
+#define PRESENCE_BATCH_MAX 20000
+
+typedef struct pend {
     char uid[KEY_MAX];
-    bool online;
-} transition;
+    bool on;
+    uint32_t order; /* arrival, to keep the last state per user */
+} pend;
+
+typedef struct batch {
+    uv_timer_t timer;
+    bool timer_ready;
+    pend *v;
+    uint32_t n, cap;
+} batch;
+
+static _Thread_local batch t_batch;
 
 static const char SQL_SEEN[] =
-    "WITH u AS (UPDATE users SET last_seen_at = now() WHERE id = $1::int8 RETURNING last_seen_at)"
-    " SELECT c::text, (SELECT sb_ts(last_seen_at) FROM u) FROM sb_contacts($1::int8) c";
+    "WITH ids AS (SELECT * FROM unnest($1::int8[], $2::bool[]) AS x(id, online)),"
+    " u AS (UPDATE users SET last_seen_at = now() WHERE id IN (SELECT id FROM ids)"
+    "       RETURNING id, last_seen_at)"
+    " SELECT u.id::text, ids.online, sb_ts(u.last_seen_at),"
+    "        (SELECT string_agg(c::text, ',') FROM sb_contacts(u.id) c)"
+    " FROM u JOIN ids ON ids.id = u.id";
 
 /* last_seen_at is stored; tell everyone who shares a conversation. */
-static void transition_done(const PGresult *res, const char *err, void *arg)
+static void batch_done(const PGresult *res, const char *err, void *arg)
 {
-    transition *tr = arg;
     if (res && !err) {
         int n = PQntuples(res);
         for (int i = 0; i < n; i++) {
-            json_t *p = json_pack("{s:s,s:b,s:o}", "user_id", tr->uid, "online", tr->online,
-                                  "last_seen_at", rest_pg_str(res, i, 1));
-            char topic[40];
-            snprintf(topic, sizeof topic, "user:%s", PQgetvalue(res, i, 0));
-            pubsub_broadcast(topic, "presence", p, NULL);
+            if (PQgetisnull(res, i, 3)) continue; /* nobody to tell */
+            json_t *p = json_pack("{s:s,s:b,s:o}", "user_id", PQgetvalue(res, i, 0), "online",
+                                  PQgetvalue(res, i, 1)[0] == 't', "last_seen_at",
+                                  rest_pg_str(res, i, 2));
+            const char *c = PQgetvalue(res, i, 3);
+            while (*c) {
+                size_t len = strcspn(c, ",");
+                char topic[40];
+                if (len < 24) {
+                    snprintf(topic, sizeof topic, "user:%.*s", (int)len, c);
+                    pubsub_broadcast(topic, "presence", p, NULL);
+                }
+                c += len;
+                if (*c == ',') c++;
+            }
             json_decref(p);
         }
     } else if (err && strcmp(err, "unavailable") != 0) {
         log_msg(LOG_WARN, "presence transition query failed", "error", json_string(err), NULL);
     }
-    free(tr);
 }
 
-/* Stores last_seen_at and fans out `presence` for a transition. */
+static int pend_cmp(const void *a, const void *b)
+{
+    const pend *x = a, *y = b;
+    int c = strcmp(x->uid, y->uid);
+    return c ? c : (x->order < y->order ? -1 : x->order > y->order);
+}
+
+/* Sends the batch of this reactor as one query. */
+static void batch_flush(void)
+{
+    batch *bt = &t_batch;
+    reactor *r = reactor_self();
+    if (!bt->n) return;
+    if (!r || !r->db) {
+        bt->n = bt->cap = 0;
+        free(bt->v);
+        bt->v = NULL;
+        return;
+    }
+    qsort(bt->v, bt->n, sizeof *bt->v, pend_cmp);
+    strbuf ids = {0}, ons = {0};
+    strbuf_add(&ids, "{", 1, 0);
+    strbuf_add(&ons, "{", 1, 0);
+    bool any = false;
+    for (uint32_t i = 0; i < bt->n;) {
+        uint32_t j = i;
+        while (j + 1 < bt->n && !strcmp(bt->v[j + 1].uid, bt->v[i].uid)) j++;
+        /* announced when the user ends where the first transition took
+         * them: online then offline (or back) within a batch cancels out */
+        if (bt->v[j].on == bt->v[i].on) {
+            strbuf_addf(&ids, "%s%s", any ? "," : "", bt->v[j].uid);
+            strbuf_addf(&ons, "%s%s", any ? "," : "", bt->v[j].on ? "t" : "f");
+            any = true;
+        }
+        i = j + 1;
+    }
+    strbuf_add(&ids, "}", 1, 0);
+    strbuf_add(&ons, "}", 1, 0);
+    bt->n = bt->cap = 0; /* nothing kept between batches */
+    free(bt->v);
+    bt->v = NULL;
+    if (any && ids.p && ons.p) {
+        const char *p[2] = {ids.p, ons.p};
+        db_query(r->db, SQL_SEEN, 2, p, batch_done, NULL);
+    }
+    strbuf_free(&ids);
+    strbuf_free(&ons);
+}
+
+static void batch_timer(uv_timer_t *t) { batch_flush(); }
+
+/* Queues a transition for this reactor's next batch. */
 static void announce(const char *uid, bool on)
 {
     reactor *r = reactor_self();
-    if (!r || !r->db || !rest_parse_id(uid)) return;
-    transition *tr = calloc(1, sizeof *tr);
-    if (!tr) return;
-    snprintf(tr->uid, sizeof tr->uid, "%s", uid);
-    tr->online = on;
-    const char *p[1] = {tr->uid};
-    db_query(r->db, SQL_SEEN, 1, p, transition_done, tr);
+    batch *bt = &t_batch;
+    if (!r || !r->db || !rest_parse_id(uid) || strlen(uid) >= KEY_MAX) return;
+    if (bt->n == bt->cap) {
+        if (bt->cap >= PRESENCE_BATCH_MAX) batch_flush();
+        else {
+            uint32_t nc = bt->cap ? bt->cap * 2 : 64;
+            pend *nv = realloc(bt->v, nc * sizeof *nv);
+            if (!nv) return;
+            bt->v = nv;
+            bt->cap = nc;
+        }
+    }
+    pend *pe = &bt->v[bt->n];
+    strcpy(pe->uid, uid);
+    pe->on = on;
+    pe->order = bt->n++;
+    if (!bt->timer_ready) {
+        if (uv_timer_init(&r->loop, &bt->timer) != 0) {
+            batch_flush();
+            return;
+        }
+        uv_unref((uv_handle_t *)&bt->timer);
+        bt->timer_ready = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&bt->timer))
+        uv_timer_start(&bt->timer, batch_timer, PRESENCE_BATCH_MS, 0);
 }
 
 void presence_user_up(phx_channel *ch)
