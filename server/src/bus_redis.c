@@ -596,6 +596,17 @@ static void on_message(const char *chan, size_t chlen, const char *data, size_t 
     event[env.event_len] = 0;
     if (!strcmp(node, g_cfg.node_id)) {
         atomic_fetch_add(&B.own, 1);
+        if (env.kind == BUS_CONTROL && !strcmp(event, "hb") && env.payload_len >= 40 &&
+            !memmem(env.payload, env.payload_len, B.boot, 32)) {
+            /* another process publishes under this node's name: the two
+             * would ignore each other's broadcasts */
+            static uint64_t last;
+            uint64_t now = mono_ms();
+            if (now - last > 10000) {
+                last = now;
+                log_msg(LOG_ERROR, "redis_duplicate_node_id", "node", json_string(node), NULL);
+            }
+        }
         return;
     }
     atomic_fetch_add(&B.received, 1);

@@ -13,7 +13,7 @@ const { startServer } = require('./lib/server');
 const { Client, joinEcho, closeAll } = require('./lib/frames');
 const { binPush, binBroadcast, socketPath } = require('./lib/phx');
 const {
-  startRedis, startCluster, waitClusterUp, stopAll, readyz, waitUntil, sleep,
+  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, waitUntil, sleep,
 } = require('./lib/cluster');
 
 const T = { timeout: 60000 };
@@ -149,6 +149,23 @@ describe('cluster bus: 3 nodes, one private Redis', () => {
     }));
     await sleep(300);
     for (const c of clients) { while (c.queue.length) { const f = c.queue.shift(); assert.equal(f.type, 'text', 'only the sender reply may remain'); } }
+  });
+});
+
+describe('two processes under one SB_NODE_ID', () => {
+  test('both log redis_duplicate_node_id (they would ignore each other)', T, async () => {
+    const redis = await startRedis();
+    const secret = 'd'.repeat(40);
+    const a = await startNode({ redis, secret, id: 'twin', name: 'cluster_twin' });
+    const b = await startNode({ redis, secret, id: 'twin', name: 'cluster_twin' });
+    try {
+      for (const n of [a, b]) {
+        await waitUntil(() => n.logsMatching(/"msg":"redis_duplicate_node_id"/).length > 0, 5000, 'duplicate node id logged');
+      }
+    } finally {
+      await stopAll([a, b]);
+      await redis.stop();
+    }
   });
 });
 

@@ -96,6 +96,9 @@ async function startRedis() {
   return r;
 }
 
+/** How long a silent node stays up for the others in these suites (ms). */
+const NODE_TIMEOUT_MS = 2000 * slow();
+
 const NAMES = ['node-a', 'node-b', 'node-c', 'node-d', 'node-e'];
 
 /** Starts n nodes on redis (one shared SB_SECRET), named node-a, node-b, ... */
@@ -118,7 +121,7 @@ async function startNode({ redis, secret, id, env = {}, name = 'cluster' }) {
       SB_REDIS_URL: redis ? redis.url : undefined,
       SB_NODE_ID: id,
       SB_REDIS_HEARTBEAT_MS: '250',
-      SB_REDIS_NODE_TIMEOUT_MS: '1500',
+      SB_REDIS_NODE_TIMEOUT_MS: String(NODE_TIMEOUT_MS),
       SB_REDIS_RETRY_MAX_MS: '500',
       ...env,
     },
@@ -199,7 +202,7 @@ function psql(url, sql) {
 }
 
 module.exports = {
-  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, phxSocket, join,
+  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, phxSocket, join, NODE_TIMEOUT_MS,
   pushResult, waitUntil, sleep, freePort, psql,
 };
 
