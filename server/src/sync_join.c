@@ -55,6 +55,7 @@ typedef struct sj_state {
     bool overflow;       /* held messages were dropped this round */
     bool terminated;     /* the channel is gone */
     bool waiting;        /* on the pace list (it owns a channel reference) */
+    bool counted;        /* counted by tailer_user_online */
     int pages;
     held_msg *held;
     uint32_t nheld, capheld;
@@ -75,6 +76,7 @@ static void held_clear(sj_state *st)
 
 static void state_free(sj_state *st)
 {
+    if (st->counted) tailer_user_online(st->uid, -1);
     held_clear(st);
     free(st->held);
     json_decref(st->reply);
@@ -342,19 +344,21 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
     bool has_cursor = jc && !json_is_null(jc);
     bool numeric = rest_parse_id(uid) != 0;
     if (!has_cursor) {
-        bool ready = false;
-        sync_pos p = tailer_position(&ready);
-        if (!numeric || !ready) {
-            json_object_set_new(reply, "cursor", json_null());
-            return PHX_OK;
-        }
-        sj_state *st = calloc(1, sizeof *st);
+        sj_state *st = numeric ? calloc(1, sizeof *st) : NULL;
         if (st) {
             st->ch = ch;
             snprintf(st->uid, sizeof st->uid, "%s", uid);
-            st->floor = p;
+            tailer_user_online(uid, +1); /* before reading the position */
+            st->counted = true;
             st->joined = true;
             ch->state = st;
+        }
+        bool ready = false;
+        sync_pos p = tailer_position(&ready);
+        if (st) st->floor = p;
+        if (!numeric || !ready) {
+            json_object_set_new(reply, "cursor", json_null());
+            return PHX_OK;
         }
         char cur[CURSOR_LEN + 1];
         cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, p,
@@ -383,6 +387,8 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
     }
     st->ch = ch;
     snprintf(st->uid, sizeof st->uid, "%s", uid);
+    tailer_user_online(uid, +1); /* before the subscription */
+    st->counted = true;
     st->floor = from;
     json_object_set(reply, "cursor", jc); /* catch-up starts after it */
     st->reply = json_incref(reply);

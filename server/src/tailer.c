@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -56,6 +57,24 @@ static tailer *g_tl;
 static pthread_mutex_t g_pos_mu = PTHREAD_MUTEX_INITIALIZER;
 static sync_pos g_pos;
 static bool g_pos_ready;
+
+/* Joined user channels per hash bucket of the user id (false positives
+ * only cost work; there are no false negatives). */
+#define TL_ONLINE_BUCKETS (1u << 20)
+static atomic_uint g_online[TL_ONLINE_BUCKETS];
+
+static uint32_t uid_bucket(const char *uid)
+{
+    uint32_t h = 2166136261u;
+    while (*uid) h = (h ^ (uint8_t)*uid++) * 16777619u;
+    return h & (TL_ONLINE_BUCKETS - 1);
+}
+
+void tailer_user_online(const char *uid, int delta)
+{
+    if (delta > 0) atomic_fetch_add(&g_online[uid_bucket(uid)], 1);
+    else atomic_fetch_sub(&g_online[uid_bucket(uid)], 1);
+}
 
 static void tl_connect(tailer *t);
 static void tl_teardown(tailer *t, const char *why);
@@ -158,6 +177,8 @@ static int each_recipient(const char *arr, const char *type, const char *prefix,
         uid[k] = 0;
         if (k == 0 || (*p != ',' && *p != '}')) return -1;
         if (*p == ',') p++;
+        n++;
+        if (atomic_load(&g_online[uid_bucket(uid)]) == 0) continue; /* not joined here */
         char cur[CURSOR_LEN + 1];
         cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, now_s, cur);
         size_t tl;
@@ -167,7 +188,6 @@ static int each_recipient(const char *arr, const char *type, const char *prefix,
         pubsub_msg *m = text ? pubsub_msg_text(topic, type, text, tl, NULL) : NULL;
         free(text);
         if (m) pubsub_deliver_node(m); /* every node tails for itself: not on the bus */
-        n++;
     }
     return n;
 }

@@ -23,6 +23,14 @@ int tailer_start(void);
  * *ready is false until the tailer has read its start position. Thread-safe. */
 sync_pos tailer_position(bool *ready);
 
+/* Counts user channels joined on this node per user id (delta +1 on join,
+ * -1 when the channel goes). The tailer skips recipients with none: their
+ * cursor and frames are never built. Call with +1 before the channel is
+ * subscribed and before it reads tailer_position (the position mutex orders
+ * the two: the tailer checks the count after publishing its position, so it
+ * cannot skip an event after the position the channel read). Thread-safe. */
+void tailer_user_online(const char *uid, int delta);
+
 /* Builds the text of an event payload with a cursor spliced in:
  * prefix (from sync_payload_prefix) + cursor + "\"}". Returns a malloc'd
  * NUL-terminated string (its length in *len) or NULL when out of memory. */
