@@ -20,6 +20,7 @@ typedef struct tls_conn {
     BIO *wbio;        /* ciphertext out (owned by ssl) */
     size_t pending;   /* ciphertext handed to uv_write, not yet written */
     bool done;        /* handshake finished */
+    bool blocked;     /* a flush stopped at TLS_PENDING_MAX: resume it when the backlog drains */
     bool failed;      /* handshake failed: the alert is on its way, input is dropped */
     bool in_read;     /* inside tls_on_read */
     bool dead;        /* connection gone while in_read: freed by tls_on_read */
@@ -146,9 +147,11 @@ static void write_cb(uv_write_t *req, int status)
     }
     tls_conn *t = c->tls;
     if (!t) return;
-    bool was_full = t->pending >= TLS_PENDING_MAX;
     t->pending -= len;
-    if (was_full && t->pending < TLS_PENDING_MAX / 2) conn_mark_dirty(c); /* resume the flush */
+    if (t->blocked && t->pending < TLS_PENDING_MAX / 2) { /* resume the flush */
+        t->blocked = false;
+        conn_mark_dirty(c);
+    }
 }
 
 /* Moves the ciphertext waiting in wbio onto the stream: written at once when
@@ -267,7 +270,11 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     tls_conn *t = c->tls;
     if (!t || t->failed) return UV_EPIPE;
-    if (!t->done || t->pending >= TLS_PENDING_MAX) return UV_EAGAIN;
+    if (!t->done) return UV_EAGAIN; /* tls_on_read marks c dirty when it is done */
+    if (t->pending >= TLS_PENDING_MAX) {
+        t->blocked = true;
+        return UV_EAGAIN;
+    }
     /* coalesce small buffers into records of up to TLS_RECORD bytes */
     size_t taken = 0, staged = 0;
     for (unsigned i = 0; i <= nbufs; i++) {
@@ -291,7 +298,10 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
                 taken += staged;
                 staged = 0;
                 if (push_out(c, t) != 0) return UV_EPIPE;
-                if (t->pending >= TLS_PENDING_MAX) return (int)taken;
+                if (t->pending >= TLS_PENDING_MAX) {
+                    t->blocked = true;
+                    return (int)taken;
+                }
             }
         }
     }

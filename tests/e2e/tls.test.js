@@ -89,7 +89,10 @@ describe('TLS on the public listener', () => {
   before(async () => {
     cert = makeCert();
     srv = await startServer({
-      env: { SB_TLS_CERT: cert.cert, SB_TLS_KEY: cert.key, SB_TLS_HANDSHAKE_MS: '1000' },
+      env: {
+        SB_TLS_CERT: cert.cert, SB_TLS_KEY: cert.key, SB_TLS_HANDSHAKE_MS: '1000',
+        SB_OUTBOUND_MAX: String(8 * 1024 * 1024), // room for the back-pressure tests
+      },
     });
   });
 
@@ -164,6 +167,94 @@ describe('TLS on the public listener', () => {
       a.disconnect();
       b.disconnect();
     }
+  });
+
+  /** A TCP relay to the server whose server-to-client direction can be
+   * paused: the server sees a client that stops reading (pausing a node TLS
+   * socket itself does not stop it reading from TCP). */
+  async function relay() {
+    const conns = [];
+    let paused = false;
+    const server = net.createServer((down) => {
+      const up = net.connect(srv.port, '127.0.0.1');
+      conns.push({ up, down });
+      if (paused) up.pause();
+      down.pipe(up);
+      up.pipe(down);
+      const end = () => { up.destroy(); down.destroy(); };
+      up.on('error', end);
+      down.on('error', end);
+      up.on('close', end);
+      down.on('close', end);
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: server.address().port,
+      pause() { paused = true; for (const c of conns) { c.up.unpipe(c.down); c.up.pause(); } },
+      resume() { paused = false; for (const c of conns) { c.up.pipe(c.down); c.up.resume(); } },
+      close() { for (const c of conns) { c.up.destroy(); c.down.destroy(); } server.close(); },
+    };
+  }
+
+  /** A raw wss client (ws) through relay `r`, joined to `topic` on V2;
+   * collects text frames. */
+  async function rawWss(r, topic) {
+    const ws = new WebSocket(`wss://127.0.0.1:${r.port}/socket/websocket?vsn=2.0.0&token=${srv.token('carol')}`,
+      { ca: cert.ca });
+    const frames = [];
+    let closed = null;
+    ws.on('message', (d, isBinary) => { if (!isBinary) frames.push(JSON.parse(d.toString())); });
+    ws.on('close', (code) => { closed = code; });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(JSON.stringify(['1', '1', topic, 'phx_join', {}]));
+    await waitUntil(() => frames.length >= 1, 5000, 'join reply');
+    assert.equal(frames[0][4].status, 'ok');
+    return { ws, frames, closed: () => closed };
+  }
+
+  async function waitUntil(pred, ms, what) {
+    const deadline = Date.now() + ms * slow();
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  test('a wss client that pauses reading gets every reply intact after it resumes (TLS back-pressure)', T, async () => {
+    const r = await relay();
+    const c = await rawWss(r, 'echo:bp');
+    const big = 'y'.repeat(900 * 1024);
+    r.pause(); // the client stops reading: the server's TLS backlog fills, its flush must wait
+    for (let i = 0; i < 6; i++) c.ws.send(JSON.stringify(['1', String(10 + i), 'echo:bp', 'ping', { i, big }]));
+    await new Promise((res) => setTimeout(res, 1500));
+    r.resume();
+    await waitUntil(() => c.frames.length >= 7 || c.closed() !== null, 20000, 'six 900 KB replies');
+    assert.equal(c.closed(), null, 'not closed');
+    const replies = c.frames.slice(1);
+    assert.deepEqual(replies.map((f) => f[1]), ['10', '11', '12', '13', '14', '15'], 'in order');
+    for (const [i, f] of replies.entries()) {
+      assert.equal(f[4].status, 'ok');
+      assert.equal(f[4].response.i, i);
+      assert.equal(f[4].response.big, big);
+    }
+    c.ws.close();
+    r.close();
+  });
+
+  test('a wss client that never reads is closed with 1013 once its queue passes the cap', T, async () => {
+    const r = await relay();
+    const c = await rawWss(r, 'echo:slow');
+    const big = 'z'.repeat(900 * 1024);
+    r.pause();
+    // 30 replies of 900 KB: more than the relay's socket buffers and the 8 MiB cap together
+    for (let i = 0; i < 30; i++) c.ws.send(JSON.stringify(['1', String(10 + i), 'echo:slow', 'ping', { big }]));
+    await waitUntil(() => srv.logsMatching(/slow_consumer_closed/).length > 0, 20000, 'the slow consumer close');
+    r.resume(); // now read what was sent before the close
+    await waitUntil(() => c.closed() !== null, 20000, 'the close');
+    assert.equal(c.closed(), 1013);
+    assert.ok(c.frames.length - 1 < 30, `fewer than all replies (${c.frames.length - 1})`);
+    assert.ok(srv.alive());
+    r.close();
   });
 
   test('TLS 1.1 is refused by the server, TLS 1.2 is accepted', T, async () => {
