@@ -28,7 +28,7 @@
 #define TL_QUERY_TIMEOUT_MS 30000
 #define TL_BACKOFF_MIN_MS 100
 #define TL_BACKOFF_MAX_MS 2000
-#define TL_PENDING_MS 5 /* re-read soon when committed events wait below no horizon yet */
+#define TL_PENDING_MS 5 /* re-read soon when committed events wait above the horizon */
 
 enum { TL_DOWN = 0, TL_CONNECTING, TL_UP };
 enum { Q_NONE = 0, Q_LISTEN, Q_START, Q_FETCH, Q_PRUNE };
@@ -48,6 +48,8 @@ typedef struct tailer {
     bool positioned;   /* pos has been read once */
     sync_pos pos;      /* last position read */
     uint64_t backoff_ms;
+    uint64_t pending_ms;   /* current re-read delay while events wait above a stuck horizon */
+    uint64_t last_horizon;
     uint64_t last_prune_ms;
     int fail_streak;
     bool was_up;
@@ -385,7 +387,15 @@ static void tl_done(tailer *t, PGresult *res)
             tl_next(t);
             return;
         }
-        if (pending) delay = TL_PENDING_MS;
+        if (pending) {
+            /* soon, but back off while the horizon does not move (a long
+             * transaction elsewhere holds it) */
+            if (t->pos.tx != t->last_horizon || t->pending_ms == 0) t->pending_ms = TL_PENDING_MS;
+            else if (t->pending_ms * 2 < delay) t->pending_ms *= 2;
+            else t->pending_ms = delay;
+            t->last_horizon = t->pos.tx;
+            delay = t->pending_ms;
+        }
         break;
     }
     default:
