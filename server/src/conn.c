@@ -149,7 +149,8 @@ static void mark_dirty(sb_conn *c)
 int conn_send(sb_conn *c, sb_buf *b, size_t cap)
 {
     if (c->closing) return 0;
-    if (cap && c->qbytes + b->len > cap) return -1;
+    if (cap && (size_t)c->qbytes + b->len > cap) return -1;
+    if ((size_t)c->qbytes + b->len > UINT32_MAX) return -1;
     if (c->qcap == 0) { /* the first frame goes to the inline slot */
         c->q = &c->q1;
         c->qcap = 1;

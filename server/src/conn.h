@@ -26,7 +26,7 @@ typedef struct sb_conn {
     uint32_t qhead, qlen, qcap;
     uint32_t qoff;                 /* bytes of q[qhead] already written */
     uint32_t inflight;             /* ring entries owned by the pending uv_write */
-    size_t qbytes;                 /* unwritten bytes queued */
+    uint32_t qbytes;               /* unwritten bytes queued (< 4 GiB: conn_send refuses more) */
     uv_write_t *wreq;              /* pending write, if any */
     uint8_t mode;                  /* CONN_HTTP, CONN_WS or CONN_DRAINING */
     bool admin;                    /* accepted on the admin listener */

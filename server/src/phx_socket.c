@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bus.h"
@@ -188,12 +189,13 @@ static void do_join(phx_socket *s, phx_msg *m)
         return;
     }
     size_t tl = strlen(m->topic);
-    phx_channel *ch = calloc(1, sizeof *ch + tl + 1); /* the topic follows the struct */
+    /* the topic right after the last field (not sizeof, which pads) */
+    size_t sz = offsetof(phx_channel, topic) + tl + 1;
+    phx_channel *ch = calloc(1, sz < sizeof *ch ? sizeof *ch : sz);
     if (!ch) {
         s->ops->close(s->t, 1011);
         return;
     }
-    ch->topic = (char *)(ch + 1);
     memcpy(ch->topic, m->topic, tl + 1);
     ch->sock = s;
     s->refs++;

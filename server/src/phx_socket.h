@@ -31,7 +31,6 @@ enum { CH_JOINING = 0, CH_JOINED = 1, CH_CLOSED = 2 };
 typedef struct phx_channel {
     phx_socket *sock;
     const channel_handler *h;
-    char *topic;               /* stored right after the struct, freed with it */
     json_t *join_ref;          /* as the client sent it (may be NULL) */
     void *state;               /* the handler's */
     struct phx_channel *next;  /* the socket's channel list */
@@ -41,21 +40,22 @@ typedef struct phx_channel {
     uint32_t sub_idx;          /* slot in the pubsub subscriber array */
     uint8_t status;
     bool subscribed;
+    char topic[];              /* allocated with the channel */
 } phx_channel;
 
-struct phx_socket {
+struct phx_socket {             /* fields ordered to pack: one per idle connection */
     reactor *r;
-    phx_vsn vsn;
     token_claims claims;       /* who connected */
     phx_channel *channels;
     const phx_transport_ops *ops;
     void *t;
+    phx_msg *inq;              /* messages waiting for the pending join */
+    struct phx_socket *all_next, *all_prev; /* reactor's socket list */
+    phx_vsn vsn;
     uint32_t refs;
+    uint16_t inq_len, inq_cap; /* at most MAX_INQ (256) */
     bool closed;
     bool busy;                 /* an asynchronous join is pending */
-    phx_msg *inq;              /* messages waiting for the pending join */
-    uint32_t inq_len, inq_cap;
-    struct phx_socket *all_next, *all_prev; /* reactor's socket list */
 };
 
 /* A new socket on the current reactor for an authenticated client. */

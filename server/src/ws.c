@@ -25,7 +25,7 @@ typedef struct ws_state {
     uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
     uint64_t frame_size;         /* size of the frame being received */
     uint64_t msg_len;            /* payload bytes of the message so far */
-    phx_vsn vsn;
+    uint8_t vsn;                 /* phx_vsn (a byte: one ws_state per idle connection) */
     bool in_msg;                 /* a fragmented message is open */
     bool in_recv;                /* inside wslay_event_recv */
     bool closing;                /* our close frame is queued */
