@@ -35,37 +35,11 @@ int sync_cursor_check(const char *user_id, const char *s, size_t len, sync_pos *
 /* ------------------------------------------------------------------------ */
 
 /* Stable events visible to user $1 after ($2, $3), at most $4, in (tx, id)
- * order. The user's streams are its private stream -$1 and, for every
- * membership period, its conversation between the positions of the events
- * that opened and closed the period (within a stream, position order is seq
- * order); periods that closed at or before the cursor are skipped. Each
- * stream is read by the (stream, tx, id) index for at most $4 positions
- * (index-only), those are merged, and only the $4 first are fetched whole.
- * Columns: horizon, prune watermark "tx:id", then per event tx, id, type,
- * payload (one row with NULL event columns when there is none). */
-static const char SQL_SYNC[] =
-    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),"
-    " p AS MATERIALIZED ("
-    "  SELECT mb.conversation_id AS stream,"
-    "   COALESCE(lo.tx, '0'::xid8) AS lo_tx, COALESCE(lo.id, 0) AS lo_id,"
-    "   CASE WHEN mb.to_seq IS NULL THEN '18446744073709551615'::xid8 ELSE hi.tx END AS hi_tx,"
-    "   CASE WHEN mb.to_seq IS NULL THEN 9223372036854775807 ELSE hi.id END AS hi_id"
-    "  FROM memberships mb"
-    "  LEFT JOIN events lo ON lo.stream = mb.conversation_id AND lo.seq = mb.from_seq"
-    "  LEFT JOIN events hi ON hi.stream = mb.conversation_id AND hi.seq = mb.to_seq"
-    "  WHERE mb.user_id = $1::int8"
-    "  UNION ALL SELECT -$1::int8, '0'::xid8, 0, '18446744073709551615'::xid8, 9223372036854775807),"
-    " m AS (SELECT * FROM p WHERE hi_tx IS NOT NULL AND (hi_tx, hi_id) > ($2::xid8, $3::int8)),"
-    " k AS (SELECT ks.tx, ks.id FROM m CROSS JOIN h CROSS JOIN LATERAL ("
-    "   SELECT x.tx, x.id FROM events x"
-    "   WHERE x.stream = m.stream AND (x.tx, x.id) > ($2::xid8, $3::int8) AND x.tx < h.x"
-    "    AND (x.tx, x.id) >= (m.lo_tx, m.lo_id) AND (x.tx, x.id) <= (m.hi_tx, m.hi_id)"
-    "   ORDER BY x.tx, x.id LIMIT $4::int) ks"
-    "  ORDER BY ks.tx, ks.id LIMIT $4::int) "
-    "SELECT h.x::text, (SELECT w.tx::text || ':' || w.id FROM sync_prune w),"
-    " e.tx::text, e.id::text, e.type, e.payload::text "
-    "FROM h LEFT JOIN (k JOIN events e ON e.id = k.id) ON true "
-    "ORDER BY k.tx, k.id";
+ * order: sb_sync_page (migrations/041_sync_page.sql, a plpgsql function so
+ * its plan is cached per connection). Columns: horizon, prune watermark
+ * "tx:id", then per event tx, id, type, payload (one row with NULL event
+ * columns when there is none). */
+static const char SQL_SYNC[] = "SELECT * FROM sb_sync_page($1::int8, $2::xid8, $3::int8, $4::int)";
 
 typedef struct fetch_ctx {
     sync_page_cb cb;

@@ -31,7 +31,7 @@
 #define TL_PENDING_MS 5 /* re-read soon when committed events wait above the horizon */
 
 enum { TL_DOWN = 0, TL_CONNECTING, TL_UP };
-enum { Q_NONE = 0, Q_LISTEN, Q_START, Q_FETCH, Q_PRUNE };
+enum { Q_NONE = 0, Q_LISTEN, Q_PREPARE, Q_START, Q_FETCH, Q_PRUNE };
 
 typedef struct tailer {
     reactor *r;
@@ -283,6 +283,8 @@ static const char SQL_PRUNE[] =
     " d AS (DELETE FROM events e USING w WHERE (e.tx, e.id) <= (w.tx, w.id) RETURNING 1) "
     "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u)";
 
+static void tl_sent(tailer *t, int q);
+
 /* Sends a query; the result arrives in on_io. */
 static void tl_send(tailer *t, int q, const char *sql, int n, const char *const *params)
 {
@@ -290,6 +292,12 @@ static void tl_send(tailer *t, int q, const char *sql, int n, const char *const 
         tl_teardown(t, PQerrorMessage(t->pg));
         return;
     }
+    tl_sent(t, q);
+}
+
+/* Records query q as in flight and flushes it. */
+static void tl_sent(tailer *t, int q)
+{
     t->query = q;
     t->sent_ms = uv_now(t->loop);
     int f = PQflush(t->pg);
@@ -303,6 +311,7 @@ static void tl_send(tailer *t, int q, const char *sql, int n, const char *const 
     }
 }
 
+/* Sends the fetch as the statement prepared on this connection. */
 static void send_fetch(tailer *t)
 {
     char tx[24], id[24], lim[16];
@@ -311,7 +320,11 @@ static void send_fetch(tailer *t)
     snprintf(lim, sizeof lim, "%d", g_cfg.tailer_batch > 0 ? g_cfg.tailer_batch : 500);
     const char *p[3] = {tx, id, lim};
     t->want = false;
-    tl_send(t, Q_FETCH, SQL_FETCH, 3, p);
+    if (!PQsendQueryPrepared(t->pg, "tl_fetch", 3, p, NULL, NULL, 0)) {
+        tl_teardown(t, PQerrorMessage(t->pg));
+        return;
+    }
+    tl_sent(t, Q_FETCH);
 }
 
 /* Decides what to do while idle: prune when due, else fetch now or arm the
@@ -356,6 +369,13 @@ static void tl_done(tailer *t, PGresult *res)
     uint64_t delay = g_cfg.tailer_poll_ms ? g_cfg.tailer_poll_ms : 500;
     switch (q) {
     case Q_LISTEN:
+        if (!PQsendPrepare(t->pg, "tl_fetch", SQL_FETCH, 3, NULL)) {
+            tl_teardown(t, PQerrorMessage(t->pg));
+            return;
+        }
+        tl_sent(t, Q_PREPARE);
+        return;
+    case Q_PREPARE:
         tl_next(t);
         return;
     case Q_START: {
