@@ -361,7 +361,7 @@ static online *o_b[ONLINE_BUCKETS];
  * second, not one per join. A user who went online and back offline within
  * one batch (or the reverse) is not announced. */
 #define PRESENCE_BATCH_MS 100
-#define PRESENCE_BATCH_MAX 20000
+#define PRESENCE_BATCH_MAX 1024 /* a full batch is sent at once */
 
 typedef struct pend {
     char uid[KEY_MAX];
@@ -372,8 +372,8 @@ typedef struct pend {
 typedef struct batch {
     uv_timer_t timer;
     bool timer_ready;
-    pend *v;
-    uint32_t n, cap;
+    uint32_t n;
+    pend v[PRESENCE_BATCH_MAX]; /* no heap: nothing to free at shutdown */
 } batch;
 
 static _Thread_local batch t_batch;
@@ -428,9 +428,7 @@ static void batch_flush(void)
     reactor *r = reactor_self();
     if (!bt->n) return;
     if (!r || !r->db) {
-        bt->n = bt->cap = 0;
-        free(bt->v);
-        bt->v = NULL;
+        bt->n = 0;
         return;
     }
     qsort(bt->v, bt->n, sizeof *bt->v, pend_cmp);
@@ -452,9 +450,7 @@ static void batch_flush(void)
     }
     strbuf_add(&ids, "}", 1, 0);
     strbuf_add(&ons, "}", 1, 0);
-    bt->n = bt->cap = 0; /* nothing kept between batches */
-    free(bt->v);
-    bt->v = NULL;
+    bt->n = 0;
     if (any && ids.p && ons.p) {
         const char *p[2] = {ids.p, ons.p};
         db_query(r->db, SQL_SEEN, 2, p, batch_done, NULL);
@@ -471,16 +467,7 @@ static void announce(const char *uid, bool on)
     reactor *r = reactor_self();
     batch *bt = &t_batch;
     if (!r || !r->db || !rest_parse_id(uid) || strlen(uid) >= KEY_MAX) return;
-    if (bt->n == bt->cap) {
-        if (bt->cap >= PRESENCE_BATCH_MAX) batch_flush();
-        else {
-            uint32_t nc = bt->cap ? bt->cap * 2 : 64;
-            pend *nv = realloc(bt->v, nc * sizeof *nv);
-            if (!nv) return;
-            bt->v = nv;
-            bt->cap = nc;
-        }
-    }
+    if (bt->n == PRESENCE_BATCH_MAX) batch_flush();
     pend *pe = &bt->v[bt->n];
     strcpy(pe->uid, uid);
     pe->on = on;
