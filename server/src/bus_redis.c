@@ -489,7 +489,13 @@ static void drain_task(void *arg)
             topic_ent *e = op->type == OP_ADD ? topic_get(op->data)
                                               : topic_find(op->data, hash_str(op->data));
             if (e && op->type == OP_ADD) {
-                if (e->count++ == 0) mark_dirty(e);
+                if (e->count++ == 0) {
+                    mark_dirty(e);
+                    /* followed again before the UNSUBSCRIBE went out: no new
+                     * subscription will confirm it, so say it is ready now */
+                    if (e->rstate == R_SUBSCRIBED && B.listener && B.listener->topic_ready)
+                        B.listener->topic_ready(e->topic);
+                }
             } else if (e && e->count > 0) {
                 if (--e->count == 0) {
                     mark_dirty(e);
@@ -574,7 +580,8 @@ static void handle_control(const char *node, const char *event, const char *payl
         const char *id = json_string_value(json_object_get(j, "id"));
         const char *by = json_string_value(json_object_get(j, "by"));
         json_int_t code = json_integer_value(json_object_get(j, "code"));
-        if (id && by) sb_disconnect_local(id, !strcmp(by, "session"), code ? (int)code : 1008);
+        if (code < 1000 || code > 4999 || code == 1005 || code == 1006) code = 1008;
+        if (id && by) sb_disconnect_local(id, !strcmp(by, "session"), (int)code);
     } else {
         peer_seen(node, NULL);
         if (B.listener && B.listener->control) B.listener->control(node, event, j);
@@ -617,6 +624,9 @@ static void on_message(const char *chan, size_t chlen, const char *data, size_t 
     if (chlen <= B.prefix_t_len) return;
     const char *topic = chan + B.prefix_t_len;
     peer_seen(node, NULL);
+    /* still in flight while an UNSUBSCRIBE is: nobody here wants it */
+    topic_ent *e = topic_find(topic, hash_str(topic));
+    if (!e || e->count == 0) return;
     pubsub_msg *m = NULL;
     if (env.kind == BUS_TEXT) {
         if (B.listener && B.listener->remote_text &&
