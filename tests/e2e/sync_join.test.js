@@ -11,7 +11,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
-const { Socket } = require('phoenix');
+const { Socket, LongPoll } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
 const { sql, Psql, mkUser, streamId, appendTx, joinTx } = require('./lib/sync_db');
 
@@ -34,10 +34,10 @@ function waitFor(pred, ms, what) {
 
 /** A phoenix.js client of user `uid` that records every durable event and
  * rejoins with the last cursor it saw (params closure). */
-function client(srv, uid, token) {
+function client(srv, uid, token, transport = WebSocket) {
   const c = { events: [], joins: [], cursor: null, errors: [] };
-  c.socket = new Socket(srv.wsUrl('/socket'), {
-    transport: WebSocket,
+  c.socket = new Socket(transport === LongPoll ? srv.url('/socket') : srv.wsUrl('/socket'), {
+    transport,
     params: { token },
     reconnectAfterMs: () => 50,
     rejoinAfterMs: () => 50,
@@ -231,6 +231,32 @@ describe('user:<id> join with a cursor', () => {
       }
     } finally {
       await small.stop();
+    }
+  });
+
+  test('catch-up and live over the long-poll transport', T, async () => {
+    const u = await mkUser();
+    const s = streamId();
+    await sql(joinTx(s, u));
+    const token = srv.token(u);
+    const start = (await (await fetch(srv.url('/api/v1/sync'), { headers: { authorization: `Bearer ${token}` } })).json()).cursor;
+    const txs = [];
+    for (let t = 0; t < 6; t++) txs.push(appendTx(s, 'message:new', Array.from({ length: 50 }, (_, k) => ({ message: { conv: s, n: t * 50 + k + 1 } }))));
+    await sql(txs.join('\n'));
+    const c = client(srv, u, token, LongPoll);
+    c.cursor = start;
+    try {
+      const r = await c.join();
+      assert.equal(r.cursor, start);
+      assert.ok(c.socket.conn instanceof LongPoll);
+      await waitFor(() => nums(c, s).length >= 300, 20000, `catch-up over long-poll (${nums(c, s).length}/300)`);
+      await sql(appendTx(s, 'message:new', [{ message: { conv: s, n: 301 } }]));
+      await waitFor(() => nums(c, s).length >= 301, 15000, 'live over long-poll');
+      await sleep(200);
+      assertExactly(nums(c, s), 301, 'long-poll');
+      assert.deepEqual(c.errors, []);
+    } finally {
+      c.socket.disconnect();
     }
   });
 });
