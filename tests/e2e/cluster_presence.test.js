@@ -14,7 +14,7 @@ const { BASE_ENV, signup, api, waitForDatabase } = require('./lib/api');
 const { Client } = require('./lib/frames');
 const { socketPath } = require('./lib/phx');
 const {
-  startRedis, startCluster, waitClusterUp, stopAll, waitUntil, sleep, pushResult, join, phxSocket,
+  startRedis, startCluster, waitClusterUp, stopAll, waitUntil, sleep, pushResult, join, phxSocket, NODE_TIMEOUT_MS,
 } = require('./lib/cluster');
 
 const T = { timeout: 90000 };
@@ -35,6 +35,8 @@ class Viewer {
     if (withUser) {
       this.userCh = this.socket.channel(`user:${this.user.id}`, {});
       this.userCh.on('message:new', (p) => this.messages.set(p.message.id, (this.messages.get(p.message.id) || 0) + 1));
+      this.receipts = [];
+      this.userCh.on('receipt', (p) => this.receipts.push(p));
       await join(this.userCh);
     }
     this.ch = this.socket.channel(`conversation:${convId}`, {});
@@ -225,5 +227,52 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
     }
     await sleep(500);
     for (const v of senders) for (const id of ids) assert.equal(v.messages.get(id), 1, `${v.label}: ${id} once`);
+  });
+  test('a direct chat across nodes: messages and receipts cross exactly once', T, async () => {
+    const a = viewers.find((v) => v.userCh && v.node === nodes[0]);
+    const c = viewers.find((v) => v.userCh && v.node !== a.node);
+    assert.ok(c, 'a member on another node');
+    const r = await api(nodes[0], 'POST', '/conversations', { token: a.user.token, body: { kind: 'direct', user_id: c.user.id } });
+    assert.ok(r.status === 201 || r.status === 200, r.text);
+    const direct = r.json.conversation;
+    const ids = [];
+    for (const [k, from] of [[0, a], [1, c], [2, a], [3, c]]) {
+      const [st, resp] = await pushResult(from.userCh.push('message:send', {
+        conversation_id: direct.id, client_id: `direct-${k}-${Date.now()}`, kind: 'text', body: `d${k}`,
+      }));
+      assert.equal(st, 'ok', JSON.stringify(resp));
+      ids.push(resp.message);
+    }
+    for (const v of [a, c]) await waitUntil(() => ids.every((m) => v.messages.has(m.id)), 10000, `${v.label} has the direct messages`);
+    const last = ids[ids.length - 1];
+    const [st] = await pushResult(a.userCh.push('receipt', { conversation_id: direct.id, kind: 'read', up_to_seq: last.seq }));
+    assert.equal(st, 'ok');
+    const mine = (v) => v.receipts.filter((x) => x.conversation_id === direct.id && x.user_id === a.user.id && x.kind === 'read');
+    await waitUntil(() => mine(c).length >= 1, 10000, `${c.label} gets ${a.label}'s read receipt`);
+    await sleep(500);
+    for (const v of [a, c]) {
+      for (const m of ids) assert.equal(v.messages.get(m.id), 1, `${v.label}: ${m.id} once`);
+      assert.equal(mine(v).length, 1, `${v.label}: the receipt once`);
+      assert.equal(mine(v)[0].up_to_seq, last.seq);
+    }
+  });
+
+  test('a node shutting down says goodbye: its viewers leave at once, not after the timeout', T, async () => {
+    const onB = viewers.filter((v) => v.node === nodes[1]);
+    assert.ok(onB.length > 0, 'node-b has viewers');
+    const rest = viewers.filter((v) => v.node !== nodes[1]);
+    const ids = rest.map((v) => v.user.id);
+    const t0 = Date.now();
+    await nodes[1].stop();
+    for (const v of rest) {
+      await waitUntil(() => JSON.stringify(v.viewers()) === JSON.stringify(want(ids)), 5000,
+        `${v.label} dropping node-b's viewers (has ${JSON.stringify(v.viewers())})`);
+    }
+    const ms = Date.now() - t0;
+    assert.ok(ms < NODE_TIMEOUT_MS, `gone in ${ms} ms, before the ${NODE_TIMEOUT_MS} ms node timeout`);
+    for (const n of [nodes[0], nodes[2]]) {
+      assert.ok(n.logsMatching(/"msg":"redis_peer_down".*"peer":"node-b".*"reason":"goodbye"/).length === 1, `${n.nodeId} got node-b's goodbye`);
+    }
+    for (const v of onB) v.close();
   });
 });
