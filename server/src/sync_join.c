@@ -45,7 +45,7 @@ typedef struct held_msg {
 
 typedef struct sj_state {
     phx_channel *ch;
-    char uid[TOKEN_MAX_ID + 1];
+    const char *uid;     /* ch->sock->claims.user_id (st never outlives ch's socket) */
     sync_pos floor;      /* last position delivered */
     json_t *reply;       /* the join's ok response, until the join completes */
     bool joined;         /* the join was answered ok */
@@ -347,7 +347,7 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
         sj_state *st = numeric ? calloc(1, sizeof *st) : NULL;
         if (st) {
             st->ch = ch;
-            snprintf(st->uid, sizeof st->uid, "%s", uid);
+            st->uid = ch->sock->claims.user_id;
             tailer_user_online(uid, +1); /* before reading the position */
             st->counted = true;
             st->joined = true;
@@ -386,7 +386,7 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
         return PHX_ERROR;
     }
     st->ch = ch;
-    snprintf(st->uid, sizeof st->uid, "%s", uid);
+    st->uid = ch->sock->claims.user_id;
     tailer_user_online(uid, +1); /* before the subscription */
     st->counted = true;
     st->floor = from;
