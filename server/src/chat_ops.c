@@ -2,6 +2,7 @@
  * user:<id> channel events (see chat.h): input validation, the send rate
  * limit, one sb_* statement per write, and answers through a chat_sink. */
 #include "chat.h"
+#include "tailer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +266,8 @@ static void run_done(const PGresult *res, const char *err, void *arg)
         json_decref(r);
         return;
     }
+    if (s->op != CHAT_CHATS && s->op != CHAT_HISTORY && s->op != CHAT_MEMBERS)
+        tailer_kick(); /* a write committed: wake this node's event tailer (sync.md) */
     answer(s, r);
 }
 

@@ -68,7 +68,7 @@ static const opt opts[] = {
     {"ratelimit-typing", "SB_RATELIMIT_TYPING", T_STR, "10/10", S(ratelimit_typing), "typing events per user and conversation, N/S"},
     {"sync-retention", "SB_SYNC_RETENTION", T_I64, "2592000", N(sync_retention_s), "seconds a sync cursor stays valid; older ones answer 410 cursor_expired, and events older than this may be pruned"},
     {"sync-prune-interval", "SB_SYNC_PRUNE_INTERVAL", T_I64, "3600", N(sync_prune_interval_s), "seconds between prunes of events older than the sync retention (0 = never prune)"},
-    {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "500", N(tailer_poll_ms), "event tailer fallback poll interval when no NOTIFY arrives, ms"},
+    {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
     {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
 };
 

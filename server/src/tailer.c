@@ -78,6 +78,9 @@ void tailer_user_online(const char *uid, int delta)
     else atomic_fetch_sub(&g_online[uid_bucket(uid)], 1);
 }
 
+static atomic_int g_kick_pending;
+static atomic_bool g_started; /* tailer_start scheduled the tailer */
+
 static void tl_connect(tailer *t);
 static void tl_teardown(tailer *t, const char *why);
 static void tl_next(tailer *t);
@@ -659,8 +662,33 @@ static void start_task(void *arg)
     tl_connect(t);
 }
 
+/* Runs on reactor 0: fetch now if idle, else right after the query in
+ * flight. */
+static void kick_task(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_kick_pending, 0);
+    tailer *t = g_tl;
+    if (!t || t->state != TL_UP) return;
+    if (t->query != Q_NONE) {
+        t->want = true;
+        return;
+    }
+    uv_timer_stop(&t->timer);
+    tl_next(t);
+}
+
+void tailer_kick(void)
+{
+    if (!atomic_load(&g_started)) return;
+    if (atomic_exchange(&g_kick_pending, 1) == 0 && reactor_post(&g_reactors[0], kick_task, NULL) != 0)
+        atomic_store(&g_kick_pending, 0);
+}
+
 int tailer_start(void)
 {
     if (!g_cfg.database_url[0] || g_nreactors < 1) return 0;
-    return reactor_post(&g_reactors[0], start_task, NULL);
+    if (reactor_post(&g_reactors[0], start_task, NULL) != 0) return -1;
+    atomic_store(&g_started, true);
+    return 0;
 }

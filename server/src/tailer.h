@@ -23,6 +23,11 @@ int tailer_start(void);
  * *ready is false until the tailer has read its start position. Thread-safe. */
 sync_pos tailer_position(bool *ready);
 
+/* Wakes this node's tailer to read now (after a write committed here).
+ * Coalesced: any number of kicks while one is pending cost one fetch.
+ * Thread-safe, cheap. */
+void tailer_kick(void);
+
 /* Counts user channels joined on this node per user id (delta +1 on join,
  * -1 when the channel goes). The tailer skips recipients with none: their
  * cursor and frames are never built. Call with +1 before the channel is
