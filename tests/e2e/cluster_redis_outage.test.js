@@ -7,7 +7,9 @@
 // durable path: Postgres and each node's tailer).
 //
 // Checked: no node crashes; /readyz says redis "down" (status "degraded",
-// still 200) during the outage and "ok" after; same-node shouts never stop
+// still 200) during the outage and "ok" after; Phoenix Presence on the
+// conversation lists every node's viewers exactly once again after the
+// outage, by itself; same-node shouts never stop
 // (every one arrives exactly once); cross-node shouts resume by themselves
 // once Redis is back (the last ones of every sender reach every client) and
 // are never doubled; every client, following its cursor, ends with every
@@ -46,7 +48,7 @@ describe('R3: Redis stopped for 10 s under traffic', () => {
     conv = r.json.conversation;
     for (const [i, c] of clients.entries()) {
       await c.bootstrap(nodes[i % 3]);
-      await c.attach(nodes[i % 3], { room: 'r3' });
+      await c.attach(nodes[i % 3], { room: 'r3', conv: conv.id });
     }
   });
   after(async () => {
@@ -105,6 +107,11 @@ describe('R3: Redis stopped for 10 s under traffic', () => {
     await waitUntil(() => clients.every((c, ci) => senders.every((s, si) => si === ci % 3
       || c.shouts.some((x) => x.from === si && sent[si].find((y) => y.k === x.k).at > tUp))), 10000,
     'cross-node shouts sent after the restart reaching every client');
+    // Phoenix Presence heals by itself: the other nodes' viewers (dropped while
+    // their heartbeats were silent) are listed again, each exactly once
+    const all = JSON.stringify(Object.fromEntries(clients.map((c) => [c.user.id, 1]).sort()));
+    const seen = (c) => JSON.stringify(Object.fromEntries(Object.entries(c.viewers()).sort()));
+    for (const c of clients) await waitUntil(() => seen(c) === all, 10000, `${c.label}: all 6 viewers again (has ${seen(c)})`);
     await sleep(2000);
     running = false;
     await shoutLoop;
