@@ -18,6 +18,7 @@
 #include "http_conn.h"
 #include "log.h"
 #include "longpoll.h"
+#include "presence_cluster.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "sync.h"
@@ -70,6 +71,7 @@ void fz_init(void)
     sync_routes();
     ch_user_register();
     ch_echo_register();
+    presence_cluster_init();
 
     uv_loop_init(&g_r.loop);
     pthread_mutex_init(&g_r.tasks_mu, NULL);
