@@ -10,8 +10,8 @@
  *              (bus_codec.h, stamped with this node's name) and queues it;
  *              reactor 0 hands it to hiredis. Every queued, held or
  *              unanswered byte counts against SB_REDIS_QUEUE_MAX; beyond it
- *              publications are dropped and counted (logged once per
- *              heartbeat), never blocking a reactor. While the publisher is
+ *              publications are dropped and counted (logged at most every
+ *              5 s), never blocking a reactor. While the publisher is
  *              down they are held (FIFO, at most SB_REDIS_QUEUE_MS old).
  *   subscribe: pubsub.c reports a reactor's first / last local subscriber
  *              of a topic; reactor 0 keeps a node-wide count per topic and
@@ -109,8 +109,10 @@ static struct {
     bool was_up;
 } B = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* Monotonic milliseconds (any thread). */
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000u; }
 
+/* FNV-1a of a NUL-terminated string. */
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
@@ -118,6 +120,8 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
+/* Publishes "up" for /readyz (both connections and the control channel
+ * work) and logs each change. */
 static void update_status(void)
 {
     bool up = B.pub_up && B.sub_up && B.ctl_ready;
@@ -150,6 +154,7 @@ static void inbox_push(bus_op *op)
     }
 }
 
+/* Frees an op and its data. */
 static void op_free(bus_op *op)
 {
     free(op->data);
@@ -182,6 +187,7 @@ static void enqueue_pub(char *cmd, size_t len)
     inbox_push(op);
 }
 
+/* bus_ops.publish: formats the PUBLISH here, on the caller's thread. */
 static void redis_publish(const char *topic, int kind, const char *event, const void *payload,
                           size_t len)
 {
@@ -194,6 +200,7 @@ static void redis_publish(const char *topic, int kind, const char *event, const 
     enqueue_pub(cmd, n);
 }
 
+/* bus_ops.control: a control message on <prefix>ctl. */
 static void redis_control(const char *event, const char *payload_json)
 {
     size_t n;
@@ -206,6 +213,7 @@ static void redis_control(const char *event, const char *payload_json)
     enqueue_pub(cmd, n);
 }
 
+/* Queues a topic's demand change (OP_ADD / OP_DEL) for reactor 0. */
 static void topic_op(const char *topic, uint8_t type)
 {
     bus_op *op = calloc(1, sizeof *op);
@@ -245,6 +253,7 @@ static topic_ent *topic_find(const char *topic, uint64_t h)
     return NULL;
 }
 
+/* Doubles the topic table (keeps the old one when out of memory). */
 static void topics_grow(void)
 {
     size_t nnb = B.tnb * 2;
@@ -261,6 +270,7 @@ static void topics_grow(void)
     B.tnb = nnb;
 }
 
+/* The topic's entry, created if needed; NULL when out of memory. */
 static topic_ent *topic_get(const char *topic)
 {
     uint64_t h = hash_str(topic);
@@ -282,6 +292,7 @@ static topic_ent *topic_get(const char *topic)
     return e;
 }
 
+/* Removes e from the table and frees it. */
 static void topic_unlink_free(topic_ent *e)
 {
     topic_ent **pp = &B.tb[e->hash & (B.tnb - 1)];
@@ -291,6 +302,7 @@ static void topic_unlink_free(topic_ent *e)
     free(e);
 }
 
+/* Queues e for the next reconcile (once). */
 static void mark_dirty(topic_ent *e)
 {
     if (e->dirty) return;
@@ -299,8 +311,9 @@ static void mark_dirty(topic_ent *e)
     B.dirty = e;
 }
 
-/* Sends one SUBSCRIBE or UNSUBSCRIBE with argv[1..n). */
 static void sub_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* Sends one SUBSCRIBE or UNSUBSCRIBE for chans[0..n) and frees them. */
 static void send_batch(const char *cmd, char **chans, int n)
 {
     if (n == 0) return;
@@ -316,6 +329,7 @@ static void send_batch(const char *cmd, char **chans, int n)
     for (int i = 0; i < n; i++) free(chans[i]);
 }
 
+/* "<prefix>t:<topic>", malloc'd, or NULL. */
 static char *channel_of(const char *topic)
 {
     size_t pl = strlen(B.prefix), tl = strlen(topic);
@@ -400,6 +414,7 @@ static void pub_send(bus_op *op)
     op_free(op);
 }
 
+/* Drops held publications older than SB_REDIS_QUEUE_MS (counted). */
 static void hold_drop_old(uint64_t now)
 {
     while (B.hold_head && now - B.hold_head->at_ms > g_cfg.redis_queue_ms) {
@@ -412,6 +427,7 @@ static void hold_drop_old(uint64_t now)
     }
 }
 
+/* Sends what was held while the publisher was down, oldest first. */
 static void hold_flush(void)
 {
     hold_drop_old(mono_ms());
@@ -423,6 +439,7 @@ static void hold_flush(void)
     }
 }
 
+/* Sends op now, or holds it behind older held ones / while down; takes op. */
 static void pub_or_hold(bus_op *op)
 {
     op->next = NULL;
@@ -472,6 +489,8 @@ static void control_now(const char *event, json_t *payload)
 
 /* ---- the inbox drain (reactor 0) ---- */
 
+/* On reactor 0: applies every queued op in order, then reconciles the
+ * subscriptions. */
 static void drain_task(void *arg)
 {
     pthread_mutex_lock(&B.mu);
@@ -518,6 +537,7 @@ static peer *peer_find(const char *node)
     return NULL;
 }
 
+/* Forgets peer p. */
 static void peer_remove(peer *p)
 {
     peer **pp = &B.peers;
@@ -527,6 +547,7 @@ static void peer_remove(peer *p)
     free(p);
 }
 
+/* Logs a peer's end and tells the listener. */
 static void node_down(const char *node, const char *why)
 {
     log_msg(LOG_INFO, "redis_peer_down", "peer", json_string(node), "reason", json_string(why),
@@ -589,6 +610,8 @@ static void handle_control(const char *node, const char *event, const char *payl
     json_decref(j);
 }
 
+/* A publication received on channel chan: ignored if ours or malformed,
+ * else handled (control) or delivered to this node's subscribers. */
 static void on_message(const char *chan, size_t chlen, const char *data, size_t len)
 {
     bus_envelope env;
@@ -639,6 +662,8 @@ static void on_message(const char *chan, size_t chlen, const char *data, size_t 
     if (m) pubsub_deliver_node(m);
 }
 
+/* Every reply of the subscriber connection: messages, and the
+ * confirmations that move a topic between R_* states. */
 static void sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
@@ -696,6 +721,7 @@ static void schedule(uv_timer_t *t, uint64_t *backoff, uv_timer_cb cb)
     uv_timer_start(t, cb, wait, 0);
 }
 
+/* AUTH refused: drop the connection (retried with backoff). */
 static void auth_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
@@ -705,6 +731,8 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+/* Starts a non-blocking connection on reactor 0's loop (AUTH queued when
+ * the URL has a password); NULL on immediate failure. */
 static redisAsyncContext *make_ctx(const char *role)
 {
     redisAsyncContext *ac = B.url.unix_path[0] ? redisAsyncConnectUnix(B.url.unix_path)
@@ -729,6 +757,7 @@ static redisAsyncContext *make_ctx(const char *role)
     return ac;
 }
 
+/* The publisher connected (send what was held) or failed (retry). */
 static void pub_connected(const redisAsyncContext *ac, int status)
 {
     if (status != REDIS_OK) {
@@ -747,6 +776,7 @@ static void pub_connected(const redisAsyncContext *ac, int status)
     update_status();
 }
 
+/* The publisher is gone (hiredis frees it): retry unless stopping. */
 static void pub_disconnected(const redisAsyncContext *ac, int status)
 {
     B.pub = NULL;
@@ -758,6 +788,7 @@ static void pub_disconnected(const redisAsyncContext *ac, int status)
     schedule(&B.pub_retry, &B.pub_backoff, pub_connect);
 }
 
+/* Opens the publisher connection unless one exists or the bus stops. */
 static void pub_connect(uv_timer_t *t)
 {
     if (B.pub || B.stopping || B.closed) return;
@@ -793,6 +824,8 @@ static void sub_connected(const redisAsyncContext *ac, int status)
     reconcile();
 }
 
+/* The subscriber is gone: every topic is unsubscribed as far as Redis
+ * knows; retry unless stopping. */
 static void sub_disconnected(const redisAsyncContext *ac, int status)
 {
     B.sub = NULL;
@@ -811,6 +844,7 @@ static void sub_disconnected(const redisAsyncContext *ac, int status)
     schedule(&B.sub_retry, &B.sub_backoff, sub_connect);
 }
 
+/* Opens the subscriber connection unless one exists or the bus stops. */
 static void sub_connect(uv_timer_t *t)
 {
     if (B.sub || B.stopping || B.closed) return;
@@ -879,6 +913,7 @@ static void on_tick(uv_timer_t *t)
     drain_task(NULL);
 }
 
+/* On reactor 0: timers, both connections, then the first drain. */
 static void start_task(void *arg)
 {
     B.r = reactor_self();
