@@ -4,9 +4,15 @@
 // through the chat REST endpoints: the snapshot and the events after its
 // cursor together hold every message once; a conversation the user was
 // removed from is not in a later snapshot; a conversation limit truncates.
+// Then, live through the chat core: a phoenix.js client disconnects while
+// others send it 500 messages by REST, reconnects with its last cursor and
+// gets all 500 once, in order, then live ones; removed from a group, it
+// gets the removal and nothing after it.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const WebSocket = require('ws');
+const { Socket } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
 const { mkUser } = require('./lib/sync_db');
 
@@ -123,5 +129,86 @@ describe('sync bootstrap', () => {
     assert.deepEqual(b.body.bootstrap, { conversations: [], messages: [], truncated: false });
     const r = await follow(srv.token(u), b.body.cursor);
     assert.deepEqual(r.events, []);
+  });
+
+  test('500 messages sent by others while disconnected, then the removal and nothing after it (chat core)', { timeout: 120000 }, async () => {
+    const [u, v, w] = [await mkUser(), await mkUser(), await mkUser()];
+    const [tu, tv, tw] = [srv.token(u), srv.token(v), srv.token(w)];
+    const g = (await call(tv, 'POST', '/conversations', { kind: 'group', title: 'offline', member_ids: [u, w] })).body.conversation.id;
+    const d = (await call(tw, 'POST', '/conversations', { kind: 'direct', user_id: u })).body.conversation.id;
+    const boot = await call(tu, 'GET', '/sync');
+    let cursor = boot.body.cursor;
+    const got = [];
+    const other = [];
+    const socket = new Socket(srv.wsUrl('/socket'), { transport: WebSocket, params: { token: tu }, reconnectAfterMs: () => 50, rejoinAfterMs: () => 50, timeout: 10000 * slow() });
+    const ch = socket.channel(`user:${u}`, () => ({ cursor }));
+    ch.on('message:new', (p) => { got.push(p.message); cursor = p.cursor; });
+    for (const ev of ['conversation:updated', 'conversation:removed', 'message:updated', 'receipt']) {
+      ch.on(ev, (p) => { other.push({ ev, p }); cursor = p.cursor; });
+    }
+    socket.connect();
+    const joined = () => new Promise((resolve, reject) => ch.join().receive('ok', resolve).receive('error', reject));
+    await joined();
+    await send(tv, g, 'live-1');
+    const deadline = () => Date.now() + 15000 * slow();
+    let until = deadline();
+    while (got.length < 1 && Date.now() < until) await sleep(20);
+    assert.equal(got.length, 1);
+
+    socket.disconnect();
+    const sentG = [];
+    const sentD = [];
+    for (let i = 0; i < 250; i++) {
+      sentG.push((await send(i % 2 ? tv : tw, g, `g${i}`)).id);
+      sentD.push((await send(tw, d, `d${i}`)).id);
+    }
+    await sleep(200);
+    assert.equal(got.length, 1, 'nothing while disconnected');
+    socket.connect();
+    until = deadline();
+    while (got.length < 501 && Date.now() < until) await sleep(20);
+    const ids = got.slice(1).map((m) => m.id);
+    assert.equal(new Set(ids).size, ids.length, 'no duplicates');
+    assert.deepEqual(got.slice(1).filter((m) => m.conversation_id === g).map((m) => m.id), sentG);
+    assert.deepEqual(got.slice(1).filter((m) => m.conversation_id === d).map((m) => m.id), sentD);
+    for (const conv of [g, d]) {
+      const seqs = got.filter((m) => m.conversation_id === conv).map((m) => m.seq);
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'seq order');
+    }
+    // live again
+    await send(tw, d, 'live-2');
+    until = deadline();
+    while (got.length < 502 && Date.now() < until) await sleep(20);
+    assert.equal(got[got.length - 1].body, 'live-2');
+
+    // removed from the group: the removal, then nothing from the group
+    const rm = await call(tv, 'DELETE', `/conversations/${g}/members/${u}`);
+    assert.ok(rm.status === 204 || rm.status === 200, JSON.stringify(rm.body));
+    until = deadline();
+    while (!other.some((o) => o.ev === 'conversation:removed') && Date.now() < until) await sleep(20);
+    const removal = other.filter((o) => o.ev === 'conversation:updated' && o.p.conversation.id === g).pop();
+    assert.ok(removal, 'the removal conversation:updated');
+    assert.ok(!removal.p.conversation.members.some((m) => m.user_id === u));
+    assert.deepEqual(other.filter((o) => o.ev === 'conversation:removed').map((o) => o.p.conversation_id), [g]);
+    const before = got.length;
+    await send(tv, g, 'after-removal');
+    await send(tw, d, 'live-3');
+    until = deadline();
+    while (got.length < before + 1 && Date.now() < until) await sleep(20);
+    await sleep(300);
+    assert.deepEqual(got.slice(before).map((m) => m.body), ['live-3'], 'nothing from the group after the removal');
+    // and sync from the start agrees
+    let all = [];
+    let c = boot.body.cursor;
+    for (let i = 0; i < 100; i++) {
+      const r = await call(tu, 'GET', `/sync?cursor=${encodeURIComponent(c)}&limit=100`);
+      all = all.concat(r.body.events);
+      c = r.body.cursor;
+      if (!r.body.has_more) break;
+    }
+    const msgs = all.filter((e) => e.type === 'message:new').map((e) => e.message.body);
+    assert.equal(msgs.length, 503);
+    assert.ok(!msgs.includes('after-removal'));
+    socket.disconnect();
   });
 });
