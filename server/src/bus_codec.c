@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "util.h"
 
+/* True for the three envelope kinds. */
 static bool kind_ok(int kind) { return kind == BUS_TEXT || kind == BUS_BINARY || kind == BUS_CONTROL; }
 
 size_t bus_envelope_size(size_t node_len, size_t event_len, size_t payload_len)
@@ -99,6 +100,7 @@ static int decode_into(const char *in, size_t n, char *out, size_t cap)
     return 0;
 }
 
+/* Writes why into err; returns -1. */
 static int fail(char *err, size_t errlen, const char *why)
 {
     snprintf(err, errlen, "%s", why);

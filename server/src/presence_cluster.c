@@ -14,6 +14,7 @@
 #define SYNC_EVENT "sb:presence_sync"
 #define PRESENCE_PREFIX "conversation:"
 
+/* Topics with Phoenix Presence (conversation:<id>). */
 static bool presence_topic(const char *topic)
 {
     return strncmp(topic, PRESENCE_PREFIX, sizeof PRESENCE_PREFIX - 1) == 0;
@@ -114,6 +115,7 @@ static bool on_remote_text(const char *node, const char *topic, const char *even
     return diff;
 }
 
+/* Newly followed (or resubscribed): our rows out, theirs requested. */
 static void on_topic_ready(const char *topic)
 {
     if (presence_topic(topic)) send_rows(topic, true);
@@ -151,6 +153,7 @@ static json_t *u_remote; /* user id -> {node: true} */
 
 #define USYNC_CHUNK 2000
 
+/* See presence_cluster.h. */
 bool presence_cluster_user_remote(const char *user_id)
 {
     if (!bus_is_cluster()) return false;
@@ -161,6 +164,7 @@ bool presence_cluster_user_remote(const char *user_id)
     return on;
 }
 
+/* Tells the other nodes about one user ("uon" / "uoff"). */
 static void publish_user(const char *event, const char *user_id)
 {
     json_t *j = json_pack("{s:s}", "u", user_id);
@@ -170,6 +174,7 @@ static void publish_user(const char *event, const char *user_id)
     free(pj);
 }
 
+/* See presence_cluster.h. */
 bool presence_cluster_user_up(const char *user_id)
 {
     if (!bus_is_cluster()) return true;
@@ -177,6 +182,7 @@ bool presence_cluster_user_up(const char *user_id)
     return !presence_cluster_user_remote(user_id);
 }
 
+/* See presence_cluster.h. */
 bool presence_cluster_user_down(const char *user_id)
 {
     if (!bus_is_cluster()) return true;
@@ -220,6 +226,7 @@ static json_t *forget_node(const char *node)
     return gone;
 }
 
+/* presence_local_users callback: appends to a JSON array. */
 static void collect_user(const char *user_id, void *arg) { json_array_append_new(arg, json_string(user_id)); }
 
 /* Sends this node's online users to the others, in chunks. */
@@ -240,6 +247,7 @@ static void send_users(bool ask)
     json_decref(all);
 }
 
+/* Online-state control messages from another node (uon, uoff, usync). */
 static void on_control(const char *node, const char *event, json_t *payload)
 {
     if (!strcmp(event, "uon") || !strcmp(event, "uoff")) {
@@ -280,12 +288,15 @@ static void on_node_down(const char *node)
     json_decref(gone);
 }
 
+/* bus_foreach_topic callback: rows and request for one topic. */
 static void sync_one(const char *topic, void *arg)
 {
     (void)arg;
     if (presence_topic(topic)) send_rows(topic, true);
 }
 
+/* A node heard from (again): it gets our rows and online users, and is
+ * asked for its own. */
 static void on_node_up(const char *node)
 {
     (void)node;
@@ -302,4 +313,5 @@ static const bus_listener listener = {
     .control = on_control,
 };
 
+/* See presence_cluster.h. */
 void presence_cluster_init(void) { bus_set_listener(&listener); }
