@@ -169,6 +169,24 @@ describe('two processes under one SB_NODE_ID', () => {
   });
 });
 
+describe('a node started before its Redis', () => {
+  test('serves alone, reports redis down, connects once Redis appears', T, async () => {
+    const redis = await startRedis();
+    await redis.stop(); // the port is known, nothing listens on it
+    const n = await startNode({ redis, secret: 'e'.repeat(40), id: 'early', name: 'cluster_early' });
+    try {
+      const r = await waitUntil(async () => { const x = await readyz(n); return x && x.checks.redis === 'down' && x.httpStatus === 200 && x; }, 10000, 'redis down, database up');
+      assert.equal(r.status, 'degraded');
+      await sleep(1500); // a few failed attempts
+      await redis.start();
+      await waitUntil(async () => { const x = await readyz(n); return x && x.checks.redis === 'ok'; }, 10000, 'redis ok once it runs');
+    } finally {
+      await n.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe('single node, no Redis configured', () => {
   let srv;
   before(async () => { srv = await startServer({ name: 'cluster_single', env: { SB_REDIS_URL: '' } }); });
