@@ -167,23 +167,34 @@ char *tailer_splice(const char *prefix, size_t prefix_len, const char *cursor, s
 /* Delivery                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Reads a Postgres int8[] text ("{1,2,3}") and calls back with each element
- * as text. Returns the count, or -1 on malformed input. */
-static int each_recipient(const char *arr, const char *type, const char *prefix, size_t plen,
-                          sync_pos pos, int64_t now_s)
+/* Hands one event to the `user:<id>` topic of each recipient in `arr` (a
+ * Postgres int8[] text, "{1,2,3}") that has a user channel joined on this
+ * node: the payload is compacted once (at the first such recipient), then
+ * each recipient's cursor is spliced into it. Returns 0, or -1 when arr or
+ * the payload is malformed. */
+static int deliver_event(const char *arr, const char *type, const char *payload, sync_pos pos,
+                         int64_t now_s)
 {
     if (!arr || arr[0] != '{') return -1;
     const char *p = arr + 1;
-    int n = 0;
+    char *prefix = NULL;
+    size_t plen = 0;
+    int rc = 0;
     while (*p && *p != '}') {
         char uid[24];
         size_t k = 0;
         while (*p >= '0' && *p <= '9' && k < sizeof uid - 1) uid[k++] = *p++;
         uid[k] = 0;
-        if (k == 0 || (*p != ',' && *p != '}')) return -1;
+        if (k == 0 || (*p != ',' && *p != '}')) {
+            rc = -1;
+            break;
+        }
         if (*p == ',') p++;
-        n++;
         if (atomic_load(&g_online[uid_bucket(uid)]) == 0) continue; /* not joined here */
+        if (!prefix && !(prefix = sync_payload_prefix(payload, &plen))) {
+            rc = -1;
+            break;
+        }
         char cur[CURSOR_LEN + 1];
         cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, now_s, cur);
         size_t tl;
@@ -194,7 +205,8 @@ static int each_recipient(const char *arr, const char *type, const char *prefix,
         free(text);
         if (m) pubsub_deliver_node(m); /* every node tails for itself: not on the bus */
     }
-    return n;
+    free(prefix);
+    return rc;
 }
 
 /* Handles a fetch result: publishes the new position, then hands every event
@@ -239,15 +251,9 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
             cursor_parse_u64(PQgetvalue(res, i, 3), &id) != 0)
             continue;
         p.id = (int64_t)id;
-        size_t plen;
-        char *prefix = sync_payload_prefix(PQgetvalue(res, i, 5), &plen);
-        if (!prefix) {
-            log_msg(LOG_WARN, "tailer_bad_payload", "id", json_integer((json_int_t)p.id), NULL);
-            continue;
-        }
-        if (each_recipient(PQgetvalue(res, i, 6), PQgetvalue(res, i, 4), prefix, plen, p, now_s) < 0)
-            log_msg(LOG_WARN, "tailer_bad_recipients", "id", json_integer((json_int_t)p.id), NULL);
-        free(prefix);
+        if (deliver_event(PQgetvalue(res, i, 6), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), p,
+                          now_s) < 0)
+            log_msg(LOG_WARN, "tailer_bad_event", "id", json_integer((json_int_t)p.id), NULL);
     }
     return full;
 }
