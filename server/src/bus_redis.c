@@ -398,6 +398,7 @@ static void pub_reply(redisAsyncContext *ac, void *reply, void *priv)
         }
     } else {
         atomic_fetch_add(&B.published, 1);
+        B.pub_backoff = 0;
     }
 }
 
@@ -687,6 +688,7 @@ static void sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!is_sub && !is_unsub) return;
     if (!strcmp(chan, B.ctl)) {
         B.ctl_ready = is_sub;
+        if (is_sub) B.sub_backoff = 0;
         update_status();
         return;
     }
@@ -726,7 +728,12 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR) {
-        log_msg(LOG_ERROR, "redis_auth_failed", "error", json_string(r->str), NULL);
+        static uint64_t last;
+        uint64_t now = mono_ms();
+        if (!last || now - last > 10000) {
+            last = now;
+            log_msg(LOG_ERROR, "redis_auth_failed", "error", json_string(r->str), NULL);
+        }
         redisAsyncDisconnect(ac);
     }
 }
@@ -767,8 +774,7 @@ static void pub_connected(const redisAsyncContext *ac, int status)
         schedule(&B.pub_retry, &B.pub_backoff, pub_connect);
         return;
     }
-    B.pub_up = true;
-    B.pub_backoff = 0;
+    B.pub_up = true; /* the backoff resets with the first good reply */
     B.pub_last = mono_ms();
     log_msg(LOG_INFO, "redis_connected", "role", json_string("publisher"), NULL);
     control_now("hb", json_pack("{s:s}", "boot", B.boot));
@@ -812,8 +818,7 @@ static void sub_connected(const redisAsyncContext *ac, int status)
         schedule(&B.sub_retry, &B.sub_backoff, sub_connect);
         return;
     }
-    B.sub_up = true;
-    B.sub_backoff = 0;
+    B.sub_up = true; /* the backoff resets when the control channel is subscribed */
     B.sub_last = mono_ms();
     log_msg(LOG_INFO, "redis_connected", "role", json_string("subscriber"), "topics",
             json_integer((json_int_t)B.tcount), NULL);

@@ -187,6 +187,30 @@ describe('a node started before its Redis', () => {
   });
 });
 
+describe('Redis with a password', () => {
+  test('the URL\'s password authenticates; a wrong one is logged and retried, never crashes', T, async () => {
+    const redis = await startRedis({ args: ['--requirepass', 's3cret pw'] });
+    const good = { ...redis, url: `redis://:s3cret%20pw@127.0.0.1:${redis.port}` };
+    const bad = { ...redis, url: `redis://:wrong@127.0.0.1:${redis.port}` };
+    const a = await startNode({ redis: good, secret: 'f'.repeat(40), id: 'auth-ok', name: 'cluster_auth' });
+    const b = await startNode({ redis: bad, secret: 'f'.repeat(40), id: 'auth-bad', name: 'cluster_auth' });
+    try {
+      await waitUntil(async () => { const x = await readyz(a); return x && x.checks.redis === 'ok'; }, 10000, 'authenticated node up');
+      await waitUntil(() => b.logsMatching(/"msg":"redis_auth_failed"/).length > 0, 10000, 'auth failure logged');
+      await sleep(1000);
+      const r = await readyz(b);
+      assert.equal(r.checks.redis, 'down');
+      assert.ok(b.alive(), 'still running');
+      const attempts = b.logsMatching(/"msg":"redis_connected"/).length;
+      assert.ok(attempts < 30, `reconnects back off (${attempts} connections in ~2 s)`);
+      assert.ok(b.logsMatching(/"msg":"redis_auth_failed"/).length <= 2, 'the failure is logged, not once per attempt');
+    } finally {
+      await stopAll([a, b]);
+      await redis.stop();
+    }
+  });
+});
+
 describe('single node, no Redis configured', () => {
   let srv;
   before(async () => { srv = await startServer({ name: 'cluster_single', env: { SB_REDIS_URL: '' } }); });

@@ -65,8 +65,12 @@ async function waitUntil(pred, ms, what) {
 
 const ARTIFACTS = process.env.SB_E2E_ARTIFACTS || path.join(REPO, 'tests', 'artifacts', 'e2e');
 
-/** A private redis-server on a free loopback port; stop() kills it, start() brings it back on the same port. */
-async function startRedis() {
+/**
+ * A private redis-server on a free loopback port (extra server `args`, e.g.
+ * ['--requirepass', 'pw']); stop() kills it, start() brings it back on the
+ * same port.
+ */
+async function startRedis({ args = [] } = {}) {
   const port = await freePort();
   const r = {
     port,
@@ -76,11 +80,11 @@ async function startRedis() {
       fs.mkdirSync(ARTIFACTS, { recursive: true });
       const log = fs.openSync(path.join(ARTIFACTS, `redis-${port}.log`), 'a');
       this.child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-        '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', log, log] });
+        '--appendonly', 'no', '--daemonize', 'no', ...args], { stdio: ['ignore', log, log] });
       fs.closeSync(log);
       const child = this.child;
       this.exited = new Promise((res) => child.on('exit', res));
-      await waitUntil(async () => (await redisCommand(port, 'PING')) === '+PONG', 10000, `redis-server on ${port}`);
+      await waitUntil(async () => /^(\+PONG|-NOAUTH)/.test((await redisCommand(port, 'PING')) || ''), 10000, `redis-server on ${port}`);
     },
     /** Kills this redis-server (SIGKILL: an outage, not a goodbye) and waits for its exit. */
     async stop() {
