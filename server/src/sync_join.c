@@ -1,21 +1,26 @@
-/* sync_join.c — catch-up on `user:<id>` join (see sync_join.h).
+/* sync_join.c — catch-up on `user:<id>` join (see sync_join.h and
+ * docs/sync.md, "Join with cursor").
  *
  * With a cursor c the join is answered only after the first page of events
  * after c has been read (so an expired cursor can still refuse the join).
  * Then, in order: the channel is subscribed (live events start arriving and
  * are held, not sent), the first page is pushed, and further pages are read
- * and pushed until a query that *started after the subscription* reports no
- * more events. The held live events are then released, except durable ones
- * at or before the last position pushed (the floor), which the pages already
- * carried. From then on, durable events at or before the floor are still
- * dropped (the tailer may be behind the catch-up query).
+ * and pushed until one reaches the horizon and either its query started
+ * after the subscription or the tailer's position, read after the
+ * subscription, is at or before the last position pushed (the floor). The
+ * held live events are then released, except durable ones at or before the
+ * floor, which the pages already carried. From then on, durable events at
+ * or before the floor are still dropped (the tailer may lag behind).
  *
  * Why nothing is lost: an event the tailer handed out before the
  * subscription was stable before it, so every query started after the
- * subscription returns it (or it is at or before c). An event handed out
+ * subscription returns it (or it is at or before c), and its position is at
+ * or before the tailer's position at the subscription. An event handed out
  * after the subscription is held. Held events are bounded: past SJ_HELD_MAX
- * they are dropped and the round is repeated, since a query started later
- * returns every durable one of them again. */
+ * (or SJ_HELD_MAX_BYTES) they are dropped and the round is repeated, since a
+ * query started later returns every durable one of them again. Pages wait
+ * for the client's queue to drain (pacing), so a long catch-up is never
+ * closed as a slow consumer. */
 #include "sync_join.h"
 
 #include <stdlib.h>
