@@ -13,7 +13,7 @@ const { startServer } = require('./lib/server');
 const { Client, joinEcho, closeAll } = require('./lib/frames');
 const { binPush, binBroadcast, socketPath } = require('./lib/phx');
 const {
-  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, waitUntil, sleep,
+  startRedis, startCluster, startNode, waitClusterUp, stopAll, readyz, waitUntil, sleep, join,
 } = require('./lib/cluster');
 
 const T = { timeout: 60000 };
@@ -132,6 +132,32 @@ describe('cluster bus: 3 nodes, one private Redis', () => {
     }
     await sleep(300);
     for (const c of clients) await c.expectNothing(0);
+  });
+
+  test('a long-poll client (phoenix.js LongPoll) on node-c gets a shout from node-a, once', T, async () => {
+    const { Socket, LongPoll } = require('phoenix');
+    const socket = new Socket(nodes[2].wsUrl('/socket'), {
+      transport: LongPoll, params: { token: nodes[2].token('lp') }, reconnectAfterMs: () => 200, longpollerTimeout: 20000,
+    });
+    try {
+      socket.connect();
+      const ch = socket.channel('echo:room', {});
+      const got = [];
+      ch.on('shout', (p) => got.push(p));
+      await join(ch);
+      await waitUntil(async () => (await numsub('echo:room')) === 3, 5000, 'still 3 nodes following');
+      clients[0].send('["1","lp1","echo:room","shout",{"lp":1}]');
+      await waitUntil(() => got.length >= 1, 5000, 'long-poll client got the shout');
+      await sleep(500);
+      assert.deepEqual(got, [{ lp: 1 }]);
+      for (const c of clients) {
+        await c.expectText('[null,null,"echo:room","shout",{"lp":1}]', 5000);
+        if (c === clients[0]) await c.expectText('["1","lp1","echo:room","phx_reply",{"response":{},"status":"ok"}]', 5000);
+        await c.expectNothing(0);
+      }
+    } finally {
+      socket.disconnect();
+    }
   });
 
   test('a binary broadcast crosses nodes (V2 binary, kind 2)', T, async () => {
