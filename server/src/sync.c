@@ -34,11 +34,12 @@ int sync_cursor_check(const char *user_id, const char *s, size_t len, sync_pos *
 /* The per-user query                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Stable events visible to user $1 after ($2, $3), at most $4, in (tx, id)
- * order: sb_sync_page (migrations/041_sync_page.sql, a plpgsql function so
- * its plan is cached per connection). Columns: horizon, prune watermark
- * "tx:id", then per event tx, id, type, payload (one row with NULL event
- * columns when there is none). */
+/* Stable events visible to user $1 after ($2, $3), at most $4 and about
+ * 4 MiB, in (tx, id) order: sb_sync_page (migrations/043_sync_page_bytes.sql,
+ * a plpgsql function so its plan is cached per connection). Columns:
+ * horizon, prune watermark "tx:id", then per event tx, id, type, payload
+ * (one row with NULL event columns when there is none), and whether events
+ * were left out for size. */
 static const char SQL_SYNC[] = "SELECT * FROM sb_sync_page($1::int8, $2::xid8, $3::int8, $4::int)";
 
 typedef struct fetch_ctx {
@@ -115,7 +116,9 @@ static void fetched(const PGresult *res, const char *err, void *arg)
     sync_pos last = c->from;
     for (int i = 0; i < rows; i++)
         if (!PQgetisnull(res, i, 2)) events++;
-    pg.has_more = events > c->limit;
+    /* more than the limit, or cut short for size (sb_sync_page's r_more) */
+    pg.has_more = events > c->limit ||
+                  (PQnfields(res) > 6 && !PQgetisnull(res, 0, 6) && PQgetvalue(res, 0, 6)[0] == 't');
     if (pg.n > 0) last = pg.ev[pg.n - 1].pos;
     if (pg.has_more) {
         pg.next = last;
@@ -267,7 +270,9 @@ static void sync_get(sb_req *req)
  * the horizon; whether more than $2 conversations exist; the user's
  * conversations (most recent activity first, at most $2, hidden direct chats
  * left out) as GET /conversations shows them; and each one's latest
- * SYNC_BOOTSTRAP_MESSAGES messages, oldest first. Only what the stable order
+ * SYNC_BOOTSTRAP_MESSAGES messages, oldest first, up to about
+ * SYNC_BOOTSTRAP_BYTES in all (truncated says something was left out: more
+ * conversations, or messages past the size; history has the rest). Only what the stable order
  * already holds is included: conversations whose membership period began
  * below the horizon, messages whose message:new event is below it, so that
  * the events after the returned cursor are exactly what the snapshot lacks. */
@@ -280,18 +285,28 @@ static const char SQL_BOOTSTRAP[] =
     "   AND EXISTS (SELECT 1 FROM events e WHERE e.stream = mb.conversation_id"
     "               AND e.seq = mb.from_seq AND e.tx < h.x)"
     "  ORDER BY cv.last_activity_at DESC, cv.id DESC LIMIT $2::int + 1),"
-    " cl AS (SELECT * FROM c ORDER BY last_activity_at DESC, id DESC LIMIT $2::int) "
-    "SELECT h.x::text, (SELECT count(*) FROM c) > $2::int,"
-    " COALESCE((SELECT jsonb_agg(sb_conversation_view(cl.id, $1::int8)"
-    "   ORDER BY cl.last_activity_at DESC, cl.id DESC) FROM cl), '[]')::text,"
-    " COALESCE((SELECT jsonb_agg(sb_message_json(m.r) ORDER BY m.last_activity_at DESC, m.cid DESC, m.seq)"
-    "   FROM (SELECT cl.id AS cid, cl.last_activity_at, lm.r, lm.seq FROM cl CROSS JOIN LATERAL ("
-    "     SELECT msg AS r, msg.seq FROM messages msg"
+    " cl AS (SELECT * FROM c ORDER BY last_activity_at DESC, id DESC LIMIT $2::int),"
+    /* each conversation's latest messages, with a running size (newest
+     * conversations and messages first) to stop at SYNC_BOOTSTRAP_BYTES */
+    " mm AS MATERIALIZED (SELECT cl.id AS cid, cl.last_activity_at, lm.r, lm.seq,"
+    "   sum(lm.sz) OVER (ORDER BY cl.last_activity_at DESC, cl.id DESC, lm.seq DESC) - lm.sz AS before"
+    "   FROM cl CROSS JOIN h CROSS JOIN LATERAL ("
+    "     SELECT msg AS r, msg.seq, 256 + octet_length(COALESCE(msg.body, ''))"
+    "            + octet_length(COALESCE(msg.location::text, ''))"
+    "            + octet_length(COALESCE(msg.contact::text, '')) AS sz"
+    "     FROM messages msg"
     "     JOIN events e ON e.stream = msg.conversation_id AND e.seq = msg.event_seq"
     "     WHERE msg.conversation_id = cl.id AND msg.event_seq >= cl.from_seq AND e.tx < h.x"
     "      AND NOT EXISTS (SELECT 1 FROM message_hidden hd"
     "                      WHERE hd.user_id = $1::int8 AND hd.message_id = msg.id)"
-    "     ORDER BY msg.seq DESC LIMIT " SYNC_BOOTSTRAP_MESSAGES_S ") lm) m), '[]')::text "
+    "     ORDER BY msg.seq DESC LIMIT " SYNC_BOOTSTRAP_MESSAGES_S ") lm) "
+    "SELECT h.x::text,"
+    " (SELECT count(*) FROM c) > $2::int"
+    "  OR EXISTS (SELECT 1 FROM mm WHERE mm.before >= " SYNC_BOOTSTRAP_BYTES_S "),"
+    " COALESCE((SELECT jsonb_agg(sb_conversation_view(cl.id, $1::int8)"
+    "   ORDER BY cl.last_activity_at DESC, cl.id DESC) FROM cl), '[]')::text,"
+    " COALESCE((SELECT jsonb_agg(sb_message_json(mm.r) ORDER BY mm.last_activity_at DESC, mm.cid DESC, mm.seq)"
+    "   FROM mm WHERE mm.before < " SYNC_BOOTSTRAP_BYTES_S "), '[]')::text "
     "FROM h";
 
 static void bootstrap_read(const PGresult *res, const char *err, void *arg)

@@ -13,6 +13,7 @@
 #define SYNC_LIMIT_DEFAULT 200
 #define SYNC_LIMIT_MAX 1000
 #define SYNC_BOOTSTRAP_MESSAGES_S "20" /* latest messages per conversation in a bootstrap */
+#define SYNC_BOOTSTRAP_BYTES_S "4194304" /* and about this many bytes of them in all */
 
 /* Registers GET /api/v1/sync. */
 void sync_routes(void);

@@ -38,7 +38,7 @@ async function follow(srv, token, cursor, limit) {
     events.push(...r.body.events);
     cursor = r.body.cursor;
     if (!r.body.has_more) return { events, cursor };
-    assert.equal(r.body.events.length, limit, 'a page with has_more is full');
+    assert.ok(r.body.events.length >= 1, 'a page with has_more is not empty');
   }
   throw new Error('has_more never ended');
 }
@@ -122,6 +122,27 @@ describe('GET /api/v1/sync', () => {
     const again = await follow(srv, tu, start, 50);
     assert.deepEqual(again.events.map((e) => e.conversation_id), ['mine']);
     assert.equal(events.length, 1);
+  });
+
+  test('a page stops at about 4 MiB of payload and says has_more', T, async () => {
+    const u = await mkUser();
+    const tok = srv.token(u);
+    const start = (await get(srv, tok, '')).body.cursor;
+    // 7 events of about 960 kB each (incompressible), then 3 small ones
+    await sql(`BEGIN; SELECT sb_stream_lock(-${u});
+      SELECT count(sb_event_append(-${u}, 'conversation:removed', jsonb_build_object('conversation_id', g::text,
+        'pad', (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 30000) i))))
+      FROM generate_series(1, 7) g;
+      SELECT count(sb_event_append(-${u}, 'conversation:removed', jsonb_build_object('conversation_id', g::text)))
+      FROM generate_series(8, 10) g; COMMIT;`);
+    await sleep(200);
+    const first = await get(srv, tok, `?cursor=${start}&limit=100`);
+    assert.equal(first.status, 200);
+    assert.ok(first.body.events.length >= 1 && first.body.events.length <= 5, `${first.body.events.length} events`);
+    assert.equal(first.body.has_more, true);
+    const { events } = await follow(srv, tok, start, 100);
+    assert.deepEqual(events.map((e) => e.conversation_id), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+    assert.equal(events[0].pad.length, 960000);
   });
 
   test('forged, altered, foreign and malformed cursors are 400; bad limits 422; no token 401', T, async () => {
