@@ -35,7 +35,7 @@ describe('sync bootstrap', () => {
   }
 
   async function send(token, conv, text) {
-    const r = await call(token, 'POST', `/conversations/${conv}/messages`, { client_id: `c-${text}-${Math.random()}`, kind: 'text', body: text });
+    const r = await call(token, 'POST', `/conversations/${conv}/messages`, { client_id: `c-${text.slice(0, 20)}-${Math.random()}`, kind: 'text', body: text });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body.message;
   }
@@ -120,6 +120,30 @@ describe('sync bootstrap', () => {
     assert.ok(!b2.body.bootstrap.messages.some((m) => m.conversation_id === gid));
     const bw = await call(srv.token(w), 'GET', '/sync');
     assert.deepEqual(bw.body.bootstrap.conversations.map((c) => c.id), [gid]);
+  });
+
+  test('the snapshot stops at about 4 MiB of messages and says truncated', T, async () => {
+    const [u, v] = [await mkUser(), await mkUser()];
+    const [tu, tv] = [srv.token(u), srv.token(v)];
+    const convs = [];
+    for (let i = 0; i < 5; i++) {
+      const g = await call(tv, 'POST', '/conversations', { kind: 'group', title: `big${i}`, member_ids: [u] });
+      assert.equal(g.status, 201, JSON.stringify(g.body));
+      convs.push(g.body.conversation.id);
+    }
+    const big = 'x'.repeat(60000);
+    for (const conv of convs) for (let k = 0; k < 20; k++) await send(tv, conv, `${k}${big}`);
+    const b = await call(tu, 'GET', '/sync');
+    assert.equal(b.status, 200);
+    const snap = b.body.bootstrap;
+    assert.equal(snap.conversations.length, 5, 'every conversation is listed');
+    assert.equal(snap.truncated, true);
+    const bytes = snap.messages.reduce((n, m) => n + m.body.length, 0);
+    assert.ok(bytes <= 4.5 * 1024 * 1024, `${bytes} bytes of messages`);
+    assert.ok(snap.messages.length >= 60 && snap.messages.length < 100, `${snap.messages.length} messages`);
+    // the newest conversation's latest messages are the ones kept
+    const newest = snap.conversations[0].id;
+    assert.equal(snap.messages.filter((m) => m.conversation_id === newest).length, 20);
   });
 
   test('a user with no conversations gets an empty snapshot and a working cursor', T, async () => {
