@@ -225,6 +225,21 @@ bench_fanout() { # name subs run window scenario
   return $rc
 }
 
+# ---- P3 at 100,000: one topic over several processes bridged by Redis --------------
+bench_fanout_cluster() { # subs run window
+  local subs=$1 run=$2 window=$3
+  local n=$(( (subs + PER_SERVER - 1) / PER_SERVER )) procs=$(( (subs + 18999) / 19000 ))
+  echo "bench: p3_fanout_cluster: $subs subscribers of one topic over $n server processes (one port, Redis bus), window $window, ${run}s" >&2
+  start_group p3c "$n" SB_TEST_CHANNELS=1 SB_REACTORS=1 SB_REDIS_URL="$REDIS_URL" || return 1
+  sleep 0.5
+  run_sbload p3_fanout_cluster --scenario fanout --url "ws://127.0.0.1:$GROUP_PORT/socket/websocket" \
+    --conns "$subs" --procs "$procs" --run "$run" --window "$window" --topic echo:fanout100k \
+    --sources "$SOURCES" --server-pid "$GROUP_PIDS" --connect-timeout 60 --duration $((run + 600)) "${TOKEN_ARGS[@]}"
+  local rc=$?
+  stop_group "$GROUP_PIDS"
+  return $rc
+}
+
 # ---- P5: three nodes through Redis ---------------------------------------------------------
 bench_cluster() {
   echo "bench: P5: 3 nodes + Redis, publisher on node A, subscribers on nodes B and C" >&2
@@ -300,6 +315,7 @@ if want ref; then
 fi
 want p1 && bench_connections
 want p3 && bench_fanout p3_fanout "$P3_SUBS" "$P3_RUN" 32
+[ "$SCALE" != smoke ] && want p3 && bench_fanout_cluster 100000 "$P3_RUN" 8
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
