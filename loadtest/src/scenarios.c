@@ -12,9 +12,10 @@ static const scenario scen_cluster = {
     .targets = "P5",
     .summary = "senders on one node, recipients on the others (needs message:send + Redis bus)",
     .implemented = false,
-    .why_not = "not written yet: needs provisioned users/conversations and a 3-node setup. "
-               "Meanwhile run `sends` against the sender node's --ports and `connections` "
-               "with the recipients' user:{id} topics against the other nodes' ports.",
+    .why_not = "not a scenario of its own: P5 is `fanout` with --ports A,B,C over three nodes "
+               "bridged by Redis (publisher on A, subscribers on every node), as scripts/bench.sh "
+               "runs it; for durable sends across nodes run `sends` against the sender node's "
+               "port and `connections` for the recipients against the others.",
     .default_topic = "user:{id}",
     .default_event = "message:send",
 };
@@ -24,8 +25,9 @@ static const scenario scen_sync = {
     .targets = "P6",
     .summary = "GET /api/v1/sync throughput (HTTP, not the socket)",
     .implemented = false,
-    .why_not = "P6 is plain HTTP: measure it with wrk (GET /api/v1/sync vs GET /healthz) until "
-               "an HTTP client is added to sbload.",
+    .why_not = "P6 is plain HTTP: scripts/bench.sh provisions a user with pending events "
+               "(scripts/bench_provision.py sync) and measures GET /api/v1/sync with wrk "
+               "against wrk on /healthz.",
     .default_topic = "user:{id}",
     .default_event = "ping",
 };
