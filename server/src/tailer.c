@@ -234,7 +234,9 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
         last = p;
         events++;
     }
-    bool full = events >= g_cfg.tailer_batch;
+    /* a full batch, or one cut at about 4 MiB of payloads: more is waiting */
+    bool cut = PQnfields(res) > 7 && PQgetvalue(res, 0, 7)[0] == 't';
+    bool full = events >= g_cfg.tailer_batch || cut;
     sync_pos next = last;
     if (!full) { /* every stable event was read: move to the horizon */
         sync_pos h = {horizon, 0};
@@ -262,20 +264,28 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
 /* Queries                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* The stable events after ($1, $2), at most $3, with the horizon, whether
- * committed events wait above it, and each event's recipients. */
+/* The stable events after ($1, $2), at most $3 and about 4 MiB of payloads
+ * (memory per batch stays bounded), with the horizon, whether committed
+ * events wait above it, each event's recipients, and whether the batch was
+ * cut for size. */
 static const char SQL_FETCH[] =
     "WITH h AS MATERIALIZED ("
     " SELECT s.x, EXISTS (SELECT 1 FROM events p WHERE p.tx >= s.x) AS pending"
-    " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s) "
-    "SELECT h.x::text, h.pending, e.tx::text, e.id::text, e.type, e.payload::text,"
-    " CASE WHEN e.stream < 0 THEN ARRAY[-e.stream]"
-    "  ELSE ARRAY(SELECT m.user_id FROM memberships m WHERE m.conversation_id = e.stream"
-    "   AND m.from_seq <= e.seq AND (m.to_seq IS NULL OR e.seq <= m.to_seq)) END::text "
-    "FROM h LEFT JOIN LATERAL ("
-    " SELECT * FROM events e WHERE (e.tx, e.id) > ($1::xid8, $2::int8) AND e.tx < h.x"
-    " ORDER BY e.tx, e.id LIMIT $3) e ON true "
-    "ORDER BY e.tx, e.id";
+    " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s),"
+    " b AS MATERIALIZED (SELECT e.tx, e.id, e.stream, e.seq, e.type, e.payload::text AS pl"
+    "  FROM h CROSS JOIN LATERAL (SELECT * FROM events e"
+    "   WHERE (e.tx, e.id) > ($1::xid8, $2::int8) AND e.tx < h.x"
+    "   ORDER BY e.tx, e.id LIMIT $3) e),"
+    " z AS (SELECT b.*, sum(octet_length(b.pl)) OVER (ORDER BY b.tx, b.id) - octet_length(b.pl) AS before"
+    "  FROM b),"
+    " f AS (SELECT * FROM z WHERE z.before < 4194304) "
+    "SELECT h.x::text, h.pending, f.tx::text, f.id::text, f.type, f.pl,"
+    " CASE WHEN f.stream < 0 THEN ARRAY[-f.stream]"
+    "  ELSE ARRAY(SELECT m.user_id FROM memberships m WHERE m.conversation_id = f.stream"
+    "   AND m.from_seq <= f.seq AND (m.to_seq IS NULL OR f.seq <= m.to_seq)) END::text,"
+    " (SELECT count(*) FROM f) < (SELECT count(*) FROM b) "
+    "FROM h LEFT JOIN f ON true "
+    "ORDER BY f.tx, f.id";
 
 static const char SQL_START[] = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
 

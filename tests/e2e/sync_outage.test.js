@@ -62,7 +62,7 @@ describe('tailer and retention on a private database', () => {
     srv = await startServer({
       env: {
         SB_DATABASE_URL: url, SB_MIGRATE: '1', SB_SYNC_RETENTION: '6', SB_SYNC_PRUNE_INTERVAL: '1',
-        SB_TAILER_POLL_MS: '100',
+        SB_TAILER_POLL_MS: '100', SB_OUTBOUND_MAX: '16777216',
       },
     });
   });
@@ -99,6 +99,31 @@ describe('tailer and retention on a private database', () => {
       // REST works again once the pool is back
       const r = await waitFor(async () => { const x = await get(srv, token, ''); return x.status === 200 && x; }, 10000, 'sync after the outage');
       assert.equal(typeof r.body.cursor, 'string');
+    } finally {
+      socket.disconnect();
+    }
+  });
+
+  test('the tailer reads big events in batches cut at about 4 MiB, in order', T, async () => {
+    const u = await mkUser();
+    const token = srv.token(u);
+    const got = [];
+    const socket = new Socket(srv.wsUrl('/socket'), { transport: WebSocket, params: { token }, reconnectAfterMs: () => 100 });
+    socket.connect();
+    const ch = socket.channel(`user:${u}`, {});
+    ch.on('conversation:removed', (p) => got.push({ id: p.conversation_id, len: p.pad ? p.pad.length : 0 }));
+    await new Promise((resolve, reject) => ch.join().receive('ok', resolve).receive('error', reject));
+    try {
+      // 9 events of about 960 kB (incompressible) and 3 small ones, in one transaction
+      await sql(`BEGIN; SELECT sb_stream_lock(-${u});
+        SELECT count(sb_event_append(-${u}, 'conversation:removed', jsonb_build_object('conversation_id', g::text,
+          'pad', (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 30000) i))))
+        FROM generate_series(1, 9) g;
+        SELECT count(sb_event_append(-${u}, 'conversation:removed', jsonb_build_object('conversation_id', g::text)))
+        FROM generate_series(10, 12) g; COMMIT;`);
+      await waitFor(() => got.length >= 12, 20000, `big events (${got.length}/12)`);
+      assert.deepEqual(got.map((e) => e.id), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']);
+      assert.ok(got.slice(0, 9).every((e) => e.len === 960000));
     } finally {
       socket.disconnect();
     }
