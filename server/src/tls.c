@@ -1,6 +1,7 @@
 /* tls.c — TLS on the public listener (see tls.h). */
 #include "tls.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -195,6 +196,26 @@ static int push_out(sb_conn *c, tls_conn *t)
     return 0;
 }
 
+/* Gives back a memory BIO's buffer once it is empty and has grown past
+ * 4 KiB (after a burst), so an idle connection keeps no record-sized
+ * buffers: the BIO is replaced by a fresh one (SSL_set0_* frees the old). */
+static void shrink(tls_conn *t, bool rd)
+{
+    BIO *b = rd ? t->rbio : t->wbio;
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || !bm || bm->max <= 4096) return;
+    BIO *nb = BIO_new(BIO_s_mem());
+    if (!nb) return;
+    BIO_set_mem_eof_return(nb, -1);
+    if (rd) {
+        SSL_set0_rbio(t->ssl, nb);
+        t->rbio = nb;
+    } else {
+        SSL_set0_wbio(t->ssl, nb);
+        t->wbio = nb;
+    }
+}
+
 /* Hands decrypted bytes to the connection's current protocol layer. */
 static void deliver(sb_conn *c, const char *data, size_t len)
 {
@@ -260,7 +281,10 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
         conn_close(c); /* close_notify (as an EOF would) or a broken record */
         break;
     }
-    if (!t->dead && !c->closing) push_out(c, t); /* e.g. a TLS 1.3 key update */
+    if (!t->dead && !c->closing && push_out(c, t) == 0) { /* e.g. a TLS 1.3 key update */
+        shrink(t, true);
+        shrink(t, false);
+    }
 out:
     t->in_read = false;
     if (t->dead) free_state(t);
@@ -305,6 +329,7 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
             }
         }
     }
+    shrink(t, false); /* all taken: the burst is over */
     return (int)taken;
 }
 
