@@ -90,6 +90,7 @@ e2e: build
 test: deps
 	@$(MAKE) -s -j$(JOBS) build VARIANT=release
 	@$(MAKE) -s -j$(JOBS) build VARIANT=asan
+	@$(MAKE) -s loadgen
 	@$(MAKE) -s services
 	@scripts/test.sh
 

@@ -22,6 +22,10 @@ step "unit tests (asan+ubsan)" scripts/unit.sh build/asan
 step "end-to-end (release)" scripts/e2e.sh build/release/switchboard
 # the server under ASan: leaks are not checked at a signal-driven exit
 step "end-to-end (asan+ubsan)" env ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 scripts/e2e.sh build/asan/switchboard
+# the instruments must not rot: libFuzzer over every decoder (S3), ~5 s each,
+# and every bench scenario and reference at a tiny scale (issue 7)
+step "fuzz smoke (libFuzzer, asan+ubsan)" scripts/fuzz.sh --smoke
+step "bench smoke" scripts/bench.sh --smoke
 echo
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
