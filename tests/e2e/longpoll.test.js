@@ -14,34 +14,11 @@ const { Socket, LongPoll } = require('phoenix');
 const { startServer, forgeToken, slow } = require('./lib/server');
 const { Client, joinEcho } = require('./lib/frames');
 const { get } = require('./lib/raw');
-const { socketPath, sleep } = require('./lib/phx');
+const { socketPath, sleep, pushResult, waitFor } = require('./lib/phx');
 
 const T = { timeout: 30000 };
 const WINDOW_MS = 2000; // SB_LONGPOLL_WINDOW_MS for this server (Phoenix's default is 10 000)
 const JSON_CT = 'application/json; charset=utf-8';
-
-function pushResult(push, ms = 5000) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
-    push
-      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
-      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
-      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
-  });
-}
-
-function waitFor(pred, ms, what) {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + ms * slow();
-    const tick = () => {
-      const v = pred();
-      if (v) { resolve(v); return; }
-      if (Date.now() > deadline) { reject(new Error(`timeout waiting for ${what}`)); return; }
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 describe('long-poll, raw HTTP', () => {
   let srv;

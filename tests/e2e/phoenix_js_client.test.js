@@ -10,34 +10,9 @@ const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { Socket } = require('phoenix');
 const { startServer, forgeToken, slow } = require('./lib/server');
-const { sleep } = require('./lib/phx');
+const { sleep, pushResult, waitFor } = require('./lib/phx');
 
 const T = { timeout: 30000 };
-
-/** Resolves with [status, response] of a phoenix.js Push, bounded. */
-function pushResult(push, ms = 5000) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
-    push
-      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
-      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
-      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
-  });
-}
-
-function waitFor(pred, ms, what) {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + ms * slow();
-    const tick = () => {
-      let v;
-      try { v = pred(); } catch (e) { reject(e); return; }
-      if (v) { resolve(v); return; }
-      if (Date.now() > deadline) { reject(new Error(`timeout waiting for ${what}`)); return; }
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 /** A Socket with ws as transport and a logger that records transport frames. */
 function makeSocket(srv, opts = {}) {

@@ -13,24 +13,11 @@ const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { Socket, LongPoll } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
+const { waitFor } = require('./lib/phx');
 const { sql, Psql, mkUser, streamId, appendTx, joinTx } = require('./lib/sync_db');
 
 const T = { timeout: 120000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function waitFor(pred, ms, what) {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + ms * slow();
-    const tick = () => {
-      let v;
-      try { v = pred(); } catch (e) { reject(e); return; }
-      if (v) { resolve(v); return; }
-      if (Date.now() > deadline) { reject(new Error(`timeout waiting for ${what}`)); return; }
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 /** A phoenix.js client of user `uid` that records every durable event and
  * rejoins with the last cursor it saw (params closure). */

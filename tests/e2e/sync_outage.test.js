@@ -16,6 +16,7 @@ const { execFile } = require('node:child_process');
 const WebSocket = require('ws');
 const { Socket } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
+const { waitFor: phxWaitFor } = require('./lib/phx');
 const { sql: sharedSql, DB_URL } = require('./lib/sync_db');
 
 const T = { timeout: 120000 };
@@ -30,15 +31,7 @@ function sql(text) {
   });
 }
 
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms * slow();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const waitFor = (pred, ms, what) => phxWaitFor(pred, ms, what, 50);
 
 async function mkUser() {
   const name = `so${crypto.randomBytes(6).toString('hex')}`;

@@ -12,6 +12,7 @@ const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { Socket } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
+const { pushResult: phxPushResult } = require('./lib/phx');
 const { sql, mkUser, streamId, appendTx, joinTx, removeTx } = require('./lib/sync_db');
 
 const T = { timeout: 60000 };
@@ -57,15 +58,7 @@ async function followUntil(srv, token, cursor, n, limit = 50, ms = 10000) {
   }
 }
 
-function pushResult(push, ms = 8000) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
-    push
-      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
-      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
-      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
-  });
-}
+const pushResult = (push, ms = 8000) => phxPushResult(push, ms);
 
 describe('GET /api/v1/sync', () => {
   let srv;

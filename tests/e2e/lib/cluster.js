@@ -19,6 +19,7 @@ const path = require('node:path');
 const WebSocket = require('ws');
 const { Socket, Presence } = require('phoenix');
 const { startServer, slow, REPO } = require('./server');
+const { pushResult } = require('./phx');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -186,17 +187,6 @@ function join(channel, ms = 5000) {
       .receive('ok', resolve)
       .receive('error', (r) => reject(new Error(`join ${channel.topic} refused: ${JSON.stringify(r)}`)))
       .receive('timeout', () => reject(new Error(`join ${channel.topic} timed out`)));
-  });
-}
-
-/** Resolves with [status, response] of a push (bounded). */
-function pushResult(push, ms = 5000) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
-    push
-      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
-      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
-      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
   });
 }
 

@@ -57,4 +57,33 @@ function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 let n = 0;
 function uniq(prefix) { return `${prefix}${process.pid}-${Date.now().toString(36)}-${++n}`; }
 
-module.exports = { binPush, binReply, binBroadcast, reply, okReply, unmatched, v1, v1Reply, socketPath, sleep, uniq };
+
+/** Resolves with [status, response] of a phoenix.js Push: 'ok', 'error',
+ * 'timeout' (phoenix.js gave up) or 'client_timeout' (nothing within ms,
+ * scaled by the build's slowness). */
+function pushResult(push, ms = 5000) {
+  const { slow } = require('./server');
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(['client_timeout', null]), ms * slow());
+    push
+      .receive('ok', (r) => { clearTimeout(t); resolve(['ok', r]); })
+      .receive('error', (r) => { clearTimeout(t); resolve(['error', r]); })
+      .receive('timeout', () => { clearTimeout(t); resolve(['timeout', null]); });
+  });
+}
+
+/** Polls pred (sync or async) every `every` ms until it returns a truthy
+ * value, which it resolves with; rejects when pred throws or after ms
+ * (scaled by the build's slowness) with "timeout waiting for <what>". */
+async function waitFor(pred, ms, what, every = 10) {
+  const { slow } = require('./server');
+  const deadline = Date.now() + ms * slow();
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+module.exports = { pushResult, waitFor, binPush, binReply, binBroadcast, reply, okReply, unmatched, v1, v1Reply, socketPath, sleep, uniq };
