@@ -347,7 +347,8 @@ void presence_node_down(const char *node)
 typedef struct online {
     struct online *next;
     uint32_t count, cap;
-    const void **chans; /* the joined user: channels counted */
+    const void **chans; /* the joined user: channels counted (&one while cap == 1) */
+    const void *one;    /* inline slot: a user with one connection needs no array */
     char uid[KEY_MAX];
 } online;
 
@@ -495,12 +496,16 @@ void presence_user_up(phx_channel *ch)
     while (o && strcmp(o->uid, user_id)) o = o->next;
     if (!o && (o = calloc(1, sizeof *o))) {
         strcpy(o->uid, user_id);
+        o->chans = &o->one;
+        o->cap = 1;
         o->next = o_b[h];
         o_b[h] = o;
     }
     if (o && o->count == o->cap) {
-        uint32_t nc = o->cap ? o->cap * 2 : 2;
-        const void **nv = realloc(o->chans, nc * sizeof *nv);
+        uint32_t nc = o->cap * 2;
+        const void **nv = o->chans == &o->one ? malloc(nc * sizeof *nv)
+                                              : realloc(o->chans, nc * sizeof *nv);
+        if (nv && o->chans == &o->one) nv[0] = o->one;
         if (nv) {
             o->chans = nv;
             o->cap = nc;
@@ -529,7 +534,7 @@ void presence_user_down(phx_channel *ch)
             o->chans[i] = o->chans[--o->count];
             if (o->count == 0) {
                 *pp = o->next;
-                free(o->chans);
+                if (o->chans != &o->one) free(o->chans);
                 free(o);
                 last = true;
             }
