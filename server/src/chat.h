@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include "http.h"
 #include "phx_socket.h"
+#include <libpq-fe.h>
 
 /* Registers the chat REST routes and the conversation:<id> channel, and
  * installs the online-state hook of GET /users/:id (call once, before the
@@ -72,6 +73,14 @@ void chat_sink_set_kick(chat_sink *s, const char *conv_id, const char *user_id);
 /* History paging direction: 'b' (before / latest) or 'a' (after). */
 void chat_sink_set_mode(chat_sink *s, char mode);
 void chat_run(chat_sink *s, int op, int limit, const char *sql, int n, const char *const *params);
+
+/* For the send batcher (chat_send_batch.c): answers a send's sink with one
+ * sb_message_send result (jsonb text; does not kick the tailer), or with
+ * the failure of its query (as chat_run would); both free s. */
+void chat_sink_answer_text(chat_sink *s, const char *text);
+void chat_sink_fail_db(chat_sink *s, const PGresult *res, const char *err);
+/* The database pool of the sink's reactor (NULL: none). */
+struct db_pool *chat_sink_db(const chat_sink *s);
 
 /* Parses an id given as a decimal string or a positive JSON integer into
  * out (>= 24 bytes). Returns 1 when present and valid, 0 when absent or

@@ -3,6 +3,7 @@
  * limit, one sb_* statement per write, and answers through a chat_sink. */
 #include "chat.h"
 #include "tailer.h"
+#include "chat_send_batch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,19 +239,12 @@ static void answer(chat_sink *s, json_t *r)
     }
 }
 
-static void run_done(const PGresult *res, const char *err, void *arg)
+/* Answers s with one sb_* result (text of a jsonb value); kick: wake the
+ * tailer after a successful write. */
+static void answer_text(chat_sink *s, const char *text, bool kick)
 {
-    chat_sink *s = arg;
-    if (!res || err) {
-        fail_db(s, res, err);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        chat_fail(s, 404, "not_found", "not found", NULL);
-        return;
-    }
     json_error_t je;
-    json_t *r = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &je);
+    json_t *r = json_loads(text, JSON_DECODE_ANY, &je);
     if (!r || !json_is_object(r)) {
         json_decref(r);
         chat_fail(s, 500, "internal", "bad result", NULL);
@@ -266,10 +260,37 @@ static void run_done(const PGresult *res, const char *err, void *arg)
         json_decref(r);
         return;
     }
-    if (s->op != CHAT_CHATS && s->op != CHAT_HISTORY && s->op != CHAT_MEMBERS)
+    if (kick && s->op != CHAT_CHATS && s->op != CHAT_HISTORY && s->op != CHAT_MEMBERS)
         tailer_kick(); /* a write committed: wake this node's event tailer (sync.md) */
     answer(s, r);
 }
+
+static void run_done(const PGresult *res, const char *err, void *arg)
+{
+    chat_sink *s = arg;
+    if (!res || err) {
+        fail_db(s, res, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        chat_fail(s, 404, "not_found", "not found", NULL);
+        return;
+    }
+    answer_text(s, PQgetvalue(res, 0, 0), true);
+}
+
+void chat_sink_answer_text(chat_sink *s, const char *text)
+{
+    s->op = CHAT_SENT;
+    answer_text(s, text, false);
+}
+
+void chat_sink_fail_db(chat_sink *s, const PGresult *res, const char *err)
+{
+    fail_db(s, res, err);
+}
+
+db_pool *chat_sink_db(const chat_sink *s) { return s->db; }
 
 void chat_sink_set_mode(chat_sink *s, char mode) { s->mode = mode; }
 
@@ -436,10 +457,6 @@ static json_t *get_contact(json_t *x, rest_verr *v)
 static rl_table *g_send_rl;
 static rl_limit g_send_lim;
 
-static const char SQL_SEND[] =
-    "SELECT sb_message_send($1::int8, $2::int8, $3, $4, $5, $6, $7::int8, $8::int8, $9::jsonb,"
-    " $10::jsonb)::text";
-
 static const char *const KINDS[] = {"text",  "image",    "video",   "audio",      "voice",
                                     "file",  "location", "contact", "ciphertext", NULL};
 static const char *const MEDIA_KINDS[] = {"image", "video", "audio", "voice", "file", NULL};
@@ -492,15 +509,32 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
             return;
         }
     }
-    char *locs = loc ? json_dumps(loc, JSON_COMPACT) : NULL;
-    char *cons = contact ? json_dumps(contact, JSON_COMPACT) : NULL;
+    /* one item of sb_message_send_batch (044), sent with the other sends of
+     * this reactor's next batch (chat_send_batch.c) */
+    json_t *item = json_pack("{s:s,s:s,s:s,s:s}", "u", user_id, "c", conv, "i", client_id, "k", kind);
+    if (item) {
+        if (text) json_object_set_new(item, "b", json_string(text));
+        if (media) json_object_set_new(item, "m", json_string(media));
+        if (rr == 1) json_object_set_new(item, "r", json_string(reply_to));
+        if (rf == 1) json_object_set_new(item, "f", json_string(forward_of));
+        if (loc) json_object_set(item, "l", loc);
+        if (contact) json_object_set(item, "o", contact);
+    }
     json_decref(loc);
     json_decref(contact);
-    const char *p[10] = {user_id, conv, client_id, kind, text, media,
-                         rr == 1 ? reply_to : NULL, rf == 1 ? forward_of : NULL, locs, cons};
-    chat_run(s, CHAT_SENT, 0, SQL_SEND, 10, p); /* params are copied before it returns */
-    free(locs);
-    free(cons);
+    char *text_item = item ? json_dumps(item, JSON_COMPACT) : NULL;
+    json_decref(item);
+    if (!text_item) {
+        chat_fail(s, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    s->op = CHAT_SENT;
+    if (!s->db) {
+        free(text_item);
+        sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
+        return;
+    }
+    send_batch_add(s, text_item); /* takes text_item */
 }
 
 /* ------------------------------------------------------------------------ */
