@@ -10,39 +10,48 @@
 #include <string.h>
 #include "db.h"
 #include "log.h"
+#include "bus.h"
 #include "presence_cluster.h"
+#include "presence_table.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "rest.h"
 #include "util.h"
 
-#define KEY_MAX 24  /* user ids: up to 20 digits */
-#define NODE_MAX 64 /* node names (SB_NODE_ID); "" = this node */
-
-typedef struct pres {
-    char key[KEY_MAX];
-    char ref[PRESENCE_REF_MAX];
-    char node[NODE_MAX];
-    int64_t online_at; /* unix seconds */
-} pres;
+#define KEY_MAX PTAB_KEY_MAX /* user ids: up to 20 digits */
+#define NODE_MAX 64           /* node names (SB_NODE_ID); "" = this node */
+#define NODES_MAX 1024        /* distinct node names remembered */
 
 typedef struct ptopic {
     struct ptopic *next;
     uint64_t hash;
-    pres *v;
-    uint32_t n, cap;
+    ptab *t;
     char topic[];
 } ptopic;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static ptopic **g_b;
 static size_t g_nb, g_count;
+/* node names by number (0 = this node, ""), under g_mu; never shrinks */
+static char g_nodes[NODES_MAX][NODE_MAX];
+static uint16_t g_nnodes = 1;
 
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
     return h;
+}
+
+/* The number of node name `node` (added when `add`), or -1 (under g_mu). */
+static int node_num(const char *node, bool add)
+{
+    if (strlen(node) >= NODE_MAX) return -1;
+    for (uint16_t i = 0; i < g_nnodes; i++)
+        if (!strcmp(g_nodes[i], node)) return i;
+    if (!add || g_nnodes == NODES_MAX) return -1;
+    strcpy(g_nodes[g_nnodes], node);
+    return g_nnodes++;
 }
 
 /* The topic's entry (created when `create`), under g_mu. */
@@ -76,6 +85,10 @@ static ptopic *topic_get(const char *topic, bool create)
     size_t tl = strlen(topic);
     ptopic *t = calloc(1, sizeof *t + tl + 1);
     if (!t) return NULL;
+    if (!(t->t = ptab_new())) {
+        free(t);
+        return NULL;
+    }
     memcpy(t->topic, topic, tl + 1);
     t->hash = h;
     t->next = g_b[h & (g_nb - 1)];
@@ -87,52 +100,13 @@ static ptopic *topic_get(const char *topic, bool create)
 /* Frees topic t if it holds no presence (under g_mu). */
 static void topic_maybe_free(ptopic *t)
 {
-    if (t->n) return;
+    if (ptab_count(t->t)) return;
     ptopic **pp = &g_b[t->hash & (g_nb - 1)];
     while (*pp && *pp != t) pp = &(*pp)->next;
     if (*pp) *pp = t->next;
     g_count--;
-    free(t->v);
+    ptab_free(t->t);
     free(t);
-}
-
-static int topic_add(ptopic *t, const pres *p)
-{
-    if (t->n == t->cap) {
-        uint32_t nc = t->cap ? t->cap * 2 : 4;
-        pres *nv = realloc(t->v, nc * sizeof *nv);
-        if (!nv) return -1;
-        t->v = nv;
-        t->cap = nc;
-    }
-    t->v[t->n++] = *p;
-    return 0;
-}
-
-/* Removes the presence at index i (order is not kept). */
-static void topic_del(ptopic *t, uint32_t i)
-{
-    t->v[i] = t->v[--t->n];
-    if (t->cap > 16 && t->n < t->cap / 4) {
-        pres *nv = realloc(t->v, (t->cap / 2) * sizeof *nv);
-        if (nv) {
-            t->v = nv;
-            t->cap /= 2;
-        }
-    }
-}
-
-static json_t *meta_json(const pres *p)
-{
-    return json_pack("{s:I,s:s}", "online_at", (json_int_t)p->online_at, "phx_ref", p->ref);
-}
-
-/* {"joins": {key: {"metas": [meta]}}, "leaves": {}} or the leave form. */
-static json_t *diff_json(const pres *p, bool join)
-{
-    json_t *one = json_pack("{s:{s:[o]}}", p->key, "metas", meta_json(p));
-    return json_pack("{s:o,s:o}", "joins", join ? one : json_object(), "leaves",
-                     join ? json_object() : one);
 }
 
 /* A unique phx_ref: base64url of a node-wide counter and random bytes. */
@@ -155,101 +129,277 @@ static void make_ref(char out[PRESENCE_REF_MAX])
     out[o] = 0;
 }
 
+/* ---- diffs coalesced per reactor, per topic, per loop iteration ----
+ * Tracks and untracks change the table at once but their diffs wait in the
+ * reactor's pending list until the end of the loop iteration (a uv_check
+ * handle): then each topic gets one presence_diff with every join and
+ * leave of the iteration (phoenix.js applies a diff's joins, then its
+ * leaves, deduplicating metas by phx_ref, so the merged diff leaves every
+ * client with the state the separate diffs would have), encoded once for
+ * all viewers, followed by presence_state to the channels that joined in
+ * the iteration (their own join diff first, the order Phoenix sends them
+ * in), encoded once for all of them. Without a reactor (tools, unit tests)
+ * a change is sent at once. */
+
+typedef struct pdiff {
+    struct pdiff *next;
+    pmeta *v;             /* joins and leaves */
+    bool *join;           /* per entry of v */
+    uint32_t n, cap;
+    phx_channel **joiners; /* referenced; get presence_state */
+    uint32_t nj, capj;
+    char topic[];
+} pdiff;
+
+#define PDIFF_MAX 4096 /* entries per pending diff: a full one is sent at once */
+
+typedef struct pend_list {
+    uv_check_t check;
+    bool check_ready;
+    pdiff *head;
+} pend_list;
+
+static _Thread_local pend_list t_pend;
+
+/* Sends d's diff, then presence_state to its joiners, and frees d. */
+static void pdiff_send(pdiff *d)
+{
+    pmeta *j = NULL, *l = NULL;
+    size_t nj = 0, nl = 0;
+    if (d->n && (j = malloc(d->n * sizeof *j)) && (l = malloc(d->n * sizeof *l)))
+        for (uint32_t i = 0; i < d->n; i++) {
+            if (d->join[i]) j[nj++] = d->v[i];
+            else l[nl++] = d->v[i];
+        }
+    size_t len = 0;
+    char *txt = l ? pmeta_diff_encode(j, nj, l, nl, &len) : NULL;
+    free(j);
+    free(l);
+    if (txt) {
+        pubsub_msg *m = pubsub_msg_text(d->topic, "presence_diff", txt, len, NULL);
+        if (m) {
+            bus_publish_text(d->topic, "presence_diff", txt, len);
+            pubsub_deliver_node(m);
+        }
+        free(txt);
+    } else if (d->n) {
+        log_msg(LOG_WARN, "presence diff lost (out of memory)", "topic", json_string(d->topic), NULL);
+    }
+    if (d->nj) {
+        /* one copy of the state for every joiner of the batch */
+        char *st = NULL;
+        size_t sl = 0;
+        pthread_mutex_lock(&g_mu);
+        ptopic *t = topic_get(d->topic, false);
+        const char *s = t ? ptab_state(t->t, &sl) : "{}";
+        if (!t) sl = 2;
+        if (s && (st = malloc(sl + 1))) memcpy(st, s, sl + 1);
+        pthread_mutex_unlock(&g_mu);
+        for (uint32_t i = 0; i < d->nj; i++) {
+            phx_channel *ch = d->joiners[i];
+            if (st && ch->status == CH_JOINED && !ch->sock->closed) {
+                sb_buf *b = phx_encode_raw(ch->sock->vsn, ch->join_ref, NULL, ch->topic,
+                                           "presence_state", st, sl);
+                if (b) phx_socket_send(ch->sock, b);
+                sb_buf_unref(b);
+            }
+            phx_channel_unref(ch);
+        }
+        free(st);
+    }
+    free(d->v);
+    free(d->join);
+    free(d->joiners);
+    free(d);
+}
+
+/* Sends every pending diff of this reactor. */
+static void pend_flush(void)
+{
+    pdiff *d = t_pend.head;
+    t_pend.head = NULL;
+    while (d) {
+        pdiff *next = d->next;
+        pdiff_send(d);
+        d = next;
+    }
+}
+
+static void pend_check(uv_check_t *h)
+{
+    uv_check_stop(h);
+    pend_flush();
+}
+
+/* Unlinks and sends the pending diff of topic, if any. */
+static void pend_send_topic(const char *topic)
+{
+    for (pdiff **pp = &t_pend.head; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->topic, topic)) {
+            pdiff *d = *pp;
+            *pp = d->next;
+            pdiff_send(d);
+            return;
+        }
+}
+
+/* Queues a join (with its channel ch, or NULL) or a leave of m on topic.
+ * Returns 0, or -1 when out of memory (nothing queued). */
+static int pend_add(const char *topic, const pmeta *m, bool join, phx_channel *ch)
+{
+    reactor *r = reactor_self();
+    pdiff *d = NULL;
+    for (pdiff *x = t_pend.head; x; x = x->next)
+        if (!strcmp(x->topic, topic)) {
+            d = x;
+            break;
+        }
+    if (d && (d->n == PDIFF_MAX || d->nj == PDIFF_MAX)) {
+        pend_send_topic(topic);
+        d = NULL;
+    }
+    if (!d) {
+        size_t tl = strlen(topic);
+        if (!(d = calloc(1, sizeof *d + tl + 1))) return -1;
+        memcpy(d->topic, topic, tl + 1);
+        d->next = t_pend.head;
+        t_pend.head = d;
+    }
+    if (d->n == d->cap) {
+        uint32_t nc = d->cap ? d->cap * 2 : 4;
+        pmeta *nv = realloc(d->v, nc * sizeof *nv);
+        if (nv) d->v = nv;
+        bool *nb = nv ? realloc(d->join, nc * sizeof *nb) : NULL;
+        if (nb) d->join = nb;
+        if (!nv || !nb) return -1;
+        d->cap = nc;
+    }
+    if (ch && d->nj == d->capj) {
+        uint32_t nc = d->capj ? d->capj * 2 : 4;
+        phx_channel **nv = realloc(d->joiners, nc * sizeof *nv);
+        if (!nv) return -1;
+        d->joiners = nv;
+        d->capj = nc;
+    }
+    d->v[d->n] = *m;
+    d->join[d->n++] = join;
+    if (ch) {
+        phx_channel_ref(ch);
+        d->joiners[d->nj++] = ch;
+    }
+    if (!r) { /* no loop to wait for */
+        pend_flush();
+        return 0;
+    }
+    if (!t_pend.check_ready) {
+        if (uv_check_init(&r->loop, &t_pend.check) != 0) {
+            pend_flush();
+            return 0;
+        }
+        uv_unref((uv_handle_t *)&t_pend.check);
+        t_pend.check_ready = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&t_pend.check)) uv_check_start(&t_pend.check, pend_check);
+    return 0;
+}
+
 int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_MAX])
 {
-    pres p = {0};
+    pmeta p = {0};
     if (strlen(key) >= KEY_MAX) return -1;
     strcpy(p.key, key);
     make_ref(p.ref);
     p.online_at = now_unix_ms() / 1000;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(ch->topic, true);
-    int rc = t ? topic_add(t, &p) : -1;
+    int rc = t ? ptab_add(t->t, &p) : -1;
+    if (t && rc != 0) topic_maybe_free(t);
     pthread_mutex_unlock(&g_mu);
     if (rc != 0) return -1;
-    snprintf(ref_out, PRESENCE_REF_MAX, "%s", p.ref);
     /* the diff first (this channel is subscribed: it gets it too), then the
      * state: the order Phoenix sends */
-    json_t *d = diff_json(&p, true);
-    pubsub_broadcast(ch->topic, "presence_diff", d, NULL);
-    json_decref(d);
-    json_t *st = presence_state(ch->topic);
-    phx_push(ch, "presence_state", st);
-    json_decref(st);
+    if (pend_add(ch->topic, &p, true, ch) != 0) {
+        presence_untrack(ch->topic, p.ref);
+        return -1;
+    }
+    snprintf(ref_out, PRESENCE_REF_MAX, "%s", p.ref);
     return 0;
 }
 
 void presence_untrack(const char *topic, const char *ref)
 {
-    pres p;
-    bool found = false;
+    pmeta p;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    for (uint32_t i = 0; t && i < t->n; i++)
-        if (!t->v[i].node[0] && !strcmp(t->v[i].ref, ref)) {
-            p = t->v[i];
-            topic_del(t, i);
-            found = true;
-            break;
-        }
+    bool found = t && ptab_del(t->t, 0, ref, &p) == 0;
     if (t) topic_maybe_free(t);
     pthread_mutex_unlock(&g_mu);
-    if (!found) return;
-    json_t *d = diff_json(&p, false);
-    pubsub_broadcast(topic, "presence_diff", d, NULL);
-    json_decref(d);
+    if (found && pend_add(topic, &p, false, NULL) != 0)
+        log_msg(LOG_WARN, "presence leave diff lost (out of memory)", "topic", json_string(topic), NULL);
+}
+
+/* ptab_foreach callback: adds m to a state object {key:{"metas":[..]}}. */
+static void add_meta(json_t *st, const pmeta *m)
+{
+    json_t *k = json_object_get(st, m->key);
+    if (!k) {
+        k = json_pack("{s:[]}", "metas");
+        json_object_set_new(st, m->key, k);
+    }
+    json_array_append_new(json_object_get(k, "metas"),
+                          json_pack("{s:I,s:s}", "online_at", (json_int_t)m->online_at, "phx_ref", m->ref));
 }
 
 json_t *presence_state(const char *topic)
 {
-    json_t *st = json_object();
+    json_t *st = NULL;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    for (uint32_t i = 0; t && i < t->n; i++) {
-        json_t *k = json_object_get(st, t->v[i].key);
-        if (!k) {
-            k = json_pack("{s:[]}", "metas");
-            json_object_set_new(st, t->v[i].key, k);
-        }
-        json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
-    }
+    size_t len = 0;
+    const char *s = t ? ptab_state(t->t, &len) : NULL;
+    if (s) st = json_loadb(s, len, 0, NULL);
     pthread_mutex_unlock(&g_mu);
-    return st;
+    return st ? st : json_object();
+}
+
+typedef struct by_node_ctx {
+    json_t *out;
+} by_node_ctx;
+
+/* ptab_foreach callback of presence_by_node (under g_mu). */
+static void by_node_one(const pmeta *m, void *arg)
+{
+    by_node_ctx *c = arg;
+    const char *node = m->node < g_nnodes ? g_nodes[m->node] : "";
+    json_t *st = json_object_get(c->out, node);
+    if (!st) {
+        st = json_object();
+        json_object_set_new(c->out, node, st);
+    }
+    add_meta(st, m);
 }
 
 json_t *presence_by_node(const char *topic)
 {
-    json_t *out = json_object();
+    by_node_ctx c = {json_object()};
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    for (uint32_t i = 0; t && i < t->n; i++) {
-        json_t *st = json_object_get(out, t->v[i].node);
-        if (!st) {
-            st = json_object();
-            json_object_set_new(out, t->v[i].node, st);
-        }
-        json_t *k = json_object_get(st, t->v[i].key);
-        if (!k) {
-            k = json_pack("{s:[]}", "metas");
-            json_object_set_new(st, t->v[i].key, k);
-        }
-        json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
-    }
+    if (t) ptab_foreach(t->t, by_node_one, &c);
     pthread_mutex_unlock(&g_mu);
-    return out;
+    return c.out;
 }
 
 size_t presence_count(const char *topic)
 {
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    size_t n = t ? t->n : 0;
+    size_t n = t ? ptab_count(t->t) : 0;
     pthread_mutex_unlock(&g_mu);
     return n;
 }
 
 /* Applies one side ("joins" or "leaves") of a remote diff (under g_mu). */
-static void apply_side(const char *node, ptopic *t, json_t *side, bool join)
+static void apply_side(uint16_t node, ptopic *t, json_t *side, bool join)
 {
     const char *key;
     json_t *v;
@@ -261,23 +411,15 @@ static void apply_side(const char *node, ptopic *t, json_t *side, bool join)
         json_array_foreach(metas, i, m) {
             const char *ref = json_string_value(json_object_get(m, "phx_ref"));
             if (!ref || strlen(ref) >= PRESENCE_REF_MAX) continue;
-            if (join) {
-                bool dup = false; /* a sync may already have brought it */
-                for (uint32_t j = 0; j < t->n && !dup; j++)
-                    dup = !strcmp(t->v[j].ref, ref) && !strcmp(t->v[j].node, node);
-                if (dup) continue;
-                pres p = {0};
+            if (join) { /* a duplicate (a sync may already have brought it) is ignored */
+                pmeta p = {0};
                 strcpy(p.key, key);
                 strcpy(p.ref, ref);
-                snprintf(p.node, sizeof p.node, "%s", node);
+                p.node = node;
                 p.online_at = json_integer_value(json_object_get(m, "online_at"));
-                topic_add(t, &p);
+                ptab_add(t->t, &p);
             } else {
-                for (uint32_t j = 0; j < t->n; j++)
-                    if (!strcmp(t->v[j].ref, ref) && !strcmp(t->v[j].node, node)) {
-                        topic_del(t, j);
-                        break;
-                    }
+                ptab_del(t->t, node, ref, NULL);
             }
         }
     }
@@ -287,57 +429,82 @@ void presence_apply_diff(const char *node, const char *topic, json_t *diff)
 {
     if (!node || !*node || !json_is_object(diff)) return;
     pthread_mutex_lock(&g_mu);
-    ptopic *t = topic_get(topic, true);
+    int nn = node_num(node, true);
+    ptopic *t = nn > 0 ? topic_get(topic, true) : NULL;
     if (t) {
-        apply_side(node, t, json_object_get(diff, "joins"), true);
-        apply_side(node, t, json_object_get(diff, "leaves"), false);
+        apply_side((uint16_t)nn, t, json_object_get(diff, "joins"), true);
+        apply_side((uint16_t)nn, t, json_object_get(diff, "leaves"), false);
         topic_maybe_free(t);
     }
     pthread_mutex_unlock(&g_mu);
 }
 
+typedef struct left {
+    pmeta *v;
+    size_t n, cap;
+} left;
+
+/* ptab_del_node callback: collects a removed presence. */
+static void collect_left(const pmeta *m, void *arg)
+{
+    left *l = arg;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        pmeta *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv) return;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = *m;
+}
+
+typedef struct topic_leaves {
+    struct topic_leaves *next;
+    left l;
+    char topic[];
+} topic_leaves;
+
 void presence_node_down(const char *node)
 {
     if (!node || !*node) return;
     /* collect the leaves per topic under the lock, broadcast after */
-    json_t *out = json_object(); /* topic -> leaves object */
+    topic_leaves *all = NULL;
     pthread_mutex_lock(&g_mu);
-    for (size_t b = 0; g_b && b < g_nb; b++)
+    int nn = node_num(node, false);
+    for (size_t b = 0; nn > 0 && g_b && b < g_nb; b++)
         for (ptopic *t = g_b[b], *next; t; t = next) {
             next = t->next;
-            for (uint32_t i = 0; i < t->n;) {
-                if (strcmp(t->v[i].node, node) != 0) {
-                    i++;
-                    continue;
+            left l = {0};
+            if (ptab_del_node(t->t, (uint16_t)nn, collect_left, &l) && l.n) {
+                size_t tl = strlen(t->topic);
+                topic_leaves *tv = malloc(sizeof *tv + tl + 1);
+                if (tv) {
+                    tv->l = l;
+                    memcpy(tv->topic, t->topic, tl + 1);
+                    tv->next = all;
+                    all = tv;
+                } else {
+                    free(l.v);
                 }
-                json_t *lv = json_object_get(out, t->topic);
-                if (!lv) {
-                    lv = json_object();
-                    json_object_set_new(out, t->topic, lv);
-                }
-                json_t *k = json_object_get(lv, t->v[i].key);
-                if (!k) {
-                    k = json_pack("{s:[]}", "metas");
-                    json_object_set_new(lv, t->v[i].key, k);
-                }
-                json_array_append_new(json_object_get(k, "metas"), meta_json(&t->v[i]));
-                t->v[i] = t->v[--t->n];
+            } else {
+                free(l.v);
             }
             topic_maybe_free(t);
         }
     pthread_mutex_unlock(&g_mu);
-    const char *topic;
-    json_t *lv;
-    json_object_foreach(out, topic, lv) {
-        json_t *d = json_pack("{s:{},s:O}", "joins", "leaves", lv);
-        char *pj = json_dumps(d, JSON_COMPACT);
-        json_decref(d);
-        if (!pj) continue;
-        pubsub_msg *m = pubsub_msg_text(topic, "presence_diff", pj, strlen(pj), NULL);
+    while (all) {
+        topic_leaves *tv = all;
+        all = tv->next;
+        size_t len;
+        char *pj = pmeta_diff_encode(NULL, 0, tv->l.v, tv->l.n, &len);
+        if (pj) {
+            pubsub_msg *m = pubsub_msg_text(tv->topic, "presence_diff", pj, len, NULL);
+            if (m) pubsub_deliver_node(m); /* this node's subscribers only */
+        }
         free(pj);
-        if (m) pubsub_deliver_node(m); /* this node's subscribers only */
+        free(tv->l.v);
+        free(tv);
     }
-    json_decref(out);
 }
 
 /* ------------------------------------------------------------------------ */
