@@ -14,7 +14,8 @@
 
 #define READ_BUF_SIZE 65536
 #define MAX_IOV 64
-#define DRAIN_MS 2000
+#define DRAIN_MS 2000         /* after our FIN: how long we wait for the peer's */
+#define FLUSH_LINGER_MS 10000 /* closing: how long a peer that does not read may hold its last frames */
 
 static _Thread_local char t_readbuf[READ_BUF_SIZE];
 /* A descriptor held in reserve: when accept fails with EMFILE we release it,
@@ -387,7 +388,10 @@ void conn_sweep(reactor *r)
             c->qcap = c->qhead = 0;
         }
         if (c->mode == CONN_DRAINING || c->close_after_flush) {
-            if (now - c->mark_ms > DRAIN_MS) conn_close(c);
+            /* the close frame (e.g. 1013 of a slow consumer, whose queue was
+             * already dropped) waits for a stalled reader a little longer */
+            uint64_t limit = c->mode == CONN_DRAINING ? DRAIN_MS : FLUSH_LINGER_MS;
+            if (now - c->mark_ms > limit) conn_close(c);
         } else if (c->mode == CONN_HTTP) {
             http_sweep(c, now);
         } else if (c->mode == CONN_WS) {
