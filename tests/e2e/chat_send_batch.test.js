@@ -41,19 +41,25 @@ describe('send batching (group commit)', () => {
     return (await join(sock, `user:${u.id}`)).ch;
   };
 
-  test('200 sends fired at once over one socket: duplicates and bad items answered one by one', T, async () => {
-    const users = await signupMany(srv, 11);
-    const [me, ...others] = users;
+  // 200 pushes in one tick over one socket: 160 new sends over 10
+  // conversations, 20 of them repeated right after themselves (duplicate
+  // client_id), and 20 bad ones: not a member (answered by the set-based
+  // batch), an id past bigint (refused before the database) and, when
+  // badReply, a reply_to of another conversation (the batch falls back to its
+  // per-item path, which must give the same answers).
+  const burst = async (badReply) => {
+    const users = await signupMany(srv, 12);
+    const [me, side, ...others] = users;
     const convs = [];
     for (const o of others) convs.push(await direct(me, o));
+    const sideConv = await direct(me, side);
+    const anchor = await api(srv, 'POST', `/conversations/${sideConv}/messages`,
+      { token: side.token, body: { client_id: cid(), kind: 'text', body: 'anchor' } });
+    assert.equal(anchor.status, 201, anchor.text);
     const [stranger1, stranger2] = await signupMany(srv, 2);
     const foreign = await direct(stranger1, stranger2); // me is not a member
     const ch = await userChannel(me);
 
-    // 200 pushes in one tick: 160 new sends over 10 conversations, each of 20
-    // of them repeated right after itself (duplicate client_id), and 20 bad
-    // ones: not a member, an id past bigint (fails in SQL: the batch is
-    // retried send by send), a reply_to from another conversation.
     const plan = [];
     const firstIds = [];
     for (let i = 0; i < 160; i++) {
@@ -62,21 +68,24 @@ describe('send batching (group commit)', () => {
       plan.push(item);
       if (i % 16 === 3 || i % 16 === 11) {
         plan.push({ ...item, kind: 'dup', of: item });
-        plan.push({ kind: 'bad', conv: i % 32 === 3 ? foreign : '99999999999999999999', client_id: cid(), body: 'x' });
+        let bad = { kind: 'bad', conv: foreign, client_id: cid(), body: 'x', reason: 'not_found' };
+        if (i % 32 === 11) bad = { ...bad, conv: '99999999999999999999', reason: 'validation_failed' };
+        if (badReply && i % 32 === 3 && i > 40) {
+          bad = { ...bad, conv, reply_to: anchor.json.message.id, reason: 'validation_failed' };
+        }
+        plan.push(bad);
       }
     }
-    while (plan.length < 200) plan.push({ kind: 'bad', conv: foreign, client_id: cid(), body: 'y' });
     assert.equal(plan.length, 200);
     const replies = await Promise.all(plan.map((p) =>
-      push(ch, 'message:send', { conversation_id: p.conv, client_id: p.client_id, kind: 'text', body: p.body })));
+      push(ch, 'message:send', { conversation_id: p.conv, client_id: p.client_id, kind: 'text', body: p.body, reply_to: p.reply_to })));
 
     const byClient = new Map();
     replies.forEach((r, i) => {
       const p = plan[i];
       if (p.kind === 'bad') {
         assert.equal(r.status, 'error', JSON.stringify(r));
-        if (p.conv === foreign) assert.equal(r.response.reason, 'not_found');
-        else assert.equal(r.response.reason, 'validation_failed');
+        assert.equal(r.response.reason, p.reason, JSON.stringify(r));
         return;
       }
       assert.equal(r.status, 'ok', `${p.kind} ${i}: ${JSON.stringify(r)}`);
@@ -97,10 +106,16 @@ describe('send batching (group commit)', () => {
       assert.equal(sql(`SELECT count(*) FROM events WHERE stream = ${conv} AND type = 'message:new'`), '16');
     }
     assert.equal(sql(`SELECT count(*) FROM messages WHERE conversation_id = ${foreign}`), '0');
+    // within a transaction, event ids follow seq order in each stream
+    assert.equal(sql(`SELECT count(*) FROM events a JOIN events b ON a.stream = b.stream AND a.tx = b.tx
+                      AND a.seq < b.seq AND a.id > b.id WHERE a.stream IN (${convs.join(',')})`), '0');
     // the burst was written by a few transactions, not one per send
     const txs = Number(sql(`SELECT count(DISTINCT tx) FROM events WHERE type = 'message:new' AND stream IN (${convs.join(',')})`));
     assert.ok(txs >= 1 && txs <= 8, `the 160 messages took ${txs} transactions`);
-  });
+  };
+
+  test('200 sends fired at once over one socket: duplicates and bad items answered one by one', T, () => burst(false));
+  test('the same with a bad reply_to in the burst (per-item path of the batch)', T, () => burst(true));
 
   test('concurrent senders over many conversations, with concurrent retries of the same sends', T, async () => {
     const users = await signupMany(srv, 24);
@@ -114,7 +129,9 @@ describe('send batching (group commit)', () => {
       if (!convOf.has(key)) convOf.set(key, await direct(a, b));
     }
     // every user on two sockets; each socket sends the same 30 sends (the
-    // second is a concurrent retry of the first), spread over its partners
+    // second is a concurrent retry of the first), spread over its partners;
+    // every 5th retry goes to another of its conversations (whichever send
+    // commits first is the message, the other answers it as a duplicate)
     const chans = [];
     for (const u of users) chans.push([await userChannel(u), await userChannel(u)]);
     const sends = users.map((u, i) => {
@@ -122,19 +139,24 @@ describe('send batching (group commit)', () => {
       const list = [];
       for (let k = 0; k < 30; k++) {
         const p = partners[k % 3];
-        list.push({ conv: convOf.get([u.id, p.id].sort().join(':')), client_id: cid(), body: `${u.id}-${k}` });
+        const alt = partners[(k + 1) % 3];
+        list.push({ conv: convOf.get([u.id, p.id].sort().join(':')), client_id: cid(), body: `${u.id}-${k}`,
+                    alt: k % 5 === 0 ? convOf.get([u.id, alt.id].sort().join(':')) : null });
       }
       return list;
     });
     const sendAll = (ch, list) => Promise.all(list.map((s) =>
       push(ch, 'message:send', { conversation_id: s.conv, client_id: s.client_id, kind: 'text', body: s.body })));
-    const all = await Promise.all(users.flatMap((u, i) => chans[i].map((ch) => sendAll(ch, sends[i]))));
+    const retries = sends.map((list) => list.map((s) => (s.alt ? { ...s, conv: s.alt } : s)));
+    const all = await Promise.all(users.flatMap((u, i) => [sendAll(chans[i][0], sends[i]), sendAll(chans[i][1], retries[i])]));
     for (let i = 0; i < users.length; i++) {
       const [r1, r2] = [all[2 * i], all[2 * i + 1]];
       for (let k = 0; k < 30; k++) {
         assert.equal(r1[k].status, 'ok', JSON.stringify(r1[k]));
         assert.equal(r2[k].status, 'ok', JSON.stringify(r2[k]));
         assert.deepEqual(r1[k].response.message, r2[k].response.message, 'both sockets got the same message');
+        const s = sends[i][k];
+        assert.ok([String(s.conv), String(s.alt || s.conv)].includes(r1[k].response.message.conversation_id));
       }
     }
     const ids = [...convOf.values()].join(',');
@@ -149,7 +171,10 @@ describe('send batching (group commit)', () => {
     // each sender's own sends to one conversation keep the order it sent them
     for (let i = 0; i < users.length; i++) {
       const byConv = new Map();
-      for (const s of sends[i]) byConv.set(s.conv, [...(byConv.get(s.conv) || []), s.client_id]);
+      all[2 * i].forEach((r, k) => {
+        const conv = r.response.message.conversation_id;
+        byConv.set(conv, [...(byConv.get(conv) || []), sends[i][k].client_id]);
+      });
       for (const [conv, list] of byConv) {
         const rows = sql(`SELECT client_id FROM messages WHERE conversation_id = ${conv} AND sender_id = ${users[i].id} ORDER BY seq`).split('\n');
         assert.deepEqual(rows, list);
