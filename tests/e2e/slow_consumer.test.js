@@ -27,16 +27,19 @@ describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
   });
   after(async () => { if (srv) await srv.stop(); });
 
-  /** Shouts `count` payloads from `b` on `topic`, each awaited (broadcast + reply). */
-  async function shout(b, topic, count, { onEach } = {}) {
+  /** Shouts up to `count` payloads from `b` on `topic`, each awaited
+   * (broadcast + reply); stops early once until() is true. Returns how many. */
+  async function shout(b, topic, count, { onEach, until } = {}) {
     const pad = 'x'.repeat(PAYLOAD);
     for (let i = 0; i < count; i++) {
+      if (until && until()) return i;
       const ref = String(100 + i);
       b.send(`["1","${ref}","${topic}","shout",{"i":${i},"pad":"${pad}"}]`);
       await b.expectText(`[null,null,"${topic}","shout",{"i":${i},"pad":"${pad}"}]`, 10000);
       await b.expectText(`["1","${ref}","${topic}","phx_reply",{"response":{},"status":"ok"}]`, 10000);
       if (onEach) onEach(i);
     }
+    return count;
   }
 
   test('a paused subscriber is closed with 1013; what it got before is intact and in order', { timeout: 60000 }, async () => {
@@ -46,9 +49,13 @@ describe('slow consumer (SB_OUTBOUND_MAX=262144)', () => {
     await joinEcho(b, 'echo:slow', '1');
     a.ws._socket.pause();
 
-    // 32 MiB: far more than the kernel's socket buffers plus the 256 KiB cap
+    // up to 32 MiB: far more than the kernel's socket buffers plus the 256 KiB
+    // cap; the paused client resumes as soon as the server has given up on it
+    // (a closing connection waits 10 s at most for a reader that stalls)
     const count = 256;
-    await shout(b, 'echo:slow', count);
+    const overflowed = () => srv.logsMatching(/"msg":"slow_consumer_closed"/).length > 0;
+    const sent = await shout(b, 'echo:slow', count, { until: overflowed });
+    assert.ok(overflowed(), `the server never closed the paused client (${sent} broadcasts of ${PAYLOAD} bytes)`);
 
     a.ws._socket.resume();
     const r = await a.expectClose(1013, { timeoutMs: 10000, allowFrames: true });
