@@ -1109,13 +1109,48 @@ void accounts_tick(struct reactor *r)
     db_query(r->db, SQL_PRUNE_SESSIONS, 1, p, ignore_result, NULL);
 }
 
-void accounts_routes(void)
+int accounts_load_revoked(const char *conninfo)
 {
-    /* Interim: rate limits from the environment until config.h has fields
-     * for them (same variable names). */
-    if (ratelimit_configure(getenv("SB_RATELIMIT_LOGIN_IP"), getenv("SB_RATELIMIT_LOGIN_ACCOUNT"),
-                            getenv("SB_RATELIMIT_SIGNUP_IP")) != 0)
-        log_msg(LOG_WARN, "bad SB_RATELIMIT_* value (want N/seconds); using defaults", NULL);
+    const char *const keys[] = {"dbname", "connect_timeout", NULL};
+    const char *const vals[] = {conninfo, "5", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1); /* dbname expands a URI or key=value string */
+    if (PQstatus(pg) != CONNECTION_OK) {
+        log_msg(LOG_WARN, "revoked_sessions_not_loaded", "error", json_string(PQerrorMessage(pg)), NULL);
+        PQfinish(pg);
+        return -1;
+    }
+    char ttl[32];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.access_ttl_s + 5);
+    const char *p[1] = {ttl};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT id::text, floor(extract(epoch from revoked_at))::int8 FROM sessions"
+                                 " WHERE revoked_at > now() - make_interval(secs => $1::float8)",
+                                 1, NULL, p, NULL, NULL, 0);
+    int n = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        n = PQntuples(res);
+        for (int i = 0; i < n; i++)
+            rest_revoke_session(PQgetvalue(res, i, 0),
+                                strtoll(PQgetvalue(res, i, 1), NULL, 10) + g_cfg.access_ttl_s + 5);
+        log_msg(LOG_INFO, "revoked_sessions_loaded", "count", json_integer(n), NULL);
+    } else {
+        log_msg(LOG_WARN, "revoked_sessions_not_loaded", "error", json_string(PQerrorMessage(pg)), NULL);
+    }
+    PQclear(res);
+    PQfinish(pg);
+    return n;
+}
+
+int accounts_routes(void)
+{
+    if (ratelimit_configure(g_cfg.ratelimit_login_ip, g_cfg.ratelimit_login_account,
+                            g_cfg.ratelimit_signup_ip) != 0) {
+        log_msg(LOG_ERROR, "bad_config", "error",
+                json_string("SB_RATELIMIT_LOGIN_IP, SB_RATELIMIT_LOGIN_ACCOUNT and SB_RATELIMIT_SIGNUP_IP "
+                            "take N/seconds, e.g. 30/60"),
+                NULL);
+        return -1;
+    }
 
     router_add(HTTP_POST, "/api/v1/auth/signup", h_signup);
     router_add(HTTP_POST, "/api/v1/auth/login", h_login);
@@ -1127,4 +1162,5 @@ void accounts_routes(void)
     router_add(HTTP_GET, "/api/v1/users/:id", h_user);
     router_add(HTTP_POST, "/api/v1/devices", h_device_add);
     router_add(HTTP_DELETE, "/api/v1/devices/:id", h_device_del);
+    return 0;
 }

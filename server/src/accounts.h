@@ -20,8 +20,16 @@
 struct reactor;
 
 /* Registers the accounts routes with router_add (call once, before the
- * reactors start). Also applies the rate-limit settings. */
-void accounts_routes(void);
+ * reactors start). Also applies the rate-limit settings; returns -1 (logged)
+ * when one of them is malformed, else 0. */
+int accounts_routes(void);
+
+/* At start, before the reactors run: reads the sessions revoked within the
+ * last access-token lifetime from Postgres (blocking, bounded by a connect
+ * timeout) so that their unexpired access tokens stay refused across a
+ * restart. Returns how many were loaded, or -1 (logged) when Postgres could
+ * not be read: the server then starts anyway. */
+int accounts_load_revoked(const char *conninfo);
 
 /* Presence hook for GET /users/:id: when set, called on the reactor thread
  * with a user id; returns true if the user has a live socket anywhere. It

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "bus.h"
 #include "bus_codec.h"
 #include "config.h"
@@ -46,6 +47,7 @@
 #include "phx_socket.h"
 #include "pubsub.h"
 #include "reactor.h"
+#include "rest.h"
 #include "util.h"
 
 enum { OP_PUB = 0, OP_ADD = 1, OP_DEL = 2 };
@@ -603,7 +605,13 @@ static void handle_control(const char *node, const char *event, const char *payl
         const char *by = json_string_value(json_object_get(j, "by"));
         json_int_t code = json_integer_value(json_object_get(j, "code"));
         if (code < 1000 || code > 4999 || code == 1005 || code == 1006) code = 1008;
-        if (id && by) sb_disconnect_local(id, !strcmp(by, "session"), (int)code);
+        if (id && by) {
+            /* a logout on another node: refuse this session's access tokens
+             * here too, until they would have expired anyway */
+            if (!strcmp(by, "session"))
+                rest_revoke_session(id, (int64_t)time(NULL) + g_cfg.access_ttl_s + 5);
+            sb_disconnect_local(id, !strcmp(by, "session"), (int)code);
+        }
     } else {
         peer_seen(node, NULL);
         if (B.listener && B.listener->control) B.listener->control(node, event, j);

@@ -51,6 +51,9 @@ typedef struct sb_config {
     size_t message_max_bytes;  /* largest message body / caption, bytes */
     char ratelimit_send[32];   /* message sends per user, "N/S" */
     char ratelimit_typing[32]; /* typing events per user and conversation, "N/S" */
+    char ratelimit_login_ip[32];      /* login attempts per client address, "N/S" */
+    char ratelimit_login_account[32]; /* login attempts per account, "N/S" */
+    char ratelimit_signup_ip[32];     /* sign-ups per client address, "N/S" */
     int64_t sync_retention_s;      /* sync cursors older than this answer 410 cursor_expired */
     int64_t sync_prune_interval_s; /* seconds between prunes of events past retention (0 = never) */
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */

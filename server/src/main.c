@@ -91,7 +91,8 @@ static int cmd_serve(int argc, char **argv)
     router_add(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/readyz", readyz);
-    accounts_routes();
+    if (accounts_routes() != 0) return 1;
+    if (g_cfg.database_url[0]) accounts_load_revoked(g_cfg.database_url);
     chat_routes();
     sync_routes();
     ch_user_register();

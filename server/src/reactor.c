@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "accounts.h"
 #include "config.h"
 #include "conn.h"
 #include "db.h"
@@ -77,6 +78,7 @@ static void on_tick(uv_timer_t *t)
     r->now_ms = uv_now(&r->loop);
     conn_sweep(r);
     longpoll_sweep(r);
+    accounts_tick(r); /* hourly prune of expired refresh tokens and dead sessions */
 }
 
 /* Binds a listening TCP socket with SO_REUSEPORT by hand (libuv 1.44 has

@@ -567,6 +567,49 @@ describe('S6: rate limits', () => {
   });
 });
 
+describe('revocation outlives a restart; settings are checked at start', () => {
+  test('a session logged out before a restart stays refused by the restarted server', T, async () => {
+    await waitForDatabase();
+    const first = await startServer({ name: 'accounts-revoke-1', env: BASE_ENV });
+    let second;
+    try {
+      const a = await signup(first);
+      assert.equal((await api(first, 'POST', '/auth/logout', { token: a.access_token })).status, 204);
+      await first.stop();
+      // same secret and database: the access token (15 min) still verifies
+      second = await startServer({ name: 'accounts-revoke-2', env: { ...BASE_ENV, SB_SECRET: first.env.SB_SECRET } });
+      assert.ok(second.logsMatching(/"msg":"revoked_sessions_loaded"/).length > 0, second.tail());
+      assertError(await api(second, 'GET', '/me', { token: a.access_token }), 401, 'unauthorized');
+      const ws = new WebSocket(second.wsUrl(`/socket/websocket?vsn=2.0.0&token=${encodeURIComponent(a.access_token)}`));
+      const status = await new Promise((res) => {
+        ws.once('unexpected-response', (req, r) => res(r.statusCode));
+        ws.once('open', () => res('open'));
+        ws.once('error', () => res('error'));
+      });
+      ws.terminate();
+      assert.equal(status, 403, 'the socket refuses the logged-out token');
+      // another account's fresh session is served as usual
+      const b = await signup(second);
+      assert.equal((await api(second, 'GET', '/me', { token: b.access_token })).status, 200);
+    } finally {
+      if (first.alive()) await first.stop();
+      if (second) await second.stop();
+    }
+  });
+
+  test('a malformed rate-limit setting stops the server at start with a clear error', T, async () => {
+    const { spawnSync } = require('node:child_process');
+    const r = spawnSync(process.env.SB_BIN, ['serve'], {
+      env: { ...process.env, SB_HOST: '127.0.0.1', SB_PORT: '0', SB_ADMIN_PORT: '0', SB_SECRET: 'x'.repeat(48),
+        SB_RATELIMIT_LOGIN_IP: 'lots', SB_DATABASE_URL: '' },
+      encoding: 'utf8',
+      timeout: 10000 * slow(),
+    });
+    assert.equal(r.status, 1, `exit status ${r.status}, signal ${r.signal}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout + r.stderr, /"msg":"bad_config".*SB_RATELIMIT_LOGIN_IP/);
+  });
+});
+
 describe('R4: Postgres stopped, then back', () => {
   let srv;
   let pgStopped = false;

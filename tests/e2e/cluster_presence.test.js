@@ -205,6 +205,13 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
       }
       await otherSession.expectNothing(500);
       assert.equal(otherSession.closeInfo, null, 'the other session stays connected');
+      // the logged-out session's access token is refused on every node, REST and socket
+      for (const n of [nodes[1], nodes[2]]) {
+        const me = await api(n, 'GET', '/me', { token: a.token });
+        assert.equal(me.status, 401, `GET /me on another node after logout: ${me.text}`);
+        const again = await Client.open(n.wsUrl(socketPath({ token: a.token }))).then((c) => { c.ws.terminate(); return 'open'; }, (e) => String(e.message || e));
+        assert.match(again, /403/, 'a new socket with the logged-out token is refused');
+      }
     } finally {
       for (const c of [onB, onC, otherSession]) { try { c.ws.terminate(); } catch { /* gone */ } }
     }
