@@ -741,12 +741,15 @@ static void h_logout(sb_req *req)
 
 static const char SQL_ME[] = "SELECT " USER_COLS " FROM users u WHERE u.id = $1::int8";
 
+/* A banned account's row is returned unchanged (me_done answers 403). */
 static const char SQL_ME_PATCH[] =
-    "UPDATE users u SET"
+    "WITH upd AS (UPDATE users u SET"
     " display_name = CASE WHEN $2::bool THEN $3 ELSE u.display_name END,"
     " about = CASE WHEN $4::bool THEN $5 ELSE u.about END,"
     " avatar_media_id = CASE WHEN $6::bool THEN $7 ELSE u.avatar_media_id END"
-    " WHERE u.id = $1::int8 RETURNING " USER_COLS;
+    " WHERE u.id = $1::int8 AND u.banned_at IS NULL RETURNING " USER_COLS ")"
+    " SELECT * FROM upd UNION ALL"
+    " SELECT " USER_COLS " FROM users u WHERE u.id = $1::int8 AND u.banned_at IS NOT NULL";
 
 /* Answers {"user": ...} for the caller's own row (404-ish cases: the
  * account is gone -> 401, banned -> 403). */

@@ -201,6 +201,13 @@ describe('accounts REST', () => {
       const f2 = await api(srv, 'POST', '/auth/refresh', { body: { refresh_token: b.refresh_token } });
       assert.equal(f2.status, 401);
     });
+
+    test('a banned account cannot change its profile: 403 and nothing stored', T, async () => {
+      const b = await signup(srv);
+      sql(`UPDATE users SET banned_at = now() WHERE id = ${Number(b.id)}`);
+      assertError(await api(srv, 'PATCH', '/me', { token: b.access_token, body: { display_name: 'Renamed' } }), 403, 'forbidden');
+      assert.equal(sql(`SELECT display_name FROM users WHERE id = ${Number(b.id)}`), 'Tester', 'the name is unchanged');
+    });
   });
 
   describe('refresh', () => {
