@@ -74,6 +74,7 @@ static const opt opts[] = {
     {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
     {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
 };
+    {"sync-window-bytes", "SB_SYNC_WINDOW_BYTES", T_SIZE, "33554432", N(sync_window_bytes), "bytes of recent events (with their recipients) each node keeps in memory to answer GET /api/v1/sync without Postgres when the cursor is recent (0 = always read Postgres)"},
 
 static int set_opt(const opt *o, const char *v)
 {

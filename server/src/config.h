@@ -59,6 +59,7 @@ typedef struct sb_config {
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */
     int tailer_batch;              /* events read per event tailer query */
 } sb_config;
+    size_t sync_window_bytes;      /* bytes of recent events kept in memory for sync (0 = off) */
 
 extern sb_config g_cfg;
 

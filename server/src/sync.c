@@ -11,6 +11,7 @@
 #include "reactor.h"
 #include "rest.h"
 #include "router.h"
+#include "sync_window.h"
 #include "tailer.h"
 #include "util.h"
 
@@ -158,17 +159,30 @@ void sync_fetch(db_pool *db, const char *uid, sync_pos from, int limit, sync_pag
  * "cursor":...}. Returns 0 or -1. */
 static int add_event(strbuf *b, const char *uid, const sync_event *e, int64_t now_s)
 {
-    char cur[CURSOR_LEN + 1];
+    char cur[CURSOR_LEN + 3];
     cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, e->pos, now_s, cur);
-    json_t *t = json_string(e->type);
-    char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
-    json_decref(t);
-    if (!ts) return -1;
-    int rc = strbuf_addf(b, "{\"type\":%s,", ts);
-    free(ts);
+    memcpy(cur + CURSOR_LEN, "\"}", 2);
+    /* event names are plain ("message:new"): copied as they are; anything
+     * else goes through the JSON encoder */
+    bool plain = true;
+    for (const char *c = e->type; *c && plain; c++)
+        plain = (*c >= 'a' && *c <= 'z') || *c == ':' || *c == '_' || *c == '.' || *c == '-';
+    int rc;
+    if (plain) {
+        rc = strbuf_add(b, "{\"type\":\"", 9, 0);
+        if (rc == 0) rc = strbuf_add(b, e->type, strlen(e->type), 0);
+        if (rc == 0) rc = strbuf_add(b, "\",", 2, 0);
+    } else {
+        json_t *t = json_string(e->type);
+        char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
+        json_decref(t);
+        if (!ts) return -1;
+        rc = strbuf_addf(b, "{\"type\":%s,", ts);
+        free(ts);
+    }
     if (rc != 0) return -1;
     if (strbuf_add(b, e->prefix + 1, e->prefix_len - 1, 0) != 0) return -1;
-    return strbuf_addf(b, "%s\"}", cur);
+    return strbuf_add(b, cur, CURSOR_LEN + 2, 0);
 }
 
 static void page_answer(const sync_page *pg, const char *err, void *arg)
@@ -190,6 +204,9 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
     const char *uid = req->auth.user_id;
     int64_t now_s = now_unix_ms() / 1000;
     strbuf b = {0};
+    size_t want = 128; /* the whole body in one allocation */
+    for (int i = 0; i < pg->n; i++) want += pg->ev[i].prefix_len + strlen(pg->ev[i].type) + CURSOR_LEN + 16;
+    if ((b.p = malloc(want))) b.cap = want;
     int rc = strbuf_add(&b, "{\"events\":[", 11, 0);
     for (int i = 0; rc == 0 && i < pg->n; i++) {
         if (i) rc = strbuf_add(&b, ",", 1, 0);
@@ -210,6 +227,59 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
 }
 
 static void bootstrap(sb_req *req, int limit);
+
+/* A page request going through the window of events (sync_window.h). */
+typedef struct window_req {
+    sb_req *req;
+    sync_pos from;
+    int limit;
+    uint64_t ticket; /* the fetch that must reach the horizon for a last page */
+    int tries;
+} window_req;
+
+static void window_try(window_req *w);
+
+/* The tailer caught up with w's ticket (or w must read Postgres). */
+static void window_woke(void *arg, bool fallback)
+{
+    window_req *w = arg;
+    if (!fallback) {
+        window_try(w);
+        return;
+    }
+    sync_fetch(w->req->r->db, w->req->auth.user_id, w->from, w->limit, page_answer, w->req);
+    free(w);
+}
+
+/* Answers w from this node's window of recent events when its cursor is
+ * inside it; a last page ("nothing more") only once a tailer fetch sent
+ * after the request reached the horizon, so it is as fresh as a Postgres
+ * read (waits at most SYNC_WINDOW_WAIT_MS). Otherwise reads Postgres. */
+static void window_try(window_req *w)
+{
+    sb_req *req = w->req;
+    sync_page pg;
+    int rc = sync_window_read(rest_parse_id(req->auth.user_id), w->from, w->limit, &w->ticket, &pg);
+    if (rc == SW_HIT) {
+        page_answer(&pg, NULL, req);
+        sync_window_page_free(&pg);
+        free(w);
+        return;
+    }
+    if (rc == SW_WAIT && w->tries++ < 2) {
+        int k = sync_window_wait(w->ticket, req->r, window_woke, w);
+        if (k == 0) {
+            tailer_kick(); /* the fetch it waits for, now */
+            return;
+        }
+        if (k == 1) {
+            window_try(w); /* satisfied meanwhile */
+            return;
+        }
+    }
+    sync_fetch(req->r->db, req->auth.user_id, w->from, w->limit, page_answer, req);
+    free(w);
+}
 
 /* GET /api/v1/sync?cursor=&limit= */
 static void sync_get(sb_req *req)
@@ -259,7 +329,13 @@ static void sync_get(sb_req *req)
                          "this cursor is older than the retention window: bootstrap again", NULL);
         return;
     }
-    sync_fetch(req->r->db, uid, pos, limit, page_answer, req);
+    window_req *w = malloc(sizeof *w);
+    if (!w) {
+        sync_fetch(req->r->db, uid, pos, limit, page_answer, req);
+        return;
+    }
+    *w = (window_req){req, pos, limit, 0, 0};
+    window_try(w);
 }
 
 /* ------------------------------------------------------------------------ */

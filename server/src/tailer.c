@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pubsub.h"
 #include "reactor.h"
+#include "sync_window.h"
 #include "util.h"
 
 #define TL_CONNECT_TIMEOUT_MS 5000
@@ -31,7 +32,7 @@
 #define TL_PENDING_MS 5 /* re-read soon when committed events wait above the horizon */
 
 enum { TL_DOWN = 0, TL_CONNECTING, TL_UP };
-enum { Q_NONE = 0, Q_LISTEN, Q_PREPARE, Q_START, Q_FETCH, Q_PRUNE };
+enum { Q_NONE = 0, Q_LISTEN, Q_PREPARE, Q_START, Q_FETCH, Q_PRUNE, Q_BACKFILL };
 
 typedef struct tailer {
     reactor *r;
@@ -46,6 +47,10 @@ typedef struct tailer {
     PGresult *res;     /* its result, once complete */
     bool want;         /* a NOTIFY came while a query was in flight */
     bool positioned;   /* pos has been read once */
+    int backfill;      /* the sync window's start-up backfill: 0 to do, 1 running, 2 done */
+    bool backfill_turn; /* the next idle query is a backfill chunk (alternates with fetches) */
+    sync_pos backfill_base; /* the window's lower bound when the chunk in flight was asked */
+    uint64_t fetch_seq; /* the number of the fetch in flight (sync_window_fetch_sent) */
     sync_pos pos;      /* last position read */
     uint64_t backoff_ms;
     uint64_t pending_ms;   /* current re-read delay while events wait above a stuck horizon */
@@ -212,6 +217,63 @@ static int deliver_event(const char *arr, const char *type, const char *payload,
     return rc;
 }
 
+/* Reads "tx:id" into *p. Returns 0 or -1. */
+static int parse_pos(const char *s, sync_pos *p)
+{
+    char tx[24];
+    const char *colon = strchr(s, ':');
+    size_t n = colon ? (size_t)(colon - s) : 0;
+    uint64_t id;
+    if (n == 0 || n >= sizeof tx) return -1;
+    memcpy(tx, s, n);
+    tx[n] = 0;
+    if (cursor_parse_u64(tx, &p->tx) != 0 || cursor_parse_u64(colon + 1, &id) != 0) return -1;
+    p->id = (int64_t)id;
+    return 0;
+}
+
+/* Loads a backfill chunk (SQL_BACKFILL, newest first, asked below `base`)
+ * into the sync window and lowers its exact lower bound: to the oldest event
+ * taken when older ones are left, else to the prune watermark. Returns true
+ * when more chunks may follow. */
+static bool backfill(const PGresult *res, sync_pos base)
+{
+    int rows = PQntuples(res);
+    if (rows < 1) return false;
+    sync_pos wm = {0, 0};
+    if (!PQgetisnull(res, 0, 0)) parse_pos(PQgetvalue(res, 0, 0), &wm);
+    bool cut = PQgetvalue(res, 0, 1)[0] == 't'; /* older events are left */
+    bool full = false; /* the window refused one: stop */
+    sync_pos oldest = {0, 0};
+    bool any = false;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2)) continue;
+        sync_pos p;
+        uint64_t id;
+        if (cursor_parse_u64(PQgetvalue(res, i, 2), &p.tx) != 0 ||
+            cursor_parse_u64(PQgetvalue(res, i, 3), &id) != 0) {
+            cut = full = true;
+            break;
+        }
+        p.id = (int64_t)id;
+        if (sync_window_prepend(base, p, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+                                PQgetvalue(res, i, 6)) != 0) {
+            full = true;
+            break;
+        }
+        oldest = p;
+        any = true;
+    }
+    if (!(cut ? any && sync_window_backfilled(base, oldest) : sync_window_backfilled(base, wm)) ||
+        full || !cut) {
+        size_t n = 0;
+        sync_window_stats(NULL, NULL, &n, NULL);
+        log_msg(LOG_INFO, "sync_window_backfilled", "events", json_integer((json_int_t)n), NULL);
+        return false;
+    }
+    return true;
+}
+
 /* Handles a fetch result: publishes the new position, then hands every event
  * to its recipients' topics. Returns true when more may be waiting now
  * (a full batch) and sets *pending when committed events sit above the
@@ -224,6 +286,9 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
     uint64_t horizon = 0;
     if (cursor_parse_u64(PQgetvalue(res, 0, 0), &horizon) != 0) return false;
     *pending = PQgetvalue(res, 0, 1)[0] == 't';
+    sync_pos wm;
+    if (PQnfields(res) > 8 && !PQgetisnull(res, 0, 8) && parse_pos(PQgetvalue(res, 0, 8), &wm) == 0)
+        sync_window_pruned(wm); /* a prune here or on another node */
     int events = 0;
     sync_pos last = t->pos;
     for (int i = 0; i < rows; i++) {
@@ -236,6 +301,7 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
         p.id = (int64_t)id;
         last = p;
         events++;
+        sync_window_append(p, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
     }
     /* a full batch, or one cut at about 4 MiB of payloads: more is waiting */
     bool cut = PQnfields(res) > 7 && PQgetvalue(res, 0, 7)[0] == 't';
@@ -247,6 +313,7 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
     }
     if (sync_pos_cmp(next, t->pos) > 0) t->pos = next;
     publish_pos(t->pos); /* before handing the events out (tailer.h) */
+    sync_window_advance(t->pos, full ? 0 : t->fetch_seq);
     int64_t now_s = now_unix_ms() / 1000;
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, 2)) continue;
@@ -286,9 +353,30 @@ static const char SQL_FETCH[] =
     " CASE WHEN f.stream < 0 THEN ARRAY[-f.stream]"
     "  ELSE ARRAY(SELECT m.user_id FROM memberships m WHERE m.conversation_id = f.stream"
     "   AND m.from_seq <= f.seq AND (m.to_seq IS NULL OR f.seq <= m.to_seq)) END::text,"
-    " (SELECT count(*) FROM f) < (SELECT count(*) FROM b) "
+    " (SELECT count(*) FROM f) < (SELECT count(*) FROM b),"
+    " (SELECT w.tx::text || ':' || w.id FROM sync_prune w) "
     "FROM h LEFT JOIN f ON true "
     "ORDER BY f.tx, f.id";
+
+/* A chunk of the sync window's start-up backfill (sync_window.h): the
+ * events before ($1, $2), newest first, at most $3 and about 4 MiB of
+ * payloads, each with its recipients; with the prune watermark "tx:id" and
+ * whether older events (after the watermark) were left out. */
+static const char SQL_BACKFILL[] =
+    "WITH b AS MATERIALIZED (SELECT e.tx, e.id, e.stream, e.seq, e.type, e.payload::text AS pl"
+    "  FROM events e WHERE (e.tx, e.id) < ($1::xid8, $2::int8) ORDER BY e.tx DESC, e.id DESC LIMIT $3),"
+    " z AS (SELECT b.*, sum(octet_length(b.pl)) OVER (ORDER BY b.tx DESC, b.id DESC)"
+    "  - octet_length(b.pl) AS before FROM b),"
+    " f AS (SELECT * FROM z WHERE z.before < 4194304) "
+    "SELECT (SELECT w.tx::text || ':' || w.id FROM sync_prune w),"
+    " (SELECT count(*) FROM b) >= $3 OR (SELECT count(*) FROM f) < (SELECT count(*) FROM b),"
+    " f.tx::text, f.id::text, f.type, f.pl,"
+    " CASE WHEN f.stream < 0 THEN ARRAY[-f.stream]"
+    "  ELSE ARRAY(SELECT m.user_id FROM memberships m WHERE m.conversation_id = f.stream"
+    "   AND m.from_seq <= f.seq AND (m.to_seq IS NULL OR f.seq <= m.to_seq)) END::text "
+    "FROM (SELECT 1) o LEFT JOIN f ON true "
+    "ORDER BY f.tx DESC, f.id DESC";
+#define TL_BACKFILL_ROWS "2000"
 
 static const char SQL_START[] = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
 
@@ -342,6 +430,7 @@ static void send_fetch(tailer *t)
     snprintf(lim, sizeof lim, "%d", g_cfg.tailer_batch > 0 ? g_cfg.tailer_batch : 500);
     const char *p[3] = {tx, id, lim};
     t->want = false;
+    t->fetch_seq = sync_window_fetch_sent(); /* sync requests before now wait for it */
     if (!PQsendQueryPrepared(t->pg, "tl_fetch", 3, p, NULL, NULL, 0)) {
         tl_teardown(t, PQerrorMessage(t->pg));
         return;
@@ -358,6 +447,18 @@ static void tl_next(tailer *t)
         tl_send(t, Q_START, SQL_START, 0, NULL);
         return;
     }
+    if (t->backfill == 0) t->backfill = g_cfg.sync_window_bytes > 0 ? 1 : 2;
+    if (t->backfill == 1 && t->backfill_turn) { /* a chunk between two fetches */
+        t->backfill_turn = false;
+        sync_window_stats(&t->backfill_base, NULL, NULL, NULL);
+        char tx[24], id[24];
+        snprintf(tx, sizeof tx, "%llu", (unsigned long long)t->backfill_base.tx);
+        snprintf(id, sizeof id, "%lld", (long long)t->backfill_base.id);
+        const char *p[3] = {tx, id, TL_BACKFILL_ROWS};
+        tl_send(t, Q_BACKFILL, SQL_BACKFILL, 3, p);
+        return;
+    }
+    t->backfill_turn = true;
     uint64_t now = uv_now(t->loop);
     if (g_cfg.sync_prune_interval_s > 0 &&
         now - t->last_prune_ms >= (uint64_t)g_cfg.sync_prune_interval_s * 1000) {
@@ -409,6 +510,7 @@ static void tl_done(tailer *t, PGresult *res)
         t->pos = (sync_pos){h, 0};
         t->positioned = true;
         publish_pos(t->pos);
+        sync_window_start(t->pos, g_cfg.sync_window_bytes);
         log_msg(LOG_INFO, "tailer_started", "horizon", json_integer((json_int_t)h), NULL);
         tl_next(t);
         return;
@@ -420,6 +522,10 @@ static void tl_done(tailer *t, PGresult *res)
             /* more may be left: another round in a second */
             t->last_prune_ms = uv_now(t->loop) - (uint64_t)g_cfg.sync_prune_interval_s * 1000 + 1000;
         }
+        tl_next(t);
+        return;
+    case Q_BACKFILL:
+        if (!backfill(res, t->backfill_base)) t->backfill = 2;
         tl_next(t);
         return;
     case Q_FETCH: {
@@ -498,6 +604,7 @@ static void tl_teardown(tailer *t, const char *why)
     t->pg = NULL;
     t->query = Q_NONE;
     t->state = TL_DOWN;
+    sync_window_live(false); /* sync requests waiting for a fetch read Postgres */
     if (t->was_up || t->fail_streak == 0)
         log_msg(LOG_WARN, t->was_up ? "tailer_connection_lost" : "tailer_connect_failed", "error",
                 json_string(msg), NULL);
@@ -585,6 +692,7 @@ static void tl_ready(tailer *t)
     }
     t->state = TL_UP;
     t->was_up = true;
+    sync_window_live(true);
     t->backoff_ms = 0;
     if (t->fail_streak > 0) log_msg(LOG_INFO, "tailer_connection_restored", NULL);
     t->fail_streak = 0;
