@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 LOG=$(mktemp -d)
 trap 'kill $SRV_PID 2>/dev/null || true; rm -rf "$LOG"' EXIT
 SECRET=live-test-secret-0123456789abcdef-0123
-SB_SECRET=$SECRET SB_TEST_CHANNELS=1 SB_PORT=0 SB_HOST=127.0.0.1 SB_ADMIN_PORT=0 "$SB_BIN" serve >"$LOG/srv" 2>&1 &
+SB_SECRET=$SECRET SB_TEST_CHANNELS=1 SB_RATELIMIT_CONNECT_IP=off SB_PORT=0 SB_HOST=127.0.0.1 SB_ADMIN_PORT=0 "$SB_BIN" serve >"$LOG/srv" 2>&1 &
 SRV_PID=$!
 for _ in $(seq 100); do grep -q listening "$LOG/srv" 2>/dev/null && break; sleep 0.1; done
 PORT=$(grep -m1 listening "$LOG/srv" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["port"])')

@@ -123,20 +123,6 @@ static int refresh_hash(const char *tok, char hash[65])
     return 0;
 }
 
-/* Rate-limit key of a client address: IPv6 addresses count per /64 (one
- * subscriber usually holds a whole /64). */
-static void ip_key(const char *ip, char *out, size_t outlen)
-{
-    struct in6_addr a6;
-    if (strchr(ip, ':') && strncmp(ip, "::ffff:", 7) != 0 && inet_pton(AF_INET6, ip, &a6) == 1) {
-        memset(a6.s6_addr + 8, 0, 8);
-        char buf[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &a6, buf, sizeof buf);
-        snprintf(out, outlen, "%s/64", buf);
-    } else {
-        snprintf(out, outlen, "%s", ip);
-    }
-}
 
 /* Copies header value s keeping printable ASCII only, at most outlen-1 bytes
  * (so anything stored from it is valid UTF-8). */
@@ -363,7 +349,7 @@ static void h_signup(sb_req *req)
         return;
     }
     char key[64];
-    ip_key(req->client_ip, key, sizeof key);
+    ratelimit_ip_key(req->client_ip, key, sizeof key);
     int wait = ratelimit_hit(RL_SIGNUP_IP, key);
     if (wait) {
         json_decref(b);
@@ -499,7 +485,7 @@ static void h_login(sb_req *req)
         return;
     }
     char key[96];
-    ip_key(req->client_ip, key, sizeof key);
+    ratelimit_ip_key(req->client_ip, key, sizeof key);
     int wait = ratelimit_hit(RL_LOGIN_IP, key);
     char uname[40];
     bool valid = accounts_username_normalize(username, uname, sizeof uname);
@@ -1147,10 +1133,10 @@ int accounts_load_revoked(const char *conninfo)
 int accounts_routes(void)
 {
     if (ratelimit_configure(g_cfg.ratelimit_login_ip, g_cfg.ratelimit_login_account,
-                            g_cfg.ratelimit_signup_ip) != 0) {
+                            g_cfg.ratelimit_signup_ip, g_cfg.ratelimit_connect_ip) != 0) {
         log_msg(LOG_ERROR, "bad_config", "error",
-                json_string("SB_RATELIMIT_LOGIN_IP, SB_RATELIMIT_LOGIN_ACCOUNT and SB_RATELIMIT_SIGNUP_IP "
-                            "take N/seconds, e.g. 30/60"),
+                json_string("SB_RATELIMIT_LOGIN_IP, SB_RATELIMIT_LOGIN_ACCOUNT, SB_RATELIMIT_SIGNUP_IP and "
+                            "SB_RATELIMIT_CONNECT_IP take N/seconds, e.g. 30/60, or off"),
                 NULL);
         return -1;
     }

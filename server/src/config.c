@@ -68,13 +68,14 @@ static const opt opts[] = {
     {"ratelimit-login-ip", "SB_RATELIMIT_LOGIN_IP", T_STR, "30/60", S(ratelimit_login_ip), "login attempts per client address (IPv6: per /64): N at once, then N per S seconds"},
     {"ratelimit-login-account", "SB_RATELIMIT_LOGIN_ACCOUNT", T_STR, "10/300", S(ratelimit_login_account), "login attempts per account, N/S"},
     {"ratelimit-signup-ip", "SB_RATELIMIT_SIGNUP_IP", T_STR, "10/3600", S(ratelimit_signup_ip), "sign-ups per client address, N/S"},
+    {"ratelimit-connect-ip", "SB_RATELIMIT_CONNECT_IP", T_STR, "1000/10", S(ratelimit_connect_ip), "socket connects (WebSocket upgrades and long-poll sessions) per client address, N/S; answered 429 with Retry-After (\"off\" = unlimited, e.g. for load tests from few addresses)"},
     {"ratelimit-typing", "SB_RATELIMIT_TYPING", T_STR, "10/10", S(ratelimit_typing), "typing events per user and conversation, N/S"},
     {"sync-retention", "SB_SYNC_RETENTION", T_I64, "2592000", N(sync_retention_s), "seconds a sync cursor stays valid; older ones answer 410 cursor_expired, and events older than this may be pruned"},
     {"sync-prune-interval", "SB_SYNC_PRUNE_INTERVAL", T_I64, "3600", N(sync_prune_interval_s), "seconds between prunes of events older than the sync retention (0 = never prune)"},
     {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
     {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
-};
     {"sync-window-bytes", "SB_SYNC_WINDOW_BYTES", T_SIZE, "33554432", N(sync_window_bytes), "bytes of recent events (with their recipients) each node keeps in memory to answer GET /api/v1/sync without Postgres when the cursor is recent (0 = always read Postgres)"},
+};
 
 static int set_opt(const opt *o, const char *v)
 {

@@ -10,6 +10,7 @@
 #include "phx_socket.h"
 #include "rest.h"
 #include "util.h"
+#include "ws.h"
 
 #define LP_MAX_MESSAGES 4096
 #define LP_ID_LEN 35 /* "lp." + 32 hex */
@@ -286,6 +287,11 @@ static void open_session(sb_req *req, const char *auth_token)
     if (v && strcmp(v, "2.0.0") == 0) vsn = PHX_V2;
     else if (v && strcmp(v, "1.0.0") != 0) ok = false;
     free(v);
+    int wait = ws_connect_rate_limited(req);
+    if (wait) {
+        rest_rate_limited(req, wait);
+        return;
+    }
     token_claims claims;
     if (!ok || !auth_token || !*auth_token ||
         token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, auth_token, strlen(auth_token),

@@ -1,6 +1,7 @@
 /* ratelimit.c — token buckets in a bounded LRU table (see ratelimit.h). */
 #include "ratelimit.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -258,7 +259,7 @@ static rl_table *g_table;
 static rl_limit g_limits[RL_NKINDS];
 static bool g_limits_set;
 static const char *const g_defaults[RL_NKINDS] = {RL_DEFAULT_LOGIN_IP, RL_DEFAULT_LOGIN_ACCOUNT,
-                                                  RL_DEFAULT_SIGNUP_IP};
+                                                  RL_DEFAULT_SIGNUP_IP, RL_DEFAULT_CONNECT_IP};
 
 /* Fills unset limits with the defaults and makes the table (under g_mu). */
 static void init_locked(void)
@@ -280,9 +281,10 @@ void ratelimit_set(int kind, rl_limit lim)
     pthread_mutex_unlock(&g_mu);
 }
 
-int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip)
+int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip,
+                        const char *connect_ip)
 {
-    const char *specs[RL_NKINDS] = {login_ip, login_account, signup_ip};
+    const char *specs[RL_NKINDS] = {login_ip, login_account, signup_ip, connect_ip};
     rl_limit parsed[RL_NKINDS];
     for (int k = 0; k < RL_NKINDS; k++)
         if (specs[k] && specs[k][0] && rl_limit_parse(specs[k], &parsed[k]) != 0) return -1;
@@ -314,4 +316,17 @@ int ratelimit_hit(int kind, const char *key)
     if (ms <= 0) return 0;
     int64_t s = (ms + 999) / 1000;
     return s > 1000000 ? 1000000 : (int)s;
+}
+
+void ratelimit_ip_key(const char *ip, char *out, size_t outlen)
+{
+    struct in6_addr a6;
+    if (strchr(ip, ':') && strncmp(ip, "::ffff:", 7) != 0 && inet_pton(AF_INET6, ip, &a6) == 1) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+        snprintf(out, outlen, "%s/64", buf);
+    } else {
+        snprintf(out, outlen, "%s", ip);
+    }
 }

@@ -50,18 +50,23 @@ int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t
 size_t rl_table_size(rl_table *t);
 
 /* ---- the named limits of the accounts endpoints ---- */
-enum { RL_LOGIN_IP = 0, RL_LOGIN_ACCOUNT, RL_SIGNUP_IP, RL_NKINDS };
+enum { RL_LOGIN_IP = 0, RL_LOGIN_ACCOUNT, RL_SIGNUP_IP, RL_CONNECT_IP, RL_NKINDS };
 
 #define RL_DEFAULT_LOGIN_IP "30/60"       /* 30 attempts, then one per 2 s */
 #define RL_DEFAULT_LOGIN_ACCOUNT "10/300" /* 10 attempts, then one per 30 s */
 #define RL_DEFAULT_SIGNUP_IP "10/3600"    /* 10 sign-ups, then one per 6 min */
+#define RL_DEFAULT_CONNECT_IP "1000/10"   /* 1,000 socket connects, then 100/s */
 #define RL_TABLE_MAX 65536                /* buckets kept for the named limits */
 
 /* Sets the limit of one kind (thread-safe; normally once at start). */
 void ratelimit_set(int kind, rl_limit lim);
 /* Sets each kind from its spec string ("N/S"; NULL or "" keeps the current
  * value). Returns 0, or -1 (with nothing changed) if one is malformed. */
-int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip);
+int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip,
+                        const char *connect_ip);
+/* The rate-limit key of a client address (text) into out: IPv4 as is, IPv6
+ * per /64 (one subscriber usually holds a whole /64). */
+void ratelimit_ip_key(const char *ip, char *out, size_t outlen);
 /* Counts one event of `kind` for `key` at the current wall time. Returns 0
  * when allowed, else the whole seconds the client should wait (>= 1), which
  * is what Retry-After carries. Thread-safe. */

@@ -16,6 +16,7 @@
 #include "http_conn.h"
 #include "log.h"
 #include "phx_socket.h"
+#include "ratelimit.h"
 #include "rest.h"
 #include "util.h"
 
@@ -98,6 +99,13 @@ static int parse_vsn(const sb_req *req, phx_vsn *out)
     return rc;
 }
 
+int ws_connect_rate_limited(const sb_req *req)
+{
+    char key[64];
+    ratelimit_ip_key(req->client_ip, key, sizeof key);
+    return ratelimit_hit(RL_CONNECT_IP, key);
+}
+
 /* Runs Phoenix's connect: vsn and token. Fills claims; returns 0 or -1. */
 int ws_phoenix_connect(const sb_req *req, phx_vsn *vsn, token_claims *claims, bool *via_subprotocol)
 {
@@ -129,6 +137,11 @@ void ws_handle_upgrade(sb_req *req)
     phx_vsn vsn;
     token_claims claims;
     bool via_sp;
+    int wait = ws_connect_rate_limited(req);
+    if (wait) {
+        rest_rate_limited(req, wait);
+        return;
+    }
     if (ws_phoenix_connect(req, &vsn, &claims, &via_sp) != 0) {
         respond_empty(req, 403);
         return;

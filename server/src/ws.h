@@ -20,6 +20,10 @@ struct phx_socket;
  * refused), then the upgrade checks (400), then 101 and the switch to
  * WebSocket mode. Answers (and frees) req in every case. */
 void ws_handle_upgrade(sb_req *req);
+/* Counts one socket connect (WebSocket upgrade or long-poll session) from
+ * the request's client address against SB_RATELIMIT_CONNECT_IP. Returns 0
+ * when allowed, else the seconds to wait (answered 429 with Retry-After). */
+int ws_connect_rate_limited(const sb_req *req);
 /* Feeds received bytes to the connection's WebSocket parser. */
 void ws_on_data(struct sb_conn *c, const char *data, size_t len);
 /* Sends a close frame with `code` and closes after it is written. */

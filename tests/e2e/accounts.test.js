@@ -574,6 +574,46 @@ describe('S6: rate limits', () => {
   });
 });
 
+describe('S6: socket connects per address', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ name: 'accounts-connect-limit', env: { SB_RATELIMIT_CONNECT_IP: '3/600' } });
+  });
+  after(async () => { if (srv) await srv.stop(); });
+
+  /** Opens a WebSocket; resolves with 'open' (then closes it) or the HTTP status and headers. */
+  function connect(token) {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(srv.wsUrl(`/socket/websocket?vsn=2.0.0&token=${encodeURIComponent(token)}`));
+      ws.once('open', () => { ws.close(); resolve({ status: 'open' }); });
+      ws.once('unexpected-response', (req, res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      });
+      ws.once('error', (e) => resolve({ status: `error ${e.message}` }));
+    });
+  }
+
+  test('WebSocket and long-poll connects past the limit: 429 with Retry-After; the server serves on', T, async () => {
+    const token = srv.token('1');
+    for (let i = 0; i < 3; i++) assert.equal((await connect(token)).status, 'open', `connect ${i + 1}`);
+    const r = await connect(token);
+    assert.equal(r.status, 429, JSON.stringify(r));
+    const ra = Number(r.headers['retry-after']);
+    assert.ok(ra >= 1 && ra <= 200, `Retry-After: ${r.headers['retry-after']}`);
+    assert.equal(JSON.parse(r.body).error.code, 'rate_limited');
+    // a bad token is counted too (a flood of forged tokens costs nothing more)
+    assert.equal((await connect('forged')).status, 429);
+    const lp = await fetch(`${srv.http}/socket/longpoll?vsn=2.0.0&token=${encodeURIComponent(token)}`);
+    assert.equal(lp.status, 429);
+    assert.ok(Number(lp.headers.get('retry-after')) >= 1);
+    // plain HTTP is not a socket connect
+    assert.equal((await fetch(`${srv.http}/healthz`)).status, 200);
+    assert.ok(srv.alive());
+  });
+});
+
 describe('revocation outlives a restart; settings are checked at start', () => {
   test('a session logged out before a restart stays refused by the restarted server', T, async () => {
     await waitForDatabase();

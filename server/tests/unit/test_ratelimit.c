@@ -152,7 +152,7 @@ static void test_table_threads(void **state)
 
 static void test_named_limits(void **state)
 {
-    assert_int_equal(ratelimit_configure("2/3600", "3/600", "off"), 0);
+    assert_int_equal(ratelimit_configure("2/3600", "3/600", "off", "2/10"), 0);
     assert_int_equal(ratelimit_hit(RL_LOGIN_IP, "10.0.0.1"), 0);
     assert_int_equal(ratelimit_hit(RL_LOGIN_IP, "10.0.0.1"), 0);
     int wait = ratelimit_hit(RL_LOGIN_IP, "10.0.0.1");
@@ -163,13 +163,29 @@ static void test_named_limits(void **state)
     for (int i = 0; i < 1000; i++)
         assert_int_equal(ratelimit_hit(RL_SIGNUP_IP, "x"), 0);
     /* a malformed spec changes nothing */
-    assert_int_equal(ratelimit_configure("1/1", "nonsense", NULL), -1);
+    assert_int_equal(ratelimit_configure("1/1", "nonsense", NULL, NULL), -1);
     assert_true(ratelimit_hit(RL_LOGIN_IP, "10.0.0.1") >= 1700);
     /* NULL and "" keep the current value */
-    assert_int_equal(ratelimit_configure(NULL, "", NULL), 0);
+    assert_int_equal(ratelimit_configure(NULL, "", NULL, ""), 0);
     assert_true(ratelimit_hit(RL_LOGIN_IP, "10.0.0.1") >= 1700);
     assert_int_equal(ratelimit_hit(-1, "x"), 0);
     assert_int_equal(ratelimit_hit(RL_NKINDS, "x"), 0);
+    /* connects: 2 at once, then one per 5 s */
+    assert_int_equal(ratelimit_hit(RL_CONNECT_IP, "10.0.0.9"), 0);
+    assert_int_equal(ratelimit_hit(RL_CONNECT_IP, "10.0.0.9"), 0);
+    wait = ratelimit_hit(RL_CONNECT_IP, "10.0.0.9");
+    assert_true(wait >= 1 && wait <= 5);
+}
+
+static void test_ip_key(void **state)
+{
+    char k[64];
+    ratelimit_ip_key("192.0.2.7", k, sizeof k);
+    assert_string_equal(k, "192.0.2.7");
+    ratelimit_ip_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k, sizeof k);
+    assert_string_equal(k, "2001:db8:1:2::/64"); /* one /64, one bucket */
+    ratelimit_ip_key("::ffff:192.0.2.7", k, sizeof k);
+    assert_string_equal(k, "::ffff:192.0.2.7");
 }
 
 int main(void)
@@ -178,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_bucket_math),        cmocka_unit_test(test_parse),
         cmocka_unit_test(test_table_keys_and_lru), cmocka_unit_test(test_table_many_keys_bounded),
         cmocka_unit_test(test_table_threads),      cmocka_unit_test(test_named_limits),
+        cmocka_unit_test(test_ip_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
