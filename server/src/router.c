@@ -3,6 +3,7 @@
 #include "router.h"
 
 #include <llhttp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "static_files.h"
@@ -70,6 +71,7 @@ void router_dispatch(sb_req *req, bool admin)
 {
     table *t = admin ? &g_admin : &g_public;
     bool path_matched = false;
+    char allow[128] = "Allow: "; /* the methods of the path, for a 405 */
     for (int i = 0; i < t->n; i++) {
         /* match against a scratch copy so a failed match leaves path intact */
         char *scratch = strdup(req->path);
@@ -85,13 +87,22 @@ void router_dispatch(sb_req *req, bool admin)
         free(scratch);
         path_matched = true;
         int m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
-        if (t->v[i].method != m) continue;
+        if (t->v[i].method != m) {
+            const char *name = llhttp_method_name((llhttp_method_t)t->v[i].method);
+            size_t n = strlen(allow);
+            if (n + strlen(name) + 12 < sizeof allow)
+                snprintf(allow + n, sizeof allow - n, "%s%s%s", n > 7 ? ", " : "", name,
+                         t->v[i].method == HTTP_GET ? ", HEAD" : "");
+            continue;
+        }
         match(t->v[i].pattern, req->path, req);
         t->v[i].fn(req);
         return;
     }
     if (path_matched) {
-        sb_respond_error(req, 405, "method_not_allowed", "method not allowed for this path", NULL);
+        strcat(allow, "\r\n");
+        sb_respond_error_h(req, 405, "method_not_allowed", "method not allowed for this path", NULL,
+                           allow);
         return;
     }
     if (!admin && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&

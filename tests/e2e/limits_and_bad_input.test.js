@@ -160,6 +160,14 @@ describe('HTTP bad input (SB_HTTP_MAX_BODY=65536, default 16 KiB header limit)',
     await healthy(srv);
   });
 
+  test('a known path with the wrong method -> 405 with an Allow header', T, async () => {
+    const r = await fetch(`${srv.http}/healthz`, { method: 'DELETE' });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers.get('allow'), 'GET, HEAD');
+    assert.equal((await r.json()).error.code, 'method_not_allowed');
+    await healthy(srv);
+  });
+
   test('keep-alive: two requests one after the other on one connection', T, async () => {
     const r = await httpExchange(srv.port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], { responses: 2, gapMs: 200 });
     assert.deepEqual(r.responses.map((x) => x.status), [200, 200]);
