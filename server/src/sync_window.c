@@ -357,9 +357,19 @@ int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sy
      * the request arrived */
     if (*ticket == 0) *ticket = atomic_load(&g_fetch_seq) + 1;
     rdlock();
-    if (!g_on || sync_pos_cmp(from, g_lo) < 0 || sync_pos_cmp(from, g_hi) > 0) {
+    if (!g_on || sync_pos_cmp(from, g_lo) < 0) {
         unlock();
         return SW_MISS;
+    }
+    if (sync_pos_cmp(from, g_hi) > 0) {
+        /* a cursor ahead of the window (from a Postgres read, or another
+         * node): a fetch sent after this request reaches past it, horizons
+         * only move forward */
+        unlock();
+        pthread_mutex_lock(&g_wmu);
+        bool fresh = g_covered >= *ticket;
+        pthread_mutex_unlock(&g_wmu);
+        return fresh ? SW_MISS : SW_WAIT;
     }
     pg->ev = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *pg->ev);
     if (!pg->ev) {

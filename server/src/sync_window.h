@@ -79,10 +79,12 @@ enum { SW_MISS = 0, SW_HIT, SW_WAIT };
  * of a request (set to the number of the first fetch sent after it), the
  * same value when called again after a wait. Returns
  *   SW_HIT  answered (pg filled);
- *   SW_MISS read Postgres instead (window off, `from` outside [lo, hi]);
+ *   SW_MISS read Postgres instead (window off, `from` below lo, or still
+ *           above hi after a fresh fetch);
  *   SW_WAIT the page would end at hi ("nothing more"), which holds only once
  *           a tailer fetch sent after the request reached the horizon:
- *           sync_window_wait, then call again (pg is empty).
+ *           sync_window_wait, then call again (pg is empty); also when
+ *           `from` is above hi (the fetch will likely pass it).
  * Full pages need no wait: the events up to hi are final. A page may also
  * stop after scanning SYNC_WINDOW_SCAN events without filling (has_more,
  * next = the last position scanned). */
