@@ -84,8 +84,9 @@ static void replace_rows(const char *node, const char *topic, json_t *state)
 static void send_rows(const char *topic, bool ask)
 {
     json_t *by = presence_by_node(topic);
-    json_t *mine = json_object_get(by, "");
-    json_t *msg = json_pack("{s:O,s:b}", "state", mine ? mine : json_object(), "ask", ask);
+    json_t *mine = json_object_get(by, ""), *none = mine ? NULL : json_object();
+    json_t *msg = json_pack("{s:O,s:b}", "state", mine ? mine : none, "ask", ask);
+    json_decref(none);
     json_decref(by);
     char *pj = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
@@ -125,13 +126,14 @@ static void on_topic_ready(const char *topic)
 static void on_topic_gone(const char *topic)
 {
     if (!presence_topic(topic)) return;
-    json_t *by = presence_by_node(topic);
+    json_t *by = presence_by_node(topic), *none = json_object();
     const char *node;
     json_t *state;
     json_object_foreach(by, node, state) {
         if (!*node) continue;
-        replace_rows(node, topic, json_object());
+        replace_rows(node, topic, none);
     }
+    json_decref(none);
     json_decref(by);
 }
 
