@@ -534,7 +534,7 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
         sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
         return;
     }
-    send_batch_add(s, text_item); /* takes text_item */
+    send_batch_add(s, rest_parse_id(conv), text_item); /* takes text_item */
 }
 
 /* ------------------------------------------------------------------------ */
