@@ -376,17 +376,16 @@ int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sy
         unlock();
         return SW_MISS;
     }
-    size_t bytes = 0, scanned = 0;
-    sync_pos last_scanned = from;
+    size_t bytes = 0, scanned = 0, copy = 0;
     bool done = false;
     for (size_t i = first_after_locked(from); i < g_n; i++) {
         win_ev *e = at(i);
         if (sync_pos_cmp(e->pos, g_hi) > 0) break; /* appended, batch not finished */
-        if (scanned++ >= SYNC_WINDOW_SCAN) { /* a page of nothing: resume later */
-            pg->has_more = true;
-            pg->next = last_scanned;
-            done = true;
-            break;
+        if (scanned++ >= SYNC_WINDOW_SCAN) { /* few of this user's events: Postgres reads them by stream */
+            unlock();
+            free(pg->ev);
+            memset(pg, 0, sizeof *pg);
+            return SW_MISS;
         }
         if (sees(e, uid)) {
             if (pg->n >= limit || bytes >= PAGE_BYTES) {
@@ -395,23 +394,31 @@ int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sy
                 done = true;
                 break;
             }
-            char *c = malloc(e->prefix_len + e->type_len + 2);
-            if (!c) {
-                unlock();
-                sync_window_page_free(pg);
-                return SW_MISS;
-            }
-            memcpy(c, e->prefix, e->prefix_len);
-            c[e->prefix_len] = 0;
-            memcpy(c + e->prefix_len + 1, e->type, e->type_len + 1);
+            /* the event itself for now: copied below, in one allocation */
             sync_event *s = &pg->ev[pg->n++];
             s->pos = e->pos;
-            s->prefix = c;
+            s->prefix = (char *)e;
             s->prefix_len = e->prefix_len;
-            s->type = c + e->prefix_len + 1;
+            copy += e->prefix_len + e->type_len + 2;
             bytes += e->prefix_len;
         }
-        last_scanned = e->pos;
+    }
+    char *arena = pg->n ? malloc(copy) : NULL;
+    if (pg->n && !arena) {
+        unlock();
+        free(pg->ev);
+        memset(pg, 0, sizeof *pg);
+        return SW_MISS;
+    }
+    for (int k = 0; k < pg->n; k++) { /* ev[0].prefix is the arena (sync_window_page_free) */
+        sync_event *s = &pg->ev[k];
+        const win_ev *e = (const win_ev *)s->prefix;
+        memcpy(arena, e->prefix, e->prefix_len);
+        arena[e->prefix_len] = 0;
+        memcpy(arena + e->prefix_len + 1, e->type, e->type_len + 1);
+        s->prefix = arena;
+        s->type = arena + e->prefix_len + 1;
+        arena += e->prefix_len + e->type_len + 2;
     }
     if (!done) pg->next = g_hi; /* every event up to hi was read */
     unlock();
@@ -431,7 +438,7 @@ int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sy
 
 void sync_window_page_free(sync_page *pg)
 {
-    for (int i = 0; i < pg->n; i++) free(pg->ev[i].prefix);
+    if (pg->n > 0) free(pg->ev[0].prefix); /* the arena of every event's text */
     free(pg->ev);
     pg->ev = NULL;
     pg->n = 0;

@@ -85,9 +85,9 @@ enum { SW_MISS = 0, SW_HIT, SW_WAIT };
  *           a tailer fetch sent after the request reached the horizon:
  *           sync_window_wait, then call again (pg is empty); also when
  *           `from` is above hi (the fetch will likely pass it).
- * Full pages need no wait: the events up to hi are final. A page may also
- * stop after scanning SYNC_WINDOW_SCAN events without filling (has_more,
- * next = the last position scanned). */
+ * Full pages need no wait: the events up to hi are final. A read that
+ * scans more than SYNC_WINDOW_SCAN events misses (Postgres reads a user
+ * with few events by stream). */
 int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sync_page *pg);
 void sync_window_page_free(sync_page *pg);
 
