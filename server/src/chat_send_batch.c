@@ -47,6 +47,7 @@ typedef struct batcher {
     uv_check_t check; /* flushes at the end of the loop iteration */
     send_item *head, *tail;
     size_t nq;        /* items queued */
+    size_t qbytes;    /* bytes of their JSON */
     int inflight;     /* batches sent, not answered */
     send_batch *flying;
 } batcher;
@@ -115,6 +116,7 @@ static void requeue_alone(batcher *b, send_item *items)
     b->head = items;
     if (!b->tail) b->tail = last;
     b->nq += (size_t)n;
+    for (send_item *it = items; it != last->next; it = it->next) b->qbytes += it->len;
 }
 
 /* The answer of one batch: one row per item, in item order. */
@@ -265,6 +267,7 @@ static void flush(batcher *b)
         if (!b->head) b->tail = NULL;
         if (n == 0) break; /* everything queued waits for a batch in flight */
         b->nq -= (size_t)n;
+        b->qbytes -= bytes;
         submit(b, first, n, bytes);
     }
 }
@@ -273,7 +276,8 @@ void send_batch_add(chat_sink *s, int64_t conv, char *json)
 {
     send_item *it = malloc(sizeof *it);
     batcher *b = &tl_batcher;
-    if (!it || b->nq >= SEND_BATCH_QUEUE_MAX) {
+    size_t len = strlen(json);
+    if (!it || b->nq >= SEND_BATCH_QUEUE_MAX || b->qbytes + len > SEND_BATCH_QUEUE_MAX_BYTES) {
         free(it);
         free(json);
         chat_fail(s, 503, "unavailable", "too many sends waiting; nothing was done", NULL);
@@ -282,13 +286,14 @@ void send_batch_add(chat_sink *s, int64_t conv, char *json)
     it->next = NULL;
     it->s = s;
     it->json = json;
-    it->len = strlen(json);
+    it->len = len;
     it->conv = conv;
     it->alone = false;
     if (b->tail) b->tail->next = it;
     else b->head = it;
     b->tail = it;
     b->nq++;
+    b->qbytes += len;
     reactor *r = reactor_self();
     if (!b->init && r) {
         uv_check_init(&r->loop, &b->check);

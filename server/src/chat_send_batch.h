@@ -18,8 +18,10 @@
 
 #define SEND_BATCH_MAX_ITEMS 256
 #define SEND_BATCH_MAX_BYTES (1u << 20)
-/* Sends queued on one reactor beyond this are answered `unavailable`. */
-#define SEND_BATCH_QUEUE_MAX 65536
+/* Sends queued on one reactor beyond these (count, bytes of items) are
+ * answered `unavailable`: the queue's memory is bounded. */
+#define SEND_BATCH_QUEUE_MAX 16384
+#define SEND_BATCH_QUEUE_MAX_BYTES (64u << 20)
 
 /* Queues one send: s (a CHAT_SENT sink whose pool is set), its
  * conversation id, and item, the malloc'd compact JSON text of one
