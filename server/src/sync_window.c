@@ -272,7 +272,9 @@ static void wake_waiters(bool all, uint64_t now_ms)
     while (go) {
         waiter *w = go;
         go = w->next;
-        if (reactor_post(w->r, wake_task, w) != 0) wake_task(w); /* reactor stopping */
+        /* answered on its own reactor only (never from this thread): out
+         * of memory, the request is dropped unanswered */
+        if (reactor_post(w->r, wake_task, w) != 0) free(w);
     }
 }
 
