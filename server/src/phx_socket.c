@@ -75,11 +75,16 @@ static void socket_unref(phx_socket *s)
 phx_socket *phx_socket_new(reactor *r, phx_vsn vsn, const token_claims *claims,
                            const phx_transport_ops *ops, void *t)
 {
-    phx_socket *s = calloc(1, sizeof *s);
+    size_t ul = strlen(claims->user_id) + 1, sl = strlen(claims->session_id) + 1;
+    phx_socket *s = calloc(1, sizeof *s + ul + sl);
     if (!s) return NULL;
     s->r = r;
     s->vsn = vsn;
-    s->claims = *claims;
+    memcpy(s->ids, claims->user_id, ul);
+    memcpy(s->ids + ul, claims->session_id, sl);
+    s->claims.user_id = s->ids;
+    s->claims.session_id = s->ids + ul;
+    s->claims.exp = claims->exp;
     s->ops = ops;
     s->t = t;
     s->refs = 1;

@@ -43,9 +43,18 @@ typedef struct phx_channel {
     char topic[];              /* allocated with the channel */
 } phx_channel;
 
+/* Who connected: the verified token's claims, the strings kept in the
+ * socket's own allocation (ids are short; a fixed token_claims would cost
+ * 144 bytes per connection). */
+typedef struct phx_claims {
+    const char *user_id;
+    const char *session_id;
+    int64_t exp;
+} phx_claims;
+
 struct phx_socket {             /* fields ordered to pack: one per idle connection */
     reactor *r;
-    token_claims claims;       /* who connected */
+    phx_claims claims;         /* who connected; the strings live in ids[] */
     phx_channel *channels;
     const phx_transport_ops *ops;
     void *t;
@@ -56,6 +65,7 @@ struct phx_socket {             /* fields ordered to pack: one per idle connecti
     uint16_t inq_len, inq_cap; /* at most MAX_INQ (256) */
     bool closed;
     bool busy;                 /* an asynchronous join is pending */
+    char ids[];                /* user id NUL session id NUL */
 };
 
 /* A new socket on the current reactor for an authenticated client. */
