@@ -13,7 +13,10 @@ REDIS_PORT=${SB_REDIS_PORT:-56379}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 PGDATA=$DATA/pg
 
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# Runs a command as postgres from / (the checkout may be a folder that user
+# cannot enter); data paths given to it are resolved (pg_real) for the same reason.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+pg_real() { readlink -f "$PGDATA"; }
 
 # Postgres (as user postgres) must be able to reach $DATA: when the checkout sits
 # in a folder that user cannot enter (mktemp -d makes 0700 folders), the cluster
@@ -36,7 +39,7 @@ pg_dir() {
 pg_start() {
   pg_dir
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
-    as_pg "$PGBIN/initdb" -D "$PGDATA/" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_pg "$PGBIN/initdb" -D "$(pg_real)/" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >> "$PGDATA/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
@@ -47,8 +50,8 @@ fsync = on
 synchronous_commit = on
 CONF
   fi
-  if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA/" status >/dev/null 2>&1; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA/" -l "$(readlink -f "$PGDATA")/server.log" -w -t 30 start >/dev/null
+  if ! as_pg "$PGBIN/pg_ctl" -D "$(pg_real)/" status >/dev/null 2>&1; then
+    as_pg "$PGBIN/pg_ctl" -D "$(pg_real)/" -l "$(readlink -f "$PGDATA")/server.log" -w -t 30 start >/dev/null
   fi
   # the application role and database (idempotent)
   local psql=("$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtA)
@@ -64,7 +67,7 @@ CONF
 
 pg_stop() {
   if [ -f "$PGDATA/PG_VERSION" ]; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA/" -m fast -w stop >/dev/null 2>&1 || true
+    as_pg "$PGBIN/pg_ctl" -D "$(pg_real)/" -m fast -w stop >/dev/null 2>&1 || true
   fi
 }
 
@@ -87,7 +90,7 @@ case "${1:-}" in
   pg-stop) pg_stop ;;   # Postgres alone (the R4 test stops and restarts it)
   pg-start) pg_start ;;
   status)
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA/" status || true
+    as_pg "$PGBIN/pg_ctl" -D "$(pg_real)/" status || true
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping || true ;;
   env)
     echo "SB_DATABASE_URL=postgresql://switchboard@127.0.0.1:$PG_PORT/switchboard"
