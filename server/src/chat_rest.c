@@ -35,6 +35,25 @@ static const char *path_id(chat_sink *s, sb_req *req, int i, const char *what)
     return NULL;
 }
 
+/* Authenticates, parses the JSON body and, when `what` is set, checks the
+ * path id at index 0 (404 "no such <what>"). Returns the body (the caller
+ * frees it) with *sink and *id set, or NULL when already answered. */
+static json_t *begin_body(sb_req *req, chat_sink **sink, const char **id, const char *what)
+{
+    if (!rest_auth(req)) return NULL;
+    json_t *b = rest_body(req, true);
+    if (!b) return NULL;
+    chat_sink *s = chat_sink_rest(req);
+    const char *pid = s && what ? path_id(s, req, 0, what) : NULL;
+    if (!s || (what && !pid)) {
+        json_decref(b);
+        return NULL;
+    }
+    *sink = s;
+    *id = pid;
+    return b;
+}
+
 /* Parses a non-negative integer query parameter. Returns 1 when present and
  * valid (into out), 0 when absent, -1 (error recorded) when malformed. */
 static int query_seq(sb_req *req, const char *name, rest_verr *v, char out[24])
@@ -143,14 +162,10 @@ static void h_chats(sb_req *req)
 /* POST /conversations {kind:"direct", user_id} | {kind:"group", title, member_ids} */
 static void h_create(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *unused;
+    json_t *b = begin_body(req, &s, &unused, NULL);
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
     if (!rest_parse_id(req->auth.user_id)) {
         json_decref(b);
         chat_fail(s, 401, "unauthorized", "this account no longer exists", NULL);
@@ -213,19 +228,10 @@ static void h_get(sb_req *req)
 /* PATCH /conversations/:id {title?, description?, avatar_media_id?, settings?} */
 static void h_patch(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    const char *id = path_id(s, req, 0, "conversation");
-    if (!id) {
-        json_decref(b);
-        return;
-    }
     rest_verr v = {0};
     json_t *patch = json_object();
     const char *str;
@@ -289,19 +295,10 @@ static bool looks_like_time(const char *s)
 /* PUT /conversations/:id/me {pinned?, archived?, muted_until?} */
 static void h_me_put(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    const char *id = path_id(s, req, 0, "conversation");
-    if (!id) {
-        json_decref(b);
-        return;
-    }
     rest_verr v = {0};
     json_t *patch = json_object();
     static const char *const flags[] = {"pinned", "archived"};
@@ -388,19 +385,10 @@ static void h_members(sb_req *req)
 /* POST /conversations/:id/members {user_ids} */
 static void h_members_add(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    const char *id = path_id(s, req, 0, "conversation");
-    if (!id) {
-        json_decref(b);
-        return;
-    }
     rest_verr v = {0};
     char *ids = id_array(json_object_get(b, "user_ids"), "user_ids", GROUP_MEMBERS_MAX, false, &v);
     json_decref(b);
@@ -422,16 +410,11 @@ static void h_members_add(sb_req *req)
 /* PATCH /conversations/:id/members/:user_id {role} */
 static void h_member_patch(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    const char *id = path_id(s, req, 0, "conversation");
-    const char *uid = id ? path_id(s, req, 1, "member") : NULL;
+    const char *uid = path_id(s, req, 1, "member");
     if (!uid) {
         json_decref(b);
         return;
@@ -519,28 +502,22 @@ static void h_history(sb_req *req)
 /* POST /conversations/:id/messages: as message:send. */
 static void h_send(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (s) {
-        const char *id = path_id(s, req, 0, "conversation");
-        if (id) chat_op_send(s, req->auth.user_id, id, b);
-    }
+    chat_op_send(s, req->auth.user_id, id, b);
     json_decref(b);
 }
 
 /* PATCH /messages/:id {body} */
 static void h_edit(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "message");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (s) {
-        const char *id = path_id(s, req, 0, "message");
-        if (id) chat_op_edit(s, req->auth.user_id, id, b);
-    }
+    chat_op_edit(s, req->auth.user_id, id, b);
     json_decref(b);
 }
 
@@ -562,14 +539,11 @@ static void h_delete(sb_req *req)
 /* POST /messages/:id/reactions {emoji} */
 static void h_react(sb_req *req)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "message");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (s) {
-        const char *id = path_id(s, req, 0, "message");
-        if (id) chat_op_react(s, req->auth.user_id, id, NULL, "add", b);
-    }
+    chat_op_react(s, req->auth.user_id, id, NULL, "add", b);
     json_decref(b);
 }
 
@@ -588,14 +562,11 @@ static void h_unreact(sb_req *req)
 /* POST /conversations/:id/read|delivered {up_to_seq} */
 static void receipt(sb_req *req, const char *kind)
 {
-    if (!rest_auth(req)) return;
-    json_t *b = rest_body(req, true);
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    chat_sink *s = chat_sink_rest(req);
-    if (s) {
-        const char *id = path_id(s, req, 0, "conversation");
-        if (id) chat_op_receipt(s, req->auth.user_id, id, kind, b);
-    }
+    chat_op_receipt(s, req->auth.user_id, id, kind, b);
     json_decref(b);
 }
 static void h_read(sb_req *req) { receipt(req, "read"); }
