@@ -62,6 +62,10 @@ static void usage(FILE *f)
 "  --conv-pattern P      conversation id of connection {id} (default {peer})\n"
 "  --conv-file F         conversation ids, one per line, line i for connection i\n"
 "  --body TEXT           message body (default \"load test message\")\n"
+"  --send-rate N         open loop: N sends/s in all, each connection's slots evenly spaced\n"
+"                        (still one send outstanding per connection; a slot that comes\n"
+"                        before the previous ack is sent at the ack and counted late);\n"
+"                        latency from the slot. 0 = closed loop (default)\n"
 "report\n"
 "  --server-pid PID[,PID...]  read the server's VmRSS (summed) for memory figures\n"
 "  --progress S          progress line every S seconds on stderr (default 1, 0 = off)\n"
@@ -182,7 +186,7 @@ enum {
     O_DRAIN, O_CTIMEOUT, O_RETRIES, O_HEARTBEAT, O_TOPIC, O_EVENT, O_PAYLOAD, O_JOINPAYLOAD,
     O_IDOFF, O_USERPAT, O_SECRET, O_TOKEN, O_TTL, O_SID, O_WINDOW, O_COUNT, O_PUBRATE, O_PAD,
     O_CONVPAT, O_CONVFILE, O_BODY, O_PID, O_PROGRESS, O_QUIET, O_MAXFRAME, O_WQCAP, O_SELFTEST,
-    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE,
+    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE,
 };
 
 int main(int argc, char **argv)
@@ -203,7 +207,8 @@ int main(int argc, char **argv)
         {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET},
         {"max-frame", 1, 0, O_MAXFRAME}, {"wq-cap", 1, 0, O_WQCAP},
         {"self-test", 0, 0, O_SELFTEST}, {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP},
-        {"vsn", 1, 0, O_VSN}, {"user-file", 1, 0, O_USERFILE}, {0, 0, 0, 0}};
+        {"vsn", 1, 0, O_VSN}, {"user-file", 1, 0, O_USERFILE},
+        {"send-rate", 1, 0, O_SENDRATE}, {0, 0, 0, 0}};
 
     sbl_opts *o = &g_opt;
     const char *url = "ws://127.0.0.1:4000/socket/websocket", *ports = NULL, *pids = NULL;
@@ -273,6 +278,7 @@ int main(int argc, char **argv)
         case O_WQCAP: o->wq_cap = (uint32_t)strtoul(optarg, NULL, 10); break;
         case O_VSN: o->vsn = optarg; break;
         case O_USERFILE: user_file = optarg; break;
+        case O_SENDRATE: o->send_rate = atof(optarg); break;
         case O_SELFTEST: return selftest_main();
         case O_LIST: scenario_list(stdout); return 0;
         case O_HELP: usage(stdout); return 0;
@@ -343,6 +349,7 @@ int main(int argc, char **argv)
     if (strlen(o->payload) > (256u << 10) || strlen(o->body) > (256u << 10))
         return die("--payload/--body larger than 256 KiB", NULL);
     if (o->inflight == 0) o->inflight = 1;
+    if (!(o->send_rate >= 0 && o->send_rate <= 10e6)) return die("bad --send-rate (0 .. 10000000)", NULL);
     if (o->max_frame < 1024) o->max_frame = 1024;
 
     uint32_t need = (o->conns + SBL_FD_PER_PROC - 1) / SBL_FD_PER_PROC;

@@ -73,6 +73,7 @@ typedef struct sbl_opts {
     const char *conv_pattern;
     const char *conv_file;
     const char *body;
+    double send_rate;   /* total sends per second, paced (open loop); 0 = closed loop */
     /* reporting */
     pid_t server_pids[SBL_MAX_PIDS];
     int nserver_pids;
@@ -95,7 +96,7 @@ extern sbl_opts g_opt;
     X(bytes_in) X(frames_out) X(bytes_out) X(replies_ok) X(replies_error) X(pushes_in)     \
     X(phx_error) X(phx_close) X(published) X(pub_acked) X(pub_errors) X(deliveries)        \
     X(bad_deliveries) X(sends) X(acks) X(send_errors) X(msg_new) X(presence_diffs)         \
-    X(presence_states)
+    X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)
 
 enum {
 #define X(n) CTR_##n,

@@ -35,5 +35,12 @@ check connections "$LOG/c" 'r["connect"]["joined"]==300 and not r["errors"] and 
 check fanout "$LOG/f" 'r["fanout"]["deliveries"]==300*200 and r["fanout"]["broadcasts_complete"]==300 and not r["errors"]'
 "$SBLOAD" --scenario sends --conns 50 --run 1 --topic 'echo:{id}' --event ping "${COMMON[@]}" >"$LOG/s"
 check sends-as-ping "$LOG/s" 'r["sends"]["acks"]>0 and not r["errors"]'
+# open loop: 500 sends/s over 50 connections for 2 s; the echo keeps up
+"$SBLOAD" --scenario sends --conns 50 --run 2 --send-rate 500 --topic 'echo:{id}' --event ping "${COMMON[@]}" >"$LOG/sp"
+check sends-paced "$LOG/sp" '(lambda s: s["mode"]=="paced" and 425<=s["achieved_rate"]<=525 and 950<=s["acks"]<=1000 and s["unanswered"]==0 and s["ack_latency"]["count"]==s["acks"])(r["sends"]) and not r["errors"]'
+# open loop past capacity: one connection owed 200,000 sends/s falls behind;
+# the backlog must show as late sends, unanswered ones and latency, not vanish
+"$SBLOAD" --scenario sends --conns 1 --run 1 --drain 1 --send-rate 200000 --topic 'echo:{id}' --event ping "${COMMON[@]}" >"$LOG/so"
+check sends-paced-overload "$LOG/so" '(lambda s: s["late"]>100 and s["unanswered"]>50000 and s["achieved_rate"]<100000 and s["ack_latency"]["p99_ms"]>500 and s["ack_latency"]["count"]==s["acks"]+s["unanswered"])(r["sends"])'
 "$SBLOAD" --scenario connections --conns 20 --hold 0 --topic 'echo:{id}' --url "$URL" --token-secret wrong --retries 0 --progress 0 >"$LOG/bad" || true
 check bad-token-refused "$LOG/bad" 'r["connect"]["joined"]==0 and r["errors"].get("err_http_status")==20'
