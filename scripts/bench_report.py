@@ -108,7 +108,17 @@ if p4:
     s = p4.get("sends", {})
     row("P4", f"durable sends acked/s ({s.get('senders')} senders, closed loop)", s.get("acks_per_s"), "/s",
         pg_tps, True, f"pgbench 1 INSERT + seq bump: {pg_tps:.0f} tps" if pg_tps else "pgbench: not measured", pg_tps)
-    row("P4", "ack latency p99 (closed loop, full rate)", get(s, "ack_latency", "p99_ms"), "ms", 25, False)
+    al = get(s, "ack_latency") or {}
+    if al.get("p99_ms") is not None:
+        row("P4", "  ack latency p50 / p99 at full rate (closed loop, no bar)",
+            f"{al['p50_ms']:.1f} / {al['p99_ms']:.1f}", "ms", None, None)
+p4h = load("p4_half_rate")
+if p4h:
+    s = p4h.get("sends", {})
+    row("P4", f"ack latency p99 at half rate ({s.get('target_rate') or 0:,.0f}/s paced)",
+        get(s, "ack_latency", "p99_ms"), "ms", 25, False,
+        f"achieved {s.get('achieved_rate') or 0:,.0f}/s, {s.get('late', 0)} late, "
+        f"{s.get('unanswered', 0)} unanswered, p50 {get(s, 'ack_latency', 'p50_ms') or 0:.1f} ms")
 
 p5 = load("p5_cluster")
 if p5:
@@ -142,6 +152,12 @@ for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_cluster",
                 ("p7_soak", p7), ("p8_presence", p8)):
     if r is not None:
         check_errors(name, r)
+if p4 is not None:  # the half-rate run follows the closed loop: its figure must be there
+    check_errors("p4_half_rate", p4h)
+    if p4h is not None and get(p4h, "sends", "ack_latency", "p99_ms") is None:
+        problems.append("p4_half_rate: no ack latency")
+    if p4h is not None and not get(p4h, "sends", "acks"):
+        problems.append("p4_half_rate: no acknowledged send")
 if scale == "smoke":
     for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p7_soak", p7)):
         if r is None:
