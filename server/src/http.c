@@ -400,14 +400,16 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
     req->query = qm ? qm + 1 : t + plen;
     req->path = url_decode(t, plen, false);
+    if (upgrade) req->keep_alive = false; /* what follows is not HTTP */
+    if (req->path && !c->admin && strcmp(req->path, "/socket/websocket") == 0) {
+        /* answered or upgraded before it returns: no read pause (a stop and
+         * restart of reading costs two epoll_ctl calls per connection) */
+        ws_handle_upgrade(req);
+        return;
+    }
     conn_pause_read(c);
     if (!req->path || req->path[0] != '/') {
         sb_respond_error(req, 400, "bad_request", "malformed request target", NULL);
-        return;
-    }
-    if (upgrade) req->keep_alive = false; /* what follows is not HTTP */
-    if (!c->admin && strcmp(req->path, "/socket/websocket") == 0) {
-        ws_handle_upgrade(req);
         return;
     }
     if (!c->admin && strcmp(req->path, "/socket/longpoll") == 0) {
