@@ -17,11 +17,13 @@ char g_query_prefix[sizeof g_opt.path + 2];
 extern char **g_conv_lines;
 extern size_t g_nconv_lines;
 int selftest_main(void);
+int netref_main(int argc, char **argv);
 
 static void usage(FILE *f)
 {
     fprintf(f,
 "usage: sbload --scenario NAME [options]        (sbload --self-test | --list)\n"
+"       sbload --net-ref connect|write [options]  (the kernel's loopback floor, netref.c)\n"
 "\n"
 "target\n"
 "  --url URL             ws://host:port/path (default ws://127.0.0.1:4000/socket/websocket);\n"
@@ -191,6 +193,7 @@ enum {
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--net-ref")) return netref_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"scenario", 1, 0, O_SCENARIO}, {"url", 1, 0, O_URL}, {"ports", 1, 0, O_PORTS},
         {"sources", 1, 0, O_SOURCES}, {"conns", 1, 0, O_CONNS}, {"rate", 1, 0, O_RATE},

@@ -121,7 +121,9 @@ static void pub_fill(worker *w)
     if (g_opt.pub_rate > 0) {
         s->tokens += (double)(now - s->t_tokens) * g_opt.pub_rate / 1e9;
         s->t_tokens = now;
-        double cap = g_opt.pub_rate / 100 > 1 ? g_opt.pub_rate / 100 : 1;
+        /* up to 100 ms of tokens: a worker loop busy reading its subscribers
+         * for tens of ms must not lose the rate (1 ms of tokens did) */
+        double cap = g_opt.pub_rate / 10 > 1 ? g_opt.pub_rate / 10 : 1;
         if (s->tokens > cap) s->tokens = cap;
     }
     char *buf = s->pbuf;
