@@ -193,6 +193,22 @@ ref_wrk() { # admin_port
     || note "wrk failed: $(tail -n 2 "$LOG/wrk_healthz.out" | tr '\n' ' ')"
 }
 
+ref_net() { # the kernel's loopback floor under P2 and P3, no server logic (sbload --net-ref)
+  local conns=36000 wconns=$P3_SUBS rounds=10
+  [ "$SCALE" = smoke ] && { conns=2000; rounds=3; }
+  echo "bench: reference: loopback floor (sbload --net-ref): connect+accept, join-shaped exchange, one write() per socket" >&2
+  local mode
+  for mode in connect exchange write; do
+    local args=(connect --conns "$conns")
+    [ $mode = exchange ] && args+=(--exchange)
+    [ $mode = write ] && args=(write --conns "$wconns" --rounds "$rounds")
+    "$SBLOAD" --net-ref "${args[@]}" > "$LOG/netref_$mode.out" 2>&1
+    grep '^RESULT ' "$LOG/netref_$mode.out" | tail -n 1 | cut -c8- > "$OUT/ref_net_$mode.json"
+    grep -v '^RESULT ' "$LOG/netref_$mode.out" | sed 's/^/    /' >&2
+    [ -s "$OUT/ref_net_$mode.json" ] || { rm -f "$OUT/ref_net_$mode.json"; note "net-ref $mode failed: $(tail -n 2 "$LOG/netref_$mode.out" | tr '\n' ' ')"; }
+  done
+}
+
 # ---- P1 + P2: connections ------------------------------------------------------------
 bench_connections() {
   local procs=$(( (P1_CONNS + 18999) / 19000 ))
@@ -332,10 +348,13 @@ echo "bench: scale $SCALE; results in $OUT" >&2
 if want ref; then
   ref_pgbench
   ref_redis
+  ref_net
   start_group ref 1 && { ref_wrk "$GROUP_ADMIN"; stop_group "$GROUP_PIDS"; }
 fi
 want p1 && bench_connections
 want p3 && bench_fanout p3_fanout "$P3_SUBS" "$P3_RUN" 32
+# the same subscribers, one broadcast at a time: the latency of a round without a queue
+want p3 && bench_fanout p3_fanout_w1 "$P3_SUBS" "$(( P3_RUN / 2 ))" 1
 [ "$SCALE" != smoke ] && want p3 && bench_fanout_cluster 100000 "$P3_RUN" 8
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi

@@ -51,6 +51,8 @@ refs = {k: load("ref_" + k) for k in ("pgbench", "redis", "wrk_healthz")}
 pg_tps = get(refs["pgbench"], "tps")
 redis_rps = get(refs["redis"], "publish_per_s")
 healthz_rps = get(refs["wrk_healthz"], "requests_per_s")
+# the kernel's loopback floor (sbload --net-ref): no server logic at all
+net = {k: load("ref_net_" + k) for k in ("connect", "exchange", "write")}
 
 
 def row(pid, fig, val, unit, target, at_least, ref_txt=None, ref_val=None):
@@ -84,6 +86,12 @@ if p1:
     jl = get(p1, "connect", "join_latency")
     if jl:
         row("P2", "  join latency p50 / p99 / p999", f"{jl['p50_ms']:.1f} / {jl['p99_ms']:.1f} / {jl['p999_ms']:.1f}", "ms", None, None)
+    ex, bare, jps = get(net["exchange"], "per_s"), get(net["connect"], "per_s"), get(p1, "connect", "joins_per_s")
+    if ex:
+        cpu = (get(net["exchange"], "cpu_us_connector") or 0) + (get(net["exchange"], "cpu_us_acceptor") or 0)
+        row("P2", "  floor: connect + join-sized exchange, no server logic (net-ref)", ex, "/s", 50_000, True,
+            f"{cpu:.0f} us CPU each; bare connect+accept {bare or 0:,.0f}/s; Switchboard reaches "
+            f"{100 * (jps or 0) / ex:.0f} % of this floor")
 
 p3 = load("p3_fanout")
 if p3:
@@ -94,6 +102,17 @@ if p3:
     row("P3", "last subscriber of a broadcast, p99", get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
         "Phoenix 1.7: 150-260 ms at 10,000 subscribers", 150)
     row("P3", "  every delivery p50 / p99", f"{get(f, 'delivery_latency', 'p50_ms'):.1f} / {get(f, 'delivery_latency', 'p99_ms'):.1f}", "ms", None, None)
+
+p3w = load("p3_fanout_w1")
+if p3w:
+    f = p3w.get("fanout", {})
+    row("P3", f"last subscriber p99, one broadcast at a time ({f.get('subscribers')} subs, window 1)",
+        get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
+        f"p50 {get(f, 'last_subscriber_latency', 'p50_ms') or 0:.1f} ms, {f.get('deliveries_per_s') or 0:,.0f} deliveries/s")
+wps, wn = get(net["write"], "writes_per_s"), get(net["write"], "conns")
+if wps:
+    row("P3", f"  floor: one write() to each of {wn:,} sockets, one round (net-ref)", get(net["write"], "round_ms"),
+        "ms", 100, False, f"{wps:,.0f} write()s/s here; 100,000 sockets: {1e5 / wps * 1e3:,.0f} ms per round")
 
 p3c = load("p3_fanout_cluster")
 if p3c:
@@ -148,7 +167,7 @@ if p8:
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
-for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_cluster", p3c), ("p4_sends", p4), ("p5_cluster", p5),
+for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p4_sends", p4), ("p5_cluster", p5),
                 ("p7_soak", p7), ("p8_presence", p8)):
     if r is not None:
         check_errors(name, r)
@@ -159,12 +178,15 @@ if p4 is not None:  # the half-rate run follows the closed loop: its figure must
     if p4h is not None and not get(p4h, "sends", "acks"):
         problems.append("p4_half_rate: no acknowledged send")
 if scale == "smoke":
-    for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p7_soak", p7)):
+    for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7)):
         if r is None:
             problems.append(f"{name}: missing")
     for k, v in refs.items():
         if v is None:
             problems.append(f"reference {k}: missing")
+    for k, v in net.items():
+        if v is None:
+            problems.append(f"reference net-ref {k}: missing")
 
 
 def fmt(v, unit):
@@ -226,5 +248,5 @@ with open(os.path.join(out, "summary.txt"), "w") as f:
     f.write(text + "\n")
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump({"scale": scale, "seconds": secs, "rows": rows, "notes": notes, "problems": problems,
-               "references": refs}, f, indent=1)
+               "references": refs, "net_ref": net}, f, indent=1)
 sys.exit(1 if problems else 0)
