@@ -243,13 +243,13 @@ bench_fanout() { # name subs run window scenario
 }
 
 # ---- P3 at 100,000: one topic over several processes bridged by Redis --------------
-bench_fanout_cluster() { # subs run window
-  local subs=$1 run=$2 window=$3
+bench_fanout_cluster() { # name subs run window
+  local name=$1 subs=$2 run=$3 window=$4
   local n=$(( (subs + PER_SERVER - 1) / PER_SERVER )) procs=$(( (subs + 18999) / 19000 ))
-  echo "bench: p3_fanout_cluster: $subs subscribers of one topic over $n server processes (one port, Redis bus), window $window, ${run}s" >&2
-  start_group p3c "$n" SB_TEST_CHANNELS=1 SB_REACTORS=1 SB_REDIS_URL="$REDIS_URL" || return 1
+  echo "bench: $name: $subs subscribers of one topic over $n server processes (one port, Redis bus), window $window, ${run}s" >&2
+  start_group "$name" "$n" SB_TEST_CHANNELS=1 SB_REACTORS=1 SB_REDIS_URL="$REDIS_URL" || return 1
   sleep 0.5
-  run_sbload p3_fanout_cluster --scenario fanout --url "ws://127.0.0.1:$GROUP_PORT/socket/websocket" \
+  run_sbload "$name" --scenario fanout --url "ws://127.0.0.1:$GROUP_PORT/socket/websocket" \
     --conns "$subs" --procs "$procs" --run "$run" --window "$window" --topic echo:fanout100k \
     --sources "$SOURCES" --server-pid "$GROUP_PIDS" --connect-timeout 60 --duration $((run + 600)) "${TOKEN_ARGS[@]}"
   local rc=$?
@@ -355,7 +355,11 @@ want p1 && bench_connections
 want p3 && bench_fanout p3_fanout "$P3_SUBS" "$P3_RUN" 32
 # the same subscribers, one broadcast at a time: the latency of a round without a queue
 want p3 && bench_fanout p3_fanout_w1 "$P3_SUBS" "$(( P3_RUN / 2 ))" 1
-[ "$SCALE" != smoke ] && want p3 && bench_fanout_cluster 100000 "$P3_RUN" 8
+# P3 at 100,000 subscribers (part "p3", or "p3c" alone): back to back (window 32), then one at a time
+if [ "$SCALE" != smoke ] && { want p3 || want p3c; }; then
+  bench_fanout_cluster p3_fanout_cluster 100000 "$P3_RUN" 32
+  bench_fanout_cluster p3_fanout_cluster_w1 100000 "$(( P3_RUN / 2 ))" 1
+fi
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak

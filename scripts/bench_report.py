@@ -117,10 +117,17 @@ if wps:
 p3c = load("p3_fanout_cluster")
 if p3c:
     f = p3c.get("fanout", {})
-    row("P3", f"fan-out deliveries/s ({f.get('subscribers')} subscribers, processes + Redis, window {f.get('window')})",
+    row("P3", f"fan-out deliveries/s ({f.get('subscribers')} subs, processes + Redis, window {f.get('window')})",
         f.get("deliveries_per_s"), "/s", 2_000_000, True,
         "Phoenix 1.7 here: ~110,000/s to 10,000 subscribers", 110000)
     row("P3", "  last subscriber of a broadcast, p99", get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False)
+
+p3cw = load("p3_fanout_cluster_w1")
+if p3cw:
+    f = p3cw.get("fanout", {})
+    row("P3", f"last subscriber p99, one broadcast at a time ({f.get('subscribers')} subs, window 1)",
+        get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
+        f"p50 {get(f, 'last_subscriber_latency', 'p50_ms') or 0:.1f} ms, {f.get('deliveries_per_s') or 0:,.0f} deliveries/s")
 
 p4 = load("p4_sends")
 if p4:
@@ -167,7 +174,7 @@ if p8:
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
-for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p4_sends", p4), ("p5_cluster", p5),
+for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p3_fanout_cluster_w1", p3cw), ("p4_sends", p4), ("p5_cluster", p5),
                 ("p7_soak", p7), ("p8_presence", p8)):
     if r is not None:
         check_errors(name, r)
