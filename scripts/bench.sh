@@ -229,6 +229,21 @@ bench_connections() {
   return $rc
 }
 
+# ---- P2 alone: the layout of the net-ref floor (2 server + 2 load processes, 36,000) --------
+bench_p2() {
+  local conns=36000; [ "$SCALE" = smoke ] && conns=2000
+  echo "bench: P2: $conns connections as fast as accepted, 2 server processes (one reactor each), 2 load processes" >&2
+  start_group p2 2 SB_REACTORS=1 || return 1
+  local url=ws://127.0.0.1:$GROUP_PORT/socket/websocket
+  "$SBLOAD" --scenario connections --url "$url" --conns 200 --hold 0 \
+    "${TOKEN_ARGS[@]}" --sources "$SOURCES" --progress 0 --quiet > /dev/null 2>&1
+  run_sbload p2_connect --scenario connections --url "$url" --conns "$conns" --procs 2 --hold 0 \
+    --topic 'user:{id}' --sources "$SOURCES" --server-pid "$GROUP_PIDS" "${TOKEN_ARGS[@]}"
+  local rc=$?
+  stop_group "$GROUP_PIDS"
+  return $rc
+}
+
 # ---- P3: fan-out on one node -----------------------------------------------------------
 bench_fanout() { # name subs run window scenario
   local name=$1 subs=$2 run=$3 window=$4 scen=${5:-fanout}
@@ -352,6 +367,7 @@ if want ref; then
   start_group ref 1 && { ref_wrk "$GROUP_ADMIN"; stop_group "$GROUP_PIDS"; }
 fi
 want p1 && bench_connections
+{ want p1 || want p2; } && bench_p2
 want p3 && bench_fanout p3_fanout "$P3_SUBS" "$P3_RUN" 32
 # the same subscribers, one broadcast at a time: the latency of a round without a queue
 want p3 && bench_fanout p3_fanout_w1 "$P3_SUBS" "$(( P3_RUN / 2 ))" 1

@@ -80,13 +80,17 @@ if p1:
     s = slope(p1.get("rss_curve"))
     if s is not None:
         row("P1", "  same, marginal (slope of RSS over connections)", s, "B", 1024, False)
-    row("P2", "joins/s (connect + upgrade + join, all processes)", get(p1, "connect", "joins_per_s"),
-        "/s", 50_000, True, "stock Phoenix 1.7 here: ~7,500/s", 7500)
-    row("P2", "  peak second", get(p1, "connect", "peak_joins_per_s"), "/s", 50_000, True)
-    jl = get(p1, "connect", "join_latency")
+    row("P2", f"  joins/s during P1's connect ({p1.get('procs')} load processes)",
+        get(p1, "connect", "joins_per_s"), "/s", None, None)
+p2 = load("p2_connect")
+if p2:
+    row("P2", f"joins/s (connect + upgrade + join, {get(p2, 'conns') or 0:,} conns, 2+2 processes)",
+        get(p2, "connect", "joins_per_s"), "/s", 50_000, True, "stock Phoenix 1.7 here: ~7,500/s", 7500)
+    row("P2", "  peak second", get(p2, "connect", "peak_joins_per_s"), "/s", 50_000, True)
+    jl = get(p2, "connect", "join_latency")
     if jl:
         row("P2", "  join latency p50 / p99 / p999", f"{jl['p50_ms']:.1f} / {jl['p99_ms']:.1f} / {jl['p999_ms']:.1f}", "ms", None, None)
-    ex, bare, jps = get(net["exchange"], "per_s"), get(net["connect"], "per_s"), get(p1, "connect", "joins_per_s")
+    ex, bare, jps = get(net["exchange"], "per_s"), get(net["connect"], "per_s"), get(p2, "connect", "joins_per_s")
     if ex:
         cpu = (get(net["exchange"], "cpu_us_connector") or 0) + (get(net["exchange"], "cpu_us_acceptor") or 0)
         row("P2", "  floor: connect + join-sized exchange, no server logic (net-ref)", ex, "/s", 50_000, True,
@@ -174,7 +178,7 @@ if p8:
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
-for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p3_fanout_cluster_w1", p3cw), ("p4_sends", p4), ("p5_cluster", p5),
+for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p3_fanout_cluster_w1", p3cw), ("p4_sends", p4), ("p5_cluster", p5),
                 ("p7_soak", p7), ("p8_presence", p8)):
     if r is not None:
         check_errors(name, r)
@@ -185,7 +189,7 @@ if p4 is not None:  # the half-rate run follows the closed loop: its figure must
     if p4h is not None and not get(p4h, "sends", "acks"):
         problems.append("p4_half_rate: no acknowledged send")
 if scale == "smoke":
-    for name, r in (("p1_connections", p1), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7)):
+    for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7)):
         if r is None:
             problems.append(f"{name}: missing")
     for k, v in refs.items():
