@@ -107,12 +107,19 @@ if p3:
         "Phoenix 1.7: 150-260 ms at 10,000 subscribers", 150)
     row("P3", "  every delivery p50 / p99", f"{get(f, 'delivery_latency', 'p50_ms'):.1f} / {get(f, 'delivery_latency', 'p99_ms'):.1f}", "ms", None, None)
 
-p3w = load("p3_fanout_w1")
-if p3w:
-    f = p3w.get("fanout", {})
+
+
+def one_at_a_time_row(r):
+    """The last-subscriber row of a window-1 fan-out run (one broadcast at a time)."""
+    f = r.get("fanout", {})
     row("P3", f"last subscriber p99, one broadcast at a time ({f.get('subscribers')} subs, window 1)",
         get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
         f"p50 {get(f, 'last_subscriber_latency', 'p50_ms') or 0:.1f} ms, {f.get('deliveries_per_s') or 0:,.0f} deliveries/s")
+
+
+p3w = load("p3_fanout_w1")
+if p3w:
+    one_at_a_time_row(p3w)
 wps, wn = get(net["write"], "writes_per_s"), get(net["write"], "conns")
 if wps:
     row("P3", f"  floor: one write() to each of {wn:,} sockets, one round (net-ref)", get(net["write"], "round_ms"),
@@ -128,10 +135,7 @@ if p3c:
 
 p3cw = load("p3_fanout_cluster_w1")
 if p3cw:
-    f = p3cw.get("fanout", {})
-    row("P3", f"last subscriber p99, one broadcast at a time ({f.get('subscribers')} subs, window 1)",
-        get(f, "last_subscriber_latency", "p99_ms"), "ms", 100, False,
-        f"p50 {get(f, 'last_subscriber_latency', 'p50_ms') or 0:.1f} ms, {f.get('deliveries_per_s') or 0:,.0f} deliveries/s")
+    one_at_a_time_row(p3cw)
 
 p4 = load("p4_sends")
 if p4:

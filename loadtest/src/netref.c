@@ -122,6 +122,24 @@ static int start_connect(const struct sockaddr_in *dst, int i)
     return s;
 }
 
+/* A listening socket on 127.0.0.1 and a port the kernel picks (written to
+ * *a); -1 after printing why. */
+static int open_listener(struct sockaddr_in *a)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    *a = (struct sockaddr_in){.sin_family = AF_INET};
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof *a;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ls < 0 || bind(ls, (struct sockaddr *)a, sizeof *a) || listen(ls, 65535) ||
+        getsockname(ls, (struct sockaddr *)a, &al)) {
+        perror("net-ref: listen");
+        if (ls >= 0) close(ls);
+        return -1;
+    }
+    return ls;
+}
+
 static char g_zero[65536];
 
 /* ---- connect ----------------------------------------------------------------------- */
@@ -239,16 +257,9 @@ static void connector(const struct sockaddr_in *dst, int first, int count, int s
 
 static int run_connect(void)
 {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 65535) ||
-        getsockname(ls, (struct sockaddr *)&a, &al)) {
-        perror("net-ref: listen");
-        return 1;
-    }
+    struct sockaddr_in a;
+    int ls = open_listener(&a);
+    if (ls < 0) return 1;
     fcntl(ls, F_SETFL, O_NONBLOCK);
     pid_t acc[NR_MAX_PROCS], con[NR_MAX_PROCS];
     int start[2], res[2];
@@ -296,16 +307,9 @@ static int run_connect(void)
 static int run_write(void)
 {
     if (o.conns > NR_FD_MAX - 16) o.conns = NR_FD_MAX - 16;
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 65535) ||
-        getsockname(ls, (struct sockaddr *)&a, &al)) {
-        perror("net-ref: listen");
-        return 1;
-    }
+    struct sockaddr_in a;
+    int ls = open_listener(&a);
+    if (ls < 0) return 1;
     int res[2];
     if (pipe(res)) return 1;
     long long expect = (long long)o.conns * o.rounds * o.size * o.batch;
