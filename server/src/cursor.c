@@ -6,14 +6,17 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <string.h>
 #include "token.h"
 
 #define CUR_VERSION 1
+#define CUR_VERSION_PAGE 2 /* a page's cursors: AES tags under a per-user key (cursor.h) */
 #define CUR_BODY 21 /* version + tx + id + issued_at */
 #define CUR_MAC 16
 #define CUR_BYTES (CUR_BODY + CUR_MAC)
 #define CUR_DOMAIN "sbcur1"
+#define CUR_DOMAIN_PAGE "sbcur2"
 
 int sync_pos_cmp(sync_pos a, sync_pos b)
 {
@@ -108,28 +111,120 @@ static int cursor_mac(const uint8_t *secret, size_t secret_len, const char *user
     return 0;
 }
 
-/* base64url without padding of exactly CUR_BYTES bytes into out (CURSOR_LEN + 1). */
-static void b64_37(const uint8_t *in, char *out)
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static char g_b64_pairs[4096][2]; /* the two characters of each 12-bit value */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *g_aes; /* AES-128-ECB, fetched once (NULL: unavailable) */
+
+static void init_once(void)
 {
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int v = 0; v < 4096; v++) {
+        g_b64_pairs[v][0] = B64[v >> 6];
+        g_b64_pairs[v][1] = B64[v & 63];
+    }
+    g_aes = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+}
+
+/* base64url without padding of exactly CUR_BYTES bytes into out
+ * (CURSOR_LEN characters, no NUL), two characters per lookup (after
+ * init_once: the public functions run it). */
+static void b64_37_raw(const uint8_t *in, char *out)
+{
     size_t o = 0, i = 0;
     for (; i + 3 <= CUR_BYTES; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = A[v >> 18 & 63];
-        out[o++] = A[v >> 12 & 63];
-        out[o++] = A[v >> 6 & 63];
-        out[o++] = A[v & 63];
+        memcpy(out + o, g_b64_pairs[v >> 12], 2);
+        memcpy(out + o + 2, g_b64_pairs[v & 4095], 2);
+        o += 4;
     }
     /* 37 = 12 * 3 + 1: one byte left -> two characters */
-    uint32_t v = (uint32_t)in[i] << 16;
-    out[o++] = A[v >> 18 & 63];
-    out[o++] = A[v >> 12 & 63];
-    out[o] = 0;
+    memcpy(out + o, g_b64_pairs[(uint32_t)in[i] << 4], 2);
+}
+
+/* As b64_37_raw, NUL-terminated (out: CURSOR_LEN + 1 bytes). */
+static void b64_37(const uint8_t *in, char *out)
+{
+    b64_37_raw(in, out);
+    out[CURSOR_LEN] = 0;
+}
+
+/* The AES-128 key of the page cursors of user_id issued at `issued`
+ * (4 big-endian bytes): the first 16 bytes of HMAC-SHA256(secret, "sbcur2"
+ * 0x00 user_id 0x00 issued). Returns 0 or -1. */
+static int page_key(const uint8_t *secret, size_t secret_len, const char *user_id,
+                    const uint8_t issued[4], uint8_t key[16])
+{
+    uint8_t msg[sizeof CUR_DOMAIN_PAGE + TOKEN_MAX_ID + 1 + 4];
+    size_t ul = strlen(user_id);
+    if (ul > TOKEN_MAX_ID) return -1;
+    size_t n = 0;
+    memcpy(msg, CUR_DOMAIN_PAGE, sizeof CUR_DOMAIN_PAGE); /* with its NUL */
+    n += sizeof CUR_DOMAIN_PAGE;
+    memcpy(msg + n, user_id, ul);
+    n += ul;
+    msg[n++] = 0;
+    memcpy(msg + n, issued, 4);
+    n += 4;
+    uint8_t full[SHA256_DIGEST_LENGTH];
+    if (hmac_sha256(secret, secret_len, msg, n, full) != 0) return -1;
+    memcpy(key, full, 16);
+    OPENSSL_cleanse(full, sizeof full);
+    return 0;
+}
+
+/* out[k] = AES-128_key(in[k]) for n 16-byte blocks (n > 0). Returns 0 or -1. */
+static int aes_blocks(const uint8_t key[16], const uint8_t *in, uint8_t *out, size_t n)
+{
+    pthread_once(&g_once, init_once);
+    if (!g_aes || n > INT32_MAX / 16) return -1;
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int ol = 0, rc = -1;
+    if (x && EVP_EncryptInit_ex2(x, g_aes, key, NULL, NULL) == 1 &&
+        EVP_CIPHER_CTX_set_padding(x, 0) == 1 &&
+        EVP_EncryptUpdate(x, out, &ol, in, (int)(n * 16)) == 1 && (size_t)ol == n * 16)
+        rc = 0;
+    EVP_CIPHER_CTX_free(x);
+    return rc;
+}
+
+#define MANY_CHUNK 64 /* cursors per AES call */
+
+int cursor_encode_many(const uint8_t *secret, size_t secret_len, const char *user_id,
+                       const sync_pos *pos, size_t n, int64_t issued_unix, char *out)
+{
+    pthread_once(&g_once, init_once);
+    uint8_t issued[4], key[16];
+    put_be(issued, issued_unix < 0 ? 0 : (uint64_t)issued_unix, 4);
+    if (!user_id || page_key(secret, secret_len, user_id, issued, key) != 0) return -1;
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k += MANY_CHUNK) {
+        size_t m = n - k < MANY_CHUNK ? n - k : MANY_CHUNK;
+        uint8_t in[MANY_CHUNK * 16], tag[MANY_CHUNK * 16];
+        for (size_t j = 0; j < m; j++) {
+            put_be(in + 16 * j, pos[k + j].tx, 8);
+            put_be(in + 16 * j + 8, (uint64_t)pos[k + j].id, 8);
+        }
+        if (aes_blocks(key, in, tag, m) != 0) {
+            rc = -1;
+            break;
+        }
+        for (size_t j = 0; j < m; j++) {
+            uint8_t b[CUR_BYTES];
+            b[0] = CUR_VERSION_PAGE;
+            memcpy(b + 1, in + 16 * j, 16);
+            memcpy(b + 17, issued, 4);
+            memcpy(b + CUR_BODY, tag + 16 * j, CUR_MAC);
+            b64_37_raw(b, out + (k + j) * CURSOR_LEN);
+        }
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
 }
 
 void cursor_encode(const uint8_t *secret, size_t secret_len, const char *user_id, sync_pos pos,
                    int64_t issued_unix, char *out)
 {
+    pthread_once(&g_once, init_once);
     uint8_t b[CUR_BYTES];
     b[0] = CUR_VERSION;
     put_be(b + 1, pos.tx, 8);
@@ -147,7 +242,7 @@ static int unpack(const char *s, size_t len, uint8_t *b)
     uint8_t tmp[CUR_BYTES + 3];
     size_t n = sizeof tmp;
     if (b64url_decode(s, len, tmp, &n) != 0 || n != CUR_BYTES) return -1;
-    if (tmp[0] != CUR_VERSION) return -1;
+    if (tmp[0] != CUR_VERSION && tmp[0] != CUR_VERSION_PAGE) return -1;
     memcpy(b, tmp, CUR_BYTES);
     return 0;
 }
@@ -161,6 +256,7 @@ static void read_pos(const uint8_t *b, sync_pos *pos)
 int cursor_decode(const uint8_t *secret, size_t secret_len, const char *user_id, const char *s,
                   size_t len, sync_pos *pos, int64_t *issued_unix)
 {
+    pthread_once(&g_once, init_once);
     uint8_t b[CUR_BYTES], mac[CUR_MAC];
     if (!user_id || unpack(s, len, b) != 0) return CURSOR_BAD;
     /* the encoding is canonical only if re-encoding gives the same text
@@ -168,7 +264,18 @@ int cursor_decode(const uint8_t *secret, size_t secret_len, const char *user_id,
     char again[CURSOR_LEN + 1];
     b64_37(b, again);
     if (memcmp(again, s, CURSOR_LEN) != 0) return CURSOR_BAD;
-    if (cursor_mac(secret, secret_len, user_id, b, mac) != 0) return CURSOR_BAD;
+    if (b[0] == CUR_VERSION_PAGE) {
+        uint8_t key[16], tag[16];
+        int rc = page_key(secret, secret_len, user_id, b + 17, key) == 0 &&
+                         aes_blocks(key, b + 1, tag, 1) == 0
+                     ? 0
+                     : -1;
+        OPENSSL_cleanse(key, sizeof key);
+        if (rc != 0) return CURSOR_BAD;
+        memcpy(mac, tag, CUR_MAC);
+    } else if (cursor_mac(secret, secret_len, user_id, b, mac) != 0) {
+        return CURSOR_BAD;
+    }
     if (CRYPTO_memcmp(mac, b + CUR_BODY, CUR_MAC) != 0) return CURSOR_BAD;
     sync_pos p;
     read_pos(b, &p);

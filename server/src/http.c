@@ -3,10 +3,12 @@
 #include "http.h"
 
 #include <llhttp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "client_ip.h"
 #include "config.h"
 #include "conn.h"
 #include "http_conn.h"
@@ -28,6 +30,8 @@ typedef struct http_state {
     size_t pending_len;
     bool in_parse;
     bool closing_after; /* server shutting down: close after the response */
+    bool peer_known;    /* peer: the client's address, read once per connection */
+    char peer[48];
 } http_state;
 
 static llhttp_settings_t g_settings;
@@ -261,17 +265,25 @@ void http_send_raw(sb_conn *c, const char *data, size_t len)
 
 static void parse_loop(sb_conn *c);
 
+/* The status line and headers of a response, with the blank line, into
+ * out; returns snprintf's count. */
+static int head_text(char *out, size_t cap, int status, const char *ctype, size_t len,
+                     bool keep_alive)
+{
+    return snprintf(out, cap,
+                    "HTTP/1.1 %d %s\r\nserver: switchboard\r\ndate: %s\r\ncontent-length: %zu\r\n"
+                    "%s%s%s%s\r\n",
+                    status, http_reason(status), http_date(), len, ctype ? "content-type: " : "",
+                    ctype ? ctype : "", ctype ? "\r\n" : "", keep_alive ? "" : "connection: close\r\n");
+}
+
 /* Writes a response on c (status line, headers, body); closes after it when
  * !keep_alive. Does not touch any request. */
 static void write_response(sb_conn *c, int status, const char *ctype, const void *body, size_t len,
                            const char *extra, bool keep_alive, bool head_only)
 {
     char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nserver: switchboard\r\ndate: %s\r\ncontent-length: %zu\r\n"
-                     "%s%s%s%s\r\n",
-                     status, http_reason(status), http_date(), len, ctype ? "content-type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "", keep_alive ? "" : "connection: close\r\n");
+    int n = head_text(head, sizeof head, status, ctype, len, keep_alive);
     size_t elen = extra ? strlen(extra) : 0;
     sb_buf *b = sb_buf_new((size_t)n + elen + len);
     if (!b) {
@@ -292,6 +304,17 @@ static void write_response(sb_conn *c, int status, const char *ctype, const void
     if (!keep_alive) conn_close_after_flush(c);
 }
 
+/* The active request of c was answered: on to the next one. */
+static void answered(sb_conn *c, bool ka)
+{
+    http_state *h = c->http;
+    h->active = NULL;
+    if (ka) {
+        conn_resume_read(c);
+        if (!h->in_parse && h->pending_len) parse_loop(c);
+    }
+}
+
 void sb_respond(sb_req *req, int status, const char *ctype, const void *body, size_t len,
                 const char *extra)
 {
@@ -300,12 +323,103 @@ void sb_respond(sb_req *req, int status, const char *ctype, const void *body, si
         http_state *h = c->http;
         bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
         write_response(c, status, ctype, body, len, extra, ka, req->method == HTTP_HEAD);
-        h->active = NULL;
-        if (ka) {
-            conn_resume_read(c);
-            if (!h->in_parse && h->pending_len) parse_loop(c);
-        }
+        answered(c, ka);
     }
+    req_free(req);
+}
+
+#define BODY_HEAD_ROOM 256 /* room for the status line and headers in front of a body */
+
+/* Each thread keeps a few response buffers of sb_respond_body_new for
+ * reuse once their response is written (the pool then holds the only
+ * reference): a body over 64 KiB allocated and freed per request makes
+ * glibc trim its heap on each free (madvise, then page faults and TLB
+ * shootdowns on the next request). At most BODY_POOL buffers of at most
+ * BODY_POOL_MAX bytes per thread; freed when the thread exits. */
+#define BODY_POOL 4
+#define BODY_POOL_MAX (1u << 20)
+
+typedef struct body_pool {
+    sb_buf *b[BODY_POOL];
+} body_pool;
+
+static pthread_key_t g_pool_key;
+static bool g_pool_ok;
+
+static void body_pool_free(void *p)
+{
+    body_pool *bp = p;
+    for (int i = 0; i < BODY_POOL; i++) sb_buf_unref(bp->b[i]);
+    free(bp);
+}
+
+static void body_pool_init(void) { g_pool_ok = pthread_key_create(&g_pool_key, body_pool_free) == 0; }
+
+/* A buffer with at least `cap` content bytes: a free pooled one, or a new
+ * one (pooled when a slot is free or holds a smaller free one). */
+static sb_buf *body_buf(size_t cap)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, body_pool_init);
+    body_pool *bp = g_pool_ok ? pthread_getspecific(g_pool_key) : NULL;
+    if (!bp && g_pool_ok && (bp = calloc(1, sizeof *bp)) && pthread_setspecific(g_pool_key, bp) != 0) {
+        free(bp);
+        bp = NULL;
+    }
+    if (!bp || cap > BODY_POOL_MAX) return sb_buf_new(cap);
+    int slot = -1;
+    for (int i = 0; i < BODY_POOL; i++) {
+        sb_buf *b = bp->b[i];
+        bool free_now = !b || atomic_load_explicit(&b->refs, memory_order_acquire) == 1;
+        if (b && free_now && b->cap >= SB_BUF_HEADROOM + cap) {
+            b->start = SB_BUF_HEADROOM;
+            b->len = 0;
+            b->hdr = 0;
+            b->opcode = 0;
+            return sb_buf_ref(b);
+        }
+        if (free_now && slot < 0) slot = i;
+    }
+    /* rounded up, so that pages of about the same size reuse it */
+    size_t want = (cap + 16383) & ~(size_t)16383;
+    sb_buf *b = sb_buf_new(want);
+    if (!b || slot < 0) return b;
+    sb_buf_unref(bp->b[slot]); /* a smaller free one, or none */
+    bp->b[slot] = b;
+    return sb_buf_ref(b);
+}
+
+sb_buf *sb_respond_body_new(size_t body_cap, char **body)
+{
+    *body = NULL;
+    if (body_cap > UINT32_MAX - BODY_HEAD_ROOM - SB_BUF_HEADROOM - 65536) return NULL;
+    sb_buf *b = body_buf(BODY_HEAD_ROOM + body_cap);
+    if (b) *body = b->data + SB_BUF_HEADROOM + BODY_HEAD_ROOM;
+    return b;
+}
+
+void sb_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size_t len)
+{
+    sb_conn *c = req->conn;
+    if (c && !c->closing && c->http && c->http->active == req) {
+        http_state *h = c->http;
+        bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        char head[BODY_HEAD_ROOM];
+        int n = head_text(head, sizeof head, status, ctype, len, ka);
+        if (n <= 0 || n >= BODY_HEAD_ROOM) { /* cannot happen with our headers: copy */
+            sb_buf_unref(b);
+            sb_respond(req, 500, NULL, NULL, 0, NULL);
+            return;
+        }
+        /* the head goes right in front of the body: one buffer, no copy */
+        b->start = (uint32_t)(SB_BUF_HEADROOM + BODY_HEAD_ROOM - n);
+        memcpy(b->data + b->start, head, (size_t)n);
+        b->len = (uint32_t)((size_t)n + (req->method == HTTP_HEAD ? 0 : len));
+        conn_send(c, b, 0);
+        if (!ka) conn_close_after_flush(c);
+        answered(c, ka);
+    }
+    sb_buf_unref(b);
     req_free(req);
 }
 
@@ -394,7 +508,11 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
     h->req = NULL;
     req->conn = c;
     req->r = c->r;
-    conn_peer_ip(c, req->client_ip, sizeof req->client_ip);
+    if (!h->peer_known) {
+        conn_peer_ip(c, h->peer, sizeof h->peer);
+        h->peer_known = true;
+    }
+    client_ip_of_request(req, h->peer); /* the peer, or X-Forwarded-For from a trusted proxy */
     char *t = req->target;
     char *qm = strchr(t, '?');
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
@@ -407,7 +525,8 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
         ws_handle_upgrade(req);
         return;
     }
-    conn_pause_read(c);
+    /* reading pauses while the request is handled (parse_loop, after this
+     * returns): a request answered at once costs no pause and resume */
     if (!req->path || req->path[0] != '/') {
         sb_respond_error(req, 400, "bad_request", "malformed request target", NULL);
         return;
@@ -450,6 +569,7 @@ static void parse_loop(sb_conn *c)
             else llhttp_resume_after_upgrade(&h->parser);
             dispatch(c, h->req, err == HPE_PAUSED_UPGRADE);
             if (c->http != h) return; /* upgraded: h is gone */
+            if (h->active) conn_pause_read(c); /* answered later */
             continue;
         }
         free(data);

@@ -57,6 +57,14 @@ int sb_req_query_count(const sb_req *req, const char *name);
  * NULL or CRLF-terminated header lines ("Retry-After: 3\r\n"). */
 void sb_respond(sb_req *req, int status, const char *content_type, const void *body, size_t len,
                 const char *extra_headers);
+/* A response whose body the handler encodes in place (no copy of the
+ * body): sb_respond_body_new returns a buffer with room for `body_cap`
+ * bytes at *body (NULL when out of memory); sb_respond_body sends the
+ * first `len` bytes of them with the status line and headers in front, and
+ * frees the request and (its reference to) the buffer. */
+struct sb_buf *sb_respond_body_new(size_t body_cap, char **body);
+void sb_respond_body(sb_req *req, int status, const char *content_type, struct sb_buf *b,
+                     size_t len);
 /* Sends `body` as JSON (compact) and frees the request; steals `body`. */
 void sb_respond_json(sb_req *req, int status, json_t *body);
 /* Sends the error shape {"error":{"code","message","details"}}; steals details

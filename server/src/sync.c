@@ -6,6 +6,7 @@
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
+#include "buf.h"
 #include "config.h"
 #include "log.h"
 #include "reactor.h"
@@ -235,6 +236,7 @@ typedef struct window_req {
     int limit;
     uint64_t ticket; /* the fetch that must reach the horizon for a last page */
     int tries;
+    struct sb_buf *buf; /* the response being encoded (window_body) */
 } window_req;
 
 static void window_try(window_req *w);
@@ -251,21 +253,43 @@ static void window_woke(void *arg, bool fallback)
     free(w);
 }
 
+/* The response buffer of a window page (sync_body_fns). */
+static char *window_body(size_t len, void *arg)
+{
+    window_req *w = arg;
+    char *body = NULL;
+    w->buf = sb_respond_body_new(len, &body);
+    return body;
+}
+
+/* The cursors of a window page (sync_body_fns): one AES key per page. */
+static int window_cursors(const sync_pos *pos, size_t n, char *out, void *arg)
+{
+    window_req *w = arg;
+    return cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, w->req->auth.user_id,
+                              pos, n, now_unix_ms() / 1000, out);
+}
+
 /* Answers w from this node's window of recent events when its cursor is
  * inside it; a last page ("nothing more") only once a tailer fetch sent
  * after the request reached the horizon, so it is as fresh as a Postgres
- * read (waits at most SYNC_WINDOW_WAIT_MS). Otherwise reads Postgres. */
+ * read (waits at most SYNC_WINDOW_WAIT_MS). Otherwise reads Postgres. The
+ * page is encoded straight into the response buffer (one copy of each
+ * event's text, one write). */
 static void window_try(window_req *w)
 {
     sb_req *req = w->req;
-    sync_page pg;
-    int rc = sync_window_read(rest_parse_id(req->auth.user_id), w->from, w->limit, &w->ticket, &pg);
+    sync_wpage pg;
+    sync_body_fns fns = {window_cursors, window_body, w};
+    int rc = sync_window_read(rest_parse_id(req->auth.user_id), w->from, w->limit, &w->ticket,
+                              &fns, &pg);
     if (rc == SW_HIT) {
-        page_answer(&pg, NULL, req);
-        sync_window_page_free(&pg);
+        sb_respond_body(req, 200, "application/json", w->buf, pg.len);
         free(w);
         return;
     }
+    sb_buf_unref(w->buf); /* a miss after the buffer was made */
+    w->buf = NULL;
     if (rc == SW_WAIT && w->tries++ < 2) {
         int k = sync_window_wait(w->ticket, req->r, window_woke, w);
         if (k == 0) {
@@ -334,7 +358,7 @@ static void sync_get(sb_req *req)
         sync_fetch(req->r->db, uid, pos, limit, page_answer, req);
         return;
     }
-    *w = (window_req){req, pos, limit, 0, 0};
+    *w = (window_req){req, pos, limit, 0, 0, NULL};
     window_try(w);
 }
 

@@ -7,22 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 #include "reactor.h"
 #include "tailer.h"
 
 #define PAGE_BYTES 4194304 /* as sb_sync_page: a page stops at about 4 MiB of payloads */
 
-/* One event: its recipients (sorted), its type and its compact payload
- * prefix (tailer.h), in one allocation. */
+/* One event: its recipients (sorted) and its text as a page element
+ * awaiting its cursor, `{"type":"<type>",<payload fields>,"cursor":"`
+ * (the payload compacted once, tailer.h), in one allocation. */
 typedef struct win_ev {
     sync_pos pos;
     uint32_t nrcpt;
-    uint32_t type_len;
-    size_t prefix_len;
-    size_t bytes;  /* what it counts against the cap */
-    char *type;    /* NUL-terminated, inside the allocation */
-    char *prefix;  /* prefix_len bytes, inside the allocation */
-    int64_t rcpt[]; /* ascending */
+    uint32_t pbytes; /* compact payload bytes: what the 4 MiB page cut counts */
+    size_t text_len;
+    size_t bytes;    /* what it counts against the cap */
+    char *text;      /* text_len bytes, inside the allocation */
+    int64_t rcpt[];  /* ascending */
 } win_ev;
 
 static pthread_rwlock_t g_mu;
@@ -93,6 +94,29 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The JSON text of an event name: copied as it is when plain
+ * ("message:new"), else through the encoder. Returns a malloc'd string or
+ * NULL. */
+static char *type_json(const char *type)
+{
+    bool plain = true;
+    for (const char *c = type; *c && plain; c++)
+        plain = (*c >= 'a' && *c <= 'z') || *c == ':' || *c == '_' || *c == '.' || *c == '-';
+    if (!plain) {
+        json_t *t = json_string(type);
+        char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
+        json_decref(t);
+        return ts;
+    }
+    size_t n = strlen(type);
+    char *s = malloc(n + 3);
+    if (!s) return NULL;
+    s[0] = '"';
+    memcpy(s + 1, type, n);
+    memcpy(s + 1 + n, "\"", 2);
+    return s;
+}
+
 /* Builds an event from the tailer's columns. Returns NULL when malformed or
  * out of memory. */
 static win_ev *ev_new(sync_pos pos, const char *type, const char *payload, const char *rcpt)
@@ -104,12 +128,20 @@ static win_ev *ev_new(sync_pos pos, const char *type, const char *payload, const
     if (rcpt[1] != '}') n++;
     size_t plen = 0;
     char *prefix = sync_payload_prefix(payload, &plen);
-    if (!prefix) return NULL;
-    size_t tlen = strlen(type);
-    size_t sz = sizeof(win_ev) + (size_t)n * sizeof(int64_t) + tlen + 1 + plen;
+    char *tj = prefix ? type_json(type) : NULL;
+    if (!tj || plen > UINT32_MAX) {
+        free(prefix);
+        free(tj);
+        return NULL;
+    }
+    /* {"type": tj , prefix without its "{" */
+    size_t tjl = strlen(tj);
+    size_t tlen = 8 + tjl + 1 + plen - 1;
+    size_t sz = sizeof(win_ev) + (size_t)n * sizeof(int64_t) + tlen;
     win_ev *e = malloc(sz);
     if (!e) {
         free(prefix);
+        free(tj);
         return NULL;
     }
     e->pos = pos;
@@ -120,6 +152,7 @@ static win_ev *ev_new(sync_pos pos, const char *type, const char *payload, const
         long long v = strtoll(p, &end, 10);
         if (end == p || (*end != ',' && *end != '}')) {
             free(prefix);
+            free(tj);
             free(e);
             return NULL;
         }
@@ -127,14 +160,16 @@ static win_ev *ev_new(sync_pos pos, const char *type, const char *payload, const
         p = *end == ',' ? end + 1 : end;
     }
     qsort(e->rcpt, e->nrcpt, sizeof(int64_t), cmp_i64);
-    e->type = (char *)(e->rcpt + n);
-    memcpy(e->type, type, tlen + 1);
-    e->type_len = (uint32_t)tlen;
-    e->prefix = e->type + tlen + 1;
-    memcpy(e->prefix, prefix, plen);
-    e->prefix_len = plen;
+    e->text = (char *)(e->rcpt + n);
+    memcpy(e->text, "{\"type\":", 8);
+    memcpy(e->text + 8, tj, tjl);
+    e->text[8 + tjl] = ',';
+    memcpy(e->text + 9 + tjl, prefix + 1, plen - 1);
+    e->text_len = tlen;
+    e->pbytes = (uint32_t)plen;
     e->bytes = sz + sizeof(win_ev *);
     free(prefix);
+    free(tj);
     return e;
 }
 
@@ -352,98 +387,113 @@ static bool sees(const win_ev *e, int64_t uid)
     return false;
 }
 
-int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sync_page *pg)
+/* Whether the tailer's fetch numbered `ticket` (or a later one) reached
+ * the horizon. */
+static bool fresh(uint64_t ticket)
+{
+    pthread_mutex_lock(&g_wmu);
+    bool f = g_covered >= ticket;
+    pthread_mutex_unlock(&g_wmu);
+    return f;
+}
+
+static const char BODY_OPEN[] = "{\"events\":[";
+static const char BODY_NEXT[] = "],\"cursor\":\"";
+static const char BODY_MORE[] = "\",\"has_more\":true}";
+static const char BODY_DONE[] = "\",\"has_more\":false}";
+#define LIT(s) (sizeof(s) - 1)
+
+int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket,
+                     const sync_body_fns *fns, sync_wpage *pg)
 {
     memset(pg, 0, sizeof *pg);
+    if (limit < 1) limit = 1;
     /* before anything is read: a fetch sent after this one started after
      * the request arrived */
     if (*ticket == 0) *ticket = atomic_load(&g_fetch_seq) + 1;
+    /* the events of the page, each cursor's position and text */
+    size_t cap = (size_t)limit + 1;
+    void *mem = malloc(cap * (sizeof(win_ev *) + sizeof(sync_pos) + CURSOR_LEN));
+    if (!mem) return SW_MISS;
+    win_ev **hit = mem;
+    sync_pos *pos = (sync_pos *)(hit + cap);
+    char *cur = (char *)(pos + cap);
+    int rc = SW_MISS;
     rdlock();
-    if (!g_on || sync_pos_cmp(from, g_lo) < 0) {
-        unlock();
-        return SW_MISS;
-    }
+    if (!g_on || sync_pos_cmp(from, g_lo) < 0) goto out;
     if (sync_pos_cmp(from, g_hi) > 0) {
         /* a cursor ahead of the window (from a Postgres read, or another
          * node): a fetch sent after this request reaches past it, horizons
          * only move forward */
-        unlock();
-        pthread_mutex_lock(&g_wmu);
-        bool fresh = g_covered >= *ticket;
-        pthread_mutex_unlock(&g_wmu);
-        return fresh ? SW_MISS : SW_WAIT;
+        rc = fresh(*ticket) ? SW_MISS : SW_WAIT;
+        goto out;
     }
-    pg->ev = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *pg->ev);
-    if (!pg->ev) {
-        unlock();
-        return SW_MISS;
-    }
-    size_t bytes = 0, scanned = 0, copy = 0;
+    size_t bytes = 0, scanned = 0, len = LIT(BODY_OPEN) + LIT(BODY_NEXT) + CURSOR_LEN;
+    int n = 0;
     bool done = false;
     for (size_t i = first_after_locked(from); i < g_n; i++) {
         win_ev *e = at(i);
         if (sync_pos_cmp(e->pos, g_hi) > 0) break; /* appended, batch not finished */
-        if (scanned++ >= SYNC_WINDOW_SCAN) { /* few of this user's events: Postgres reads them by stream */
-            unlock();
-            free(pg->ev);
-            memset(pg, 0, sizeof *pg);
-            return SW_MISS;
-        }
+        if (scanned++ >= SYNC_WINDOW_SCAN) goto out; /* few of this user's events: Postgres reads them by stream */
         if (sees(e, uid)) {
-            if (pg->n >= limit || bytes >= PAGE_BYTES) {
-                pg->has_more = true;
-                pg->next = pg->ev[pg->n - 1].pos;
+            if (n >= limit || bytes >= PAGE_BYTES) {
                 done = true;
                 break;
             }
-            /* the event itself for now: copied below, in one allocation */
-            sync_event *s = &pg->ev[pg->n++];
-            s->pos = e->pos;
-            s->prefix = (char *)e;
-            s->prefix_len = e->prefix_len;
-            copy += e->prefix_len + e->type_len + 2;
-            bytes += e->prefix_len;
+            pos[n] = e->pos;
+            hit[n++] = e;
+            bytes += e->pbytes;
+            len += e->text_len + CURSOR_LEN + 3; /* the cursor, "}", and a comma */
         }
     }
-    char *arena = pg->n ? malloc(copy) : NULL;
-    if (pg->n && !arena) {
-        unlock();
-        free(pg->ev);
-        memset(pg, 0, sizeof *pg);
-        return SW_MISS;
+    /* a page that ends at hi says "nothing more": only once the tailer's
+     * read that reached hi started after this request (checked under the
+     * lock: hi is then at least what that read reached) */
+    if (!done && !fresh(*ticket)) {
+        rc = SW_WAIT;
+        goto out;
     }
-    for (int k = 0; k < pg->n; k++) { /* ev[0].prefix is the arena (sync_window_page_free) */
-        sync_event *s = &pg->ev[k];
-        const win_ev *e = (const win_ev *)s->prefix;
-        memcpy(arena, e->prefix, e->prefix_len);
-        arena[e->prefix_len] = 0;
-        memcpy(arena + e->prefix_len + 1, e->type, e->type_len + 1);
-        s->prefix = arena;
-        s->type = arena + e->prefix_len + 1;
-        arena += e->prefix_len + e->type_len + 2;
+    if (n > 0) len--; /* no comma after the last */
+    const char *tail = done ? BODY_MORE : BODY_DONE;
+    size_t tail_len = done ? LIT(BODY_MORE) : LIT(BODY_DONE);
+    len += tail_len;
+    pg->next = done ? pos[n - 1] : g_hi; /* every event up to hi was read */
+    pos[n] = pg->next;
+    /* the cursors first, back to back (their table and text stay in cache),
+     * then one pass over the body */
+    char *body = NULL;
+    if (fns->cursors(pos, (size_t)n + 1, cur, fns->arg) != 0 || !(body = fns->alloc(len, fns->arg)))
+        goto out;
+    char *o = body;
+    memcpy(o, BODY_OPEN, LIT(BODY_OPEN));
+    o += LIT(BODY_OPEN);
+    for (int k = 0; k < n; k++) {
+        const win_ev *e = hit[k];
+        if (k) *o++ = ',';
+        memcpy(o, e->text, e->text_len);
+        o += e->text_len;
+        memcpy(o, cur + (size_t)k * CURSOR_LEN, CURSOR_LEN);
+        o += CURSOR_LEN;
+        memcpy(o, "\"}", 2);
+        o += 2;
     }
-    if (!done) pg->next = g_hi; /* every event up to hi was read */
     unlock();
-    if (!done) {
-        /* the page ends at hi: it may only say "nothing more" if the
-         * tailer's read that reached hi started after this request */
-        pthread_mutex_lock(&g_wmu);
-        bool fresh = g_covered >= *ticket;
-        pthread_mutex_unlock(&g_wmu);
-        if (!fresh) {
-            sync_window_page_free(pg);
-            return SW_WAIT;
-        }
-    }
+    memcpy(o, BODY_NEXT, LIT(BODY_NEXT));
+    o += LIT(BODY_NEXT);
+    memcpy(o, cur + (size_t)n * CURSOR_LEN, CURSOR_LEN);
+    o += CURSOR_LEN;
+    memcpy(o, tail, tail_len);
+    o += tail_len;
+    free(mem);
+    pg->n = n;
+    pg->has_more = done;
+    pg->len = (size_t)(o - body);
     return SW_HIT;
-}
-
-void sync_window_page_free(sync_page *pg)
-{
-    if (pg->n > 0) free(pg->ev[0].prefix); /* the arena of every event's text */
-    free(pg->ev);
-    pg->ev = NULL;
-    pg->n = 0;
+out:
+    unlock();
+    free(mem);
+    memset(pg, 0, sizeof *pg);
+    return rc;
 }
 
 void sync_window_stats(sync_pos *lo, sync_pos *hi, size_t *events, size_t *bytes)

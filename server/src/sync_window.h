@@ -73,23 +73,45 @@ void sync_window_pruned(sync_pos watermark);
 
 enum { SW_MISS = 0, SW_HIT, SW_WAIT };
 
-/* Fills *pg (as sync_fetch would, freed with sync_window_page_free) with at
- * most `limit` events visible to user `uid` after `from`, and at most about
- * 4 MiB of payloads (the first event always). *ticket: 0 on the first call
- * of a request (set to the number of the first fetch sent after it), the
- * same value when called again after a wait. Returns
- *   SW_HIT  answered (pg filled);
+/* A page read from the window, encoded as the body of the response:
+ * {"events":[...],"cursor":"...","has_more":...}. */
+typedef struct sync_wpage {
+    int n;           /* events */
+    bool has_more;
+    sync_pos next;   /* the position after the page */
+    size_t len;      /* body bytes */
+} sync_wpage;
+
+/* How sync_window_read makes a body (both called under the window's lock,
+ * at most once each): `cursors` writes the cursors of pos[0..n) to out
+ * (CURSOR_LEN characters each, back to back; returns 0 or -1); `alloc`
+ * returns where the `len` bytes of the body go (the caller's response
+ * buffer), or NULL when out of memory. */
+typedef struct sync_body_fns {
+    int (*cursors)(const sync_pos *pos, size_t n, char *out, void *arg);
+    char *(*alloc)(size_t len, void *arg);
+    void *arg;
+} sync_body_fns;
+
+/* Encodes the page sync_fetch would read, with each event's cursor and
+ * the next one: at most `limit` events visible to user `uid` after
+ * `from`, and at most about 4 MiB of payloads (the first event always).
+ * *ticket: 0 on the first call of a request (set to the number of the
+ * first fetch sent after it), the same value when called again after a
+ * wait. Returns
+ *   SW_HIT  answered (the body written, *pg filled);
  *   SW_MISS read Postgres instead (window off, `from` below lo, or still
- *           above hi after a fresh fetch);
+ *           above hi after a fresh fetch; a callback failed: alloc may
+ *           have been called);
  *   SW_WAIT the page would end at hi ("nothing more"), which holds only once
  *           a tailer fetch sent after the request reached the horizon:
- *           sync_window_wait, then call again (pg is empty); also when
- *           `from` is above hi (the fetch will likely pass it).
+ *           sync_window_wait, then call again (no callback was called);
+ *           also when `from` is above hi (the fetch will likely pass it).
  * Full pages need no wait: the events up to hi are final. A read that
  * scans more than SYNC_WINDOW_SCAN events misses (Postgres reads a user
  * with few events by stream). */
-int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket, sync_page *pg);
-void sync_window_page_free(sync_page *pg);
+int sync_window_read(int64_t uid, sync_pos from, int limit, uint64_t *ticket,
+                     const sync_body_fns *fns, sync_wpage *pg);
 
 /* Called on reactor r when the ticket is satisfied (fallback false), or
  * with fallback true when the request should read Postgres instead (waited

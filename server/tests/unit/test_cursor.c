@@ -123,12 +123,94 @@ static void parse_u64(void **state)
     assert_int_equal(cursor_parse_u64(NULL, &v), -1);
 }
 
+/* Page cursors (version 2): each decodes to its position and issue time,
+ * equals what another call gives for the same inputs, is bound to the user
+ * and the secret, and refuses any single-character change; batches longer
+ * than one AES call (64) are whole. */
+static void many(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    sync_pos pos[N];
+    char all[N * CURSOR_LEN];
+    char text[N][CURSOR_LEN + 1];
+    for (int i = 0; i < N; i++) pos[i] = (sync_pos){1000 + (uint64_t)i * 7, i % 3 ? i : 0};
+    pos[0] = (sync_pos){UINT64_MAX, INT64_MAX};
+    assert_int_equal(cursor_encode_many(SECRET, SL, "165", pos, N, 1800000000, all), 0);
+    for (int i = 0; i < N; i++) {
+        memcpy(text[i], all + i * CURSOR_LEN, CURSOR_LEN);
+        text[i][CURSOR_LEN] = 0;
+    }
+    for (int i = 0; i < N; i++) {
+        sync_pos p;
+        int64_t t = 0;
+        assert_int_equal(dec("165", text[i], &p, &t), CURSOR_OK);
+        assert_int_equal(sync_pos_cmp(p, pos[i]), 0);
+        assert_true(t == 1800000000);
+        sync_pos peek;
+        assert_int_equal(cursor_peek(text[i], CURSOR_LEN, &peek), 0);
+        assert_int_equal(sync_pos_cmp(peek, pos[i]), 0);
+        assert_int_equal(dec("166", text[i], &p, NULL), CURSOR_BAD);
+        assert_int_equal(dec("1650", text[i], &p, NULL), CURSOR_BAD);
+        /* not the version-1 cursor of the same position */
+        char v1[CURSOR_LEN + 1];
+        cursor_encode(SECRET, SL, "165", pos[i], 1800000000, v1);
+        assert_true(memcmp(v1, text[i], CURSOR_LEN) != 0);
+    }
+    /* the same inputs, one at a time: the same text */
+    char one[CURSOR_LEN + 1] = {0};
+    assert_int_equal(cursor_encode_many(SECRET, SL, "165", &pos[100], 1, 1800000000, one), 0);
+    assert_memory_equal(one, text[100], CURSOR_LEN);
+    /* another issue time: another tag */
+    assert_int_equal(cursor_encode_many(SECRET, SL, "165", &pos[100], 1, 1800000001, one), 0);
+    assert_true(memcmp(one + 28, text[100] + 28, CURSOR_LEN - 28) != 0);
+    const uint8_t other[] = "0123456789abcdef0123456789abcdeX";
+    assert_int_equal(cursor_decode(other, sizeof other - 1, "165", text[7], CURSOR_LEN, NULL, NULL),
+                     CURSOR_BAD);
+    const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < CURSOR_LEN; i++) {
+        for (size_t j = i % 5; j < 64; j += 5) {
+            if (alphabet[j] == text[7][i]) continue;
+            char d[CURSOR_LEN + 1];
+            memcpy(d, text[7], sizeof d);
+            d[i] = alphabet[j];
+            assert_int_equal(dec("165", d, NULL, NULL), CURSOR_BAD);
+        }
+    }
+    /* a version-1 cursor relabelled as version 2 (and back) is refused */
+    char v1[CURSOR_LEN + 1];
+    cursor_encode(SECRET, SL, "165", pos[7], 1800000000, v1);
+    uint8_t raw[40];
+    size_t rl = sizeof raw;
+    assert_int_equal(b64url_decode(v1, CURSOR_LEN, raw, &rl), 0);
+    raw[0] = 2;
+    char *re = b64url_encode(raw, 37);
+    assert_int_equal(dec("165", re, NULL, NULL), CURSOR_BAD);
+    free(re);
+    rl = sizeof raw;
+    assert_int_equal(b64url_decode(text[7], CURSOR_LEN, raw, &rl), 0);
+    raw[0] = 1;
+    re = b64url_encode(raw, 37);
+    assert_int_equal(dec("165", re, NULL, NULL), CURSOR_BAD);
+    free(re);
+    /* version 3 does not exist */
+    raw[0] = 3;
+    re = b64url_encode(raw, 37);
+    assert_int_equal(dec("165", re, NULL, NULL), CURSOR_BAD);
+    free(re);
+    /* a user id longer than an id can be */
+    char longid[TOKEN_MAX_ID + 2];
+    memset(longid, '7', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    assert_int_equal(cursor_encode_many(SECRET, SL, longid, pos, 1, 1800000000, one), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),       cmocka_unit_test(bound_to_user_and_secret),
         cmocka_unit_test(tamper_evident),   cmocka_unit_test(ordering),
-        cmocka_unit_test(parse_u64),
+        cmocka_unit_test(parse_u64),        cmocka_unit_test(many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

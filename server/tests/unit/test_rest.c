@@ -259,6 +259,50 @@ static void test_auth(void **state)
     free(t);
 }
 
+/* The per-thread cache of verified tokens answers exactly as verifying:
+ * the same token again, a session revoked after it was cached, a token
+ * that expires while cached, a one-character change. */
+static void test_auth_cache(void **state)
+{
+    (void)state;
+    int64_t now = time(NULL);
+    char h[600];
+    char *t = mint("43", "9", now + 2);
+    snprintf(h, sizeof h, "Bearer %s", t);
+    for (int i = 0; i < 3; i++) {
+        sb_req *r = mkreq("", NULL, h);
+        assert_int_equal(rest_auth_check(r), TOKEN_OK);
+        assert_string_equal(r->auth.user_id, "43");
+        assert_string_equal(r->auth.session_id, "9");
+        freereq(r);
+    }
+    char *bad = strdup(h);
+    bad[20] = bad[20] == 'A' ? 'B' : 'A'; /* inside the claims */
+    sb_req *r = mkreq("", NULL, bad);
+    assert_int_equal(rest_auth_check(r), TOKEN_BAD);
+    freereq(r);
+    free(bad);
+    rest_revoke_session("9", now + 60);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), REST_AUTH_REVOKED);
+    freereq(r);
+    /* cached, then past its expiry */
+    char *t2 = mint("43", "10", now + 2);
+    snprintf(h, sizeof h, "Bearer %s", t2);
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_OK);
+    freereq(r);
+    for (int i = 0; i < 40 && time(NULL) < now + 2; i++) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    r = mkreq("", NULL, h);
+    assert_int_equal(rest_auth_check(r), TOKEN_EXPIRED);
+    freereq(r);
+    free(t);
+    free(t2);
+}
+
 static void test_revoked_list(void **state)
 {
     int64_t now = time(NULL);
@@ -389,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup(test_get_string, setup),
         cmocka_unit_test_setup(test_utf8_len, setup),
         cmocka_unit_test_setup(test_auth, setup),
+        cmocka_unit_test_setup(test_auth_cache, setup),
         cmocka_unit_test_setup(test_revoked_list, setup),
         cmocka_unit_test_setup(test_cursor, setup),
         cmocka_unit_test_setup(test_page_parse, setup),
