@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "client_ip.h"
 
 sb_config g_cfg;
 
@@ -69,6 +70,7 @@ static const opt opts[] = {
     {"ratelimit-login-account", "SB_RATELIMIT_LOGIN_ACCOUNT", T_STR, "10/300", S(ratelimit_login_account), "login attempts per account, N/S"},
     {"ratelimit-signup-ip", "SB_RATELIMIT_SIGNUP_IP", T_STR, "10/3600", S(ratelimit_signup_ip), "sign-ups per client address, N/S"},
     {"ratelimit-connect-ip", "SB_RATELIMIT_CONNECT_IP", T_STR, "1000/10", S(ratelimit_connect_ip), "socket connects (WebSocket upgrades and long-poll sessions) per client address, N/S; answered 429 with Retry-After (\"off\" = unlimited, e.g. for load tests from few addresses)"},
+    {"trusted-proxies", "SB_TRUSTED_PROXIES", T_STR, "", S(trusted_proxies), "reverse proxies whose X-Forwarded-For (or X-Real-IP) names the client: comma-separated IPv4/IPv6 addresses or CIDR blocks, e.g. 127.0.0.1,10.0.0.0/8,::1. A request from one of them is limited and logged as the rightmost X-Forwarded-For address that is not itself a trusted proxy (empty: the TCP peer is the client and those headers are ignored; docs/security.md S6)"},
     {"ratelimit-typing", "SB_RATELIMIT_TYPING", T_STR, "10/10", S(ratelimit_typing), "typing events per user and conversation, N/S"},
     {"sync-retention", "SB_SYNC_RETENTION", T_I64, "2592000", N(sync_retention_s), "seconds a sync cursor stays valid; older ones answer 410 cursor_expired, and events older than this may be pruned"},
     {"sync-prune-interval", "SB_SYNC_PRUNE_INTERVAL", T_I64, "3600", N(sync_prune_interval_s), "seconds between prunes of events older than the sync retention (0 = never prune)"},
@@ -156,6 +158,11 @@ int config_load(int argc, char **argv)
         snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%.40s-%d-%04x", hn, (int)getpid(), rnd & 0xffff);
     }
     g_cfg.secret_len = strlen(g_cfg.secret);
+    char err[256];
+    if (client_ip_configure(g_cfg.trusted_proxies, err, sizeof err) != 0) {
+        fprintf(stderr, "switchboard: bad value for SB_TRUSTED_PROXIES (--trusted-proxies): %s\n", err);
+        return -1;
+    }
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "client_ip.h"
 #include "config.h"
 #include "conn.h"
 #include "http_conn.h"
@@ -511,7 +512,7 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
         conn_peer_ip(c, h->peer, sizeof h->peer);
         h->peer_known = true;
     }
-    memcpy(req->client_ip, h->peer, sizeof req->client_ip);
+    client_ip_of_request(req, h->peer); /* the peer, or X-Forwarded-For from a trusted proxy */
     char *t = req->target;
     char *qm = strchr(t, '?');
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
