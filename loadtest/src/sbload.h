@@ -120,6 +120,7 @@ enum {
     H_JOIN,  /* connect start -> join reply */
     H_LAT,   /* scenario latency: fanout per delivery, sends ack */
     H_ACK,   /* fanout: publish -> publisher's reply */
+    H_LAG,   /* sends --send-rate: slot -> the send actually leaving */
     H__N
 };
 extern const char *const sbl_hist_names[H__N];

@@ -98,6 +98,10 @@ static bool send_one(worker *w, conn *c, uint64_t t_req)
     c->t_req = t_req;
     c->req_ref = conn_push(c, topic, g_opt.event, s->buf, (size_t)n);
     if (!c->req_ref) return false;
+    if (s->paced) {
+        uint64_t now = now_ns();
+        hist_record(&w->h[H_LAG], now > t_req ? (now - t_req) / 1000 : 0);
+    }
     c->nsent++;
     w->ctr[CTR_sends]++;
     s->nout++;
@@ -277,6 +281,7 @@ static void p_result(parent *p, void *obj)
         json_object_set_new(o, "achieved_rate", json_real(aps));
         json_object_set_new(o, "late", json_integer((json_int_t)c[CTR_sends_late]));
         json_object_set_new(o, "unanswered", json_integer((json_int_t)c[CTR_sends_unanswered]));
+        json_object_set_new(o, "send_lag", hist_json(&p->h[H_LAG]));
     }
     json_object_set_new(o, "ack_latency", hist_json(h));
     json_object_set_new(o, "message_new_received", json_integer((json_int_t)c[CTR_msg_new]));
@@ -296,6 +301,7 @@ static void p_result(parent *p, void *obj)
                (unsigned long long)c[CTR_acks], aps, (unsigned long long)c[CTR_send_errors],
                (unsigned long long)c[CTR_msg_new]);
     hist_print(paced ? "ack latency (from the slot)" : "ack latency", h);
+    if (paced) hist_print("send lag (slot -> sent)", &p->h[H_LAG]);
 }
 
 const scenario scen_sends = {
