@@ -27,6 +27,12 @@ int sync_pos_cmp(sync_pos a, sync_pos b)
 
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
+    if (n == 8) { /* the common case, in one store */
+        uint8_t t[8] = {(uint8_t)(v >> 56), (uint8_t)(v >> 48), (uint8_t)(v >> 40), (uint8_t)(v >> 32),
+                        (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),  (uint8_t)v};
+        memcpy(p, t, 8);
+        return;
+    }
     for (int i = n - 1; i >= 0; i--) {
         p[i] = (uint8_t)v;
         v >>= 8;
@@ -126,19 +132,23 @@ static void init_once(void)
 }
 
 /* base64url without padding of exactly CUR_BYTES bytes into out
- * (CURSOR_LEN characters, no NUL), two characters per lookup (after
- * init_once: the public functions run it). */
+ * (CURSOR_LEN characters, no NUL), two characters per lookup, eight per
+ * store (after init_once: the public functions run it). */
 static void b64_37_raw(const uint8_t *in, char *out)
 {
-    size_t o = 0, i = 0;
-    for (; i + 3 <= CUR_BYTES; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        memcpy(out + o, g_b64_pairs[v >> 12], 2);
-        memcpy(out + o + 2, g_b64_pairs[v & 4095], 2);
-        o += 4;
+    for (int g = 0; g < 6; g++) { /* 36 bytes: six times 6 bytes -> 8 characters */
+        const uint8_t *p = in + 6 * g;
+        uint32_t v = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+        uint32_t w = (uint32_t)p[3] << 16 | (uint32_t)p[4] << 8 | p[5];
+        char t[8];
+        memcpy(t, g_b64_pairs[v >> 12], 2);
+        memcpy(t + 2, g_b64_pairs[v & 4095], 2);
+        memcpy(t + 4, g_b64_pairs[w >> 12], 2);
+        memcpy(t + 6, g_b64_pairs[w & 4095], 2);
+        memcpy(out + 8 * g, t, 8);
     }
-    /* 37 = 12 * 3 + 1: one byte left -> two characters */
-    memcpy(out + o, g_b64_pairs[(uint32_t)in[i] << 4], 2);
+    /* 37 = 36 + 1: one byte left -> two characters */
+    memcpy(out + 48, g_b64_pairs[(uint32_t)in[36] << 4], 2);
 }
 
 /* As b64_37_raw, NUL-terminated (out: CURSOR_LEN + 1 bytes). */
@@ -172,17 +182,31 @@ static int page_key(const uint8_t *secret, size_t secret_len, const char *user_i
     return 0;
 }
 
-/* out[k] = AES-128_key(in[k]) for n 16-byte blocks (n > 0). Returns 0 or -1. */
-static int aes_blocks(const uint8_t key[16], const uint8_t *in, uint8_t *out, size_t n)
+/* An AES-128-ECB context under key, no padding, or NULL. */
+static EVP_CIPHER_CTX *aes_new(const uint8_t key[16])
 {
-    pthread_once(&g_once, init_once);
-    if (!g_aes || n > INT32_MAX / 16) return -1;
+    if (!g_aes) return NULL;
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
-    int ol = 0, rc = -1;
-    if (x && EVP_EncryptInit_ex2(x, g_aes, key, NULL, NULL) == 1 &&
-        EVP_CIPHER_CTX_set_padding(x, 0) == 1 &&
-        EVP_EncryptUpdate(x, out, &ol, in, (int)(n * 16)) == 1 && (size_t)ol == n * 16)
-        rc = 0;
+    if (x && (EVP_EncryptInit_ex2(x, g_aes, key, NULL, NULL) != 1 ||
+              EVP_CIPHER_CTX_set_padding(x, 0) != 1)) {
+        EVP_CIPHER_CTX_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
+/* out[k] = AES-128(in[k]) for n 16-byte blocks (0 < n <= 2^27). Returns 0 or -1. */
+static int aes_run(EVP_CIPHER_CTX *x, const uint8_t *in, uint8_t *out, size_t n)
+{
+    int ol = 0;
+    return EVP_EncryptUpdate(x, out, &ol, in, (int)(n * 16)) == 1 && (size_t)ol == n * 16 ? 0 : -1;
+}
+
+/* out = AES-128_key(in), one block. Returns 0 or -1. */
+static int aes_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16])
+{
+    EVP_CIPHER_CTX *x = aes_new(key);
+    int rc = x ? aes_run(x, in, out, 1) : -1;
     EVP_CIPHER_CTX_free(x);
     return rc;
 }
@@ -193,9 +217,14 @@ int cursor_encode_many(const uint8_t *secret, size_t secret_len, const char *use
                        const sync_pos *pos, size_t n, int64_t issued_unix, char *out)
 {
     pthread_once(&g_once, init_once);
-    uint8_t issued[4], key[16];
-    put_be(issued, issued_unix < 0 ? 0 : (uint64_t)issued_unix, 4);
-    if (!user_id || page_key(secret, secret_len, user_id, issued, key) != 0) return -1;
+    if (n == 0) return 0;
+    uint8_t b[CUR_BYTES], key[16];
+    b[0] = CUR_VERSION_PAGE;
+    put_be(b + 17, issued_unix < 0 ? 0 : (uint64_t)issued_unix, 4);
+    if (!user_id || page_key(secret, secret_len, user_id, b + 17, key) != 0) return -1;
+    EVP_CIPHER_CTX *x = aes_new(key);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!x) return -1;
     int rc = 0;
     for (size_t k = 0; k < n && rc == 0; k += MANY_CHUNK) {
         size_t m = n - k < MANY_CHUNK ? n - k : MANY_CHUNK;
@@ -204,20 +233,17 @@ int cursor_encode_many(const uint8_t *secret, size_t secret_len, const char *use
             put_be(in + 16 * j, pos[k + j].tx, 8);
             put_be(in + 16 * j + 8, (uint64_t)pos[k + j].id, 8);
         }
-        if (aes_blocks(key, in, tag, m) != 0) {
+        if (aes_run(x, in, tag, m) != 0) {
             rc = -1;
             break;
         }
-        for (size_t j = 0; j < m; j++) {
-            uint8_t b[CUR_BYTES];
-            b[0] = CUR_VERSION_PAGE;
+        for (size_t j = 0; j < m; j++) { /* b: version and issued_at stay */
             memcpy(b + 1, in + 16 * j, 16);
-            memcpy(b + 17, issued, 4);
             memcpy(b + CUR_BODY, tag + 16 * j, CUR_MAC);
             b64_37_raw(b, out + (k + j) * CURSOR_LEN);
         }
     }
-    OPENSSL_cleanse(key, sizeof key);
+    EVP_CIPHER_CTX_free(x);
     return rc;
 }
 
@@ -267,7 +293,7 @@ int cursor_decode(const uint8_t *secret, size_t secret_len, const char *user_id,
     if (b[0] == CUR_VERSION_PAGE) {
         uint8_t key[16], tag[16];
         int rc = page_key(secret, secret_len, user_id, b + 17, key) == 0 &&
-                         aes_blocks(key, b + 1, tag, 1) == 0
+                         aes_block(key, b + 1, tag) == 0
                      ? 0
                      : -1;
         OPENSSL_cleanse(key, sizeof key);

@@ -157,12 +157,9 @@ void sync_fetch(db_pool *db, const char *uid, sync_pos from, int limit, sync_pag
 /* ------------------------------------------------------------------------ */
 
 /* Appends the JSON text of one event: {"type":..., payload fields,
- * "cursor":...}. Returns 0 or -1. */
-static int add_event(strbuf *b, const char *uid, const sync_event *e, int64_t now_s)
+ * "cursor":...}; cur: its CURSOR_LEN characters. Returns 0 or -1. */
+static int add_event(strbuf *b, const sync_event *e, const char *cur)
 {
-    char cur[CURSOR_LEN + 3];
-    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, e->pos, now_s, cur);
-    memcpy(cur + CURSOR_LEN, "\"}", 2);
     /* event names are plain ("message:new"): copied as they are; anything
      * else goes through the JSON encoder */
     bool plain = true;
@@ -183,9 +180,12 @@ static int add_event(strbuf *b, const char *uid, const sync_event *e, int64_t no
     }
     if (rc != 0) return -1;
     if (strbuf_add(b, e->prefix + 1, e->prefix_len - 1, 0) != 0) return -1;
-    return strbuf_add(b, cur, CURSOR_LEN + 2, 0);
+    if (strbuf_add(b, cur, CURSOR_LEN, 0) != 0) return -1;
+    return strbuf_add(b, "\"}", 2, 0);
 }
 
+/* Answers a page read from Postgres (sync_fetch): the cursors of the page
+ * (each event's, then the next) in one cursor_encode_many. */
 static void page_answer(const sync_page *pg, const char *err, void *arg)
 {
     sb_req *req = arg;
@@ -203,21 +203,30 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
         return;
     }
     const char *uid = req->auth.user_id;
-    int64_t now_s = now_unix_ms() / 1000;
+    size_t n = (size_t)pg->n + 1;
+    sync_pos *pos = malloc(n * sizeof *pos);
+    char *cur = malloc(n * CURSOR_LEN);
+    int rc = pos && cur ? 0 : -1;
+    for (int i = 0; rc == 0 && i < pg->n; i++) pos[i] = pg->ev[i].pos;
+    if (rc == 0) {
+        pos[pg->n] = pg->next;
+        rc = cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, n,
+                                now_unix_ms() / 1000, cur);
+    }
     strbuf b = {0};
     size_t want = 128; /* the whole body in one allocation */
     for (int i = 0; i < pg->n; i++) want += pg->ev[i].prefix_len + strlen(pg->ev[i].type) + CURSOR_LEN + 16;
-    if ((b.p = malloc(want))) b.cap = want;
-    int rc = strbuf_add(&b, "{\"events\":[", 11, 0);
+    if (rc == 0 && (b.p = malloc(want))) b.cap = want;
+    if (rc == 0) rc = strbuf_add(&b, "{\"events\":[", 11, 0);
     for (int i = 0; rc == 0 && i < pg->n; i++) {
         if (i) rc = strbuf_add(&b, ",", 1, 0);
-        if (rc == 0) rc = add_event(&b, uid, &pg->ev[i], now_s);
+        if (rc == 0) rc = add_event(&b, &pg->ev[i], cur + (size_t)i * CURSOR_LEN);
     }
-    char cur[CURSOR_LEN + 1];
-    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pg->next, now_s, cur);
-    if (rc == 0)
-        rc = strbuf_addf(&b, "],\"cursor\":\"%s\",\"has_more\":%s}", cur,
-                         pg->has_more ? "true" : "false");
+    if (rc == 0) rc = strbuf_add(&b, "],\"cursor\":\"", 12, 0);
+    if (rc == 0) rc = strbuf_add(&b, cur + (size_t)pg->n * CURSOR_LEN, CURSOR_LEN, 0);
+    if (rc == 0) rc = strbuf_addf(&b, "\",\"has_more\":%s}", pg->has_more ? "true" : "false");
+    free(pos);
+    free(cur);
     if (rc != 0) {
         strbuf_free(&b);
         sb_respond_error(req, 500, "internal", "out of memory", NULL);

@@ -268,11 +268,30 @@ static bool push_page(sj_state *st, const sync_page *pg)
     phx_channel *ch = st->ch;
     int64_t now_s = now_unix_ms() / 1000;
     size_t stop_at = g_cfg.outbound_max ? g_cfg.outbound_max / 2 : (size_t)-1;
+    /* the page's cursors at once (one AES key, cursor.h); one at a time
+     * when out of memory */
+    sync_pos *pos = pg->n > 0 ? malloc((size_t)pg->n * sizeof *pos) : NULL;
+    char *all = pg->n > 0 ? malloc((size_t)pg->n * CURSOR_LEN) : NULL;
+    bool batch = pos && all;
+    for (int i = 0; batch && i < pg->n; i++) pos[i] = pg->ev[i].pos;
+    if (batch)
+        batch = cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, pos,
+                                   (size_t)pg->n, now_s, all) == 0;
+    free(pos);
     for (int i = 0; i < pg->n; i++) {
         const sync_event *e = &pg->ev[i];
-        if (i > 0 && sock_queued(ch->sock) > stop_at) return false;
+        if (i > 0 && sock_queued(ch->sock) > stop_at) {
+            free(all);
+            return false;
+        }
         char cur[CURSOR_LEN + 1];
-        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, e->pos, now_s, cur);
+        if (batch) {
+            memcpy(cur, all + (size_t)i * CURSOR_LEN, CURSOR_LEN);
+            cur[CURSOR_LEN] = 0;
+        } else {
+            cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, e->pos, now_s,
+                          cur);
+        }
         size_t tl;
         char *text = tailer_splice(e->prefix, e->prefix_len, cur, &tl);
         sb_buf *b = text ? phx_encode_raw(ch->sock->vsn, NULL, NULL, ch->topic, e->type, text, tl)
@@ -282,6 +301,7 @@ static bool push_page(sj_state *st, const sync_page *pg)
         sb_buf_unref(b);
         if (sync_pos_cmp(e->pos, st->floor) > 0) st->floor = e->pos;
     }
+    free(all);
     if (sync_pos_cmp(pg->next, st->floor) > 0) st->floor = pg->next;
     return true;
 }
