@@ -33,7 +33,8 @@ void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, m
 void router_add_admin(int method, const char *pattern, route_fn fn) { add(&g_admin, method, pattern, fn); }
 
 /* Matches path against pattern; on success stores captures (pointers into
- * a copy of the path owned by req->path segments) and returns true. */
+ * a copy of the path owned by req->path segments) and returns true. With
+ * req NULL it only tests, and never changes path. */
 static bool match(const char *pat, char *path, sb_req *req)
 {
     int np = 0;
@@ -60,6 +61,7 @@ static bool match(const char *pat, char *path, sb_req *req)
         sp += sl;
     }
     if (*pp || *sp) return false;
+    if (!req) return true; /* only a test: the path stays whole */
     /* cut the path into NUL-terminated captures in place */
     for (int i = 0; i < np; i++) ((char *)caps[i])[caplen[i]] = 0;
     for (int i = 0; i < np; i++) req->params[i] = caps[i];
@@ -73,18 +75,8 @@ void router_dispatch(sb_req *req, bool admin)
     bool path_matched = false;
     char allow[128] = "Allow: "; /* the methods of the path, for a 405 */
     for (int i = 0; i < t->n; i++) {
-        /* match against a scratch copy so a failed match leaves path intact */
-        char *scratch = strdup(req->path);
-        if (!scratch) {
-            sb_respond_error(req, 500, "internal", "out of memory", NULL);
-            return;
-        }
-        sb_req probe = {0};
-        if (!match(t->v[i].pattern, scratch, &probe)) {
-            free(scratch);
-            continue;
-        }
-        free(scratch);
+        /* a test first, which leaves the path whole (no copy per route) */
+        if (!match(t->v[i].pattern, req->path, NULL)) continue;
         path_matched = true;
         int m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
         if (t->v[i].method != m) {
