@@ -101,8 +101,8 @@ typedef struct sync_body_fns {
  * wait. Returns
  *   SW_HIT  answered (the body written, *pg filled);
  *   SW_MISS read Postgres instead (window off, `from` below lo, or still
- *           above hi after a fresh fetch; a callback failed: alloc may
- *           have been called);
+ *           above hi after a fresh fetch; a callback failed: nothing
+ *           was kept);
  *   SW_WAIT the page would end at hi ("nothing more"), which holds only once
  *           a tailer fetch sent after the request reached the horizon:
  *           sync_window_wait, then call again (no callback was called);
