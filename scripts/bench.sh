@@ -309,8 +309,10 @@ bench_db_scenarios() {
         --sources "$SOURCES" "${TOKEN_ARGS[@]}"
       # P4's latency bar holds at half the reference rate: the same senders,
       # open loop at half pgbench's tps of this run (else half the closed
-      # loop's acks/s), latency from each send's slot (docs/loadtest.md)
-      local half
+      # loop's acks/s), latency from each send's slot (docs/loadtest.md);
+      # the first seconds (1,000 sockets just connected, the closed loop's
+      # 1,000 just gone) are paced but not measured
+      local half warm=3; [ "$SCALE" = smoke ] && warm=1
       half=$(python3 -c 'import json,sys
 def rd(p, *k):
     try: d = json.load(open(p))
@@ -321,7 +323,7 @@ r = rd(sys.argv[1], "tps") or rd(sys.argv[2], "sends", "acks_per_s")
 print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.json")
       if [ -n "$half" ]; then
         run_sbload p4_half_rate --scenario sends --url "ws://127.0.0.1:$port/socket/websocket" \
-          --conns "$P4_USERS" --procs 1 --run $run --send-rate "$half" --drain 5 --topic 'user:{user}' \
+          --conns "$P4_USERS" --procs 1 --run $run --send-rate "$half" --warmup $warm --drain 5 --topic 'user:{user}' \
           --user-pattern '{user}' --user-file "$OUT/p4/users.txt" --conv-file "$OUT/p4/convs.txt" \
           --server-pid "$pids" --sources "$SOURCES" "${TOKEN_ARGS[@]}"
       else

@@ -68,6 +68,7 @@ static void usage(FILE *f)
 "                        (still one send outstanding per connection; a slot that comes\n"
 "                        before the previous ack is sent at the ack and counted late);\n"
 "                        latency from the slot. 0 = closed loop (default)\n"
+"  --warmup S            with --send-rate: pace S s first without measuring (default 0)\n"
 "report\n"
 "  --server-pid PID[,PID...]  read the server's VmRSS (summed) for memory figures\n"
 "  --progress S          progress line every S seconds on stderr (default 1, 0 = off)\n"
@@ -188,7 +189,7 @@ enum {
     O_DRAIN, O_CTIMEOUT, O_RETRIES, O_HEARTBEAT, O_TOPIC, O_EVENT, O_PAYLOAD, O_JOINPAYLOAD,
     O_IDOFF, O_USERPAT, O_SECRET, O_TOKEN, O_TTL, O_SID, O_WINDOW, O_COUNT, O_PUBRATE, O_PAD,
     O_CONVPAT, O_CONVFILE, O_BODY, O_PID, O_PROGRESS, O_QUIET, O_MAXFRAME, O_WQCAP, O_SELFTEST,
-    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE,
+    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE, O_WARMUP,
 };
 
 int main(int argc, char **argv)
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
         {"max-frame", 1, 0, O_MAXFRAME}, {"wq-cap", 1, 0, O_WQCAP},
         {"self-test", 0, 0, O_SELFTEST}, {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP},
         {"vsn", 1, 0, O_VSN}, {"user-file", 1, 0, O_USERFILE},
-        {"send-rate", 1, 0, O_SENDRATE}, {0, 0, 0, 0}};
+        {"send-rate", 1, 0, O_SENDRATE}, {"warmup", 1, 0, O_WARMUP}, {0, 0, 0, 0}};
 
     sbl_opts *o = &g_opt;
     const char *url = "ws://127.0.0.1:4000/socket/websocket", *ports = NULL, *pids = NULL;
@@ -282,6 +283,7 @@ int main(int argc, char **argv)
         case O_VSN: o->vsn = optarg; break;
         case O_USERFILE: user_file = optarg; break;
         case O_SENDRATE: o->send_rate = atof(optarg); break;
+        case O_WARMUP: o->warmup = atof(optarg); break;
         case O_SELFTEST: return selftest_main();
         case O_LIST: scenario_list(stdout); return 0;
         case O_HELP: usage(stdout); return 0;
@@ -299,7 +301,8 @@ int main(int argc, char **argv)
     if (!o->topic) o->topic = g_scen->default_topic;
     if (!o->event) o->event = g_scen->default_event;
     if (o->run < 0) o->run = g_scen->default_run;
-    if (o->duration < o->run + 10) o->duration = o->run + o->connect_timeout + o->drain + 60;
+    if (o->duration < o->warmup + o->run + 10)
+        o->duration = o->warmup + o->run + o->connect_timeout + o->drain + 60;
 
     int urlport;
     int ur = parse_url(url, &urlport);
@@ -353,6 +356,7 @@ int main(int argc, char **argv)
         return die("--payload/--body larger than 256 KiB", NULL);
     if (o->inflight == 0) o->inflight = 1;
     if (!(o->send_rate >= 0 && o->send_rate <= 10e6)) return die("bad --send-rate (0 .. 10000000)", NULL);
+    if (!(o->warmup >= 0 && o->warmup <= 3600)) return die("bad --warmup (0 .. 3600)", NULL);
     if (o->max_frame < 1024) o->max_frame = 1024;
 
     uint32_t need = (o->conns + SBL_FD_PER_PROC - 1) / SBL_FD_PER_PROC;

@@ -74,6 +74,7 @@ typedef struct sbl_opts {
     const char *conv_file;
     const char *body;
     double send_rate;   /* total sends per second, paced (open loop); 0 = closed loop */
+    double warmup;      /* paced sends: seconds of slots sent but not measured first */
     /* reporting */
     pid_t server_pids[SBL_MAX_PIDS];
     int nserver_pids;

@@ -13,8 +13,10 @@
  * is sent at once; if that connection's previous send is still unanswered,
  * it is sent when the ack comes and counted late (so is every further
  * round already due then). Latency runs from the slot, not from the actual
- * send, so a backlog shows up as latency (no coordinated omission). Slots
- * stop at go + --run; the sends still owed are then drained (at most
+ * send, so a backlog shows up as latency (no coordinated omission). With
+ * --warmup W the slots of the first W s are sent but not measured (the
+ * latency, lag, late count and achieved rate are of the slots after it).
+ * Slots stop at go + W + --run; the sends still owed are then drained (at most
  * --drain s). Whatever is unanswered at the stop (outstanding, or owed and
  * never sent) is counted `sends_unanswered` and recorded with the time it
  * had waited so far: a lower bound, never left out of the percentiles.
@@ -44,6 +46,7 @@ typedef struct sd_w {
     bool paced;
     bool done_sent;     /* M_DONE reported */
     uint64_t t_go;      /* ns: slot 0 */
+    uint64_t t_meas;    /* ns: slots from here on are measured (go + --warmup) */
     uint64_t run_end;   /* ns: no slot at or after this */
     double interval;    /* ns between two slots of this worker */
     uint64_t cursor;    /* next slot the timer has not looked at */
@@ -98,7 +101,7 @@ static bool send_one(worker *w, conn *c, uint64_t t_req)
     c->t_req = t_req;
     c->req_ref = conn_push(c, topic, g_opt.event, s->buf, (size_t)n);
     if (!c->req_ref) return false;
-    if (s->paced) {
+    if (s->paced && t_req >= s->t_meas) {
         uint64_t now = now_ns();
         hist_record(&w->h[H_LAG], now > t_req ? (now - t_req) / 1000 : 0);
     }
@@ -155,7 +158,8 @@ static void w_go(worker *w)
         return;
     }
     s->t_go = now_ns();
-    s->run_end = s->t_go + (uint64_t)(g_opt.run * 1e9);
+    s->t_meas = s->t_go + (uint64_t)(g_opt.warmup * 1e9);
+    s->run_end = s->t_meas + (uint64_t)(g_opt.run * 1e9);
     double share = g_opt.send_rate * (double)w->n / (double)(w->total ? w->total : 1);
     s->interval = share > 0 ? 1e9 / share : 1e18;
     if (!w->n) {
@@ -173,12 +177,13 @@ static void w_reply(worker *w, conn *c, uint32_t ref, bool ok, span resp)
     sd_w *s = w->sdata;
     if (!c->req_ref || ref != c->req_ref) return;
     uint64_t now = now_ns();
-    hist_record(&w->h[H_LAT], now > c->t_req ? (now - c->t_req) / 1000 : 0);
+    if (!s->paced || c->t_req >= s->t_meas)
+        hist_record(&w->h[H_LAT], now > c->t_req ? (now - c->t_req) / 1000 : 0);
     c->req_ref = 0;
     s->nout--;
     if (ok) {
         w->ctr[CTR_acks]++;
-        if (s->paced && now < s->run_end) w->ctr[CTR_acks_in_run]++;
+        if (s->paced && now >= s->t_meas && now < s->run_end) w->ctr[CTR_acks_in_run]++;
     } else {
         w->ctr[CTR_send_errors]++;
         static int logged;
@@ -197,7 +202,8 @@ static void w_reply(worker *w, conn *c, uint32_t ref, bool ok, span resp)
      * this one was outstanding: late) */
     uint32_t j = (uint32_t)(c - w->conns);
     uint64_t due = slot_time(s, w, c->nsent, j);
-    if (due <= now && due < s->run_end && send_one(w, c, due)) w->ctr[CTR_sends_late]++;
+    if (due <= now && due < s->run_end && send_one(w, c, due) && due >= s->t_meas)
+        w->ctr[CTR_sends_late]++;
     check_done(w, s);
 }
 
@@ -211,14 +217,15 @@ static void w_stop(worker *w)
     for (uint32_t j = 0; j < w->n; j++) {
         conn *c = &w->conns[j];
         if (c->req_ref) {
-            hist_record(&w->h[H_LAT], now > c->t_req ? (now - c->t_req) / 1000 : 0);
+            if (c->t_req >= s->t_meas)
+                hist_record(&w->h[H_LAT], now > c->t_req ? (now - c->t_req) / 1000 : 0);
             w->ctr[CTR_sends_unanswered]++;
         }
         if (!(c->flags & CF_JOINED_ONCE)) continue; /* never joined: a connect error */
         for (uint64_t r = c->nsent; !g_opt.count || r < g_opt.count; r++) {
             uint64_t due = slot_time(s, w, r, j);
             if (due >= upto) break;
-            hist_record(&w->h[H_LAT], (now - due) / 1000);
+            if (due >= s->t_meas) hist_record(&w->h[H_LAT], (now - due) / 1000);
             w->ctr[CTR_sends_unanswered]++;
         }
     }
@@ -255,7 +262,8 @@ static void p_tick(parent *p, uint64_t now)
         scen_common_tick(p, now);
         return;
     }
-    if (s->done >= p->nprocs || (double)(now - p->t_run_start) > (g_opt.run + g_opt.drain) * 1e9)
+    if (s->done >= p->nprocs ||
+        (double)(now - p->t_run_start) > (g_opt.warmup + g_opt.run + g_opt.drain) * 1e9)
         parent_request_stop(p);
 }
 
@@ -278,6 +286,7 @@ static void p_result(parent *p, void *obj)
     json_object_set_new(o, "acks_per_s", json_real(aps));
     if (paced) {
         json_object_set_new(o, "target_rate", json_real(g_opt.send_rate));
+        json_object_set_new(o, "warmup_s", json_real(g_opt.warmup));
         json_object_set_new(o, "achieved_rate", json_real(aps));
         json_object_set_new(o, "late", json_integer((json_int_t)c[CTR_sends_late]));
         json_object_set_new(o, "unanswered", json_integer((json_int_t)c[CTR_sends_unanswered]));
@@ -287,10 +296,10 @@ static void p_result(parent *p, void *obj)
     json_object_set_new(o, "message_new_received", json_integer((json_int_t)c[CTR_msg_new]));
     json_object_set_new(res, "sends", o);
     if (paced)
-        printf("  %llu senders, paced at %.0f sends/s, %.1f s: %llu sends (%llu late), %llu acked "
-               "(%.0f/s within the run), %llu unanswered, %llu error replies, %llu message:new "
-               "received\n",
-               (unsigned long long)p->ready_joined, g_opt.send_rate, run,
+        printf("  %llu senders, paced at %.0f sends/s, %.1f s after %.1f s of warm-up: %llu sends "
+               "(%llu late), %llu acked (%.0f/s within the run), %llu unanswered, %llu error "
+               "replies, %llu message:new received\n",
+               (unsigned long long)p->ready_joined, g_opt.send_rate, run, g_opt.warmup,
                (unsigned long long)c[CTR_sends], (unsigned long long)c[CTR_sends_late],
                (unsigned long long)c[CTR_acks], aps, (unsigned long long)c[CTR_sends_unanswered],
                (unsigned long long)c[CTR_send_errors], (unsigned long long)c[CTR_msg_new]);
