@@ -20,6 +20,7 @@ typedef struct sb_config {
     size_t secret_len;
     char database_url[512];
     int db_pool_size;         /* connections per reactor */
+    int db_pending_max;       /* queries queued or in flight per reactor's pool */
     bool migrate_on_start;
     char migrations_dir[512];
     char redis_url[256];

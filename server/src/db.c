@@ -21,7 +21,8 @@
  * - with no connection up, db_query answers "unavailable" at once, except
  *   while the pool's very first connection attempts are still in progress:
  *   queries then wait (bounded) for the first connection;
- * - the pool holds at most DB_MAX_PENDING queries; past that, "unavailable".
+ * - the pool holds at most SB_DB_PENDING_MAX (DB_MAX_PENDING if unset)
+ *   queries; past that, "unavailable".
  * A query that was in flight when its connection broke may or may not have
  * been committed: callers that need exactly-once effects must make their
  * writes idempotent.
@@ -40,10 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include "config.h"
 #include "log.h"
 #include "reactor.h"
 
-#define DB_MAX_PENDING 4096        /* queries queued or in flight, per pool */
+#define DB_MAX_PENDING 4096        /* queries queued or in flight, per pool (default) */
 #define DB_CONNECT_TIMEOUT_MS 5000 /* one connection attempt */
 #define DB_QUERY_TIMEOUT_MS 30000  /* oldest in-flight query before the connection is dropped */
 #define DB_BACKOFF_MIN_MS 100
@@ -88,6 +90,7 @@ struct db_pool {
     uv_loop_t *loop;
     char *conninfo;
     int size;
+    int pending_max; /* SB_DB_PENDING_MAX, or DB_MAX_PENDING */
     db_conn *conns;
     dbq *wait_head, *wait_tail; /* waiting for the first connection */
     size_t pending;             /* in flight + waiting */
@@ -568,7 +571,7 @@ static int dbq_copy(dbq *q, const char *sql, int nparams, const char *const *par
 int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
              void *arg)
 {
-    if (!p || p->closing || p->pending >= DB_MAX_PENDING) {
+    if (!p || p->closing || p->pending >= (size_t)p->pending_max) {
         cb(NULL, "unavailable", arg);
         return 0;
     }
@@ -633,6 +636,7 @@ db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size)
     p->r = r;
     p->loop = &r->loop;
     p->size = size;
+    p->pending_max = g_cfg.db_pending_max > 0 ? g_cfg.db_pending_max : DB_MAX_PENDING;
     p->starting = true;
     uv_timer_init(p->loop, &p->watchdog);
     p->watchdog.data = p;

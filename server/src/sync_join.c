@@ -20,7 +20,9 @@
  * (or SJ_HELD_MAX_BYTES) they are dropped and the round is repeated, since a
  * query started later returns every durable one of them again. Pages wait
  * for the client's queue to drain (pacing), so a long catch-up is never
- * closed as a slow consumer. */
+ * closed as a slow consumer. At most SJ_INFLIGHT_MAX catch-up queries per
+ * reactor are sent at a time; in a reconnect storm the others wait their
+ * turn instead of filling the Postgres pool (admission, below). */
 #include "sync_join.h"
 
 #include <stdlib.h>
@@ -41,6 +43,8 @@
 #define SJ_HELD_MAX_BYTES (256 * 1024) /* and at most this many bytes */
 #define SJ_PACE_HIGH (64 * 1024) /* the next page waits while more is queued to the client */
 #define SJ_PACE_TICK_MS 10
+/* catch-up queries in flight per reactor; the rest wait their turn */
+#define SJ_INFLIGHT_MAX 64
 
 typedef struct held_msg {
     sb_buf *b;
@@ -66,6 +70,8 @@ typedef struct sj_state {
     uint32_t nheld, capheld;
     size_t held_bytes;
     struct sj_state *wait_next;
+    /* next in the reactor's admission queue */
+    struct sj_state *admit_next;
 } sj_state;
 
 /* ------------------------------------------------------------------------ */
@@ -163,6 +169,56 @@ static void release(sj_state *st)
 
 static void on_page(const sync_page *pg, const char *err, void *arg);
 
+/* ---- admission: at most SJ_INFLIGHT_MAX catch-up queries per reactor ---- */
+
+/* A reconnect storm brings every client of a node back at once, each with
+ * a catch-up query. Sent all together they would fill the reactor's pool
+ * (DB_MAX_PENDING) while Postgres is slow, and joins, sends and REST
+ * requests would be refused "unavailable"; so the queries beyond
+ * SJ_INFLIGHT_MAX wait here, in arrival order, and are sent as earlier
+ * ones are answered. A waiting catch-up counts as in flight (it holds its
+ * channel reference); one whose channel has gone meanwhile is freed
+ * without a query. */
+static _Thread_local sj_state *t_admit_head, *t_admit_tail;
+static _Thread_local int t_sj_inflight;
+static _Thread_local bool t_admitting;
+
+/* Sends queued catch-up queries while fewer than SJ_INFLIGHT_MAX are in
+ * flight. Not reentrant: a query answered at once (pool down) calls
+ * on_page, whose admit() returns and leaves the rest to this loop. */
+static void admit(void)
+{
+    if (t_admitting) return;
+    t_admitting = true;
+    while (t_admit_head && t_sj_inflight < SJ_INFLIGHT_MAX) {
+        sj_state *st = t_admit_head;
+        t_admit_head = st->admit_next;
+        if (!t_admit_head) t_admit_tail = NULL;
+        st->admit_next = NULL;
+        phx_channel *ch = st->ch;
+        if (st->terminated) {
+            state_free(st);
+            phx_channel_unref(ch);
+            continue;
+        }
+        t_sj_inflight++;
+        sync_fetch(ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+    }
+    t_admitting = false;
+}
+
+/* Queues st's next query (st->inflight set, a channel reference held). */
+static void sj_query(sj_state *st)
+{
+    st->admit_next = NULL;
+    if (t_admit_tail)
+        t_admit_tail->admit_next = st;
+    else
+        t_admit_head = st;
+    t_admit_tail = st;
+    admit();
+}
+
 /* Reads the next page after the floor (holding a channel reference). */
 static void fetch_next(sj_state *st)
 {
@@ -171,7 +227,7 @@ static void fetch_next(sj_state *st)
     st->q_after_sub = st->joined;
     if (st->overflow) st->overflow = false; /* events handed out from now on are held again */
     st->pages++;
-    sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+    sj_query(st);
 }
 
 /* ---- pacing: the next page waits until the client has taken the last ---- */
@@ -256,7 +312,7 @@ static void first_fetch(void *arg)
     }
     st->q_after_sub = false;
     st->pages++;
-    sync_fetch(st->ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+    sj_query(st);
 }
 
 /* Pushes a page's events in broadcast form and moves the floor. Stops
@@ -328,7 +384,10 @@ static bool caught_up(const sj_state *st)
     return ready && sync_pos_cmp(p, st->floor) <= 0;
 }
 
-static void on_page(const sync_page *pg, const char *err, void *arg)
+/* A catch-up page has been read (pg NULL: the query failed, err says why):
+ * answers the join or pushes the page, then reads the next one or goes
+ * live. */
+static void page_done(const sync_page *pg, const char *err, void *arg)
 {
     sj_state *st = arg;
     phx_channel *ch = st->ch;
@@ -370,6 +429,15 @@ static void on_page(const sync_page *pg, const char *err, void *arg)
         release(st);
     }
     phx_channel_unref(ch);
+}
+
+/* The answer to a query sent by admit(): frees its admission slot, handles
+ * the page, then lets the next waiting query go. */
+static void on_page(const sync_page *pg, const char *err, void *arg)
+{
+    t_sj_inflight--;
+    page_done(pg, err, arg);
+    admit();
 }
 
 /* ------------------------------------------------------------------------ */

@@ -10,7 +10,13 @@
 // at once (at least half of them within two seconds, or the test says it
 // saw no storm), each rejoining with the last cursor it saw, while writers
 // keep sending (two into the busy group, whose live events arrive while its
-// members are mid catch-up: the held-events seam).
+// members are mid catch-up: the held-events seam). Postgres is slow for the
+// restarted node as the storm arrives: its connections go through a relay
+// that stops forwarding until 90% of the sockets are back, plus a second,
+// so the catch-up queries pile up. The node's pool queue is set to 128
+// queries per reactor (SB_DB_PENDING_MAX; 4096 by default), below the
+// storm's 1,000 joins per reactor, as a big node's storm exceeds 4096: the
+// joins must wait their turn, not be refused "unavailable".
 //
 // Checked:
 // - all are served: every socket reopens and rejoins within 20 s of the
@@ -37,7 +43,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { BASE_ENV, DB_URL, api, waitForDatabase, uname } = require('./lib/api');
 const { startServer, isSanitizerBuild, slow } = require('./lib/server');
-const { StormClient, withAppName, pmap, pgWatch, sleep } = require('./lib/storm');
+const { StormClient, withAppName, pmap, pgWatch, pgRelay, sleep } = require('./lib/storm');
 
 const N = Number(process.env.SB_R8_SOCKETS || (isSanitizerBuild() ? 1000 : 2000));
 const GROUP = 10; // members per conversation
@@ -45,6 +51,7 @@ const DOWN_MSGS = 3; // messages per conversation while the node is down
 const BUSY_MSGS = 450; // in one conversation: a catch-up of several 200-event pages
 const REACTORS = Number(process.env.SB_R8_REACTORS || 2);
 const POOL = 4;
+const PENDING_MAX = 128; // the node's pool queue per reactor, below the storm's joins per reactor
 const REJOIN_BOUND_MS = 20000 * slow();
 const PROBE_BOUND_MS = 5000 * slow();
 // memory: an absolute cap, and growth over what the node held with the same
@@ -81,7 +88,8 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     SB_RATELIMIT_SEND: '1000000/1',
     SB_RATELIMIT_CONNECT_IP: undefined, // the default limit stays on
   };
-  const envA = { ...env, SB_DATABASE_URL: withAppName(DB_URL, appA) };
+  let envA;
+  let relay; // node a's way to Postgres, which the test can stall
   let a; // the node that is killed and restarted
   let b; // a second node on the same database: sign-ups and writes
   let users = [];
@@ -91,12 +99,15 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
   before(async () => {
     await waitForDatabase();
     b = await startServer({ name: 'reconnect_storm-b', env: { ...env, SB_DATABASE_URL: withAppName(DB_URL, `sb-r8-b-${tag}`) } });
+    relay = await pgRelay(withAppName(DB_URL, appA));
+    envA = { ...env, SB_DATABASE_URL: relay.url, SB_DB_PENDING_MAX: String(PENDING_MAX) };
     a = await startServer({ name: 'reconnect_storm-a', env: envA });
   });
   after(async () => {
     for (const c of clients) c.stop();
     if (a) await a.stop();
     if (b) await b.stop();
+    if (relay) await relay.close();
   });
 
   /** POST a text message as `u` into conversation g through node b; the message. */
@@ -184,6 +195,19 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     assert.equal(a.port, port, 'the node came back on the same port');
     assert.notEqual(a.pid, oldPid);
     const tRestart = Date.now();
+    // Postgres goes slow for the node as the storm arrives (its pool is up first)
+    await waitUntil(() => watch.stats.lastConns >= REACTORS * POOL + 1, 10000 * slow(), `node a's ${REACTORS * POOL + 1} connections`);
+    relay.pause();
+    const tStall = Date.now();
+    let stallMs = 0;
+    const stall = (async () => {
+      const back = () => clients.filter((c) => c.opens.some((t) => t >= tRestart0)).length;
+      const deadline = Date.now() + 10000 * slow();
+      while (back() < 0.9 * N && Date.now() < deadline) await sleep(50); // eslint-disable-line no-await-in-loop
+      await sleep(1000);
+      relay.resume();
+      stallMs = Date.now() - tStall;
+    })();
     // traffic goes on during the storm: messages land while clients are
     // mid catch-up (held, then released above the floor) or not back yet;
     // two writers keep the busy conversation going (its members catch up
@@ -215,6 +239,7 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     } finally {
       writing = false;
       clearInterval(memTimer);
+      await stall;
     }
     const pg = await watch.stop();
     const after = a.memory();
@@ -232,7 +257,7 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     const inTwoSeconds = within(2000);
     const report = {
       sockets: N, conversations: groups.length, provisionMs: tProvisioned - t0, connectMs: tConnected - tProvisioned,
-      downMs: tRestart - tKill, restartMs: tRestart - tRestart0,
+      downMs: tRestart - tKill, restartMs: tRestart - tRestart0, pgStallMs: stallMs,
       rejoinMs: { p50: p(rejoin, 0.5), p99: p(rejoin, 0.99), max: Math.max(...rejoin) },
       reopenedWithin1s: inOneSecond, reopenedWithin2s: inTwoSeconds, allBackMs: allBack - tRestart, writtenDuringStorm: wrote,
       pg, rssMb: { before: before.rssKb >> 10, after: after.rssKb >> 10, hwm: after.hwmKb >> 10 },
@@ -242,6 +267,7 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     assert.equal(reopen.length, N, 'every socket reopened');
     assert.ok(inTwoSeconds >= N / 2, `a storm: at least half of the sockets reopened within two seconds (${inTwoSeconds})`);
     assert.ok(wrote >= 10, `messages were written during the storm (${wrote})`);
+    assert.ok(stallMs >= 1000, `Postgres was stalled for the node while the storm arrived (${stallMs} ms)`);
 
     // ---- all are served, none refused
     for (const c of clients) {

@@ -124,12 +124,12 @@ class StormClient {
 /**
  * Samples Postgres every `everyMs` through one psql session: the number of
  * connections whose application_name is `app`, and how long each sample
- * took (Postgres's responsiveness). stop() resolves with
- * { samples, maxConns, maxMs, failures }.
+ * took (Postgres's responsiveness). `stats` is live; stop() resolves with
+ * it: { samples, maxConns, lastConns, maxMs, failures }.
  */
 function pgWatch(app, everyMs = 100) {
   const psql = new Psql();
-  const st = { samples: 0, maxConns: 0, maxMs: 0, failures: [] };
+  const st = { samples: 0, maxConns: 0, lastConns: 0, maxMs: 0, failures: [] };
   let running = true;
   const q = `SELECT count(*) FROM pg_stat_activity WHERE application_name = '${app.replace(/'/g, "''")}';`;
   const loop = (async () => {
@@ -140,6 +140,7 @@ function pgWatch(app, everyMs = 100) {
         const rows = await psql.query(q, 10000 * slow());
         const n = Number(rows[0]);
         st.samples++;
+        st.lastConns = n;
         if (n > st.maxConns) st.maxConns = n;
       } catch (e) {
         st.failures.push(e.message);
@@ -162,4 +163,47 @@ function pgWatch(app, everyMs = 100) {
   };
 }
 
-module.exports = { StormClient, localTransport, withAppName, pmap, pgWatch, sleep };
+/**
+ * A TCP relay between one node and Postgres, so that Postgres can be made
+ * slow for that node alone (the test database is shared): pause() stops
+ * forwarding what the node sends (its queries wait, its connections stay
+ * up), resume() lets everything through. Resolves with { url, pause,
+ * resume, close } once listening on a free 127.0.0.1 port; url is dbUrl
+ * with the relay's address.
+ */
+async function pgRelay(dbUrl) {
+  const net = require('node:net');
+  const target = new URL(dbUrl);
+  const conns = new Set();
+  let paused = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    const pair = { client, upstream };
+    conns.add(pair);
+    const end = () => { conns.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => client.write(d));
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+    if (paused) client.pause();
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const url = new URL(dbUrl);
+  url.host = `127.0.0.1:${server.address().port}`;
+  return {
+    url: url.toString(),
+    pause() { paused = true; for (const c of conns) c.client.pause(); },
+    resume() { paused = false; for (const c of conns) c.client.resume(); },
+    async close() {
+      for (const c of conns) { c.client.destroy(); c.upstream.destroy(); }
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+module.exports = { StormClient, localTransport, withAppName, pmap, pgWatch, pgRelay, sleep };
