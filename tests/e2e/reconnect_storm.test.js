@@ -27,7 +27,8 @@
 // - the catch-up queries do not take Postgres down: a probe keeps getting
 //   answers throughout (each within 5 s), and the node never holds more
 //   Postgres connections than its pool (SB_REACTORS x SB_DB_POOL) plus its
-//   tailer's (pg_stat_activity by the node's own application_name);
+//   tailer's (pg_stat_activity by the node's own application_name), and
+//   REST requests made to it while the catch-ups are queued are answered;
 // - the node's memory stays bounded: VmRSS and VmHWM after the storm are
 //   under a fixed bound and close to what the node held with the same
 //   sockets before the kill.
@@ -200,10 +201,15 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     relay.pause();
     const tStall = Date.now();
     let stallMs = 0;
+    let restProbes = [];
     const stall = (async () => {
       const back = () => clients.filter((c) => c.opens.some((t) => t >= tRestart0)).length;
       const deadline = Date.now() + 10000 * slow();
       while (back() < 0.9 * N && Date.now() < deadline) await sleep(50); // eslint-disable-line no-await-in-loop
+      // REST requests to the node while its catch-ups are queued: they wait
+      // for Postgres like the joins, and are not refused either
+      restProbes = users.slice(0, 20).map((u) => api(a, 'GET', '/conversations', { token: u.token })
+        .then((r) => r.status, (e) => e.message));
       await sleep(1000);
       relay.resume();
       stallMs = Date.now() - tStall;
@@ -268,6 +274,9 @@ describe(`R8: a reconnect storm of ${N} sockets`, () => {
     assert.ok(inTwoSeconds >= N / 2, `a storm: at least half of the sockets reopened within two seconds (${inTwoSeconds})`);
     assert.ok(wrote >= 10, `messages were written during the storm (${wrote})`);
     assert.ok(stallMs >= 1000, `Postgres was stalled for the node while the storm arrived (${stallMs} ms)`);
+    const restStatus = await Promise.all(restProbes);
+    assert.equal(restStatus.length, 20, 'REST probes were sent during the stall');
+    assert.deepEqual(restStatus.filter((x) => x !== 200), [], 'REST requests during the storm answered 200');
 
     // ---- all are served, none refused
     for (const c of clients) {
