@@ -136,11 +136,29 @@ class Server {
   }
 }
 
+// Ports Node's fetch refuses to connect to (the WHATWG "bad port" list, the
+// part above 1023): a kernel-chosen port can land on one when the ephemeral
+// range is widened (make bench widens it to 1024-65535 while it runs).
+const FETCH_BAD_PORTS = new Set([1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566,
+  6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080]);
+
 /**
  * Spawns `$SB_BIN serve` with the test environment (plus `env` overrides) and
- * resolves once the "listening" line with the bound port has been logged.
+ * resolves once the "listening" line with the bound port has been logged. A
+ * server that got a port fetch refuses is stopped and started again (at most
+ * 5 times) unless the caller chose the ports.
  */
-async function startServer({ env = {}, name, startTimeoutMs = 20000 } = {}) {
+async function startServer(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    const srv = await startServerOnce(opts);
+    const bad = FETCH_BAD_PORTS.has(srv.port) || FETCH_BAD_PORTS.has(srv.adminPort);
+    const chosen = opts.env && (Number(opts.env.SB_PORT) > 0 || Number(opts.env.SB_ADMIN_PORT) > 0);
+    if (!bad || chosen || attempt === 5) return srv;
+    await srv.stop({ signal: 'SIGKILL', timeoutMs: 2000 });
+  }
+}
+
+async function startServerOnce({ env = {}, name, startTimeoutMs = 20000 } = {}) {
   const bin = binPath();
   const secret = crypto.randomBytes(24).toString('hex'); // 48 chars
   const fullEnv = {
