@@ -351,6 +351,11 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
       --out "$OUT/p8" > "$LOG/p8_provision.out" 2>&1 \
       || note "P8: provisioning failed: $(tail -n 2 "$LOG/p8_provision.out" | tr '\n' ' ')"
     if [ -s "$OUT/p8/users.txt" ]; then
+      # a fresh process for P8: its idle baseline must not be what P4 and P6 left behind
+      stop_group "$pids"
+      start_group p8 1 SB_DATABASE_URL="$PG_URL" || return 1
+      port=$GROUP_PORT pids=$GROUP_PIDS
+      sleep 0.5
       run_sbload p8_presence --scenario presence --url "ws://127.0.0.1:$port/socket/websocket" \
         --conns "$P8_VIEWERS" --procs 1 --rate 500 --run 3 --topic "conversation:$(cat "$OUT/p8/conv.txt")" \
         --user-pattern '{user}' --user-file "$OUT/p8/users.txt" --server-pid "$pids" \
