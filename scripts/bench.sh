@@ -202,8 +202,14 @@ ref_net() { # the kernel's loopback floor under P2 and P3, no server logic (sblo
     local args=(connect --conns "$conns")
     [ $mode = exchange ] && args+=(--exchange)
     [ $mode = write ] && args=(write --conns "$wconns" --rounds "$rounds")
-    "$SBLOAD" --net-ref "${args[@]}" > "$LOG/netref_$mode.out" 2>&1
-    grep '^RESULT ' "$LOG/netref_$mode.out" | tail -n 1 | cut -c8- > "$OUT/ref_net_$mode.json"
+    # a floor is the best the kernel does: the best of three runs
+    : > "$LOG/netref_$mode.out"
+    for _ in 1 2 3; do "$SBLOAD" --net-ref "${args[@]}" >> "$LOG/netref_$mode.out" 2>&1; done
+    grep '^RESULT ' "$LOG/netref_$mode.out" | cut -c8- | python3 -c '
+import json, sys
+runs = [json.loads(l) for l in sys.stdin if l.strip()]
+if runs: print(json.dumps(max(runs, key=lambda r: r.get("per_s") or r.get("writes_per_s") or 0)))' \
+      > "$OUT/ref_net_$mode.json"
     grep -v '^RESULT ' "$LOG/netref_$mode.out" | sed 's/^/    /' >&2
     [ -s "$OUT/ref_net_$mode.json" ] || { rm -f "$OUT/ref_net_$mode.json"; note "net-ref $mode failed: $(tail -n 2 "$LOG/netref_$mode.out" | tr '\n' ' ')"; }
   done
