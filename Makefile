@@ -10,7 +10,9 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I server/src -I $(LLHTTP_INC) -I $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-LIBS := -luv -lwslay -ljansson -lpq -lhiredis -lssl -lcrypto -lcurl -largon2 -lpthread -lm
+SERVER_ROOT := server
+include server/sources.mk
+LIBS := $(SERVER_LIBS)
 
 # Build variants: release (optimised) and asan (AddressSanitizer + UBSan).
 VARIANT ?= release
@@ -23,9 +25,8 @@ else
 endif
 B := build/$(VARIANT)
 
-SRC := $(wildcard server/src/*.c)
-OBJ := $(patsubst server/src/%.c,$(B)/obj/%.o,$(SRC))
-LIB_OBJ := $(filter-out $(B)/obj/main.o,$(OBJ))
+LIB_OBJ := $(patsubst server/src/%.c,$(B)/obj/%.o,$(SERVER_SRC))
+OBJ := $(LIB_OBJ) $(B)/obj/main.o
 LLHTTP_OBJ := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRC := $(wildcard server/tests/unit/test_*.c)
 UNIT_BIN := $(patsubst server/tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
@@ -58,13 +59,14 @@ $(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) $(OPT) -w -I $(LLHTTP_INC) -c $< -o $@
 
-$(B)/obj/%.o: server/src/%.c $(wildcard server/src/*.h)
+# header dependencies per object, from -MMD (the .d files included below)
+$(B)/obj/%.o: server/src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) -MMD -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) -MMD -MP -c $< -o $@
 
 $(B)/unit/%: server/tests/unit/%.c $(LIB_OBJ) $(B)/libllhttp.a
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) $(LDOPT) -o $@ $< $(LIB_OBJ) $(B)/libllhttp.a $(LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(WARN) $(OPT) $(LDOPT) -MMD -MP -o $@ $< $(LIB_OBJ) $(B)/libllhttp.a $(LIBS) -lcmocka
 
 services:
 	@scripts/services.sh start
@@ -116,9 +118,9 @@ fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 fmt:
-	clang-format -i server/src/*.[ch] server/tests/unit/*.c
+	clang-format -i server/src/*.c server/src/*/*.[ch] server/tests/unit/*.c
 
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -10,20 +10,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
-#include "accounts.h"
-#include "channels.h"
-#include "chat.h"
-#include "config.h"
-#include "conn.h"
-#include "http_conn.h"
-#include "log.h"
-#include "longpoll.h"
-#include "presence_cluster.h"
-#include "pubsub.h"
-#include "reactor.h"
-#include "sync.h"
-#include "tls.h"
-#include "token.h"
+#include "accounts/accounts.h"
+#include "phoenix/channels.h"
+#include "chat/chat.h"
+#include "base/config.h"
+#include "net/conn.h"
+#include "http/http_conn.h"
+#include "base/log.h"
+#include "phoenix/longpoll.h"
+#include "presence/presence_cluster.h"
+#include "bus/pubsub.h"
+#include "net/reactor.h"
+#include "sync/sync.h"
+#include "net/tls.h"
+#include "base/token.h"
 
 static reactor g_r;
 static uv_check_t g_check;

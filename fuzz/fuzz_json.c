@@ -6,11 +6,11 @@
  * Input: the request body. */
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
+#include "base/config.h"
 #include "fuzz_env.h"
-#include "http.h"
-#include "http_conn.h"
-#include "rest.h"
+#include "http/http.h"
+#include "http/http_conn.h"
+#include "http/rest.h"
 
 static sb_req *new_req(const uint8_t *data, size_t size)
 {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "phx_serial.h"
+#include "phoenix/phx_serial.h"
 
 static void check_same(const phx_msg *a, const char *event, phx_vsn vsn, bool binary,
                        const sb_buf *b)

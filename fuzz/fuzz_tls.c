@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "config.h"
+#include "base/config.h"
 #include "fuzz_env.h"
-#include "tls.h"
+#include "net/tls.h"
 
 /* Writes a fresh self-signed P-256 certificate and its key to temp files
  * and points the configuration at them. */

@@ -15,11 +15,11 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cursor.h"
+#include "sync/cursor.h"
 #include "fuzz_env.h"
-#include "http.h"
-#include "rest.h"
-#include "token.h"
+#include "http/http.h"
+#include "http/rest.h"
+#include "base/token.h"
 
 static const uint8_t *S = (const uint8_t *)FZ_SECRET;
 #define SLEN (sizeof FZ_SECRET - 1)

@@ -8,8 +8,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
-#include "bus.h"
-#include "bus_codec.h"
+#include "bus/bus.h"
+#include "bus/bus_codec.h"
 
 static void test_envelope_round_trip(void **st)
 {

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "client_ip.h"
-#include "http.h"
+#include "http/client_ip.h"
+#include "http/http.h"
 
 /* Parses s as a CIDR block; asserts success and returns it. */
 static cip_net net(const char *s)

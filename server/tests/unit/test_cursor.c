@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cursor.h"
-#include "token.h"
+#include "sync/cursor.h"
+#include "base/token.h"
 
 static const uint8_t SECRET[] = "0123456789abcdef0123456789abcdef";
 #define SL (sizeof SECRET - 1)

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
-#include "db.h"
-#include "reactor.h"
+#include "store/db.h"
+#include "net/reactor.h"
 
 static const char *g_url;
 static char g_url_app[1024]; /* g_url with an application_name of our own */

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "migrate.h"
+#include "store/migrate.h"
 
 static const char *g_url;
 static char g_schema[64];

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
-#include "config.h"
-#include "password.h"
+#include "base/config.h"
+#include "accounts/password.h"
 
 static int setup(void **state)
 {

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "phx_serial.h"
+#include "base/buf.h"
+#include "phoenix/phx_serial.h"
 
 /* ---------------------------------------------------------------- helpers */
 

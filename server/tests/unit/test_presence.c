@@ -8,8 +8,8 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include "chat.h"
-#include "presence.h"
+#include "chat/chat.h"
+#include "presence/presence.h"
 
 static json_t *diff(const char *text)
 {

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "presence_table.h"
+#include "presence/presence_table.h"
 
 static pmeta meta(const char *key, const char *ref, uint16_t node, int64_t at)
 {

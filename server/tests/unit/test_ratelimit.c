@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include "ratelimit.h"
+#include "base/ratelimit.h"
 
 static void test_bucket_math(void **state)
 {

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "config.h"
-#include "http.h"
-#include "rest.h"
-#include "token.h"
+#include "base/config.h"
+#include "http/http.h"
+#include "http/rest.h"
+#include "base/token.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cursor.h"
-#include "tailer.h"
+#include "sync/cursor.h"
+#include "sync/tailer.h"
 
 static void expect_prefix(const char *in, const char *want)
 {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "token.h"
+#include "base/token.h"
 
 static const uint8_t SECRET[] = "secret";
 #define SECRET_LEN (sizeof SECRET - 1)

@@ -7,8 +7,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
-#include "buf.h"
-#include "util.h"
+#include "base/buf.h"
+#include "base/util.h"
 
 static bool valid(const char *s, size_t n) { return utf8_valid((const uint8_t *)s, n); }
 

@@ -1,0 +1,176 @@
+/* config.c — settings from defaults, environment variables and flags.
+ * The option table below is the single source of docs/configuration.md. */
+#include "base/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "http/client_ip.h"
+
+sb_config g_cfg;
+
+typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_U64, T_BOOL } opt_type;
+
+typedef struct opt {
+    const char *flag; /* --flag */
+    const char *env;  /* SB_... */
+    opt_type type;
+    const char *def;
+    void *ptr;
+    size_t cap; /* for strings */
+    const char *help;
+} opt;
+
+#define S(f) &g_cfg.f, sizeof g_cfg.f
+#define N(f) &g_cfg.f, 0
+
+static const opt opts[] = {
+    {"host", "SB_HOST", T_STR, "0.0.0.0", S(host), "address the public HTTP/WebSocket listener binds"},
+    {"port", "SB_PORT", T_INT, "4000", N(port), "public port (0 picks a free one, logged at start)"},
+    {"admin-host", "SB_ADMIN_HOST", T_STR, "127.0.0.1", S(admin_host), "address of the admin listener (/healthz, /readyz, /metrics, /admin)"},
+    {"admin-port", "SB_ADMIN_PORT", T_INT, "4001", N(admin_port), "admin port (0 picks a free one; -1 disables the admin listener)"},
+    {"admin-token", "SB_ADMIN_TOKEN", T_STR, "", S(admin_token), "bearer token for /admin/* (empty: admin actions refused)"},
+    {"reactors", "SB_REACTORS", T_INT, "0", N(reactors), "event-loop threads (0 = number of cores)"},
+    {"secret", "SB_SECRET", T_STR, "", S(secret), "key that signs access tokens, at least 32 bytes (required)"},
+    {"database-url", "SB_DATABASE_URL", T_STR, "", S(database_url), "Postgres connection string (libpq URI); empty runs without a database"},
+    {"db-pool", "SB_DB_POOL", T_INT, "4", N(db_pool_size), "Postgres connections per reactor"},
+    {"db-pending-max", "SB_DB_PENDING_MAX", T_INT, "4096", N(db_pending_max), "Postgres queries queued or in flight per reactor; beyond, a query fails at once (\"unavailable\", 503)"},
+    {"migrate", "SB_MIGRATE", T_BOOL, "0", N(migrate_on_start), "apply pending migrations at start"},
+    {"migrations-dir", "SB_MIGRATIONS_DIR", T_STR, "migrations", S(migrations_dir), "folder of the numbered SQL migrations"},
+    {"redis-url", "SB_REDIS_URL", T_STR, "", S(redis_url), "Redis for multi-node fan-out (redis://host:port); empty = single node, in-process bus"},
+    {"node-id", "SB_NODE_ID", T_STR, "", S(node_id), "this node's name in a cluster, unique per node (default: hostname-pid-random)"},
+    {"redis-prefix", "SB_REDIS_PREFIX", T_STR, "sb:", S(redis_prefix), "prefix of the Redis channels (clusters sharing one Redis need different prefixes)"},
+    {"redis-queue-max", "SB_REDIS_QUEUE_MAX", T_SIZE, "16777216", N(redis_queue_max), "bytes of publications queued for Redis (in flight or held while it is down); beyond, publications are dropped and counted"},
+    {"redis-queue-ms", "SB_REDIS_QUEUE_MS", T_U64, "5000", N(redis_queue_ms), "publications held while Redis is down are dropped after this many ms"},
+    {"redis-heartbeat-ms", "SB_REDIS_HEARTBEAT_MS", T_U64, "1000", N(redis_heartbeat_ms), "period of this node's heartbeat on the Redis bus"},
+    {"redis-node-timeout-ms", "SB_REDIS_NODE_TIMEOUT_MS", T_U64, "5000", N(redis_node_timeout_ms), "a node silent this long is considered gone (its presences are removed)"},
+    {"redis-retry-max-ms", "SB_REDIS_RETRY_MAX_MS", T_U64, "2000", N(redis_retry_max_ms), "longest wait between Redis reconnect attempts (backoff from 100 ms)"},
+    {"log-level", "SB_LOG_LEVEL", T_STR, "info", S(log_level), "debug, info, warn or error"},
+    {"test-channels", "SB_TEST_CHANNELS", T_BOOL, "0", N(test_channels), "enable the echo:* protocol test channel (tests and benchmarks only)"},
+    {"web-root", "SB_WEB_ROOT", T_STR, "web", S(web_root), "folder of the web client served at /"},
+    {"access-ttl", "SB_ACCESS_TTL", T_I64, "900", N(access_ttl_s), "access token lifetime, seconds"},
+    {"refresh-ttl", "SB_REFRESH_TTL", T_I64, "2592000", N(refresh_ttl_s), "refresh token lifetime, seconds"},
+    {"http-max-header", "SB_HTTP_MAX_HEADER", T_SIZE, "16384", N(http_max_header), "largest request line + headers, bytes (431 beyond)"},
+    {"http-max-body", "SB_HTTP_MAX_BODY", T_SIZE, "1048576", N(http_max_body), "largest JSON request body, bytes (413 beyond)"},
+    {"http-idle-ms", "SB_HTTP_IDLE_MS", T_U64, "30000", N(http_idle_ms), "keep-alive idle time and request read time limit"},
+    {"ws-max-message", "SB_WS_MAX_MESSAGE", T_SIZE, "1048576", N(ws_max_message), "largest WebSocket message, bytes (close 1009 beyond)"},
+    {"outbound-max", "SB_OUTBOUND_MAX", T_SIZE, "1048576", N(outbound_max), "bytes queued to one client before it is closed with 1013"},
+    {"idle-timeout-ms", "SB_IDLE_TIMEOUT_MS", T_U64, "60000", N(idle_timeout_ms), "a socket that sends nothing this long is closed (1000)"},
+    {"longpoll-window-ms", "SB_LONGPOLL_WINDOW_MS", T_U64, "10000", N(longpoll_window_ms), "how long a long-poll GET is held when nothing is pending"},
+    {"shutdown-ms", "SB_SHUTDOWN_MS", T_U64, "8000", N(shutdown_ms), "longest graceful shutdown before exit"},
+    {"argon2-t", "SB_ARGON2_T", T_INT, "2", N(argon2_t_cost), "Argon2id passes"},
+    {"argon2-m", "SB_ARGON2_M", T_INT, "19456", N(argon2_m_kib), "Argon2id memory, KiB"},
+    {"tls-cert", "SB_TLS_CERT", T_STR, "", S(tls_cert), "PEM certificate chain for TLS (HTTPS/WSS, TLS 1.2+) on the public port; with SB_TLS_KEY, else plain HTTP. The admin port stays plain HTTP"},
+    {"tls-key", "SB_TLS_KEY", T_STR, "", S(tls_key), "PEM private key of SB_TLS_CERT"},
+    {"tls-handshake-ms", "SB_TLS_HANDSHAKE_MS", T_U64, "10000", N(tls_handshake_ms), "a TLS handshake not finished this long after the accept is closed"},
+    {"message-max-bytes", "SB_MESSAGE_MAX_BYTES", T_SIZE, "65536", N(message_max_bytes), "largest message body (text, caption or ciphertext), bytes"},
+    {"ratelimit-send", "SB_RATELIMIT_SEND", T_STR, "200/20", S(ratelimit_send), "message sends per user: N at once, then N per S seconds (\"off\" = unlimited)"},
+    {"ratelimit-login-ip", "SB_RATELIMIT_LOGIN_IP", T_STR, "30/60", S(ratelimit_login_ip), "login attempts per client address (IPv6: per /64): N at once, then N per S seconds"},
+    {"ratelimit-login-account", "SB_RATELIMIT_LOGIN_ACCOUNT", T_STR, "10/300", S(ratelimit_login_account), "login attempts per account, N/S"},
+    {"ratelimit-signup-ip", "SB_RATELIMIT_SIGNUP_IP", T_STR, "10/3600", S(ratelimit_signup_ip), "sign-ups per client address, N/S"},
+    {"ratelimit-connect-ip", "SB_RATELIMIT_CONNECT_IP", T_STR, "1000/10", S(ratelimit_connect_ip), "socket connects (WebSocket upgrades and long-poll sessions) per client address, N/S; answered 429 with Retry-After (\"off\" = unlimited, e.g. for load tests from few addresses)"},
+    {"trusted-proxies", "SB_TRUSTED_PROXIES", T_STR, "", S(trusted_proxies), "reverse proxies whose X-Forwarded-For (or X-Real-IP) names the client: comma-separated IPv4/IPv6 addresses or CIDR blocks, e.g. 127.0.0.1,10.0.0.0/8,::1. A request from one of them is limited and logged as the rightmost X-Forwarded-For address that is not itself a trusted proxy (empty: the TCP peer is the client and those headers are ignored; docs/security.md S6)"},
+    {"ratelimit-typing", "SB_RATELIMIT_TYPING", T_STR, "10/10", S(ratelimit_typing), "typing events per user and conversation, N/S"},
+    {"sync-retention", "SB_SYNC_RETENTION", T_I64, "2592000", N(sync_retention_s), "seconds a sync cursor stays valid; older ones answer 410 cursor_expired, and events older than this may be pruned"},
+    {"sync-prune-interval", "SB_SYNC_PRUNE_INTERVAL", T_I64, "3600", N(sync_prune_interval_s), "seconds between prunes of events older than the sync retention (0 = never prune)"},
+    {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
+    {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
+    {"sync-window-bytes", "SB_SYNC_WINDOW_BYTES", T_SIZE, "33554432", N(sync_window_bytes), "bytes of recent events (with their recipients) each node keeps in memory to answer GET /api/v1/sync without Postgres when the cursor is recent (0 = always read Postgres)"},
+};
+
+static int set_opt(const opt *o, const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->cap) return -1;
+        strcpy((char *)o->ptr, v);
+        return 0;
+    case T_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+            *(bool *)o->ptr = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
+            *(bool *)o->ptr = false;
+        else
+            return -1;
+        return 0;
+    default: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || !*v || *end) return -1;
+        if (o->type == T_INT) {
+            if (x < -1 || x > 1000000000) return -1;
+            *(int *)o->ptr = (int)x;
+        } else if (o->type == T_I64) {
+            *(int64_t *)o->ptr = x;
+        } else {
+            if (x < 0) return -1;
+            if (o->type == T_SIZE) *(size_t *)o->ptr = (size_t)x;
+            else *(uint64_t *)o->ptr = (uint64_t)x;
+        }
+        return 0;
+    }
+    }
+}
+
+int config_load(int argc, char **argv)
+{
+    memset(&g_cfg, 0, sizeof g_cfg);
+    size_t n = sizeof opts / sizeof opts[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(opts[i].env);
+        if (set_opt(&opts[i], opts[i].def) != 0) abort();
+        if (v && set_opt(&opts[i], v) != 0) {
+            fprintf(stderr, "switchboard: bad value for %s: %s\n", opts[i].env, v);
+            return -1;
+        }
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0) continue;
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(opts[i].flag) == nl && !strncmp(opts[i].flag, name, nl)) o = &opts[i];
+        if (!o) continue; /* subcommand-specific flags are read by the subcommand */
+        const char *v = eq ? eq + 1 : (o->type == T_BOOL ? "1" : (a + 1 < argc ? argv[++a] : ""));
+        if (set_opt(o, v) != 0) {
+            fprintf(stderr, "switchboard: bad value for --%s: %s\n", o->flag, v);
+            return -1;
+        }
+    }
+    if (g_cfg.reactors <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        g_cfg.reactors = c > 0 ? (int)c : 1;
+    }
+    if (g_cfg.reactors > 64) g_cfg.reactors = 64;
+    if (!g_cfg.node_id[0]) {
+        char hn[40] = "node";
+        gethostname(hn, sizeof hn - 1);
+        unsigned rnd = 0;
+        FILE *ur = fopen("/dev/urandom", "rb");
+        if (ur) {
+            if (fread(&rnd, sizeof rnd, 1, ur) != 1) rnd = 0;
+            fclose(ur);
+        }
+        snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%.40s-%d-%04x", hn, (int)getpid(), rnd & 0xffff);
+    }
+    g_cfg.secret_len = strlen(g_cfg.secret);
+    char err[256];
+    if (client_ip_configure(g_cfg.trusted_proxies, err, sizeof err) != 0) {
+        fprintf(stderr, "switchboard: bad value for SB_TRUSTED_PROXIES (--trusted-proxies): %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+void config_print_help(void)
+{
+    printf("| flag | variable | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        printf("| `--%s` | `%s` | `%s` | %s |\n", opts[i].flag, opts[i].env,
+               opts[i].def[0] ? opts[i].def : "(empty)", opts[i].help);
+}

@@ -1,0 +1,706 @@
+/* chat_ops.c — the chat operations behind both the REST endpoints and the
+ * user:<id> channel events (see chat.h): input validation, the send rate
+ * limit, one sb_* statement per write, and answers through a chat_sink. */
+#include "chat/chat.h"
+#include "sync/tailer.h"
+#include "chat/chat_send_batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/config.h"
+#include "store/db.h"
+#include "base/log.h"
+#include "bus/pubsub.h"
+#include "base/ratelimit.h"
+#include "net/reactor.h"
+#include "http/rest.h"
+#include "base/util.h"
+
+#define CLIENT_ID_MAX 64
+#define MEDIA_ID_MAX 64
+#define EMOJI_MAX_BYTES 64
+#define LOCATION_NAME_MAX 256
+#define CONTACT_NAME_MAX 128
+#define CONTACT_PHONE_MAX 64
+
+struct chat_sink {
+    sb_req *req;     /* REST, or */
+    phx_deferred *d; /* channel reply */
+    db_pool *db;
+    int op;
+    int limit;
+    char mode; /* history: 'b' (before / latest) or 'a' (after) */
+    char kick_conv[24]; /* a removal: the conversation, and */
+    char kick_user[24]; /* the user removed ("" when none) */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Sinks                                                                     */
+/* ------------------------------------------------------------------------ */
+
+chat_sink *chat_sink_rest(sb_req *req)
+{
+    chat_sink *s = calloc(1, sizeof *s);
+    if (!s) {
+        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        return NULL;
+    }
+    s->req = req;
+    s->db = req->r ? req->r->db : NULL;
+    return s;
+}
+
+chat_sink *chat_sink_channel(phx_channel *ch, const phx_msg *m)
+{
+    chat_sink *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->d = phx_defer(ch, m);
+    if (!s->d) {
+        free(s);
+        return NULL;
+    }
+    s->db = ch->sock->r ? ch->sock->r->db : NULL;
+    return s;
+}
+
+/* Answers success: body (stolen) with HTTP `status` (204: no body). */
+static void sink_ok(chat_sink *s, int status, json_t *body)
+{
+    if (s->req) {
+        if (status == 204) {
+            json_decref(body);
+            sb_respond(s->req, 204, NULL, NULL, 0, NULL);
+        } else {
+            sb_respond_json(s->req, status, body ? body : json_object());
+        }
+    } else {
+        phx_deferred_reply(s->d, "ok", body ? body : json_object());
+    }
+    free(s);
+}
+
+/* Error with optional extra HTTP headers; details stolen. */
+static void sink_fail_h(chat_sink *s, int status, const char *code, const char *message,
+                        json_t *details, const char *headers)
+{
+    if (s->req) {
+        sb_respond_error_h(s->req, status, code, message, details, headers);
+    } else {
+        json_t *r = json_pack("{s:s,s:s}", "reason", code, "message", message);
+        if (details && json_object_size(details)) json_object_set(r, "details", details);
+        json_decref(details);
+        phx_deferred_reply(s->d, "error", r);
+    }
+    free(s);
+}
+
+void chat_fail(chat_sink *s, int status, const char *code, const char *message, json_t *details)
+{
+    sink_fail_h(s, status, code, message, details, NULL);
+}
+
+/* 422 validation_failed with the collected field errors. */
+static void fail_verr(chat_sink *s, rest_verr *v)
+{
+    json_t *d = v->details;
+    v->details = NULL;
+    chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running an sb_* statement                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* HTTP status of an sb_* error code. */
+static int code_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } t[] = {{"bad_request", 400},      {"unauthorized", 401}, {"forbidden", 403},
+             {"not_found", 404},        {"conflict", 409},     {"payload_too_large", 413},
+             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(code, t[i].code)) return t[i].status;
+    return 500;
+}
+
+/* Answers a failed query: 503 unavailable for connection trouble, 409 for a
+ * unique violation, else 500 (logged). */
+static void fail_db(chat_sink *s, const PGresult *res, const char *err)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!res || !st || !strcmp(err ? err : "", "unavailable") || !strncmp(st, "08", 2) ||
+        !strncmp(st, "53", 2) || !strncmp(st, "57", 2) || !strcmp(st, "40001") ||
+        !strcmp(st, "40P01")) {
+        sink_fail_h(s, 503, "unavailable", "the database is unavailable; nothing was done", NULL,
+                    "Retry-After: 1\r\n");
+        return;
+    }
+    if (!strcmp(st, "23505")) {
+        chat_fail(s, 409, "conflict", "conflicts with an existing record", NULL);
+        return;
+    }
+    if (!strcmp(st, "22P02") || !strcmp(st, "22007") || !strcmp(st, "22008") ||
+        !strcmp(st, "22003")) {
+        chat_fail(s, 422, "validation_failed", "a value is out of range", NULL);
+        return;
+    }
+    log_msg(LOG_ERROR, "chat db error", "sqlstate", json_string(st), "error",
+            json_string(err ? err : ""), NULL);
+    chat_fail(s, 500, "internal", "internal error", NULL);
+}
+
+/* Drops items past `limit` (from the end, or the front when `front`) and
+ * returns the item that is now the last one kept, or NULL when nothing was
+ * dropped. */
+static json_t *trim_page(json_t *items, int limit, bool front)
+{
+    if ((int)json_array_size(items) <= limit) return NULL;
+    if (front)
+        while ((int)json_array_size(items) > limit) json_array_remove(items, 0);
+    else
+        while ((int)json_array_size(items) > limit) json_array_remove(items, json_array_size(items) - 1);
+    return json_array_get(items, front ? 0 : (size_t)limit - 1);
+}
+
+/* Post-processes a successful result according to s->op and answers. */
+static void answer(chat_sink *s, json_t *r)
+{
+    char next[96];
+    json_t *items = json_object_get(r, "items");
+    json_t *last;
+    switch (s->op) {
+    case CHAT_CREATED: {
+        bool created = json_is_true(json_object_get(r, "created"));
+        json_object_del(r, "created");
+        sink_ok(s, created ? 201 : 200, r);
+        return;
+    }
+    case CHAT_SENT: {
+        bool dup = json_is_true(json_object_get(r, "duplicate"));
+        json_object_del(r, "duplicate");
+        sink_ok(s, dup ? 200 : 201, r);
+        return;
+    }
+    case CHAT_EMPTY:
+        /* a member left or was removed: their conversation: channels close */
+        if (json_is_true(json_object_get(r, "kick")) && s->kick_user[0]) {
+            char topic[64];
+            snprintf(topic, sizeof topic, "conversation:%s", s->kick_conv);
+            json_t *k = json_pack("{s:s}", "user_id", s->kick_user);
+            pubsub_broadcast(topic, CHAT_KICK_EVENT, k, NULL);
+            json_decref(k);
+        }
+        json_decref(r);
+        sink_ok(s, 204, json_object());
+        return;
+    case CHAT_ACK: /* REST: the result; channel: {} as api.md lists */
+        if (!s->req) {
+            json_decref(r);
+            r = json_object();
+        }
+        sink_ok(s, 200, r);
+        return;
+    case CHAT_CHATS: {
+        last = trim_page(items, s->limit, false);
+        const char *pos = last ? json_string_value(json_object_get(last, "_pos")) : NULL;
+        if (pos) snprintf(next, sizeof next, "c:%s", pos);
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it) json_object_del(it, "_pos");
+        json_t *body = rest_page_body(json_incref(items), pos ? next : NULL);
+        json_decref(r);
+        sink_ok(s, 200, body);
+        return;
+    }
+    case CHAT_HISTORY: {
+        last = trim_page(items, s->limit, s->mode == 'a');
+        if (last)
+            snprintf(next, sizeof next, "%c:%lld", s->mode,
+                     (long long)json_integer_value(json_object_get(last, "seq")));
+        json_t *body = rest_page_body(json_incref(items), last ? next : NULL);
+        json_decref(r);
+        sink_ok(s, 200, body);
+        return;
+    }
+    case CHAT_MEMBERS: {
+        last = trim_page(items, s->limit, false);
+        if (last)
+            snprintf(next, sizeof next, "m:%s", json_string_value(json_object_get(last, "user_id")));
+        json_t *body = rest_page_body(json_incref(items), last ? next : NULL);
+        json_decref(r);
+        sink_ok(s, 200, body);
+        return;
+    }
+    default:
+        sink_ok(s, 200, r);
+    }
+}
+
+/* Answers s with one sb_* result (text of a jsonb value); kick: wake the
+ * tailer after a successful write. */
+static void answer_text(chat_sink *s, const char *text, bool kick)
+{
+    json_error_t je;
+    json_t *r = json_loads(text, JSON_DECODE_ANY, &je);
+    if (!r || !json_is_object(r)) {
+        json_decref(r);
+        chat_fail(s, 500, "internal", "bad result", NULL);
+        return;
+    }
+    json_t *e = json_object_get(r, "error");
+    if (json_is_string(e)) {
+        const char *code = json_string_value(e);
+        const char *msg = json_string_value(json_object_get(r, "message"));
+        json_t *details = json_object_get(r, "details");
+        chat_fail(s, code_status(code), code, msg ? msg : code,
+                  json_is_object(details) ? json_incref(details) : NULL);
+        json_decref(r);
+        return;
+    }
+    if (kick && s->op != CHAT_CHATS && s->op != CHAT_HISTORY && s->op != CHAT_MEMBERS)
+        tailer_kick(); /* a write committed: wake this node's event tailer (sync.md) */
+    answer(s, r);
+}
+
+static void run_done(const PGresult *res, const char *err, void *arg)
+{
+    chat_sink *s = arg;
+    if (!res || err) {
+        fail_db(s, res, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        chat_fail(s, 404, "not_found", "not found", NULL);
+        return;
+    }
+    answer_text(s, PQgetvalue(res, 0, 0), true);
+}
+
+void chat_sink_answer_text(chat_sink *s, const char *text)
+{
+    s->op = CHAT_SENT;
+    answer_text(s, text, false);
+}
+
+void chat_sink_fail_db(chat_sink *s, const PGresult *res, const char *err)
+{
+    fail_db(s, res, err);
+}
+
+db_pool *chat_sink_db(const chat_sink *s) { return s->db; }
+
+void chat_sink_set_mode(chat_sink *s, char mode) { s->mode = mode; }
+
+void chat_sink_set_kick(chat_sink *s, const char *conv_id, const char *user_id)
+{
+    snprintf(s->kick_conv, sizeof s->kick_conv, "%s", conv_id);
+    snprintf(s->kick_user, sizeof s->kick_user, "%s", user_id);
+}
+
+void chat_run(chat_sink *s, int op, int limit, const char *sql, int n, const char *const *params)
+{
+    s->op = op;
+    s->limit = limit;
+    if (!s->db) {
+        sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
+        return;
+    }
+    db_query(s->db, sql, n, params, run_done, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Input helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+int chat_json_id(json_t *v, char out[24])
+{
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        if (x < 1) return -1;
+        snprintf(out, 24, "%lld", (long long)x);
+        return 1;
+    }
+    if (json_is_string(v) && json_string_length(v) < 21 && rest_parse_id(json_string_value(v))) {
+        snprintf(out, 24, "%s", json_string_value(v));
+        return 1;
+    }
+    return -1;
+}
+
+/* Reads id field `f` of body into out, or takes `given` (a path segment).
+ * Records an error when required and absent, or malformed. Returns 1 when
+ * set. */
+static int get_id(json_t *body, const char *f, const char *given, bool required, rest_verr *v,
+                  char out[24])
+{
+    out[0] = 0;
+    if (given) {
+        if (!rest_parse_id(given) || strlen(given) > 20) return -2; /* not found */
+        snprintf(out, 24, "%s", given);
+        return 1;
+    }
+    int rc = chat_json_id(json_object_get(body, f), out);
+    if (rc < 0) rest_verr_add(v, f, "must be an id");
+    else if (rc == 0 && required) rest_verr_add(v, f, "is required");
+    return rc;
+}
+
+/* The caller's id, checked (tokens minted outside sign-up may carry any
+ * text). */
+static bool caller_ok(chat_sink *s, const char *user_id)
+{
+    if (user_id && rest_parse_id(user_id)) return true;
+    chat_fail(s, 401, "unauthorized", "this account no longer exists", NULL);
+    return false;
+}
+
+static bool one_of(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (!strcmp(s, *set)) return true;
+    return false;
+}
+
+static bool media_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > MEDIA_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Reads the message body member: a string of at most message_max_bytes.
+ * Returns 1 present, 0 absent/null, -1 error recorded. */
+static int get_body(json_t *b, bool required, rest_verr *v, const char **out)
+{
+    int rc = rest_get_string(b, "body", (required ? REST_REQUIRED : 0) | REST_NULLABLE,
+                             required ? 1 : 0, (size_t)-1, v, out);
+    if (rc == 1 && *out && strlen(*out) > g_cfg.message_max_bytes) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "must be at most %zu bytes", g_cfg.message_max_bytes);
+        rest_verr_add(v, "body", msg);
+        return -1;
+    }
+    if (rc == 1 && !*out) {
+        if (required) {
+            rest_verr_add(v, "body", "is required");
+            return -1;
+        }
+        return 0;
+    }
+    return rc;
+}
+
+/* Validates a location {latitude, longitude, name?} into a fresh object. */
+static json_t *get_location(json_t *x, rest_verr *v)
+{
+    if (!json_is_object(x)) {
+        rest_verr_add(v, "location", "must be an object {latitude, longitude, name?}");
+        return NULL;
+    }
+    json_t *la = json_object_get(x, "latitude"), *lo = json_object_get(x, "longitude");
+    if (!json_is_number(la) || !json_is_number(lo) || json_number_value(la) < -90 ||
+        json_number_value(la) > 90 || json_number_value(lo) < -180 || json_number_value(lo) > 180) {
+        rest_verr_add(v, "location", "needs latitude (-90..90) and longitude (-180..180)");
+        return NULL;
+    }
+    const char *name = NULL;
+    rest_verr tmp = {0};
+    if (rest_get_string(x, "name", REST_NULLABLE | REST_NO_CTRL, 0, LOCATION_NAME_MAX, &tmp, &name) < 0) {
+        rest_verr_clear(&tmp);
+        rest_verr_add(v, "location", "name must be a string of at most 256 characters");
+        return NULL;
+    }
+    json_t *o = json_pack("{s:f,s:f}", "latitude", json_number_value(la), "longitude",
+                          json_number_value(lo));
+    json_object_set_new(o, "name", name ? json_string(name) : json_null());
+    return o;
+}
+
+/* Validates a contact {name, phone?, user_id?} into a fresh object. */
+static json_t *get_contact(json_t *x, rest_verr *v)
+{
+    if (!json_is_object(x)) {
+        rest_verr_add(v, "contact", "must be an object {name, phone?, user_id?}");
+        return NULL;
+    }
+    rest_verr tmp = {0};
+    const char *name = NULL, *phone = NULL;
+    char uid[24];
+    int rn = rest_get_string(x, "name", REST_REQUIRED | REST_NO_CTRL, 1, CONTACT_NAME_MAX, &tmp, &name);
+    int rp = rest_get_string(x, "phone", REST_NULLABLE | REST_NO_CTRL, 0, CONTACT_PHONE_MAX, &tmp, &phone);
+    int ru = chat_json_id(json_object_get(x, "user_id"), uid);
+    rest_verr_clear(&tmp);
+    if (rn < 0 || rp < 0 || ru < 0) {
+        rest_verr_add(v, "contact", "needs a name (1-128 characters), optional phone and user_id");
+        return NULL;
+    }
+    json_t *o = json_pack("{s:s}", "name", name);
+    json_object_set_new(o, "phone", phone ? json_string(phone) : json_null());
+    json_object_set_new(o, "user_id", ru == 1 ? json_string(uid) : json_null());
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* message:send / POST /conversations/:id/messages                           */
+/* ------------------------------------------------------------------------ */
+
+static rl_table *g_send_rl;
+static rl_limit g_send_lim;
+
+static const char *const KINDS[] = {"text",  "image",    "video",   "audio",      "voice",
+                                    "file",  "location", "contact", "ciphertext", NULL};
+static const char *const MEDIA_KINDS[] = {"image", "video", "audio", "voice", "file", NULL};
+
+void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t *body)
+{
+    if (!caller_ok(s, user_id)) return;
+    rest_verr v = {0};
+    char conv[24], reply_to[24], forward_of[24];
+    if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
+        rest_verr_clear(&v);
+        chat_fail(s, 404, "not_found", "no such conversation", NULL);
+        return;
+    }
+    const char *client_id = NULL, *kind = NULL, *text = NULL, *media = NULL;
+    rest_get_string(body, "client_id", REST_REQUIRED | REST_NO_CTRL, 1, CLIENT_ID_MAX, &v, &client_id);
+    if (rest_get_string(body, "kind", REST_REQUIRED, 1, 16, &v, &kind) == 1 && !one_of(kind, KINDS))
+        rest_verr_add(&v, "kind",
+                      "must be one of text, image, video, audio, voice, file, location, contact, "
+                      "ciphertext");
+    bool known = kind && one_of(kind, KINDS);
+    bool is_media = known && one_of(kind, MEDIA_KINDS);
+    get_body(body, known && (!strcmp(kind, "text") || !strcmp(kind, "ciphertext")), &v, &text);
+    int rm = rest_get_string(body, "media_id", REST_NULLABLE, 1, MEDIA_ID_MAX, &v, &media);
+    if (rm == 1 && media && !media_id_ok(media)) rest_verr_add(&v, "media_id", "is not a media id");
+    if (known && is_media && !media) rest_verr_add(&v, "media_id", "is required for this kind");
+    if (known && !is_media && media) rest_verr_add(&v, "media_id", "is only for media kinds");
+    int rr = get_id(body, "reply_to", NULL, false, &v, reply_to);
+    int rf = get_id(body, "forward_of", NULL, false, &v, forward_of);
+    json_t *loc = NULL, *contact = NULL;
+    json_t *lx = json_object_get(body, "location"), *cx = json_object_get(body, "contact");
+    if (known && !strcmp(kind, "location")) loc = get_location(lx, &v);
+    else if (lx && !json_is_null(lx)) rest_verr_add(&v, "location", "is only for kind location");
+    if (known && !strcmp(kind, "contact")) contact = get_contact(cx, &v);
+    else if (cx && !json_is_null(cx)) rest_verr_add(&v, "contact", "is only for kind contact");
+    if (rest_verr_any(&v)) {
+        json_decref(loc);
+        json_decref(contact);
+        fail_verr(s, &v);
+        return;
+    }
+    if (g_send_rl) {
+        int64_t wait = rl_table_take(g_send_rl, user_id, &g_send_lim, now_unix_ms(), 1);
+        if (wait > 0) {
+            json_decref(loc);
+            json_decref(contact);
+            char h[48];
+            snprintf(h, sizeof h, "Retry-After: %lld\r\n", (long long)((wait + 999) / 1000));
+            sink_fail_h(s, 429, "rate_limited", "too many messages; slow down", NULL, h);
+            return;
+        }
+    }
+    /* one item of sb_message_send_batch (044), sent with the other sends of
+     * this reactor's next batch (chat_send_batch.c) */
+    json_t *item = json_pack("{s:s,s:s,s:s,s:s}", "u", user_id, "c", conv, "i", client_id, "k", kind);
+    if (item) {
+        if (text) json_object_set_new(item, "b", json_string(text));
+        if (media) json_object_set_new(item, "m", json_string(media));
+        if (rr == 1) json_object_set_new(item, "r", json_string(reply_to));
+        if (rf == 1) json_object_set_new(item, "f", json_string(forward_of));
+        if (loc) json_object_set(item, "l", loc);
+        if (contact) json_object_set(item, "o", contact);
+    }
+    json_decref(loc);
+    json_decref(contact);
+    char *text_item = item ? json_dumps(item, JSON_COMPACT) : NULL;
+    json_decref(item);
+    if (!text_item) {
+        chat_fail(s, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    s->op = CHAT_SENT;
+    if (!s->db) {
+        free(text_item);
+        sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
+        return;
+    }
+    send_batch_add(s, rest_parse_id(conv), text_item); /* takes text_item */
+}
+
+/* ------------------------------------------------------------------------ */
+/* message:edit / PATCH /messages/:id                                        */
+/* ------------------------------------------------------------------------ */
+
+void chat_op_edit(chat_sink *s, const char *user_id, const char *msg_id, json_t *body)
+{
+    if (!caller_ok(s, user_id)) return;
+    rest_verr v = {0};
+    char id[24];
+    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
+        rest_verr_clear(&v);
+        chat_fail(s, 404, "not_found", "no such message", NULL);
+        return;
+    }
+    const char *text = NULL;
+    get_body(body, true, &v, &text);
+    if (rest_verr_any(&v)) {
+        fail_verr(s, &v);
+        return;
+    }
+    const char *p[3] = {user_id, id, text};
+    chat_run(s, CHAT_PLAIN, 0, "SELECT sb_message_edit($1::int8, $2::int8, $3)::text", 3, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* message:delete / DELETE /messages/:id?for=                                */
+/* ------------------------------------------------------------------------ */
+
+void chat_op_delete(chat_sink *s, const char *user_id, const char *msg_id, const char *for_,
+                    json_t *body)
+{
+    if (!caller_ok(s, user_id)) return;
+    rest_verr v = {0};
+    char id[24];
+    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
+        rest_verr_clear(&v);
+        chat_fail(s, 404, "not_found", "no such message", NULL);
+        return;
+    }
+    if (!for_) rest_get_string(body, "for", REST_REQUIRED, 1, 16, &v, &for_);
+    if (for_ && strcmp(for_, "me") && strcmp(for_, "everyone"))
+        rest_verr_add(&v, "for", "must be me or everyone");
+    else if (!for_)
+        rest_verr_add(&v, "for", "is required");
+    if (rest_verr_any(&v)) {
+        fail_verr(s, &v);
+        return;
+    }
+    const char *p[3] = {user_id, id, for_};
+    chat_run(s, CHAT_EMPTY, 0, "SELECT sb_message_delete($1::int8, $2::int8, $3)::text", 3, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* message:react / POST|DELETE /messages/:id/reactions                       */
+/* ------------------------------------------------------------------------ */
+
+/* An emoji: 1..64 bytes, no whitespace or control characters. */
+static bool emoji_ok(const char *e)
+{
+    size_t n = strlen(e);
+    if (n < 1 || n > EMOJI_MAX_BYTES) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)e[i] <= 0x20 || e[i] == 0x7f) return false;
+    return utf8_valid((const uint8_t *)e, n);
+}
+
+void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const char *emoji,
+                   const char *op, json_t *body)
+{
+    if (!caller_ok(s, user_id)) return;
+    rest_verr v = {0};
+    char id[24];
+    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
+        rest_verr_clear(&v);
+        chat_fail(s, 404, "not_found", "no such message", NULL);
+        return;
+    }
+    if (!emoji) rest_get_string(body, "emoji", REST_REQUIRED, 1, EMOJI_MAX_BYTES, &v, &emoji);
+    if (emoji && !emoji_ok(emoji)) rest_verr_add(&v, "emoji", "must be one emoji (1-64 bytes, no spaces)");
+    if (!op) {
+        if (rest_get_string(body, "op", REST_REQUIRED, 1, 16, &v, &op) == 1 && strcmp(op, "add") &&
+            strcmp(op, "remove"))
+            rest_verr_add(&v, "op", "must be add or remove");
+    }
+    if (rest_verr_any(&v)) {
+        fail_verr(s, &v);
+        return;
+    }
+    const char *p[4] = {user_id, id, emoji, op};
+    chat_run(s, CHAT_ACK, 0,
+             "SELECT sb_message_react($1::int8, $2::int8, $3, $4)::text", 4, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* receipt / POST /conversations/:id/read|delivered                          */
+/* ------------------------------------------------------------------------ */
+
+void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, const char *kind,
+                     json_t *body)
+{
+    if (!caller_ok(s, user_id)) return;
+    rest_verr v = {0};
+    char conv[24];
+    if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
+        rest_verr_clear(&v);
+        chat_fail(s, 404, "not_found", "no such conversation", NULL);
+        return;
+    }
+    if (!kind) {
+        if (rest_get_string(body, "kind", REST_REQUIRED, 1, 16, &v, &kind) == 1 &&
+            strcmp(kind, "read") && strcmp(kind, "delivered"))
+            rest_verr_add(&v, "kind", "must be delivered or read");
+    }
+    json_t *up = json_object_get(body, "up_to_seq");
+    char seq[24] = "";
+    if (!up) rest_verr_add(&v, "up_to_seq", "is required");
+    else if (!json_is_integer(up) || json_integer_value(up) < 0)
+        rest_verr_add(&v, "up_to_seq", "must be a non-negative integer");
+    else snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(up));
+    if (rest_verr_any(&v)) {
+        fail_verr(s, &v);
+        return;
+    }
+    const char *p[4] = {user_id, conv, kind, seq};
+    chat_run(s, CHAT_ACK, 0, "SELECT sb_receipt($1::int8, $2::int8, $3, $4::int8)::text", 4, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The user:<id> channel events                                              */
+/* ------------------------------------------------------------------------ */
+
+int chat_user_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
+{
+    static const char *const events[] = {"message:send", "message:edit", "message:delete",
+                                          "message:react", "receipt", NULL};
+    if (!one_of(m->event, events)) {
+        *reply = json_pack("{s:s,s:s}", "reason", "bad_request", "message", "unknown event");
+        return PHX_ERROR;
+    }
+    if (!m->payload || !json_is_object(m->payload)) {
+        *reply = json_pack("{s:s,s:s}", "reason", "bad_request", "message",
+                           "the payload must be a JSON object");
+        return PHX_ERROR;
+    }
+    chat_sink *s = chat_sink_channel(ch, m);
+    if (!s) {
+        *reply = json_pack("{s:s}", "reason", "internal");
+        return PHX_ERROR;
+    }
+    const char *uid = ch->sock->claims.user_id;
+    json_t *b = m->payload;
+    if (!strcmp(m->event, "message:send")) chat_op_send(s, uid, NULL, b);
+    else if (!strcmp(m->event, "message:edit")) chat_op_edit(s, uid, NULL, b);
+    else if (!strcmp(m->event, "message:delete")) chat_op_delete(s, uid, NULL, NULL, b);
+    else if (!strcmp(m->event, "message:react")) chat_op_react(s, uid, NULL, NULL, NULL, b);
+    else chat_op_receipt(s, uid, NULL, NULL, b);
+    return PHX_ASYNC;
+}
+
+void chat_ops_init(void)
+{
+    if (rl_limit_parse(g_cfg.ratelimit_send, &g_send_lim) != 0) {
+        log_msg(LOG_WARN, "bad SB_RATELIMIT_SEND (want N/seconds); using 200/20", NULL);
+        rl_limit_parse("200/20", &g_send_lim);
+    }
+    if (!g_send_rl) g_send_rl = rl_table_new(RL_TABLE_MAX);
+}

@@ -1,0 +1,104 @@
+/* router.c — (method, path pattern) -> handler tables for the public and
+ * admin listeners. Registration happens before the reactors start. */
+#include "http/router.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http/static_files.h"
+
+typedef struct route {
+    int method;
+    char *pattern;
+    route_fn fn;
+} route;
+
+typedef struct table {
+    route *v;
+    int n;
+} table;
+
+static table g_public, g_admin;
+
+static void add(table *t, int method, const char *pattern, route_fn fn)
+{
+    route *nv = realloc(t->v, (size_t)(t->n + 1) * sizeof *nv);
+    if (!nv) abort();
+    t->v = nv;
+    t->v[t->n++] = (route){method, strdup(pattern), fn};
+}
+
+void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn); }
+void router_add_admin(int method, const char *pattern, route_fn fn) { add(&g_admin, method, pattern, fn); }
+
+/* Matches path against pattern; on success stores captures (pointers into
+ * a copy of the path owned by req->path segments) and returns true. With
+ * req NULL it only tests, and never changes path. */
+static bool match(const char *pat, char *path, sb_req *req)
+{
+    int np = 0;
+    const char *pp = pat;
+    char *sp = path;
+    const char *caps[SB_MAX_ROUTE_PARAMS];
+    size_t caplen[SB_MAX_ROUTE_PARAMS];
+    while (*pp && *sp) {
+        if (*pp != '/' || *sp != '/') return false;
+        pp++;
+        sp++;
+        const char *pe = strchr(pp, '/');
+        size_t pl = pe ? (size_t)(pe - pp) : strlen(pp);
+        char *se = strchr(sp, '/');
+        size_t sl = se ? (size_t)(se - sp) : strlen(sp);
+        if (pp[0] == ':') {
+            if (sl == 0 || np >= SB_MAX_ROUTE_PARAMS) return false;
+            caps[np] = sp;
+            caplen[np++] = sl;
+        } else if (pl != sl || memcmp(pp, sp, pl) != 0) {
+            return false;
+        }
+        pp += pl;
+        sp += sl;
+    }
+    if (*pp || *sp) return false;
+    if (!req) return true; /* only a test: the path stays whole */
+    /* cut the path into NUL-terminated captures in place */
+    for (int i = 0; i < np; i++) ((char *)caps[i])[caplen[i]] = 0;
+    for (int i = 0; i < np; i++) req->params[i] = caps[i];
+    req->nparams = np;
+    return true;
+}
+
+void router_dispatch(sb_req *req, bool admin)
+{
+    table *t = admin ? &g_admin : &g_public;
+    bool path_matched = false;
+    char allow[128] = "Allow: "; /* the methods of the path, for a 405 */
+    for (int i = 0; i < t->n; i++) {
+        /* a test first, which leaves the path whole (no copy per route) */
+        if (!match(t->v[i].pattern, req->path, NULL)) continue;
+        path_matched = true;
+        int m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+        if (t->v[i].method != m) {
+            const char *name = llhttp_method_name((llhttp_method_t)t->v[i].method);
+            size_t n = strlen(allow);
+            if (n + strlen(name) + 12 < sizeof allow)
+                snprintf(allow + n, sizeof allow - n, "%s%s%s", n > 7 ? ", " : "", name,
+                         t->v[i].method == HTTP_GET ? ", HEAD" : "");
+            continue;
+        }
+        match(t->v[i].pattern, req->path, req);
+        t->v[i].fn(req);
+        return;
+    }
+    if (path_matched) {
+        strcat(allow, "\r\n");
+        sb_respond_error_h(req, 405, "method_not_allowed", "method not allowed for this path", NULL,
+                           allow);
+        return;
+    }
+    if (!admin && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&
+        strncmp(req->path, "/api/", 5) != 0 && static_files_serve(req))
+        return;
+    sb_respond_error(req, 404, "not_found", "no such route", NULL);
+}

@@ -1,0 +1,14 @@
+/* static_files.h — serves the web client from g_cfg.web_root. */
+#ifndef SB_STATIC_FILES_H
+#define SB_STATIC_FILES_H
+
+#include <stdbool.h>
+#include "http/http.h"
+
+/* Answers a GET/HEAD for a file under the web root ("/" is index.html) and
+ * returns true; returns false (request untouched) when there is no such
+ * file (also for hidden files and files reached through a symlink leaving
+ * the root). Paths with "..", NUL or backslashes are refused with 400. */
+bool static_files_serve(sb_req *req);
+
+#endif

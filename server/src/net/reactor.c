@@ -1,0 +1,215 @@
+/* reactor.c — reactor threads: one libuv loop, one SO_REUSEPORT listener
+ * and one task queue each; graceful shutdown. */
+#include "net/reactor.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "accounts/accounts.h"
+#include "base/config.h"
+#include "net/conn.h"
+#include "store/db.h"
+#include "base/log.h"
+#include "phoenix/longpoll.h"
+#include "bus/pubsub.h"
+
+reactor *g_reactors;
+int g_nreactors;
+static _Thread_local reactor *t_self;
+
+reactor *reactor_self(void) { return t_self; }
+
+void reactor_adopt(reactor *r) { t_self = r; }
+
+int reactor_post(reactor *r, reactor_fn fn, void *arg)
+{
+    reactor_task *t = malloc(sizeof *t);
+    if (!t) return -1;
+    t->next = NULL;
+    t->fn = fn;
+    t->arg = arg;
+    pthread_mutex_lock(&r->tasks_mu);
+    if (r->tasks_tail) r->tasks_tail->next = t;
+    else r->tasks_head = t;
+    r->tasks_tail = t;
+    pthread_mutex_unlock(&r->tasks_mu);
+    uv_async_send(&r->wake);
+    return 0;
+}
+
+static void on_wake(uv_async_t *a)
+{
+    reactor *r = a->data;
+    pthread_mutex_lock(&r->tasks_mu);
+    reactor_task *t = r->tasks_head;
+    r->tasks_head = r->tasks_tail = NULL;
+    pthread_mutex_unlock(&r->tasks_mu);
+    r->now_ms = uv_now(&r->loop);
+    while (t) {
+        reactor_task *next = t->next;
+        t->fn(t->arg);
+        free(t);
+        t = next;
+    }
+}
+
+static void on_flush(uv_handle_t *h) { conn_flush_dirty(h->data); }
+static void on_prepare(uv_prepare_t *p) { on_flush((uv_handle_t *)p); }
+static void on_check(uv_check_t *c) { on_flush((uv_handle_t *)c); }
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    reactor *r = server->data;
+    if (status < 0) return;
+    conn_accept(r, server, (uv_tcp_t *)server == &r->admin_listener);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    reactor *r = t->data;
+    r->now_ms = uv_now(&r->loop);
+    conn_sweep(r);
+    longpoll_sweep(r);
+    accounts_tick(r); /* hourly prune of expired refresh tokens and dead sessions */
+}
+
+/* Binds a listening TCP socket with SO_REUSEPORT by hand (libuv 1.44 has
+ * no flag for it) and hands it to uv_tcp_open. */
+static int listen_on(uv_loop_t *loop, uv_tcp_t *h, const char *host, int port, bool reuseport,
+                     int *bound)
+{
+    struct sockaddr_storage ss;
+    int family;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(host, port, a4) == 0) family = AF_INET;
+    else if (uv_ip6_addr(host, port, a6) == 0) family = AF_INET6;
+    else return UV_EINVAL;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    socklen_t alen = family == AF_INET ? sizeof *a4 : sizeof *a6;
+    if (bind(fd, (struct sockaddr *)&ss, alen) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (bound) {
+        getsockname(fd, (struct sockaddr *)&ss, &alen);
+        *bound = ntohs(family == AF_INET ? a4->sin_port : a6->sin6_port);
+    }
+    int rc = uv_tcp_init(loop, h);
+    if (rc == 0) rc = uv_tcp_open(h, fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)h, 4096, on_connection);
+    if (rc != 0) close(fd);
+    return rc;
+}
+
+static void *reactor_main(void *arg)
+{
+    reactor *r = arg;
+    t_self = r;
+    if (g_cfg.database_url[0]) r->db = db_pool_new(r, g_cfg.database_url, g_cfg.db_pool_size);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (r->db) db_pool_close(r->db);
+    uv_walk(&r->loop, close_walk, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int reactors_start(int n, const char *host, int port, const char *admin_host, int admin_port,
+                   int *bound_port, int *bound_admin_port)
+{
+    g_reactors = calloc((size_t)n, sizeof *g_reactors);
+    if (!g_reactors) return UV_ENOMEM;
+    conn_init_spare();
+    int rc;
+    for (int i = 0; i < n; i++) {
+        reactor *r = &g_reactors[i];
+        r->id = i;
+        uv_loop_init(&r->loop);
+        pthread_mutex_init(&r->tasks_mu, NULL);
+        uv_async_init(&r->loop, &r->wake, on_wake);
+        r->wake.data = r;
+        uv_timer_init(&r->loop, &r->tick);
+        r->tick.data = r;
+        uv_timer_start(&r->tick, on_tick, 1000, 1000);
+        uv_prepare_init(&r->loop, &r->flush_prepare);
+        r->flush_prepare.data = r;
+        uv_prepare_start(&r->flush_prepare, on_prepare);
+        uv_check_init(&r->loop, &r->flush_check);
+        r->flush_check.data = r;
+        uv_check_start(&r->flush_check, on_check);
+        r->ps = pubsub_local_new();
+        if (!r->ps) return UV_ENOMEM;
+        rc = listen_on(&r->loop, &r->listener, host, port, true, i == 0 ? &port : NULL);
+        if (rc != 0) return rc;
+        r->listener.data = r;
+        if (i == 0) *bound_port = port;
+        if (i == 0 && admin_port >= 0) {
+            rc = listen_on(&r->loop, &r->admin_listener, admin_host, admin_port, false,
+                           bound_admin_port);
+            if (rc != 0) return rc;
+            r->admin_listener.data = r;
+            r->has_admin = true;
+        }
+    }
+    g_nreactors = n;
+    for (int i = 0; i < n; i++) pthread_create(&g_reactors[i].thread, NULL, reactor_main, &g_reactors[i]);
+    return 0;
+}
+
+/* ---- shutdown ---- */
+
+static void stop_when_done(uv_timer_t *t)
+{
+    reactor *r = t->data;
+    uint64_t now = uv_now(&r->loop);
+    bool deadline = now - r->stop_ms >= g_cfg.shutdown_ms;
+    if (r->nconns == 0 || deadline) {
+        if (deadline)
+            for (sb_conn *c = r->conns, *next; c; c = next) {
+                next = c->next;
+                conn_close(c);
+            }
+        uv_timer_stop(t);
+        uv_stop(&r->loop);
+    }
+}
+
+static void shutdown_task(void *arg)
+{
+    reactor *r = arg;
+    if (r->stopping) return;
+    r->stopping = true;
+    r->stop_ms = uv_now(&r->loop);
+    uv_close((uv_handle_t *)&r->listener, NULL);
+    if (r->has_admin) uv_close((uv_handle_t *)&r->admin_listener, NULL);
+    longpoll_shutdown(r);
+    conn_shutdown_all(r);
+    static _Thread_local uv_timer_t t;
+    uv_timer_init(&r->loop, &t);
+    t.data = r;
+    uv_timer_start(&t, stop_when_done, 20, 50);
+}
+
+void reactors_shutdown(void)
+{
+    for (int i = 0; i < g_nreactors; i++) reactor_post(&g_reactors[i], shutdown_task, &g_reactors[i]);
+}
+
+void reactors_join(void)
+{
+    for (int i = 0; i < g_nreactors; i++) pthread_join(g_reactors[i].thread, NULL);
+}

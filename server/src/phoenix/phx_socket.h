@@ -1,0 +1,113 @@
+/* phx_socket.h — a Phoenix socket: the channel table of one client
+ * connection and Phoenix's join / leave / reply / close / error semantics,
+ * independent of the transport (WebSocket or long-poll) that carries it. */
+#ifndef SB_PHX_SOCKET_H
+#define SB_PHX_SOCKET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "base/buf.h"
+#include "phoenix/channel.h"
+#include "phoenix/phx_serial.h"
+#include "net/reactor.h"
+#include "base/token.h"
+
+typedef struct phx_transport_ops {
+    /* Queues an encoded message (the transport takes its own reference).
+     * Returns 0, or -1 if the transport is closing. */
+    int (*send)(void *t, sb_buf *b);
+    /* Closes the transport with a WebSocket close code. */
+    void (*close)(void *t, int code);
+    /* Optional: bytes queued and not yet written (producers that can wait,
+     * such as the sync catch-up, pace themselves on it). */
+    size_t (*queued)(void *t);
+} phx_transport_ops;
+
+typedef struct phx_socket phx_socket;
+
+enum { CH_JOINING = 0, CH_JOINED = 1, CH_CLOSED = 2 };
+
+typedef struct phx_channel {
+    phx_socket *sock;
+    const channel_handler *h;
+    json_t *join_ref;          /* as the client sent it (may be NULL) */
+    void *state;               /* the handler's */
+    struct phx_channel *next;  /* the socket's channel list */
+    struct phx_channel *replaced; /* old channel to close after the join reply */
+    json_t *join_msg_ref;      /* ref of the phx_join while joining */
+    uint32_t refs;
+    uint32_t sub_idx;          /* slot in the pubsub subscriber array */
+    uint8_t status;
+    bool subscribed;
+    char topic[];              /* allocated with the channel */
+} phx_channel;
+
+/* Who connected: the verified token's claims, the strings kept in the
+ * socket's own allocation (ids are short; a fixed token_claims would cost
+ * 144 bytes per connection). */
+typedef struct phx_claims {
+    const char *user_id;
+    const char *session_id;
+    int64_t exp;
+} phx_claims;
+
+struct phx_socket {             /* fields ordered to pack: one per idle connection */
+    reactor *r;
+    phx_claims claims;         /* who connected; the strings live in ids[] */
+    phx_channel *channels;
+    const phx_transport_ops *ops;
+    void *t;
+    phx_msg *inq;              /* messages waiting for the pending join */
+    struct phx_socket *all_next, *all_prev; /* reactor's socket list */
+    phx_vsn vsn;
+    uint32_t refs;
+    uint16_t inq_len, inq_cap; /* at most MAX_INQ (256) */
+    bool closed;
+    bool busy;                 /* an asynchronous join is pending */
+    char ids[];                /* user id NUL session id NUL */
+};
+
+/* A new socket on the current reactor for an authenticated client. */
+phx_socket *phx_socket_new(reactor *r, phx_vsn vsn, const token_claims *claims,
+                           const phx_transport_ops *ops, void *t);
+/* Handles one decoded client message; takes ownership of *m's contents. */
+void phx_socket_handle(phx_socket *s, phx_msg *m);
+/* The transport is gone: terminates every channel and drops the transport's
+ * reference. */
+void phx_socket_closed(phx_socket *s);
+/* Sends an encoded message on the socket's transport (if still open). */
+void phx_socket_send(phx_socket *s, sb_buf *b);
+
+/* Server push to one channel: [join_ref, null, topic, event, payload]. */
+void phx_push(phx_channel *ch, const char *event, json_t *payload);
+/* Completes an asynchronous join (PHX_ASYNC from join): ok or refused with
+ * reply (stolen, may be NULL). */
+void phx_join_done(phx_channel *ch, bool ok, json_t *reply);
+
+/* A reply owed for an event answered asynchronously. */
+typedef struct phx_deferred phx_deferred;
+/* Captures what is needed to answer message m on ch later. */
+phx_deferred *phx_defer(phx_channel *ch, const phx_msg *m);
+/* Sends the reply (status "ok" or "error", response stolen, may be NULL)
+ * if the channel is still joined, and frees d. */
+void phx_deferred_reply(phx_deferred *d, const char *status, json_t *response);
+/* True while the channel d was made for is still joined. */
+bool phx_deferred_alive(const phx_deferred *d);
+/* Sends a binary reply to m now (kind 1). */
+void phx_reply_binary(phx_channel *ch, const phx_msg *m, const char *status, const void *data,
+                      size_t len);
+
+void phx_channel_ref(phx_channel *ch);
+void phx_channel_unref(phx_channel *ch);
+
+/* Closes, on every reactor of every node (through the bus), the sockets of
+ * a session (logout) or of a user (ban, admin disconnect) with close code
+ * `code` (1008 policy). Thread-safe. */
+void sb_disconnect_session(const char *session_id);
+void sb_disconnect_user(const char *user_id, int code);
+/* The same on this node only (what the bus calls for another node's
+ * request). */
+void sb_disconnect_local(const char *id, bool by_session, int code);
+
+#endif

@@ -1,0 +1,68 @@
+/* presence.h — Phoenix Presence for channel topics, and users' online
+ * state.
+ *
+ * Presence: one node-wide table topic -> presences {key, meta, node}. A
+ * presence's meta is {"online_at": <unix s>, "phx_ref": "<unique ref>"}, as
+ * Phoenix.Presence makes it. Tracking or untracking one broadcasts a
+ * `presence_diff` {"joins":{key:{"metas":[meta]}},"leaves":{}} on the topic
+ * through pubsub (so the bus carries it to other nodes), and a newly joined
+ * channel is pushed `presence_state` {key:{"metas":[...]}} right after the
+ * diff of its own join, the order Phoenix sends them in. Presences of other
+ * nodes enter the table through presence_apply_diff (called by the bus with
+ * the diffs it receives) and leave with presence_node_down.
+ *
+ * Online state: a user is online while at least one of their user:<id>
+ * channels is joined on this node. Going online (0 -> 1) or offline
+ * (1 -> 0) stores last_seen_at and pushes `presence`
+ * {"user_id","online","last_seen_at"} to the user: topic of everyone who
+ * shares a conversation with them. All functions are thread-safe. */
+#ifndef SB_PRESENCE_H
+#define SB_PRESENCE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "phoenix/phx_socket.h"
+
+#define PRESENCE_REF_MAX 24
+
+/* Tracks channel ch (joined) on its topic under `key` (a user id): records
+ * the presence, broadcasts its join diff, then pushes presence_state to ch.
+ * The presence's phx_ref is written to ref_out (PRESENCE_REF_MAX bytes).
+ * Returns 0, or -1 when out of memory (nothing tracked). */
+int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_MAX]);
+/* Removes the presence `ref` of topic and broadcasts its leave diff. */
+void presence_untrack(const char *topic, const char *ref);
+/* The presence_state payload of topic (new reference). */
+json_t *presence_state(const char *topic);
+/* The presences of topic grouped by node: {"<node>": state, ...}, this
+ * node's under "" (new reference). For cluster presence (presence_cluster.c). */
+json_t *presence_by_node(const char *topic);
+/* Number of presences of topic (all nodes). */
+size_t presence_count(const char *topic);
+
+/* Applies a presence_diff received from node `node` (not this one) to the
+ * table, without broadcasting it again. Malformed parts are ignored. */
+void presence_apply_diff(const char *node, const char *topic, json_t *diff);
+/* Drops every presence of node `node` and broadcasts the leave diffs to
+ * this node's subscribers. */
+void presence_node_down(const char *node);
+
+/* Online state: the user: channel ch of its socket's user was joined (from
+ * its after_join) / is going away (from its terminate; a channel never
+ * counted is ignored). Runs on ch's reactor, whose database pool stores
+ * last_seen_at. */
+void presence_user_up(phx_channel *ch);
+void presence_user_down(phx_channel *ch);
+/* Stores last_seen_at and pushes `presence` to the user's contacts (what a
+ * transition does), on the calling reactor's database pool: used by
+ * presence_cluster.c for the users of a node that died. */
+void presence_announce(const char *user_id, bool on);
+/* Calls fn (under the online-state lock: fn must not call back into
+ * presence.c) for every user online on this node. */
+void presence_local_users(void (*fn)(const char *user_id, void *arg), void *arg);
+/* True while user_id has a joined user: channel on this node; sets
+ * *last_seen_ms to now then. The shape of accounts_presence_hook. */
+bool presence_user_online(const char *user_id, int64_t *last_seen_ms);
+
+#endif

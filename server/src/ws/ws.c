@@ -1,0 +1,444 @@
+/* ws.c — WebSocket connections (RFC 6455) carrying Phoenix sockets.
+ * Inbound: wslay's event API parses frames (masking, fragmentation,
+ * control frames, the message size limit). Its context is created when
+ * bytes arrive and freed again once every byte fed to it belongs to a
+ * complete frame and no fragmented message is open, so an idle socket keeps
+ * no parser memory. Outbound frames are pre-built shared buffers. */
+#include "ws/ws.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+#include "base/config.h"
+#include "net/conn.h"
+#include "http/http_conn.h"
+#include "base/log.h"
+#include "phoenix/phx_socket.h"
+#include "base/ratelimit.h"
+#include "http/rest.h"
+#include "base/util.h"
+
+typedef struct ws_state {
+    phx_socket *sock;
+    wslay_event_context_ptr ctx; /* only while a frame or message is partial */
+    uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
+    uint64_t frame_size;         /* size of the frame being received */
+    uint64_t msg_len;            /* payload bytes of the message so far */
+    uint8_t vsn;                 /* phx_vsn (a byte: one ws_state per idle connection) */
+    bool in_msg;                 /* a fragmented message is open */
+    bool in_recv;                /* inside wslay_event_recv */
+    bool closing;                /* our close frame is queued */
+    bool overflow;               /* outbound queue passed its cap */
+    bool dead;                   /* connection gone while in_recv */
+} ws_state;
+
+/* Bytes being handed to wslay by ws_on_data on this reactor (kept out of
+ * ws_state: every idle connection would carry them). */
+static _Thread_local const char *t_feed;
+static _Thread_local size_t t_feed_len;
+
+static int ws_transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
+static void ws_transport_close(void *t, int code) { ws_close(t, code); }
+static size_t ws_transport_queued(void *t) { return ((sb_conn *)t)->qbytes; }
+static const phx_transport_ops ws_ops = {ws_transport_send, ws_transport_close, ws_transport_queued};
+
+/* ---- handshake ---- */
+
+static void respond_empty(sb_req *req, int status)
+{
+    sb_respond(req, status, NULL, NULL, 0, "cache-control: max-age=0, private, must-revalidate\r\n");
+}
+
+/* Finds "base64url.bearer.phx.<token>" among the offered subprotocols and
+ * decodes the token into out (NUL-terminated). Returns true if found. */
+static bool subprotocol_token(const char *hdr, char *out, size_t outlen)
+{
+    static const char pfx[] = "base64url.bearer.phx.";
+    const char *p = hdr;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && p[n - 1] == ' ') n--;
+        if (n > sizeof pfx - 1 && strncmp(p, pfx, sizeof pfx - 1) == 0) {
+            size_t olen = outlen - 1;
+            if (b64url_decode(p + sizeof pfx - 1, n - (sizeof pfx - 1), (uint8_t *)out, &olen) != 0)
+                return false;
+            out[olen] = 0;
+            return true;
+        }
+        p = end;
+    }
+    return false;
+}
+
+static bool header_has_token(const char *v, const char *tok)
+{
+    size_t tl = strlen(tok);
+    while (v && *v) {
+        while (*v == ' ' || *v == ',' || *v == '\t') v++;
+        const char *end = strchr(v, ',');
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        if (n == tl && ascii_ieq(v, n, tok)) return true;
+        v = end;
+    }
+    return false;
+}
+
+static int parse_vsn(const sb_req *req, phx_vsn *out)
+{
+    char *v = sb_req_query(req, "vsn", false);
+    int rc = 0;
+    if (!v || strcmp(v, "1.0.0") == 0) *out = PHX_V1;
+    else if (strcmp(v, "2.0.0") == 0) *out = PHX_V2;
+    else rc = -1;
+    free(v);
+    return rc;
+}
+
+int ws_connect_rate_limited(const sb_req *req)
+{
+    char key[64];
+    ratelimit_ip_key(req->client_ip, key, sizeof key);
+    return ratelimit_hit(RL_CONNECT_IP, key);
+}
+
+/* Runs Phoenix's connect: vsn and token. Fills claims; returns 0 or -1. */
+int ws_phoenix_connect(const sb_req *req, phx_vsn *vsn, token_claims *claims, bool *via_subprotocol)
+{
+    if (parse_vsn(req, vsn) != 0) return -1;
+    char tok[2048];
+    *via_subprotocol = false;
+    char *q = sb_req_query(req, "token", false);
+    if (q) {
+        size_t n = strlen(q);
+        if (n >= sizeof tok) n = 0;
+        memcpy(tok, q, n);
+        tok[n] = 0;
+        free(q);
+    } else {
+        const char *sp = sb_req_header(req, "sec-websocket-protocol");
+        if (!sp || !subprotocol_token(sp, tok, sizeof tok)) return -1;
+        *via_subprotocol = true;
+    }
+    if (!tok[0]) return -1;
+    if (token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, tok, strlen(tok),
+                     now_unix_ms() / 1000, claims) != TOKEN_OK)
+        return -1;
+    if (rest_session_revoked(claims->session_id)) return -1; /* logged out */
+    return 0;
+}
+
+void ws_handle_upgrade(sb_req *req)
+{
+    phx_vsn vsn;
+    token_claims claims;
+    bool via_sp;
+    int wait = ws_connect_rate_limited(req);
+    if (wait) {
+        rest_rate_limited(req, wait);
+        return;
+    }
+    if (ws_phoenix_connect(req, &vsn, &claims, &via_sp) != 0) {
+        respond_empty(req, 403);
+        return;
+    }
+    const char *conn_h = sb_req_header(req, "connection");
+    if (!conn_h || !header_has_token(conn_h, "upgrade")) {
+        char body[300];
+        snprintf(body, sizeof body, "'connection' header must contain 'upgrade', got [\"%.200s\"]",
+                 conn_h ? conn_h : "");
+        sb_respond(req, 400, "text/plain; charset=utf-8", body, strlen(body), NULL);
+        return;
+    }
+    const char *up = sb_req_header(req, "upgrade");
+    const char *ver = sb_req_header(req, "sec-websocket-version");
+    const char *key = sb_req_header(req, "sec-websocket-key");
+    const char *bad = NULL;
+    if (req->method != 1 /* HTTP_GET */) bad = "WebSocket upgrade needs GET";
+    else if (!up || !header_has_token(up, "websocket")) bad = "'upgrade' header must contain 'websocket'";
+    else if (!ver || strcmp(ver, "13") != 0) bad = "'sec-websocket-version' must be 13";
+    else if (!key || strlen(key) != 24) bad = "'sec-websocket-key' must be 16 bytes in base64";
+    if (bad) {
+        sb_respond(req, 400, "text/plain; charset=utf-8", bad, strlen(bad), NULL);
+        return;
+    }
+    /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
+    char cat[64];
+    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL);
+    char accept[64];
+    EVP_EncodeBlock((unsigned char *)accept, md, (int)mdlen);
+
+    sb_conn *c = req->conn;
+    ws_state *w = calloc(1, sizeof *w);
+    phx_socket *s = w ? phx_socket_new(c->r, vsn, &claims, &ws_ops, c) : NULL;
+    if (!s) {
+        free(w);
+        sb_respond_error(req, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    w->sock = s;
+    w->vsn = vsn;
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\ncache-control: max-age=0, private, must-revalidate\r\n"
+                     "connection: Upgrade\r\nserver: switchboard\r\nsec-websocket-accept: %s\r\n%s"
+                     "upgrade: websocket\r\n\r\n",
+                     accept, via_sp ? "sec-websocket-protocol: phoenix\r\n" : "");
+    http_send_raw(c, head, (size_t)n);
+    size_t rest_len = 0;
+    char *rest = http_detach_for_upgrade(c, &rest_len);
+    http_req_free(req);
+    c->mode = CONN_WS;
+    c->ws = w;
+    conn_resume_read(c);
+    if (rest_len) ws_on_data(c, rest, rest_len);
+    free(rest);
+}
+
+/* ---- frames in ---- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    if (!t_feed_len || w->dead) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < t_feed_len ? len : t_feed_len;
+    memcpy(buf, t_feed, n);
+    t_feed += n;
+    t_feed_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *ud)
+{
+    sb_conn *c = ud;
+    sb_buf *b = sb_buf_from(data, len);
+    if (!b) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    conn_send(c, b, 0);
+    sb_buf_unref(b);
+    return (ssize_t)len;
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    uint64_t len = a->payload_length;
+    w->frame_size = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) w->msg_len = 0;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME ||
+        a->opcode == WSLAY_CONTINUATION_FRAME) {
+        w->in_msg = !a->fin;
+        /* refuse an oversize message from its header, before its payload */
+        w->msg_len += len;
+        if (w->msg_len > g_cfg.ws_max_message) ws_close((sb_conn *)ud, 1009);
+    }
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *ud)
+{
+    ws_state *w = ((sb_conn *)ud)->ws;
+    w->consumed += w->frame_size;
+    w->frame_size = 0;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                   void *ud)
+{
+    sb_conn *c = ud;
+    ws_state *w = c->ws;
+    if (w->closing || !w->sock) return;
+    if (a->opcode == WSLAY_PING) {
+        /* answered here, in order with our other frames (wslay's own
+         * automatic pong is never sent) */
+        sb_buf *b = sb_buf_from(a->msg, a->msg_length);
+        if (b) {
+            sb_buf_frame(b, WSLAY_PONG);
+            conn_send(c, b, 0);
+            sb_buf_unref(b);
+        }
+        return;
+    }
+    if (a->opcode == WSLAY_CONNECTION_CLOSE) {
+        /* echo the code with an empty reason, as Cowboy does; a malformed
+         * close frame gets 1002 (or 1007 for a reason that is not UTF-8) */
+        int code = 0;
+        if (a->msg_length == 1) code = 1002;
+        else if (a->msg_length >= 2) {
+            code = a->status_code;
+            bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+                         (code >= 3000 && code <= 4999);
+            if (!known) code = 1002;
+            else if (!utf8_valid(a->msg + 2, a->msg_length - 2)) code = 1007;
+        }
+        ws_close(c, code);
+        return;
+    }
+    if (a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME) return;
+    if (a->opcode == WSLAY_TEXT_FRAME && !utf8_valid(a->msg, a->msg_length)) {
+        ws_close(c, 1007);
+        return;
+    }
+    phx_msg m;
+    if (phx_decode(w->vsn, a->opcode == WSLAY_BINARY_FRAME, (const char *)a->msg, a->msg_length,
+                   &m) != 0) {
+        ws_close(c, 1011);
+        return;
+    }
+    phx_socket_handle(w->sock, &m);
+}
+
+static const struct wslay_event_callbacks g_cbs = {
+    recv_cb, send_cb, NULL, frame_start_cb, NULL, frame_end_cb, msg_cb,
+};
+
+static void free_ctx(ws_state *w)
+{
+    if (w->ctx) wslay_event_context_free(w->ctx);
+    w->ctx = NULL;
+    w->fed = w->consumed = w->frame_size = 0;
+}
+
+/* At a frame boundary, reads the length a frame header announces (when the
+ * header is complete in data); returns it or 0 when unknown. wslay reports a
+ * frame only once payload bytes arrive, so an absurd length is caught here. */
+static uint64_t announced_length(const uint8_t *d, size_t len)
+{
+    if (len < 2) return 0;
+    uint64_t n = d[1] & 0x7f;
+    if (n == 126) return len >= 4 ? ((uint64_t)d[2] << 8) | d[3] : 0;
+    if (n == 127) {
+        if (len < 10) return 0;
+        n = 0;
+        for (int i = 2; i < 10; i++) n = (n << 8) | d[i];
+    }
+    return n;
+}
+
+void ws_on_data(sb_conn *c, const char *data, size_t len)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing) return;
+    if (w->fed == w->consumed &&
+        (w->in_msg ? w->msg_len : 0) + announced_length((const uint8_t *)data, len) >
+            g_cfg.ws_max_message) {
+        ws_close(c, 1009);
+        return;
+    }
+    if (!w->ctx) {
+        if (wslay_event_context_server_init(&w->ctx, &g_cbs, c) != 0) {
+            conn_close(c);
+            return;
+        }
+        wslay_event_config_set_max_recv_msg_length(w->ctx, g_cfg.ws_max_message);
+    }
+    const char *saved_feed = t_feed; /* in case of a nested call */
+    size_t saved_len = t_feed_len;
+    t_feed = data;
+    t_feed_len = len;
+    w->fed += len;
+    w->in_recv = true;
+    int rc = wslay_event_recv(w->ctx);
+    w->in_recv = false;
+    t_feed = saved_feed;
+    t_feed_len = saved_len;
+    if (w->dead) { /* the connection was closed under us */
+        c->ws = NULL;
+        free_ctx(w);
+        free(w);
+        return;
+    }
+    if (rc != 0) {
+        ws_close(c, 1002);
+        return;
+    }
+    if (w->closing) return;
+    if (!wslay_event_get_read_enabled(w->ctx)) {
+        /* wslay refused a frame (1002 protocol error, 1009 too big) and
+         * queued its close frame: send it and end the connection */
+        w->closing = true;
+        if (wslay_event_want_write(w->ctx)) wslay_event_send(w->ctx);
+        conn_close_after_flush(c);
+        return;
+    }
+    if (!w->in_msg && w->fed == w->consumed) free_ctx(w);
+}
+
+/* ---- frames out ---- */
+
+void ws_close(sb_conn *c, int code)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing || c->closing) return;
+    w->closing = true;
+    sb_buf *b = sb_buf_new(2);
+    if (b && code) { /* code 0: a close frame without a body */
+        uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        b = sb_buf_append(b, p, 2);
+    }
+    if (b) {
+        sb_buf_frame(b, 8);
+        conn_send(c, b, 0);
+        sb_buf_unref(b);
+    }
+    conn_close_after_flush(c);
+}
+
+int ws_send(sb_conn *c, sb_buf *b)
+{
+    ws_state *w = c->ws;
+    if (!w || w->closing || w->overflow || c->closing) return -1;
+    if (conn_send(c, b, g_cfg.outbound_max) != 0) {
+        /* closed at the next flush, outside any delivery loop */
+        w->overflow = true;
+        conn_mark_dirty(c);
+        return -1;
+    }
+    return 0;
+}
+
+void ws_before_flush(sb_conn *c)
+{
+    ws_state *w = c->ws;
+    if (w && w->overflow && !w->closing) {
+        log_msg(LOG_INFO, "slow_consumer_closed", "queued", json_integer((json_int_t)c->qbytes), NULL);
+        conn_drop_unsent(c);
+        ws_close(c, 1013);
+    }
+}
+
+void ws_conn_gone(sb_conn *c)
+{
+    ws_state *w = c->ws;
+    if (!w) return;
+    if (!w->in_recv) c->ws = NULL;
+    if (w->sock) {
+        phx_socket *s = w->sock;
+        w->sock = NULL;
+        phx_socket_closed(s);
+    }
+    if (w->in_recv) {
+        w->dead = true; /* ws_on_data frees it after wslay returns */
+        return;
+    }
+    free_ctx(w);
+    free(w);
+}
+
+void ws_sweep(sb_conn *c, uint64_t now)
+{
+    if (c->ws && !c->ws->closing && now - c->last_rx_ms >= g_cfg.idle_timeout_ms) ws_close(c, 1000);
+}
