@@ -17,6 +17,8 @@ step() {
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "=== FAILED: $name"; fi
 }
 step "configuration doc is current" scripts/gen-config-doc.sh --check
+# no folder of server/src includes a layer above it (docs/architecture.md)
+step "layering check" scripts/layering_test.sh
 step "unit tests (release)" scripts/unit.sh build/release
 step "unit tests (asan+ubsan)" scripts/unit.sh build/asan
 step "end-to-end (release)" scripts/e2e.sh build/release/switchboard
