@@ -19,6 +19,7 @@ step() {
 step "configuration doc is current" scripts/gen-config-doc.sh --check
 # no folder of server/src includes a layer above it (docs/architecture.md)
 step "layering check" scripts/layering_test.sh
+step "exported names carry their file's prefix" scripts/names.py build/release/obj
 step "unit tests (release)" scripts/unit.sh build/release
 step "unit tests (asan+ubsan)" scripts/unit.sh build/asan
 step "end-to-end (release)" scripts/e2e.sh build/release/switchboard
