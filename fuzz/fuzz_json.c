@@ -1,6 +1,6 @@
 /* fuzz_json.c — libFuzzer target: REST JSON bodies under the size and depth
  * limits (rest_body: 413 / 400 / an object), then the field validators
- * (rest_get_string with each flag combination) on every member of what
+ * (verr_get_string with each flag combination) on every member of what
  * parsed, and the nesting pre-scan. Also the query-string readers and the
  * pagination parameters (?limit=, ?cursor=) on the same bytes as a query.
  * Input: the request body. */
@@ -11,6 +11,8 @@
 #include "http/http.h"
 #include "http/http_conn.h"
 #include "http/rest.h"
+#include "base/page.h"
+#include "base/verr.h"
 
 static sb_req *new_req(const uint8_t *data, size_t size)
 {
@@ -41,12 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *v;
         json_object_foreach(o, k, v) {
             for (int flags = 0; flags < 8; flags++) {
-                rest_verr ve = {0};
+                verr ve = {0};
                 const char *out;
-                int rc = rest_get_string(o, k, flags, 1, 64, &ve, &out);
-                if (rc == 1 && out && (rest_utf8_len(out) < 1 || rest_utf8_len(out) > 64)) abort();
-                if ((rc == -1) != rest_verr_any(&ve)) abort();
-                rest_verr_clear(&ve);
+                int rc = verr_get_string(o, k, flags, 1, 64, &ve, &out);
+                if (rc == 1 && out && (verr_utf8_len(out) < 1 || verr_utf8_len(out) > 64)) abort();
+                if ((rc == -1) != verr_any(&ve)) abort();
+                verr_clear(&ve);
             }
         }
         json_decref(o);
@@ -57,13 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req->query = req->body;
     if (!memchr(data, 0, size)) {
         rest_page pg;
-        rest_verr ve = {0};
+        verr ve = {0};
         if (rest_page_parse(req, &pg, &ve) == 0) {
             if (pg.limit < 1 || pg.limit > REST_PAGE_MAX) abort();
-            if (pg.cursor && strlen(pg.cursor) > REST_CURSOR_MAX) abort();
+            if (pg.cursor && strlen(pg.cursor) > PAGE_CURSOR_MAX) abort();
         }
         rest_page_free(&pg);
-        rest_verr_clear(&ve);
+        verr_clear(&ve);
         free(sb_req_query(req, "token", false));
         (void)sb_req_query_count(req, "vsn");
     }

@@ -6,7 +6,7 @@
  *      parser behind the MAC check is reached (token_verify must then never
  *      accept ids outside [A-Za-z0-9_.:-]{1,64});
  *   2: an Authorization header value (rest_auth_check);
- *   3: an opaque pagination cursor (rest_cursor_decode);
+ *   3: an opaque pagination cursor (page_cursor_decode);
  *   4: a sync cursor (cursor_decode for user u1, cursor_peek; whatever
  *      decodes must re-encode to the same text), and cursor_parse_u64;
  *   5: 20 bytes of position (tx, id, issued_at) for the cursor round trip;
@@ -20,6 +20,7 @@
 #include "http/http.h"
 #include "http/rest.h"
 #include "base/token.h"
+#include "base/page.h"
 
 static const uint8_t *S = (const uint8_t *)FZ_SECRET;
 #define SLEN (sizeof FZ_SECRET - 1)
@@ -88,11 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 3: {
-        char *c = rest_cursor_decode(z);
+        char *c = page_cursor_decode(z);
         if (c) {
             size_t cl = strlen(c);
-            if (cl == 0 || cl > REST_CURSOR_MAX) abort();
-            char *again = rest_cursor_encode(c);
+            if (cl == 0 || cl > PAGE_CURSOR_MAX) abort();
+            char *again = page_cursor_encode(c);
             if (!again || strcmp(again, z) != 0) abort(); /* one encoding per cursor */
             free(again);
         }

@@ -29,6 +29,10 @@
 #include "http/router.h"
 #include "base/token.h"
 #include "base/util.h"
+#include "base/id.h"
+#include "base/page.h"
+#include "store/pgval.h"
+#include "base/verr.h"
 
 accounts_presence_fn accounts_presence_hook;
 
@@ -73,12 +77,12 @@ bool accounts_username_normalize(const char *in, char *out, size_t outlen)
 static json_t *user_json(const PGresult *res, int row)
 {
     json_t *u = json_object();
-    json_object_set_new(u, "id", rest_pg_str(res, row, UC_ID));
-    json_object_set_new(u, "username", rest_pg_str(res, row, UC_USERNAME));
-    json_object_set_new(u, "display_name", rest_pg_str(res, row, UC_DISPLAY));
-    json_object_set_new(u, "about", rest_pg_str(res, row, UC_ABOUT));
-    json_object_set_new(u, "avatar_media_id", rest_pg_str(res, row, UC_AVATAR));
-    json_object_set_new(u, "created_at", rest_pg_time(res, row, UC_CREATED));
+    json_object_set_new(u, "id", pgval_str(res, row, UC_ID));
+    json_object_set_new(u, "username", pgval_str(res, row, UC_USERNAME));
+    json_object_set_new(u, "display_name", pgval_str(res, row, UC_DISPLAY));
+    json_object_set_new(u, "about", pgval_str(res, row, UC_ABOUT));
+    json_object_set_new(u, "avatar_media_id", pgval_str(res, row, UC_AVATAR));
+    json_object_set_new(u, "created_at", pgval_time(res, row, UC_CREATED));
     return u;
 }
 
@@ -138,7 +142,7 @@ static void ascii_copy(const char *s, char *out, size_t outlen)
  * NULL when it is not one of ours (e.g. minted by `switchboard token`). */
 static const char *sid_param(const sb_req *req)
 {
-    return rest_parse_id(req->auth.session_id) ? req->auth.session_id : NULL;
+    return id_parse(req->auth.session_id) ? req->auth.session_id : NULL;
 }
 
 /* Forgets a session on this node: its sockets are closed and its access
@@ -331,19 +335,19 @@ static void h_signup(sb_req *req)
 {
     json_t *b = rest_body(req, true);
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     const char *username, *password, *display;
     char uname[40] = "";
-    if (rest_get_string(b, "username", REST_REQUIRED, 1, 64, &v, &username) == 1 &&
+    if (verr_get_string(b, "username", VERR_REQUIRED, 1, 64, &v, &username) == 1 &&
         !accounts_username_normalize(username, uname, sizeof uname))
-        rest_verr_add(&v, "username", "must be 3 to 32 characters: letters, digits, '_' or '.'");
-    rest_get_string(b, "password", REST_REQUIRED, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS, &v,
+        verr_add(&v, "username", "must be 3 to 32 characters: letters, digits, '_' or '.'");
+    verr_get_string(b, "password", VERR_REQUIRED, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS, &v,
                     &password);
-    if (rest_get_string(b, "display_name", REST_NULLABLE | REST_NO_CTRL, 1, DISPLAY_NAME_MAX, &v,
+    if (verr_get_string(b, "display_name", VERR_NULLABLE | VERR_NO_CTRL, 1, DISPLAY_NAME_MAX, &v,
                         &display) == 1 &&
         display && strspn(display, " ") == strlen(display))
-        rest_verr_add(&v, "display_name", "must not be blank");
-    if (rest_verr_any(&v)) {
+        verr_add(&v, "display_name", "must not be blank");
+    if (verr_any(&v)) {
         json_decref(b);
         rest_verr_respond(req, &v);
         return;
@@ -475,11 +479,11 @@ static void h_login(sb_req *req)
 {
     json_t *b = rest_body(req, true);
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     const char *username, *password;
-    rest_get_string(b, "username", REST_REQUIRED, 1, 256, &v, &username);
-    rest_get_string(b, "password", REST_REQUIRED, 1, PASSWORD_MAX_BYTES, &v, &password);
-    if (rest_verr_any(&v)) {
+    verr_get_string(b, "username", VERR_REQUIRED, 1, 256, &v, &username);
+    verr_get_string(b, "password", VERR_REQUIRED, 1, PASSWORD_MAX_BYTES, &v, &password);
+    if (verr_any(&v)) {
         json_decref(b);
         rest_verr_respond(req, &v);
         return;
@@ -613,10 +617,10 @@ static void h_refresh(sb_req *req)
 {
     json_t *b = rest_body(req, true);
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     const char *tok;
-    rest_get_string(b, "refresh_token", REST_REQUIRED, 1, 256, &v, &tok);
-    if (rest_verr_any(&v)) {
+    verr_get_string(b, "refresh_token", VERR_REQUIRED, 1, 256, &v, &tok);
+    if (verr_any(&v)) {
         json_decref(b);
         rest_verr_respond(req, &v);
         return;
@@ -710,7 +714,7 @@ static void h_logout(sb_req *req)
     actx *c = ctx_new(req);
     if (!c) return;
     snprintf(c->sid, sizeof c->sid, "%s", req->auth.session_id);
-    if (!sid_param(req) || !rest_parse_id(req->auth.user_id)) {
+    if (!sid_param(req) || !id_parse(req->auth.user_id)) {
         /* not a database session (e.g. a `switchboard token` token): nothing stored */
         session_kill(c->sid);
         sb_respond(req, 204, NULL, NULL, 0, NULL);
@@ -761,7 +765,7 @@ static void me_done(const PGresult *res, const char *err, void *arg)
 static void h_me(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    if (!rest_parse_id(req->auth.user_id)) {
+    if (!id_parse(req->auth.user_id)) {
         sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
@@ -789,31 +793,31 @@ static void h_me_patch(sb_req *req)
     if (!rest_auth(req)) return;
     json_t *b = rest_body(req, true);
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     const char *display = NULL, *about = NULL, *avatar = NULL;
     int has_display =
-        rest_get_string(b, "display_name", REST_NO_CTRL, 1, DISPLAY_NAME_MAX, &v, &display);
+        verr_get_string(b, "display_name", VERR_NO_CTRL, 1, DISPLAY_NAME_MAX, &v, &display);
     if (has_display == 1 && strspn(display, " ") == strlen(display))
-        rest_verr_add(&v, "display_name", "must not be blank");
-    int has_about = rest_get_string(b, "about", REST_NULLABLE, 0, ABOUT_MAX, &v, &about);
+        verr_add(&v, "display_name", "must not be blank");
+    int has_about = verr_get_string(b, "about", VERR_NULLABLE, 0, ABOUT_MAX, &v, &about);
     if (has_about == 1 && about) {
         for (const unsigned char *q = (const unsigned char *)about; *q; q++)
             if ((*q < 0x20 && *q != '\n' && *q != '\t') || *q == 0x7f) {
-                rest_verr_add(&v, "about", "must not contain control characters");
+                verr_add(&v, "about", "must not contain control characters");
                 break;
             }
     }
     int has_avatar =
-        rest_get_string(b, "avatar_media_id", REST_NULLABLE, 1, MEDIA_ID_MAX, &v, &avatar);
+        verr_get_string(b, "avatar_media_id", VERR_NULLABLE, 1, MEDIA_ID_MAX, &v, &avatar);
     if (has_avatar == 1 && avatar && !media_id_ok(avatar))
-        rest_verr_add(&v, "avatar_media_id", "is not a media id");
+        verr_add(&v, "avatar_media_id", "is not a media id");
     /* TODO(media issue): check that avatar_media_id names an image the caller uploaded. */
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         json_decref(b);
         rest_verr_respond(req, &v);
         return;
     }
-    if (!rest_parse_id(req->auth.user_id)) {
+    if (!id_parse(req->auth.user_id)) {
         json_decref(b);
         sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
@@ -861,26 +865,26 @@ static void search_done(const PGresult *res, const char *err, void *arg)
     char next[64];
     bool more = n > limit;
     if (more) snprintf(next, sizeof next, "u:%s", PQgetvalue(res, limit - 1, UC_USERNAME));
-    sb_respond_json(req, 200, rest_page_body(items, more ? next : NULL));
+    sb_respond_json(req, 200, page_body(items, more ? next : NULL));
 }
 
 /* GET /users?q=: prefix search over usernames (banned users hidden). */
 static void h_users_search(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    rest_verr v = {0};
+    verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
     char *q = sb_req_query(req, "q", true);
     const char *after = "";
     if (pg.cursor) {
         if (strncmp(pg.cursor, "u:", 2) != 0)
-            rest_verr_add(&v, "cursor", "is not a valid cursor");
+            verr_add(&v, "cursor", "is not a valid cursor");
         else
             after = pg.cursor + 2;
     }
-    if (!q || !*q) rest_verr_add(&v, "q", "is required");
-    if (rest_verr_any(&v)) {
+    if (!q || !*q) verr_add(&v, "q", "is required");
+    if (verr_any(&v)) {
         free(q);
         rest_page_free(&pg);
         rest_verr_respond(req, &v);
@@ -903,7 +907,7 @@ static void h_users_search(sb_req *req)
     free(q);
     if (!possible) {
         rest_page_free(&pg);
-        sb_respond_json(req, 200, rest_page_body(json_array(), NULL));
+        sb_respond_json(req, 200, page_body(json_array(), NULL));
         return;
     }
     search_ctx *s = malloc(sizeof *s);
@@ -951,7 +955,7 @@ static void user_done(const PGresult *res, const char *err, void *arg)
     json_object_set_new(u, "online", json_boolean(online));
     if (seen >= 0) {
         char ts[40];
-        rest_format_time(seen, ts, sizeof ts);
+        format_rfc3339_ms(seen, ts, sizeof ts);
         json_object_set_new(u, "last_seen_at", json_string(ts));
     } else {
         json_object_set_new(u, "last_seen_at", json_null());
@@ -963,7 +967,7 @@ static void user_done(const PGresult *res, const char *err, void *arg)
 static void h_user(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    if (req->nparams < 1 || !rest_parse_id(req->params[0])) {
+    if (req->nparams < 1 || !id_parse(req->params[0])) {
         sb_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
@@ -1002,10 +1006,10 @@ static void device_added(const PGresult *res, const char *err, void *arg)
         return;
     }
     json_t *d = json_object();
-    json_object_set_new(d, "id", rest_pg_str(res, 0, 0));
-    json_object_set_new(d, "platform", rest_pg_str(res, 0, 1));
-    json_object_set_new(d, "push_token", rest_pg_str(res, 0, 2));
-    json_object_set_new(d, "created_at", rest_pg_time(res, 0, 3));
+    json_object_set_new(d, "id", pgval_str(res, 0, 0));
+    json_object_set_new(d, "platform", pgval_str(res, 0, 1));
+    json_object_set_new(d, "push_token", pgval_str(res, 0, 2));
+    json_object_set_new(d, "created_at", pgval_time(res, 0, 3));
     sb_respond_json(req, 201, json_pack("{s:o}", "device", d));
 }
 
@@ -1015,21 +1019,21 @@ static void h_device_add(sb_req *req)
     if (!rest_auth(req)) return;
     json_t *b = rest_body(req, true);
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     const char *platform, *tok;
-    if (rest_get_string(b, "platform", REST_REQUIRED, 1, 16, &v, &platform) == 1 &&
+    if (verr_get_string(b, "platform", VERR_REQUIRED, 1, 16, &v, &platform) == 1 &&
         strcmp(platform, "android") && strcmp(platform, "ios") && strcmp(platform, "web"))
-        rest_verr_add(&v, "platform", "must be one of android, ios, web");
-    if (rest_get_string(b, "push_token", REST_REQUIRED | REST_NO_CTRL, 1, PUSH_TOKEN_MAX_CHARS, &v,
+        verr_add(&v, "platform", "must be one of android, ios, web");
+    if (verr_get_string(b, "push_token", VERR_REQUIRED | VERR_NO_CTRL, 1, PUSH_TOKEN_MAX_CHARS, &v,
                         &tok) == 1 &&
         strlen(tok) > PUSH_TOKEN_MAX_BYTES)
-        rest_verr_add(&v, "push_token", "is too long");
-    if (!rest_verr_any(&v) && !rest_parse_id(req->auth.user_id)) {
+        verr_add(&v, "push_token", "is too long");
+    if (!verr_any(&v) && !id_parse(req->auth.user_id)) {
         json_decref(b);
         sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         json_decref(b);
         rest_verr_respond(req, &v);
         return;
@@ -1058,7 +1062,7 @@ static void device_deleted(const PGresult *res, const char *err, void *arg)
 static void h_device_del(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    if (req->nparams < 1 || !rest_parse_id(req->params[0]) || !rest_parse_id(req->auth.user_id)) {
+    if (req->nparams < 1 || !id_parse(req->params[0]) || !id_parse(req->auth.user_id)) {
         sb_respond_error(req, 404, "not_found", "no such device", NULL);
         return;
     }

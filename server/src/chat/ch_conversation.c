@@ -14,8 +14,8 @@
 #include "bus/pubsub.h"
 #include "base/ratelimit.h"
 #include "net/reactor.h"
-#include "http/rest.h"
 #include "base/util.h"
+#include "base/id.h"
 
 #define PREFIX "conversation:"
 
@@ -74,7 +74,7 @@ static int conv_join(phx_channel *ch, json_t *payload, json_t **reply)
     const char *id = ch->topic + strlen(PREFIX);
     const char *uid = ch->sock->claims.user_id;
     db_pool *db = ch->sock->r ? ch->sock->r->db : NULL;
-    if (!rest_parse_id(id) || strlen(id) > 20 || !rest_parse_id(uid)) {
+    if (!id_parse(id) || strlen(id) > 20 || !id_parse(uid)) {
         *reply = not_found();
         return PHX_ERROR;
     }

@@ -5,24 +5,27 @@
  * migrations/004_chat.sql, which takes the stream lock, writes, and appends
  * the durable event; live delivery of those events is the tailer's (see
  * docs/sync.md). The same operation serves the REST endpoint and the
- * channel event: a chat_sink says where the answer goes. */
+ * channel event: a chat_sink says where the answer goes. This is the core:
+ * it knows neither HTTP nor Phoenix; the edges (chat_rest.c, ch_user.c)
+ * implement the sink's function table and map its answers to HTTP statuses
+ * or Phoenix replies. */
 #ifndef SB_CHAT_H
 #define SB_CHAT_H
 
 #include <jansson.h>
-#include "http/http.h"
-#include "phoenix/phx_socket.h"
 #include <libpq-fe.h>
+#include "base/verr.h"
+
+struct db_pool;
 
 /* Registers the chat REST routes and the conversation:<id> channel, and
  * installs the online-state hook of GET /users/:id (call once, before the
  * reactors start); reads the chat rate limits from g_cfg. */
 void chat_routes(void);
 
-/* handle_in for the chat events of user:<id> (message:send, message:edit,
- * message:delete, message:react, receipt). Returns PHX_ASYNC (answered
- * later), or PHX_ERROR with *reply for an unknown event. */
-int chat_user_handle_in(phx_channel *ch, phx_msg *m, json_t **reply);
+/* Registers the user:<id> channel (ch_user.c): its join, online state,
+ * catch-up, and the chat client events. */
+void ch_user_register(void);
 
 /* Registers the conversation:<id> channel (ch_conversation.c). */
 void ch_conversation_register(void);
@@ -35,14 +38,36 @@ void chat_ops_init(void);
 /* Where an operation's answer goes: a REST request or a channel reply. */
 typedef struct chat_sink chat_sink;
 
-/* A sink answering req (REST status codes, error shape of api.md). Returns
- * NULL after answering 500 when out of memory. */
-chat_sink *chat_sink_rest(sb_req *req);
-/* A sink answering message m on channel ch with a phx_reply ({"reason",
- * "message", "details"} on error). NULL when out of memory. */
-chat_sink *chat_sink_channel(phx_channel *ch, const phx_msg *m);
-/* Answers an error and frees the sink. */
-void chat_fail(chat_sink *s, int status, const char *code, const char *message, json_t *details);
+/* What a successful answer is; each edge maps it (REST status, phx_reply). */
+typedef enum chat_reply {
+    CHAT_REPLY_OK,      /* the body (REST 200, channel "ok" with it) */
+    CHAT_REPLY_CREATED, /* the body, a record created (REST 201) */
+    CHAT_REPLY_NONE,    /* nothing (REST 204 without body, channel {}) */
+    CHAT_REPLY_ACK,     /* an acknowledgment: REST 200 with the body, channel {} */
+} chat_reply;
+
+/* The edge's half of a sink; `to` is what the edge gave chat_sink_new.
+ * Exactly one of the two is called, once, then the core frees the sink. */
+typedef struct chat_sink_ops {
+    /* Success; body is stolen (never NULL). */
+    void (*ok)(void *to, chat_reply kind, json_t *body);
+    /* Failure: code is an api.md error code (bad_request, unauthorized,
+     * forbidden, not_found, conflict, payload_too_large, validation_failed,
+     * rate_limited, unavailable, internal, or one an sb_* function gave),
+     * message a sentence, details {field: message} or NULL (stolen);
+     * retry_after_s > 0: the client may retry after so many seconds. */
+    void (*fail)(void *to, const char *code, const char *message, json_t *details,
+                 int retry_after_s);
+} chat_sink_ops;
+
+/* A sink answering through ops (static, outlives the sink) to `to`; db is
+ * the database pool of the caller's reactor (NULL: none, answered
+ * unavailable). One allocation; NULL when out of memory (nothing called). */
+chat_sink *chat_sink_new(const chat_sink_ops *ops, void *to, struct db_pool *db);
+/* Answers an error (no retry hint) and frees the sink; details stolen. */
+void chat_fail(chat_sink *s, const char *code, const char *message, json_t *details);
+/* Answers validation_failed with the field errors v collected (consumed). */
+void chat_fail_verr(chat_sink *s, verr *v);
 
 /* Each operation validates its input, answers through s exactly once (now
  * or after its database round trip) and frees s. `user_id` is the caller;

@@ -14,8 +14,10 @@
 #include "bus/pubsub.h"
 #include "base/ratelimit.h"
 #include "net/reactor.h"
-#include "http/rest.h"
 #include "base/util.h"
+#include "base/id.h"
+#include "base/page.h"
+#include "base/verr.h"
 
 #define CLIENT_ID_MAX 64
 #define MEDIA_ID_MAX 64
@@ -25,8 +27,8 @@
 #define CONTACT_PHONE_MAX 64
 
 struct chat_sink {
-    sb_req *req;     /* REST, or */
-    phx_deferred *d; /* channel reply */
+    const chat_sink_ops *ops; /* the edge's answers, */
+    void *to;                 /* and what they answer (a request, a reply) */
     db_pool *db;
     int op;
     int limit;
@@ -39,117 +41,71 @@ struct chat_sink {
 /* Sinks                                                                     */
 /* ------------------------------------------------------------------------ */
 
-chat_sink *chat_sink_rest(sb_req *req)
-{
-    chat_sink *s = calloc(1, sizeof *s);
-    if (!s) {
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
-        return NULL;
-    }
-    s->req = req;
-    s->db = req->r ? req->r->db : NULL;
-    return s;
-}
-
-chat_sink *chat_sink_channel(phx_channel *ch, const phx_msg *m)
+chat_sink *chat_sink_new(const chat_sink_ops *ops, void *to, db_pool *db)
 {
     chat_sink *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->d = phx_defer(ch, m);
-    if (!s->d) {
-        free(s);
-        return NULL;
-    }
-    s->db = ch->sock->r ? ch->sock->r->db : NULL;
+    s->ops = ops;
+    s->to = to;
+    s->db = db;
     return s;
 }
 
-/* Answers success: body (stolen) with HTTP `status` (204: no body). */
-static void sink_ok(chat_sink *s, int status, json_t *body)
+/* Answers success: body (stolen; NULL: {}) as `kind`. */
+static void sink_ok(chat_sink *s, chat_reply kind, json_t *body)
 {
-    if (s->req) {
-        if (status == 204) {
-            json_decref(body);
-            sb_respond(s->req, 204, NULL, NULL, 0, NULL);
-        } else {
-            sb_respond_json(s->req, status, body ? body : json_object());
-        }
-    } else {
-        phx_deferred_reply(s->d, "ok", body ? body : json_object());
-    }
+    s->ops->ok(s->to, kind, body ? body : json_object());
     free(s);
 }
 
-/* Error with optional extra HTTP headers; details stolen. */
-static void sink_fail_h(chat_sink *s, int status, const char *code, const char *message,
-                        json_t *details, const char *headers)
+/* Error with a retry hint (0: none); details stolen. */
+static void sink_fail(chat_sink *s, const char *code, const char *message, json_t *details,
+                      int retry_after_s)
 {
-    if (s->req) {
-        sb_respond_error_h(s->req, status, code, message, details, headers);
-    } else {
-        json_t *r = json_pack("{s:s,s:s}", "reason", code, "message", message);
-        if (details && json_object_size(details)) json_object_set(r, "details", details);
-        json_decref(details);
-        phx_deferred_reply(s->d, "error", r);
-    }
+    s->ops->fail(s->to, code, message, details, retry_after_s);
     free(s);
 }
 
-void chat_fail(chat_sink *s, int status, const char *code, const char *message, json_t *details)
+void chat_fail(chat_sink *s, const char *code, const char *message, json_t *details)
 {
-    sink_fail_h(s, status, code, message, details, NULL);
+    sink_fail(s, code, message, details, 0);
 }
 
-/* 422 validation_failed with the collected field errors. */
-static void fail_verr(chat_sink *s, rest_verr *v)
+void chat_fail_verr(chat_sink *s, verr *v)
 {
     json_t *d = v->details;
     v->details = NULL;
-    chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+    chat_fail(s, "validation_failed", "the request has invalid fields", d);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Running an sb_* statement                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* HTTP status of an sb_* error code. */
-static int code_status(const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-    } t[] = {{"bad_request", 400},      {"unauthorized", 401}, {"forbidden", 403},
-             {"not_found", 404},        {"conflict", 409},     {"payload_too_large", 413},
-             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(code, t[i].code)) return t[i].status;
-    return 500;
-}
-
-/* Answers a failed query: 503 unavailable for connection trouble, 409 for a
- * unique violation, else 500 (logged). */
+/* Answers a failed query: unavailable (retry in 1 s) for connection
+ * trouble, conflict for a unique violation, validation_failed for a value
+ * out of range, else internal (logged). */
 static void fail_db(chat_sink *s, const PGresult *res, const char *err)
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (!res || !st || !strcmp(err ? err : "", "unavailable") || !strncmp(st, "08", 2) ||
         !strncmp(st, "53", 2) || !strncmp(st, "57", 2) || !strcmp(st, "40001") ||
         !strcmp(st, "40P01")) {
-        sink_fail_h(s, 503, "unavailable", "the database is unavailable; nothing was done", NULL,
-                    "Retry-After: 1\r\n");
+        sink_fail(s, "unavailable", "the database is unavailable; nothing was done", NULL, 1);
         return;
     }
     if (!strcmp(st, "23505")) {
-        chat_fail(s, 409, "conflict", "conflicts with an existing record", NULL);
+        chat_fail(s, "conflict", "conflicts with an existing record", NULL);
         return;
     }
     if (!strcmp(st, "22P02") || !strcmp(st, "22007") || !strcmp(st, "22008") ||
         !strcmp(st, "22003")) {
-        chat_fail(s, 422, "validation_failed", "a value is out of range", NULL);
+        chat_fail(s, "validation_failed", "a value is out of range", NULL);
         return;
     }
     log_msg(LOG_ERROR, "chat db error", "sqlstate", json_string(st), "error",
             json_string(err ? err : ""), NULL);
-    chat_fail(s, 500, "internal", "internal error", NULL);
+    chat_fail(s, "internal", "internal error", NULL);
 }
 
 /* Drops items past `limit` (from the end, or the front when `front`) and
@@ -175,13 +131,13 @@ static void answer(chat_sink *s, json_t *r)
     case CHAT_CREATED: {
         bool created = json_is_true(json_object_get(r, "created"));
         json_object_del(r, "created");
-        sink_ok(s, created ? 201 : 200, r);
+        sink_ok(s, created ? CHAT_REPLY_CREATED : CHAT_REPLY_OK, r);
         return;
     }
     case CHAT_SENT: {
         bool dup = json_is_true(json_object_get(r, "duplicate"));
         json_object_del(r, "duplicate");
-        sink_ok(s, dup ? 200 : 201, r);
+        sink_ok(s, dup ? CHAT_REPLY_OK : CHAT_REPLY_CREATED, r);
         return;
     }
     case CHAT_EMPTY:
@@ -194,14 +150,10 @@ static void answer(chat_sink *s, json_t *r)
             json_decref(k);
         }
         json_decref(r);
-        sink_ok(s, 204, json_object());
+        sink_ok(s, CHAT_REPLY_NONE, json_object());
         return;
     case CHAT_ACK: /* REST: the result; channel: {} as api.md lists */
-        if (!s->req) {
-            json_decref(r);
-            r = json_object();
-        }
-        sink_ok(s, 200, r);
+        sink_ok(s, CHAT_REPLY_ACK, r);
         return;
     case CHAT_CHATS: {
         last = trim_page(items, s->limit, false);
@@ -210,9 +162,9 @@ static void answer(chat_sink *s, json_t *r)
         size_t i;
         json_t *it;
         json_array_foreach(items, i, it) json_object_del(it, "_pos");
-        json_t *body = rest_page_body(json_incref(items), pos ? next : NULL);
+        json_t *body = page_body(json_incref(items), pos ? next : NULL);
         json_decref(r);
-        sink_ok(s, 200, body);
+        sink_ok(s, CHAT_REPLY_OK, body);
         return;
     }
     case CHAT_HISTORY: {
@@ -220,22 +172,22 @@ static void answer(chat_sink *s, json_t *r)
         if (last)
             snprintf(next, sizeof next, "%c:%lld", s->mode,
                      (long long)json_integer_value(json_object_get(last, "seq")));
-        json_t *body = rest_page_body(json_incref(items), last ? next : NULL);
+        json_t *body = page_body(json_incref(items), last ? next : NULL);
         json_decref(r);
-        sink_ok(s, 200, body);
+        sink_ok(s, CHAT_REPLY_OK, body);
         return;
     }
     case CHAT_MEMBERS: {
         last = trim_page(items, s->limit, false);
         if (last)
             snprintf(next, sizeof next, "m:%s", json_string_value(json_object_get(last, "user_id")));
-        json_t *body = rest_page_body(json_incref(items), last ? next : NULL);
+        json_t *body = page_body(json_incref(items), last ? next : NULL);
         json_decref(r);
-        sink_ok(s, 200, body);
+        sink_ok(s, CHAT_REPLY_OK, body);
         return;
     }
     default:
-        sink_ok(s, 200, r);
+        sink_ok(s, CHAT_REPLY_OK, r);
     }
 }
 
@@ -247,7 +199,7 @@ static void answer_text(chat_sink *s, const char *text, bool kick)
     json_t *r = json_loads(text, JSON_DECODE_ANY, &je);
     if (!r || !json_is_object(r)) {
         json_decref(r);
-        chat_fail(s, 500, "internal", "bad result", NULL);
+        chat_fail(s, "internal", "bad result", NULL);
         return;
     }
     json_t *e = json_object_get(r, "error");
@@ -255,7 +207,7 @@ static void answer_text(chat_sink *s, const char *text, bool kick)
         const char *code = json_string_value(e);
         const char *msg = json_string_value(json_object_get(r, "message"));
         json_t *details = json_object_get(r, "details");
-        chat_fail(s, code_status(code), code, msg ? msg : code,
+        chat_fail(s, code, msg ? msg : code,
                   json_is_object(details) ? json_incref(details) : NULL);
         json_decref(r);
         return;
@@ -273,7 +225,7 @@ static void run_done(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        chat_fail(s, 404, "not_found", "not found", NULL);
+        chat_fail(s, "not_found", "not found", NULL);
         return;
     }
     answer_text(s, PQgetvalue(res, 0, 0), true);
@@ -305,7 +257,7 @@ void chat_run(chat_sink *s, int op, int limit, const char *sql, int n, const cha
     s->op = op;
     s->limit = limit;
     if (!s->db) {
-        sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
+        sink_fail(s, "unavailable", "no database is configured", NULL, 1);
         return;
     }
     db_query(s->db, sql, n, params, run_done, s);
@@ -324,7 +276,7 @@ int chat_json_id(json_t *v, char out[24])
         snprintf(out, 24, "%lld", (long long)x);
         return 1;
     }
-    if (json_is_string(v) && json_string_length(v) < 21 && rest_parse_id(json_string_value(v))) {
+    if (json_is_string(v) && json_string_length(v) < 21 && id_parse(json_string_value(v))) {
         snprintf(out, 24, "%s", json_string_value(v));
         return 1;
     }
@@ -334,18 +286,18 @@ int chat_json_id(json_t *v, char out[24])
 /* Reads id field `f` of body into out, or takes `given` (a path segment).
  * Records an error when required and absent, or malformed. Returns 1 when
  * set. */
-static int get_id(json_t *body, const char *f, const char *given, bool required, rest_verr *v,
+static int get_id(json_t *body, const char *f, const char *given, bool required, verr *v,
                   char out[24])
 {
     out[0] = 0;
     if (given) {
-        if (!rest_parse_id(given) || strlen(given) > 20) return -2; /* not found */
+        if (!id_parse(given) || strlen(given) > 20) return -2; /* not found */
         snprintf(out, 24, "%s", given);
         return 1;
     }
     int rc = chat_json_id(json_object_get(body, f), out);
-    if (rc < 0) rest_verr_add(v, f, "must be an id");
-    else if (rc == 0 && required) rest_verr_add(v, f, "is required");
+    if (rc < 0) verr_add(v, f, "must be an id");
+    else if (rc == 0 && required) verr_add(v, f, "is required");
     return rc;
 }
 
@@ -353,8 +305,8 @@ static int get_id(json_t *body, const char *f, const char *given, bool required,
  * text). */
 static bool caller_ok(chat_sink *s, const char *user_id)
 {
-    if (user_id && rest_parse_id(user_id)) return true;
-    chat_fail(s, 401, "unauthorized", "this account no longer exists", NULL);
+    if (user_id && id_parse(user_id)) return true;
+    chat_fail(s, "unauthorized", "this account no longer exists", NULL);
     return false;
 }
 
@@ -380,19 +332,19 @@ static bool media_id_ok(const char *s)
 
 /* Reads the message body member: a string of at most message_max_bytes.
  * Returns 1 present, 0 absent/null, -1 error recorded. */
-static int get_body(json_t *b, bool required, rest_verr *v, const char **out)
+static int get_body(json_t *b, bool required, verr *v, const char **out)
 {
-    int rc = rest_get_string(b, "body", (required ? REST_REQUIRED : 0) | REST_NULLABLE,
+    int rc = verr_get_string(b, "body", (required ? VERR_REQUIRED : 0) | VERR_NULLABLE,
                              required ? 1 : 0, (size_t)-1, v, out);
     if (rc == 1 && *out && strlen(*out) > g_cfg.message_max_bytes) {
         char msg[80];
         snprintf(msg, sizeof msg, "must be at most %zu bytes", g_cfg.message_max_bytes);
-        rest_verr_add(v, "body", msg);
+        verr_add(v, "body", msg);
         return -1;
     }
     if (rc == 1 && !*out) {
         if (required) {
-            rest_verr_add(v, "body", "is required");
+            verr_add(v, "body", "is required");
             return -1;
         }
         return 0;
@@ -401,23 +353,23 @@ static int get_body(json_t *b, bool required, rest_verr *v, const char **out)
 }
 
 /* Validates a location {latitude, longitude, name?} into a fresh object. */
-static json_t *get_location(json_t *x, rest_verr *v)
+static json_t *get_location(json_t *x, verr *v)
 {
     if (!json_is_object(x)) {
-        rest_verr_add(v, "location", "must be an object {latitude, longitude, name?}");
+        verr_add(v, "location", "must be an object {latitude, longitude, name?}");
         return NULL;
     }
     json_t *la = json_object_get(x, "latitude"), *lo = json_object_get(x, "longitude");
     if (!json_is_number(la) || !json_is_number(lo) || json_number_value(la) < -90 ||
         json_number_value(la) > 90 || json_number_value(lo) < -180 || json_number_value(lo) > 180) {
-        rest_verr_add(v, "location", "needs latitude (-90..90) and longitude (-180..180)");
+        verr_add(v, "location", "needs latitude (-90..90) and longitude (-180..180)");
         return NULL;
     }
     const char *name = NULL;
-    rest_verr tmp = {0};
-    if (rest_get_string(x, "name", REST_NULLABLE | REST_NO_CTRL, 0, LOCATION_NAME_MAX, &tmp, &name) < 0) {
-        rest_verr_clear(&tmp);
-        rest_verr_add(v, "location", "name must be a string of at most 256 characters");
+    verr tmp = {0};
+    if (verr_get_string(x, "name", VERR_NULLABLE | VERR_NO_CTRL, 0, LOCATION_NAME_MAX, &tmp, &name) < 0) {
+        verr_clear(&tmp);
+        verr_add(v, "location", "name must be a string of at most 256 characters");
         return NULL;
     }
     json_t *o = json_pack("{s:f,s:f}", "latitude", json_number_value(la), "longitude",
@@ -427,21 +379,21 @@ static json_t *get_location(json_t *x, rest_verr *v)
 }
 
 /* Validates a contact {name, phone?, user_id?} into a fresh object. */
-static json_t *get_contact(json_t *x, rest_verr *v)
+static json_t *get_contact(json_t *x, verr *v)
 {
     if (!json_is_object(x)) {
-        rest_verr_add(v, "contact", "must be an object {name, phone?, user_id?}");
+        verr_add(v, "contact", "must be an object {name, phone?, user_id?}");
         return NULL;
     }
-    rest_verr tmp = {0};
+    verr tmp = {0};
     const char *name = NULL, *phone = NULL;
     char uid[24];
-    int rn = rest_get_string(x, "name", REST_REQUIRED | REST_NO_CTRL, 1, CONTACT_NAME_MAX, &tmp, &name);
-    int rp = rest_get_string(x, "phone", REST_NULLABLE | REST_NO_CTRL, 0, CONTACT_PHONE_MAX, &tmp, &phone);
+    int rn = verr_get_string(x, "name", VERR_REQUIRED | VERR_NO_CTRL, 1, CONTACT_NAME_MAX, &tmp, &name);
+    int rp = verr_get_string(x, "phone", VERR_NULLABLE | VERR_NO_CTRL, 0, CONTACT_PHONE_MAX, &tmp, &phone);
     int ru = chat_json_id(json_object_get(x, "user_id"), uid);
-    rest_verr_clear(&tmp);
+    verr_clear(&tmp);
     if (rn < 0 || rp < 0 || ru < 0) {
-        rest_verr_add(v, "contact", "needs a name (1-128 characters), optional phone and user_id");
+        verr_add(v, "contact", "needs a name (1-128 characters), optional phone and user_id");
         return NULL;
     }
     json_t *o = json_pack("{s:s}", "name", name);
@@ -464,38 +416,38 @@ static const char *const MEDIA_KINDS[] = {"image", "video", "audio", "voice", "f
 void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t *body)
 {
     if (!caller_ok(s, user_id)) return;
-    rest_verr v = {0};
+    verr v = {0};
     char conv[24], reply_to[24], forward_of[24];
     if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
-        rest_verr_clear(&v);
-        chat_fail(s, 404, "not_found", "no such conversation", NULL);
+        verr_clear(&v);
+        chat_fail(s, "not_found", "no such conversation", NULL);
         return;
     }
     const char *client_id = NULL, *kind = NULL, *text = NULL, *media = NULL;
-    rest_get_string(body, "client_id", REST_REQUIRED | REST_NO_CTRL, 1, CLIENT_ID_MAX, &v, &client_id);
-    if (rest_get_string(body, "kind", REST_REQUIRED, 1, 16, &v, &kind) == 1 && !one_of(kind, KINDS))
-        rest_verr_add(&v, "kind",
+    verr_get_string(body, "client_id", VERR_REQUIRED | VERR_NO_CTRL, 1, CLIENT_ID_MAX, &v, &client_id);
+    if (verr_get_string(body, "kind", VERR_REQUIRED, 1, 16, &v, &kind) == 1 && !one_of(kind, KINDS))
+        verr_add(&v, "kind",
                       "must be one of text, image, video, audio, voice, file, location, contact, "
                       "ciphertext");
     bool known = kind && one_of(kind, KINDS);
     bool is_media = known && one_of(kind, MEDIA_KINDS);
     get_body(body, known && (!strcmp(kind, "text") || !strcmp(kind, "ciphertext")), &v, &text);
-    int rm = rest_get_string(body, "media_id", REST_NULLABLE, 1, MEDIA_ID_MAX, &v, &media);
-    if (rm == 1 && media && !media_id_ok(media)) rest_verr_add(&v, "media_id", "is not a media id");
-    if (known && is_media && !media) rest_verr_add(&v, "media_id", "is required for this kind");
-    if (known && !is_media && media) rest_verr_add(&v, "media_id", "is only for media kinds");
+    int rm = verr_get_string(body, "media_id", VERR_NULLABLE, 1, MEDIA_ID_MAX, &v, &media);
+    if (rm == 1 && media && !media_id_ok(media)) verr_add(&v, "media_id", "is not a media id");
+    if (known && is_media && !media) verr_add(&v, "media_id", "is required for this kind");
+    if (known && !is_media && media) verr_add(&v, "media_id", "is only for media kinds");
     int rr = get_id(body, "reply_to", NULL, false, &v, reply_to);
     int rf = get_id(body, "forward_of", NULL, false, &v, forward_of);
     json_t *loc = NULL, *contact = NULL;
     json_t *lx = json_object_get(body, "location"), *cx = json_object_get(body, "contact");
     if (known && !strcmp(kind, "location")) loc = get_location(lx, &v);
-    else if (lx && !json_is_null(lx)) rest_verr_add(&v, "location", "is only for kind location");
+    else if (lx && !json_is_null(lx)) verr_add(&v, "location", "is only for kind location");
     if (known && !strcmp(kind, "contact")) contact = get_contact(cx, &v);
-    else if (cx && !json_is_null(cx)) rest_verr_add(&v, "contact", "is only for kind contact");
-    if (rest_verr_any(&v)) {
+    else if (cx && !json_is_null(cx)) verr_add(&v, "contact", "is only for kind contact");
+    if (verr_any(&v)) {
         json_decref(loc);
         json_decref(contact);
-        fail_verr(s, &v);
+        chat_fail_verr(s, &v);
         return;
     }
     if (g_send_rl) {
@@ -503,9 +455,8 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
         if (wait > 0) {
             json_decref(loc);
             json_decref(contact);
-            char h[48];
-            snprintf(h, sizeof h, "Retry-After: %lld\r\n", (long long)((wait + 999) / 1000));
-            sink_fail_h(s, 429, "rate_limited", "too many messages; slow down", NULL, h);
+            sink_fail(s, "rate_limited", "too many messages; slow down", NULL,
+                      (int)((wait + 999) / 1000));
             return;
         }
     }
@@ -525,16 +476,16 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
     char *text_item = item ? json_dumps(item, JSON_COMPACT) : NULL;
     json_decref(item);
     if (!text_item) {
-        chat_fail(s, 500, "internal", "out of memory", NULL);
+        chat_fail(s, "internal", "out of memory", NULL);
         return;
     }
     s->op = CHAT_SENT;
     if (!s->db) {
         free(text_item);
-        sink_fail_h(s, 503, "unavailable", "no database is configured", NULL, "Retry-After: 1\r\n");
+        sink_fail(s, "unavailable", "no database is configured", NULL, 1);
         return;
     }
-    send_batch_add(s, rest_parse_id(conv), text_item); /* takes text_item */
+    send_batch_add(s, id_parse(conv), text_item); /* takes text_item */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -544,17 +495,17 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
 void chat_op_edit(chat_sink *s, const char *user_id, const char *msg_id, json_t *body)
 {
     if (!caller_ok(s, user_id)) return;
-    rest_verr v = {0};
+    verr v = {0};
     char id[24];
     if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        rest_verr_clear(&v);
-        chat_fail(s, 404, "not_found", "no such message", NULL);
+        verr_clear(&v);
+        chat_fail(s, "not_found", "no such message", NULL);
         return;
     }
     const char *text = NULL;
     get_body(body, true, &v, &text);
-    if (rest_verr_any(&v)) {
-        fail_verr(s, &v);
+    if (verr_any(&v)) {
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[3] = {user_id, id, text};
@@ -569,20 +520,20 @@ void chat_op_delete(chat_sink *s, const char *user_id, const char *msg_id, const
                     json_t *body)
 {
     if (!caller_ok(s, user_id)) return;
-    rest_verr v = {0};
+    verr v = {0};
     char id[24];
     if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        rest_verr_clear(&v);
-        chat_fail(s, 404, "not_found", "no such message", NULL);
+        verr_clear(&v);
+        chat_fail(s, "not_found", "no such message", NULL);
         return;
     }
-    if (!for_) rest_get_string(body, "for", REST_REQUIRED, 1, 16, &v, &for_);
+    if (!for_) verr_get_string(body, "for", VERR_REQUIRED, 1, 16, &v, &for_);
     if (for_ && strcmp(for_, "me") && strcmp(for_, "everyone"))
-        rest_verr_add(&v, "for", "must be me or everyone");
+        verr_add(&v, "for", "must be me or everyone");
     else if (!for_)
-        rest_verr_add(&v, "for", "is required");
-    if (rest_verr_any(&v)) {
-        fail_verr(s, &v);
+        verr_add(&v, "for", "is required");
+    if (verr_any(&v)) {
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[3] = {user_id, id, for_};
@@ -607,22 +558,22 @@ void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const 
                    const char *op, json_t *body)
 {
     if (!caller_ok(s, user_id)) return;
-    rest_verr v = {0};
+    verr v = {0};
     char id[24];
     if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        rest_verr_clear(&v);
-        chat_fail(s, 404, "not_found", "no such message", NULL);
+        verr_clear(&v);
+        chat_fail(s, "not_found", "no such message", NULL);
         return;
     }
-    if (!emoji) rest_get_string(body, "emoji", REST_REQUIRED, 1, EMOJI_MAX_BYTES, &v, &emoji);
-    if (emoji && !emoji_ok(emoji)) rest_verr_add(&v, "emoji", "must be one emoji (1-64 bytes, no spaces)");
+    if (!emoji) verr_get_string(body, "emoji", VERR_REQUIRED, 1, EMOJI_MAX_BYTES, &v, &emoji);
+    if (emoji && !emoji_ok(emoji)) verr_add(&v, "emoji", "must be one emoji (1-64 bytes, no spaces)");
     if (!op) {
-        if (rest_get_string(body, "op", REST_REQUIRED, 1, 16, &v, &op) == 1 && strcmp(op, "add") &&
+        if (verr_get_string(body, "op", VERR_REQUIRED, 1, 16, &v, &op) == 1 && strcmp(op, "add") &&
             strcmp(op, "remove"))
-            rest_verr_add(&v, "op", "must be add or remove");
+            verr_add(&v, "op", "must be add or remove");
     }
-    if (rest_verr_any(&v)) {
-        fail_verr(s, &v);
+    if (verr_any(&v)) {
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[4] = {user_id, id, emoji, op};
@@ -638,62 +589,30 @@ void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, con
                      json_t *body)
 {
     if (!caller_ok(s, user_id)) return;
-    rest_verr v = {0};
+    verr v = {0};
     char conv[24];
     if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
-        rest_verr_clear(&v);
-        chat_fail(s, 404, "not_found", "no such conversation", NULL);
+        verr_clear(&v);
+        chat_fail(s, "not_found", "no such conversation", NULL);
         return;
     }
     if (!kind) {
-        if (rest_get_string(body, "kind", REST_REQUIRED, 1, 16, &v, &kind) == 1 &&
+        if (verr_get_string(body, "kind", VERR_REQUIRED, 1, 16, &v, &kind) == 1 &&
             strcmp(kind, "read") && strcmp(kind, "delivered"))
-            rest_verr_add(&v, "kind", "must be delivered or read");
+            verr_add(&v, "kind", "must be delivered or read");
     }
     json_t *up = json_object_get(body, "up_to_seq");
     char seq[24] = "";
-    if (!up) rest_verr_add(&v, "up_to_seq", "is required");
+    if (!up) verr_add(&v, "up_to_seq", "is required");
     else if (!json_is_integer(up) || json_integer_value(up) < 0)
-        rest_verr_add(&v, "up_to_seq", "must be a non-negative integer");
+        verr_add(&v, "up_to_seq", "must be a non-negative integer");
     else snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(up));
-    if (rest_verr_any(&v)) {
-        fail_verr(s, &v);
+    if (verr_any(&v)) {
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[4] = {user_id, conv, kind, seq};
     chat_run(s, CHAT_ACK, 0, "SELECT sb_receipt($1::int8, $2::int8, $3, $4::int8)::text", 4, p);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The user:<id> channel events                                              */
-/* ------------------------------------------------------------------------ */
-
-int chat_user_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
-{
-    static const char *const events[] = {"message:send", "message:edit", "message:delete",
-                                          "message:react", "receipt", NULL};
-    if (!one_of(m->event, events)) {
-        *reply = json_pack("{s:s,s:s}", "reason", "bad_request", "message", "unknown event");
-        return PHX_ERROR;
-    }
-    if (!m->payload || !json_is_object(m->payload)) {
-        *reply = json_pack("{s:s,s:s}", "reason", "bad_request", "message",
-                           "the payload must be a JSON object");
-        return PHX_ERROR;
-    }
-    chat_sink *s = chat_sink_channel(ch, m);
-    if (!s) {
-        *reply = json_pack("{s:s}", "reason", "internal");
-        return PHX_ERROR;
-    }
-    const char *uid = ch->sock->claims.user_id;
-    json_t *b = m->payload;
-    if (!strcmp(m->event, "message:send")) chat_op_send(s, uid, NULL, b);
-    else if (!strcmp(m->event, "message:edit")) chat_op_edit(s, uid, NULL, b);
-    else if (!strcmp(m->event, "message:delete")) chat_op_delete(s, uid, NULL, NULL, b);
-    else if (!strcmp(m->event, "message:react")) chat_op_react(s, uid, NULL, NULL, NULL, b);
-    else chat_op_receipt(s, uid, NULL, NULL, b);
-    return PHX_ASYNC;
 }
 
 void chat_ops_init(void)

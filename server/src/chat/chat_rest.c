@@ -11,27 +11,77 @@
 #include "presence/presence.h"
 #include "http/rest.h"
 #include "http/router.h"
+#include "net/reactor.h"
+#include "base/id.h"
+#include "base/verr.h"
 
 #define TITLE_MAX 128
 #define DESCRIPTION_MAX 1000
 #define GROUP_MEMBERS_MAX 1000
 
+/* ------------------------------------------------------------------------ */
+/* The REST sink: chat answers as HTTP responses                             */
+/* ------------------------------------------------------------------------ */
+
+/* HTTP status of an api.md error code (sb_* functions give these too). */
+static int code_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } t[] = {{"bad_request", 400},      {"unauthorized", 401}, {"forbidden", 403},
+             {"not_found", 404},        {"conflict", 409},     {"payload_too_large", 413},
+             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(code, t[i].code)) return t[i].status;
+    return 500;
+}
+
+static void rest_sink_ok(void *to, chat_reply kind, json_t *body)
+{
+    sb_req *req = to;
+    if (kind == CHAT_REPLY_NONE) {
+        json_decref(body);
+        sb_respond(req, 204, NULL, NULL, 0, NULL);
+    } else {
+        sb_respond_json(req, kind == CHAT_REPLY_CREATED ? 201 : 200, body);
+    }
+}
+
+static void rest_sink_fail(void *to, const char *code, const char *message, json_t *details,
+                           int retry_after_s)
+{
+    char h[48];
+    if (retry_after_s > 0) snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
+    sb_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
+}
+
+static const chat_sink_ops REST_SINK = {.ok = rest_sink_ok, .fail = rest_sink_fail};
+
+/* A sink answering req; NULL after answering 500 when out of memory. */
+static chat_sink *rest_sink(sb_req *req)
+{
+    chat_sink *s = chat_sink_new(&REST_SINK, req, req->r ? req->r->db : NULL);
+    if (!s) sb_respond_error(req, 500, "internal", "out of memory", NULL);
+    return s;
+}
+
 /* Authenticates and makes a sink; NULL when already answered. */
 static chat_sink *begin(sb_req *req)
 {
     if (!rest_auth(req)) return NULL;
-    return chat_sink_rest(req);
+    return rest_sink(req);
 }
 
 /* The path id at index i, or NULL (answered 404 with `what`) when it cannot
  * name anything. */
 static const char *path_id(chat_sink *s, sb_req *req, int i, const char *what)
 {
-    if (req->nparams > i && rest_parse_id(req->params[i]) && strlen(req->params[i]) <= 20)
+    if (req->nparams > i && id_parse(req->params[i]) && strlen(req->params[i]) <= 20)
         return req->params[i];
     char msg[64];
     snprintf(msg, sizeof msg, "no such %s", what);
-    chat_fail(s, 404, "not_found", msg, NULL);
+    chat_fail(s, "not_found", msg, NULL);
     return NULL;
 }
 
@@ -43,7 +93,7 @@ static json_t *begin_body(sb_req *req, chat_sink **sink, const char **id, const 
     if (!rest_auth(req)) return NULL;
     json_t *b = rest_body(req, true);
     if (!b) return NULL;
-    chat_sink *s = chat_sink_rest(req);
+    chat_sink *s = rest_sink(req);
     const char *pid = s && what ? path_id(s, req, 0, what) : NULL;
     if (!s || (what && !pid)) {
         json_decref(b);
@@ -56,7 +106,7 @@ static json_t *begin_body(sb_req *req, chat_sink **sink, const char **id, const 
 
 /* Parses a non-negative integer query parameter. Returns 1 when present and
  * valid (into out), 0 when absent, -1 (error recorded) when malformed. */
-static int query_seq(sb_req *req, const char *name, rest_verr *v, char out[24])
+static int query_seq(sb_req *req, const char *name, verr *v, char out[24])
 {
     char *q = sb_req_query(req, name, true);
     if (!q) return 0;
@@ -65,7 +115,7 @@ static int query_seq(sb_req *req, const char *name, rest_verr *v, char out[24])
     for (size_t i = 0; ok && i < n; i++)
         if (q[i] < '0' || q[i] > '9') ok = false;
     if (ok) snprintf(out, 24, "%lld", strtoll(q, NULL, 10));
-    else rest_verr_add(v, name, "must be a non-negative integer");
+    else verr_add(v, name, "must be a non-negative integer");
     free(q);
     return ok ? 1 : -1;
 }
@@ -73,17 +123,17 @@ static int query_seq(sb_req *req, const char *name, rest_verr *v, char out[24])
 /* Builds a Postgres bigint[] literal "{1,2,3}" from a JSON array of ids
  * (strings or integers), at most `max`. Returns NULL after recording an
  * error for `field`. */
-static char *id_array(json_t *arr, const char *field, size_t max, bool allow_empty, rest_verr *v)
+static char *id_array(json_t *arr, const char *field, size_t max, bool allow_empty, verr *v)
 {
     if (!json_is_array(arr)) {
-        rest_verr_add(v, field, arr ? "must be an array of user ids" : "is required");
+        verr_add(v, field, arr ? "must be an array of user ids" : "is required");
         return NULL;
     }
     size_t n = json_array_size(arr);
     if (n > max || (!allow_empty && n == 0)) {
         char msg[64];
         snprintf(msg, sizeof msg, "must hold 1 to %zu user ids", max);
-        rest_verr_add(v, field, msg);
+        verr_add(v, field, msg);
         return NULL;
     }
     char *out = malloc(n * 22 + 3);
@@ -94,7 +144,7 @@ static char *id_array(json_t *arr, const char *field, size_t max, bool allow_emp
         char id[24];
         if (chat_json_id(json_array_get(arr, i), id) != 1) {
             free(out);
-            rest_verr_add(v, field, "must be an array of user ids");
+            verr_add(v, field, "must be an array of user ids");
             return NULL;
         }
         o += (size_t)sprintf(out + o, "%s%s", i ? "," : "", id);
@@ -116,13 +166,13 @@ static void h_chats(sb_req *req)
 {
     chat_sink *s = begin(req);
     if (!s) return;
-    rest_verr v = {0};
+    verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
     char *arch = sb_req_query(req, "archived", true);
     bool archived = false;
     if (arch && !strcmp(arch, "true")) archived = true;
-    else if (arch && strcmp(arch, "false")) rest_verr_add(&v, "archived", "must be true or false");
+    else if (arch && strcmp(arch, "false")) verr_add(&v, "archived", "must be true or false");
     free(arch);
     char pinned[2] = "", at[40] = "", id[24] = "";
     if (pg.cursor) {
@@ -130,20 +180,20 @@ static void h_chats(sb_req *req)
         const char *c = pg.cursor;
         const char *p2 = strrchr(c, ':');
         if (strncmp(c, "c:", 2) || (c[2] != '0' && c[2] != '1') || c[3] != ':' || !p2 ||
-            p2 - (c + 4) <= 0 || p2 - (c + 4) >= (long)sizeof at || !rest_parse_id(p2 + 1) ||
+            p2 - (c + 4) <= 0 || p2 - (c + 4) >= (long)sizeof at || !id_parse(p2 + 1) ||
             strlen(p2 + 1) > 20) {
-            rest_verr_add(&v, "cursor", "is not a valid cursor");
+            verr_add(&v, "cursor", "is not a valid cursor");
         } else {
             pinned[0] = c[2] == '1' ? 't' : 'f';
             memcpy(at, c + 4, (size_t)(p2 - (c + 4)));
             snprintf(id, sizeof id, "%s", p2 + 1);
         }
     }
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         rest_page_free(&pg);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     char lim[16];
@@ -152,8 +202,8 @@ static void h_chats(sb_req *req)
                         id[0] ? at : NULL, id[0] ? id : NULL, lim};
     int limit = pg.limit;
     rest_page_free(&pg);
-    if (!rest_parse_id(req->auth.user_id)) {
-        chat_fail(s, 401, "unauthorized", "this account no longer exists", NULL);
+    if (!id_parse(req->auth.user_id)) {
+        chat_fail(s, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     chat_run(s, CHAT_CHATS, limit, SQL_CHATS, 6, p);
@@ -166,19 +216,19 @@ static void h_create(sb_req *req)
     const char *unused;
     json_t *b = begin_body(req, &s, &unused, NULL);
     if (!b) return;
-    if (!rest_parse_id(req->auth.user_id)) {
+    if (!id_parse(req->auth.user_id)) {
         json_decref(b);
-        chat_fail(s, 401, "unauthorized", "this account no longer exists", NULL);
+        chat_fail(s, "unauthorized", "this account no longer exists", NULL);
         return;
     }
-    rest_verr v = {0};
+    verr v = {0};
     const char *kind = NULL;
-    rest_get_string(b, "kind", REST_REQUIRED, 1, 16, &v, &kind);
+    verr_get_string(b, "kind", VERR_REQUIRED, 1, 16, &v, &kind);
     if (kind && !strcmp(kind, "direct")) {
         char other[24];
         int rc = chat_json_id(json_object_get(b, "user_id"), other);
-        if (rc != 1) rest_verr_add(&v, "user_id", rc == 0 ? "is required" : "must be a user id");
-        if (!rest_verr_any(&v)) {
+        if (rc != 1) verr_add(&v, "user_id", rc == 0 ? "is required" : "must be a user id");
+        if (!verr_any(&v)) {
             const char *p[2] = {req->auth.user_id, other};
             json_decref(b);
             chat_run(s, CHAT_CREATED, 0,
@@ -187,11 +237,11 @@ static void h_create(sb_req *req)
         }
     } else if (kind && !strcmp(kind, "group")) {
         const char *title = NULL;
-        if (rest_get_string(b, "title", REST_REQUIRED | REST_NO_CTRL, 1, TITLE_MAX, &v, &title) == 1 &&
+        if (verr_get_string(b, "title", VERR_REQUIRED | VERR_NO_CTRL, 1, TITLE_MAX, &v, &title) == 1 &&
             strspn(title, " ") == strlen(title))
-            rest_verr_add(&v, "title", "must not be blank");
+            verr_add(&v, "title", "must not be blank");
         char *ids = id_array(json_object_get(b, "member_ids"), "member_ids", GROUP_MEMBERS_MAX, true, &v);
-        if (!rest_verr_any(&v) && ids) {
+        if (!verr_any(&v) && ids) {
             const char *p[3] = {req->auth.user_id, title, ids};
             chat_run(s, CHAT_CREATED, 0,
                      "SELECT sb_conversation_group($1::int8, $2, $3::int8[])::text", 3, p);
@@ -201,13 +251,13 @@ static void h_create(sb_req *req)
         }
         free(ids);
     } else if (kind) {
-        rest_verr_add(&v, "kind", "must be direct or group");
+        verr_add(&v, "kind", "must be direct or group");
     }
     json_decref(b);
-    if (!rest_verr_any(&v)) rest_verr_add(&v, "kind", "is required");
+    if (!verr_any(&v)) verr_add(&v, "kind", "is required");
     json_t *d = v.details;
     v.details = NULL;
-    chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+    chat_fail(s, "validation_failed", "the request has invalid fields", d);
 }
 
 /* GET /conversations/:id */
@@ -232,45 +282,45 @@ static void h_patch(sb_req *req)
     const char *id;
     json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     json_t *patch = json_object();
     const char *str;
-    if (rest_get_string(b, "title", REST_NO_CTRL, 1, TITLE_MAX, &v, &str) == 1) {
-        if (strspn(str, " ") == strlen(str)) rest_verr_add(&v, "title", "must not be blank");
+    if (verr_get_string(b, "title", VERR_NO_CTRL, 1, TITLE_MAX, &v, &str) == 1) {
+        if (strspn(str, " ") == strlen(str)) verr_add(&v, "title", "must not be blank");
         json_object_set_new(patch, "title", json_string(str));
     }
-    if (rest_get_string(b, "description", REST_NULLABLE, 0, DESCRIPTION_MAX, &v, &str) == 1)
+    if (verr_get_string(b, "description", VERR_NULLABLE, 0, DESCRIPTION_MAX, &v, &str) == 1)
         json_object_set_new(patch, "description", str ? json_string(str) : json_null());
-    if (rest_get_string(b, "avatar_media_id", REST_NULLABLE, 1, 64, &v, &str) == 1) {
+    if (verr_get_string(b, "avatar_media_id", VERR_NULLABLE, 1, 64, &v, &str) == 1) {
         bool ok = true;
         for (const char *q = str; q && *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
                   *q == '_' || *q == '-'))
                 ok = false;
-        if (!ok) rest_verr_add(&v, "avatar_media_id", "is not a media id");
+        if (!ok) verr_add(&v, "avatar_media_id", "is not a media id");
         json_object_set_new(patch, "avatar_media_id", str ? json_string(str) : json_null());
     }
     json_t *st = json_object_get(b, "settings");
     if (st) {
         static const char *const keys[] = {"who_can_send", "who_can_edit_info", "who_can_add_members"};
         json_t *ns = json_object();
-        if (!json_is_object(st)) rest_verr_add(&v, "settings", "must be an object");
+        if (!json_is_object(st)) verr_add(&v, "settings", "must be an object");
         for (size_t i = 0; json_is_object(st) && i < 3; i++) {
             json_t *x = json_object_get(st, keys[i]);
             if (!x) continue;
             const char *val = json_string_value(x);
             if (!val || (strcmp(val, "all") && strcmp(val, "admins")))
-                rest_verr_add(&v, "settings", "each setting must be all or admins");
+                verr_add(&v, "settings", "each setting must be all or admins");
             else json_object_set_new(ns, keys[i], json_string(val));
         }
         json_object_set_new(patch, "settings", ns);
     }
     json_decref(b);
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         json_decref(patch);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     char *pj = json_dumps(patch, JSON_COMPACT);
@@ -299,13 +349,13 @@ static void h_me_put(sb_req *req)
     const char *id;
     json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     json_t *patch = json_object();
     static const char *const flags[] = {"pinned", "archived"};
     for (int i = 0; i < 2; i++) {
         json_t *x = json_object_get(b, flags[i]);
         if (!x) continue;
-        if (!json_is_boolean(x)) rest_verr_add(&v, flags[i], "must be true or false");
+        if (!json_is_boolean(x)) verr_add(&v, flags[i], "must be true or false");
         else json_object_set(patch, flags[i], x);
     }
     json_t *mu = json_object_get(b, "muted_until");
@@ -313,14 +363,14 @@ static void h_me_put(sb_req *req)
         if (json_is_null(mu)) json_object_set_new(patch, "muted_until", json_null());
         else if (json_is_string(mu) && looks_like_time(json_string_value(mu)))
             json_object_set(patch, "muted_until", mu);
-        else rest_verr_add(&v, "muted_until", "must be an RFC 3339 time or null");
+        else verr_add(&v, "muted_until", "must be an RFC 3339 time or null");
     }
     json_decref(b);
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         json_decref(patch);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     char *pj = json_dumps(patch, JSON_COMPACT);
@@ -358,20 +408,20 @@ static void h_members(sb_req *req)
     if (!s) return;
     const char *id = path_id(s, req, 0, "conversation");
     if (!id) return;
-    rest_verr v = {0};
+    verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
     const char *after = NULL;
     if (pg.cursor) {
-        if (strncmp(pg.cursor, "m:", 2) || !rest_parse_id(pg.cursor + 2) || strlen(pg.cursor) > 22)
-            rest_verr_add(&v, "cursor", "is not a valid cursor");
+        if (strncmp(pg.cursor, "m:", 2) || !id_parse(pg.cursor + 2) || strlen(pg.cursor) > 22)
+            verr_add(&v, "cursor", "is not a valid cursor");
         else after = pg.cursor + 2;
     }
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         rest_page_free(&pg);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     char lim[16];
@@ -389,17 +439,17 @@ static void h_members_add(sb_req *req)
     const char *id;
     json_t *b = begin_body(req, &s, &id, "conversation");
     if (!b) return;
-    rest_verr v = {0};
+    verr v = {0};
     char *ids = id_array(json_object_get(b, "user_ids"), "user_ids", GROUP_MEMBERS_MAX, false, &v);
     json_decref(b);
     if (!ids) {
-        if (!rest_verr_any(&v)) {
-            chat_fail(s, 500, "internal", "out of memory", NULL);
+        if (!verr_any(&v)) {
+            chat_fail(s, "internal", "out of memory", NULL);
             return;
         }
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     const char *p[3] = {req->auth.user_id, id, ids};
@@ -419,16 +469,16 @@ static void h_member_patch(sb_req *req)
         json_decref(b);
         return;
     }
-    rest_verr v = {0};
+    verr v = {0};
     const char *role = NULL;
-    if (rest_get_string(b, "role", REST_REQUIRED, 1, 16, &v, &role) == 1 && strcmp(role, "admin") &&
+    if (verr_get_string(b, "role", VERR_REQUIRED, 1, 16, &v, &role) == 1 && strcmp(role, "admin") &&
         strcmp(role, "member"))
-        rest_verr_add(&v, "role", "must be admin or member");
-    if (rest_verr_any(&v)) {
+        verr_add(&v, "role", "must be admin or member");
+    if (verr_any(&v)) {
         json_decref(b);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     const char *p[4] = {req->auth.user_id, id, uid, role};
@@ -461,7 +511,7 @@ static void h_history(sb_req *req)
     if (!s) return;
     const char *id = path_id(s, req, 0, "conversation");
     if (!id) return;
-    rest_verr v = {0};
+    verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
     char before[24] = "", after[24] = "";
@@ -474,7 +524,7 @@ static void h_history(sb_req *req)
                           ? strtoll(pg.cursor + 2, &end, 10)
                           : -1;
         if (x < 0 || !end || *end || end == pg.cursor + 2) {
-            rest_verr_add(&v, "cursor", "is not a valid cursor");
+            verr_add(&v, "cursor", "is not a valid cursor");
         } else if (pg.cursor[0] == 'b') {
             snprintf(before, sizeof before, "%lld", x);
             hb = 1;
@@ -483,11 +533,11 @@ static void h_history(sb_req *req)
             ha = 1;
         }
     }
-    if (rest_verr_any(&v)) {
+    if (verr_any(&v)) {
         rest_page_free(&pg);
         json_t *d = v.details;
         v.details = NULL;
-        chat_fail(s, 422, "validation_failed", "the request has invalid fields", d);
+        chat_fail(s, "validation_failed", "the request has invalid fields", d);
         return;
     }
     char lim[16];

@@ -141,12 +141,12 @@ static void batch_done(const PGresult *res, const char *err, void *arg)
         log_msg(LOG_ERROR, "send batch: wrong number of results", "sends", json_integer(sb->n),
                 "rows", json_integer(PQntuples(res)), NULL);
         for (send_item *it = sb->items; it; it = it->next)
-            chat_fail(it->s, 500, "internal", "bad result", NULL);
+            chat_fail(it->s, "internal", "bad result", NULL);
     } else {
         int i = 0;
         for (send_item *it = sb->items; it; it = it->next, i++) {
             if (PQgetisnull(res, i, 0))
-                chat_fail(it->s, 404, "not_found", "not found", NULL);
+                chat_fail(it->s, "not_found", "not found", NULL);
             else
                 chat_sink_answer_text(it->s, PQgetvalue(res, i, 0));
         }
@@ -198,7 +198,7 @@ static void submit(batcher *b, send_item *items, int n, size_t bytes)
         free(text);
         free(convs);
         for (send_item *it = items; it; it = it->next)
-            chat_fail(it->s, 503, "unavailable", "out of memory; nothing was done", NULL);
+            chat_fail(it->s, "unavailable", "out of memory; nothing was done", NULL);
         items_free(items);
         return;
     }
@@ -280,7 +280,7 @@ void send_batch_add(chat_sink *s, int64_t conv, char *json)
     if (!it || b->nq >= SEND_BATCH_QUEUE_MAX || b->qbytes + len > SEND_BATCH_QUEUE_MAX_BYTES) {
         free(it);
         free(json);
-        chat_fail(s, 503, "unavailable", "too many sends waiting; nothing was done", NULL);
+        chat_fail(s, "unavailable", "too many sends waiting; nothing was done", NULL);
         return;
     }
     it->next = NULL;

@@ -1,7 +1,6 @@
 /* rest.c — helpers shared by REST handlers (see rest.h). */
 #include "http/rest.h"
 
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 #include "base/config.h"
+#include "base/page.h"
 #include "base/log.h"
 #include "base/token.h"
 #include "base/util.h"
@@ -94,89 +94,11 @@ json_t *rest_body(sb_req *req, bool required)
 /* Validation errors                                                         */
 /* ------------------------------------------------------------------------ */
 
-void rest_verr_add(rest_verr *v, const char *field, const char *message)
-{
-    if (!v->details) v->details = json_object();
-    if (v->details && !json_object_get(v->details, field))
-        json_object_set_new(v->details, field, json_string(message));
-}
-
-bool rest_verr_any(const rest_verr *v)
-{
-    return v->details && json_object_size(v->details) > 0;
-}
-
-void rest_verr_respond(sb_req *req, rest_verr *v)
+void rest_verr_respond(sb_req *req, verr *v)
 {
     json_t *d = v->details ? v->details : json_object();
     v->details = NULL;
     sb_respond_error(req, 422, "validation_failed", "some fields are invalid", d);
-}
-
-void rest_verr_clear(rest_verr *v)
-{
-    json_decref(v->details);
-    v->details = NULL;
-}
-
-size_t rest_utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80) n++;
-    return n;
-}
-
-int rest_get_string(json_t *obj, const char *field, int flags, size_t min_chars, size_t max_chars,
-                    rest_verr *v, const char **out)
-{
-    *out = NULL;
-    json_t *x = obj ? json_object_get(obj, field) : NULL;
-    if (!x) {
-        if (flags & REST_REQUIRED) {
-            rest_verr_add(v, field, "is required");
-            return -1;
-        }
-        return 0;
-    }
-    if (json_is_null(x)) {
-        if (flags & REST_NULLABLE) return 1;
-        rest_verr_add(v, field, (flags & REST_REQUIRED) ? "is required" : "must be a string");
-        return -1;
-    }
-    if (!json_is_string(x)) {
-        rest_verr_add(v, field, "must be a string");
-        return -1;
-    }
-    const char *s = json_string_value(x);
-    if (strlen(s) != json_string_length(x)) {
-        rest_verr_add(v, field, "must not contain NUL characters");
-        return -1;
-    }
-    size_t n = rest_utf8_len(s);
-    char msg[64];
-    if (n < min_chars) {
-        if (min_chars == 1)
-            snprintf(msg, sizeof msg, "must not be empty");
-        else
-            snprintf(msg, sizeof msg, "must be at least %zu characters", min_chars);
-        rest_verr_add(v, field, msg);
-        return -1;
-    }
-    if (n > max_chars) {
-        snprintf(msg, sizeof msg, "must be at most %zu characters", max_chars);
-        rest_verr_add(v, field, msg);
-        return -1;
-    }
-    if (flags & REST_NO_CTRL) {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-            if (*p < 0x20 || *p == 0x7f) {
-                rest_verr_add(v, field, "must not contain control characters");
-                return -1;
-            }
-    }
-    *out = s;
-    return 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -366,29 +288,7 @@ bool rest_auth(sb_req *req)
 /* Pagination                                                                */
 /* ------------------------------------------------------------------------ */
 
-char *rest_cursor_encode(const char *text)
-{
-    return b64url_encode(text, strlen(text));
-}
-
-char *rest_cursor_decode(const char *opaque)
-{
-    size_t n = strlen(opaque);
-    if (n == 0 || n > (REST_CURSOR_MAX * 4 + 2) / 3) return NULL;
-    uint8_t buf[REST_CURSOR_MAX + 4];
-    size_t outlen = sizeof buf - 1;
-    if (b64url_decode(opaque, n, buf, &outlen) != 0 || outlen == 0 || outlen > REST_CURSOR_MAX)
-        return NULL;
-    for (size_t i = 0; i < outlen; i++)
-        if (buf[i] < 0x20 || buf[i] > 0x7e) return NULL;
-    char *s = malloc(outlen + 1);
-    if (!s) return NULL;
-    memcpy(s, buf, outlen);
-    s[outlen] = 0;
-    return s;
-}
-
-int rest_page_parse(const sb_req *req, rest_page *pg, rest_verr *v)
+int rest_page_parse(const sb_req *req, rest_page *pg, verr *v)
 {
     pg->limit = REST_PAGE_DEFAULT;
     pg->cursor = NULL;
@@ -408,21 +308,21 @@ int rest_page_parse(const sb_req *req, rest_page *pg, rest_verr *v)
         if (!ok || x < 1 || x > REST_PAGE_MAX) {
             char msg[64];
             snprintf(msg, sizeof msg, "must be an integer from 1 to %d", REST_PAGE_MAX);
-            rest_verr_add(v, "limit", msg);
+            verr_add(v, "limit", msg);
             rc = -1;
         } else {
             pg->limit = (int)x;
         }
     } else if (lim) {
-        rest_verr_add(v, "limit", "must be an integer from 1 to 200");
+        verr_add(v, "limit", "must be an integer from 1 to 200");
         rc = -1;
     }
     free(lim);
     char *cur = sb_req_query(req, "cursor", true);
     if (cur && *cur) {
-        pg->cursor = rest_cursor_decode(cur);
+        pg->cursor = page_cursor_decode(cur);
         if (!pg->cursor) {
-            rest_verr_add(v, "cursor", "is not a valid cursor");
+            verr_add(v, "cursor", "is not a valid cursor");
             rc = -1;
         }
     }
@@ -434,16 +334,6 @@ void rest_page_free(rest_page *pg)
 {
     free(pg->cursor);
     pg->cursor = NULL;
-}
-
-json_t *rest_page_body(json_t *items, const char *next_cursor_text)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "items", items ? items : json_array());
-    char *c = next_cursor_text ? rest_cursor_encode(next_cursor_text) : NULL;
-    json_object_set_new(o, "next_cursor", c ? json_string(c) : json_null());
-    free(c);
-    return o;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -482,40 +372,4 @@ void rest_db_error(sb_req *req, const PGresult *res, const char *err)
     log_msg(LOG_ERROR, "db error", "sqlstate", json_string(st), "error",
             json_string(err ? err : ""), "path", json_string(req->path ? req->path : ""), NULL);
     sb_respond_error(req, 500, "internal", "internal error", NULL);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Values                                                                    */
-/* ------------------------------------------------------------------------ */
-
-void rest_format_time(int64_t ms, char *out, size_t outlen)
-{
-    format_rfc3339_ms(ms, out, outlen);
-}
-
-json_t *rest_pg_time(const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col)) return json_null();
-    char buf[40];
-    rest_format_time(strtoll(PQgetvalue(res, row, col), NULL, 10), buf, sizeof buf);
-    return json_string(buf);
-}
-
-json_t *rest_pg_str(const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col)) return json_null();
-    return json_string(PQgetvalue(res, row, col));
-}
-
-int64_t rest_parse_id(const char *s)
-{
-    if (!s || !*s || *s == '0') return 0;
-    size_t n = strlen(s);
-    if (n > 19) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9') return 0;
-    errno = 0;
-    long long x = strtoll(s, NULL, 10);
-    if (errno || x <= 0) return 0;
-    return (int64_t)x;
 }

@@ -1,5 +1,7 @@
-/* rest.h — helpers shared by REST handlers: JSON bodies, validation errors,
- * bearer authentication, pagination, database error mapping and times.
+/* rest.h — helpers shared by REST handlers: JSON bodies, answering validation
+ * errors, bearer authentication, ?limit=&cursor= paging, database error
+ * mapping. The layer-neutral pieces live below: base/verr.h (validation
+ * errors), base/page.h (cursors, page bodies), base/id.h, store/pgval.h.
  *
  * The functions named rest_respond_* / rest_* that take an sb_req and return
  * false or NULL have already answered the request (and so freed it) when
@@ -12,12 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "base/verr.h"
 #include "http/http.h"
 
 #define REST_MAX_DEPTH 32 /* deepest JSON nesting accepted in a body */
 #define REST_PAGE_DEFAULT 50
 #define REST_PAGE_MAX 200
-#define REST_CURSOR_MAX 256 /* longest decoded cursor, bytes */
 
 /* ------------------------------------------------------------------------ */
 /* JSON bodies                                                               */
@@ -36,36 +38,11 @@ int rest_json_depth(const char *s, size_t n, int limit);
 json_t *rest_body(sb_req *req, bool required);
 
 /* ------------------------------------------------------------------------ */
-/* Validation errors (422 validation_failed)                                 */
+/* Validation errors (422 validation_failed; collected with base/verr.h)     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct rest_verr {
-    json_t *details; /* {field: message}, created on first error */
-} rest_verr;
-
-/* Records `message` for `field` (the first message for a field wins). */
-void rest_verr_add(rest_verr *v, const char *field, const char *message);
-/* True once any error was recorded. */
-bool rest_verr_any(const rest_verr *v);
 /* Answers 422 validation_failed with the collected details (consumed). */
-void rest_verr_respond(sb_req *req, rest_verr *v);
-/* Frees what was collected without answering. */
-void rest_verr_clear(rest_verr *v);
-
-enum {
-    REST_REQUIRED = 1, /* absent is an error */
-    REST_NULLABLE = 2, /* JSON null is accepted (reported as present, *out NULL) */
-    REST_NO_CTRL = 4,  /* control characters (U+0000-U+001F, U+007F) are refused */
-};
-
-/* Reads string member `field` of obj, checking its length in Unicode code
- * points against [min_chars, max_chars]. Returns 1 when present (*out points
- * into obj, or is NULL for an accepted null), 0 when absent (*out NULL), or
- * -1 after recording an error in v. */
-int rest_get_string(json_t *obj, const char *field, int flags, size_t min_chars, size_t max_chars,
-                    rest_verr *v, const char **out);
-/* Number of UTF-8 code points in s (s is valid UTF-8). */
-size_t rest_utf8_len(const char *s);
+void rest_verr_respond(sb_req *req, verr *v);
 
 /* ------------------------------------------------------------------------ */
 /* Authentication                                                            */
@@ -104,15 +81,8 @@ typedef struct rest_page {
 /* Reads ?limit= and ?cursor= (the last of each). Records errors in v for a
  * limit that is not an integer in 1..200 or a cursor that is not one this
  * server issued (base64url of printable text). Returns 0 or -1. */
-int rest_page_parse(const sb_req *req, rest_page *pg, rest_verr *v);
+int rest_page_parse(const sb_req *req, rest_page *pg, verr *v);
 void rest_page_free(rest_page *pg);
-/* Encodes cursor text as an opaque string (malloc'd), or NULL. */
-char *rest_cursor_encode(const char *text);
-/* Decodes an opaque cursor; returns malloc'd text or NULL if invalid. */
-char *rest_cursor_decode(const char *opaque);
-/* {"items": items, "next_cursor": next or null}; steals items. */
-json_t *rest_page_body(json_t *items, const char *next_cursor_text);
-
 /* ------------------------------------------------------------------------ */
 /* Error responses                                                           */
 /* ------------------------------------------------------------------------ */
@@ -125,22 +95,5 @@ void rest_unavailable(sb_req *req);
 void rest_db_error(sb_req *req, const PGresult *res, const char *err);
 /* 429 rate_limited with Retry-After: retry_after_s. */
 void rest_rate_limited(sb_req *req, int retry_after_s);
-
-/* ------------------------------------------------------------------------ */
-/* Values                                                                    */
-/* ------------------------------------------------------------------------ */
-
-/* RFC 3339 UTC with milliseconds ("2026-11-24T09:15:02.123Z") of ms since
- * the epoch, into out (>= 32 bytes). */
-void rest_format_time(int64_t ms, char *out, size_t outlen);
-/* The time column (row, col) of res, selected as epoch milliseconds (an
- * int8: `(extract(epoch from t) * 1000)::int8`), as a JSON string, or JSON
- * null when SQL NULL. */
-json_t *rest_pg_time(const PGresult *res, int row, int col);
-/* Column (row, col) as a JSON string, or null when SQL NULL. */
-json_t *rest_pg_str(const PGresult *res, int row, int col);
-/* Parses a decimal id (1..2^63-1, no sign, no leading zeros); returns it or
- * 0 when s is not one. */
-int64_t rest_parse_id(const char *s);
 
 #endif

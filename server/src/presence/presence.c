@@ -17,6 +17,8 @@
 #include "net/reactor.h"
 #include "http/rest.h"
 #include "base/util.h"
+#include "base/id.h"
+#include "store/pgval.h"
 
 #define KEY_MAX PTAB_KEY_MAX /* user ids: up to 20 digits */
 #define NODE_MAX 64           /* node names (SB_NODE_ID); "" = this node */
@@ -607,7 +609,7 @@ static void batch_done(const PGresult *res, const char *err, void *arg)
             if (PQgetisnull(res, i, 3)) continue; /* nobody to tell */
             json_t *p = json_pack("{s:s,s:b,s:o}", "user_id", PQgetvalue(res, i, 0), "online",
                                   PQgetvalue(res, i, 1)[0] == 't', "last_seen_at",
-                                  rest_pg_str(res, i, 2));
+                                  pgval_str(res, i, 2));
             const char *c = PQgetvalue(res, i, 3);
             while (*c) {
                 size_t len = strcspn(c, ",");
@@ -678,7 +680,7 @@ static void announce(const char *uid, bool on)
 {
     reactor *r = reactor_self();
     batch *bt = &t_batch;
-    if (!r || !r->db || !rest_parse_id(uid) || strlen(uid) >= KEY_MAX) return;
+    if (!r || !r->db || !id_parse(uid) || strlen(uid) >= KEY_MAX) return;
     if (bt->n == PRESENCE_BATCH_MAX) batch_flush();
     pend *pe = &bt->v[bt->n];
     strcpy(pe->uid, uid);

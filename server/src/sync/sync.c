@@ -15,6 +15,8 @@
 #include "sync/sync_window.h"
 #include "sync/tailer.h"
 #include "base/util.h"
+#include "base/id.h"
+#include "base/verr.h"
 
 /* ------------------------------------------------------------------------ */
 /* Cursors                                                                   */
@@ -290,7 +292,7 @@ static void window_try(window_req *w)
     sb_req *req = w->req;
     sync_wpage pg;
     sync_body_fns fns = {window_cursors, window_body, w};
-    int rc = sync_window_read(rest_parse_id(req->auth.user_id), w->from, w->limit, &w->ticket,
+    int rc = sync_window_read(id_parse(req->auth.user_id), w->from, w->limit, &w->ticket,
                               &fns, &pg);
     if (rc == SW_HIT) {
         sb_respond_body(req, 200, "application/json", w->buf, pg.len);
@@ -319,7 +321,7 @@ static void sync_get(sb_req *req)
 {
     if (!rest_auth(req)) return;
     const char *uid = req->auth.user_id;
-    if (rest_parse_id(uid) == 0) {
+    if (id_parse(uid) == 0) {
         sb_respond_error(req, 400, "bad_request", "this user has no event stream", NULL);
         return;
     }
@@ -331,8 +333,8 @@ static void sync_get(sb_req *req)
         bool ok = *ls && end && !*end && v >= 1 && v <= SYNC_LIMIT_MAX;
         free(ls);
         if (!ok) {
-            rest_verr v2 = {0};
-            rest_verr_add(&v2, "limit", "must be an integer from 1 to 1000");
+            verr v2 = {0};
+            verr_add(&v2, "limit", "must be an integer from 1 to 1000");
             rest_verr_respond(req, &v2);
             return;
         }

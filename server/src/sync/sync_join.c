@@ -36,6 +36,7 @@
 #include "sync/sync.h"
 #include "sync/tailer.h"
 #include "base/util.h"
+#include "base/id.h"
 
 #define SJ_PAGE 200        /* events per catch-up query */
 #define SJ_HELD_MAX 4096   /* live messages held during catch-up */
@@ -449,7 +450,7 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
     const char *uid = ch->sock->claims.user_id;
     json_t *jc = json_is_object(payload) ? json_object_get(payload, "cursor") : NULL;
     bool has_cursor = jc && !json_is_null(jc);
-    bool numeric = rest_parse_id(uid) != 0;
+    bool numeric = id_parse(uid) != 0;
     if (!has_cursor) {
         sj_state *st = numeric ? calloc(1, sizeof *st) : NULL;
         if (st) {

@@ -14,6 +14,10 @@
 #include "http/http.h"
 #include "http/rest.h"
 #include "base/token.h"
+#include "base/id.h"
+#include "base/page.h"
+#include "base/verr.h"
+#include "base/util.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 
@@ -136,25 +140,25 @@ static void test_get_string(void **state)
 {
     json_t *o = json_pack("{s:s,s:n,s:i,s:s,s:s,s:s}", "name", "héllo", "nul", "num", 5, "empty",
                           "", "ctrl", "a\tb", "long", "ééééé");
-    rest_verr v = {0};
+    verr v = {0};
     const char *s;
-    assert_int_equal(rest_get_string(o, "name", REST_REQUIRED, 1, 5, &v, &s), 1);
+    assert_int_equal(verr_get_string(o, "name", VERR_REQUIRED, 1, 5, &v, &s), 1);
     assert_string_equal(s, "héllo"); /* 5 code points, 6 bytes */
-    assert_int_equal(rest_get_string(o, "missing", 0, 1, 5, &v, &s), 0);
+    assert_int_equal(verr_get_string(o, "missing", 0, 1, 5, &v, &s), 0);
     assert_null(s);
-    assert_false(rest_verr_any(&v));
+    assert_false(verr_any(&v));
 
-    assert_int_equal(rest_get_string(o, "nul", REST_NULLABLE, 1, 5, &v, &s), 1);
+    assert_int_equal(verr_get_string(o, "nul", VERR_NULLABLE, 1, 5, &v, &s), 1);
     assert_null(s);
-    assert_false(rest_verr_any(&v));
+    assert_false(verr_any(&v));
 
-    assert_int_equal(rest_get_string(o, "missing2", REST_REQUIRED, 1, 5, &v, &s), -1);
-    assert_int_equal(rest_get_string(o, "num", 0, 1, 5, &v, &s), -1);
-    assert_int_equal(rest_get_string(o, "empty", 0, 1, 5, &v, &s), -1);
-    assert_int_equal(rest_get_string(o, "ctrl", REST_NO_CTRL, 1, 5, &v, &s), -1);
-    assert_int_equal(rest_get_string(o, "long", 0, 1, 4, &v, &s), -1);
-    assert_int_equal(rest_get_string(o, "nul", 0, 1, 4, &v, &s), -1);
-    assert_true(rest_verr_any(&v));
+    assert_int_equal(verr_get_string(o, "missing2", VERR_REQUIRED, 1, 5, &v, &s), -1);
+    assert_int_equal(verr_get_string(o, "num", 0, 1, 5, &v, &s), -1);
+    assert_int_equal(verr_get_string(o, "empty", 0, 1, 5, &v, &s), -1);
+    assert_int_equal(verr_get_string(o, "ctrl", VERR_NO_CTRL, 1, 5, &v, &s), -1);
+    assert_int_equal(verr_get_string(o, "long", 0, 1, 4, &v, &s), -1);
+    assert_int_equal(verr_get_string(o, "nul", 0, 1, 4, &v, &s), -1);
+    assert_true(verr_any(&v));
     assert_string_equal(json_string_value(json_object_get(v.details, "missing2")), "is required");
     assert_string_equal(json_string_value(json_object_get(v.details, "num")), "must be a string");
     assert_string_equal(json_string_value(json_object_get(v.details, "empty")),
@@ -164,13 +168,13 @@ static void test_get_string(void **state)
     assert_string_equal(json_string_value(json_object_get(v.details, "long")),
                         "must be at most 4 characters");
     /* the first message for a field wins */
-    rest_verr_add(&v, "num", "other");
+    verr_add(&v, "num", "other");
     assert_string_equal(json_string_value(json_object_get(v.details, "num")), "must be a string");
-    rest_verr_clear(&v);
-    assert_false(rest_verr_any(&v));
+    verr_clear(&v);
+    assert_false(verr_any(&v));
 
     /* answering consumes the details */
-    rest_verr_add(&v, "x", "bad");
+    verr_add(&v, "x", "bad");
     rest_verr_respond(mkreq("", NULL, NULL), &v);
     assert_null(v.details);
     json_decref(o);
@@ -178,9 +182,9 @@ static void test_get_string(void **state)
 
 static void test_utf8_len(void **state)
 {
-    assert_int_equal(rest_utf8_len(""), 0);
-    assert_int_equal(rest_utf8_len("abc"), 3);
-    assert_int_equal(rest_utf8_len("é😀x"), 3);
+    assert_int_equal(verr_utf8_len(""), 0);
+    assert_int_equal(verr_utf8_len("abc"), 3);
+    assert_int_equal(verr_utf8_len("é😀x"), 3);
 }
 
 /* ---- auth ---- */
@@ -328,27 +332,27 @@ static void test_revoked_list(void **state)
 
 static void test_cursor(void **state)
 {
-    char *c = rest_cursor_encode("u:alice");
+    char *c = page_cursor_encode("u:alice");
     assert_non_null(c);
-    char *d = rest_cursor_decode(c);
+    char *d = page_cursor_decode(c);
     assert_string_equal(d, "u:alice");
     free(d);
     free(c);
-    assert_null(rest_cursor_decode(""));
-    assert_null(rest_cursor_decode("!!!"));
-    assert_null(rest_cursor_decode("AA")); /* decodes to a NUL byte: not printable */
-    char *ctl = rest_cursor_encode("a\nb");
-    assert_null(rest_cursor_decode(ctl));
+    assert_null(page_cursor_decode(""));
+    assert_null(page_cursor_decode("!!!"));
+    assert_null(page_cursor_decode("AA")); /* decodes to a NUL byte: not printable */
+    char *ctl = page_cursor_encode("a\nb");
+    assert_null(page_cursor_decode(ctl));
     free(ctl);
-    char big[REST_CURSOR_MAX * 2];
+    char big[PAGE_CURSOR_MAX * 2];
     memset(big, 'A', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    assert_null(rest_cursor_decode(big));
+    assert_null(page_cursor_decode(big));
 }
 
 static void test_page_parse(void **state)
 {
-    rest_verr v = {0};
+    verr v = {0};
     rest_page pg;
     sb_req *r = mkreq("", "", NULL);
     assert_int_equal(rest_page_parse(r, &pg, &v), 0);
@@ -356,7 +360,7 @@ static void test_page_parse(void **state)
     assert_null(pg.cursor);
     freereq(r);
 
-    char *c = rest_cursor_encode("u:bob");
+    char *c = page_cursor_encode("u:bob");
     char q[128];
     snprintf(q, sizeof q, "limit=7&cursor=%s&limit=200", c); /* last occurrence wins */
     r = mkreq("", q, NULL);
@@ -366,7 +370,7 @@ static void test_page_parse(void **state)
     rest_page_free(&pg);
     freereq(r);
     free(c);
-    assert_false(rest_verr_any(&v));
+    assert_false(verr_any(&v));
 
     const char *bad[] = {"limit=0", "limit=201",         "limit=abc",  "limit=-1", "limit=1.5",
                          "limit=",  "limit=99999999999", "cursor=%%%", "cursor=AA"};
@@ -380,16 +384,16 @@ static void test_page_parse(void **state)
             continue;
         }
         assert_int_equal(rc, -1);
-        assert_true(rest_verr_any(&v));
-        rest_verr_clear(&v);
+        assert_true(verr_any(&v));
+        verr_clear(&v);
     }
 
-    json_t *body = rest_page_body(json_array(), NULL);
+    json_t *body = page_body(json_array(), NULL);
     assert_true(json_is_null(json_object_get(body, "next_cursor")));
     assert_true(json_is_array(json_object_get(body, "items")));
     json_decref(body);
-    body = rest_page_body(json_array(), "u:zed");
-    char *dec = rest_cursor_decode(json_string_value(json_object_get(body, "next_cursor")));
+    body = page_body(json_array(), "u:zed");
+    char *dec = page_cursor_decode(json_string_value(json_object_get(body, "next_cursor")));
     assert_string_equal(dec, "u:zed");
     free(dec);
     json_decref(body);
@@ -399,28 +403,28 @@ static void test_page_parse(void **state)
 
 static void test_parse_id(void **state)
 {
-    assert_int_equal(rest_parse_id("1"), 1);
-    assert_int_equal(rest_parse_id("1234567890"), 1234567890);
-    assert_true(rest_parse_id("9223372036854775807") == INT64_MAX);
-    assert_int_equal(rest_parse_id("9223372036854775808"), 0);
-    assert_int_equal(rest_parse_id("0"), 0);
-    assert_int_equal(rest_parse_id("01"), 0);
-    assert_int_equal(rest_parse_id("-1"), 0);
-    assert_int_equal(rest_parse_id("+1"), 0);
-    assert_int_equal(rest_parse_id(""), 0);
-    assert_int_equal(rest_parse_id("12a"), 0);
-    assert_int_equal(rest_parse_id(" 1"), 0);
-    assert_int_equal(rest_parse_id(NULL), 0);
+    assert_int_equal(id_parse("1"), 1);
+    assert_int_equal(id_parse("1234567890"), 1234567890);
+    assert_true(id_parse("9223372036854775807") == INT64_MAX);
+    assert_int_equal(id_parse("9223372036854775808"), 0);
+    assert_int_equal(id_parse("0"), 0);
+    assert_int_equal(id_parse("01"), 0);
+    assert_int_equal(id_parse("-1"), 0);
+    assert_int_equal(id_parse("+1"), 0);
+    assert_int_equal(id_parse(""), 0);
+    assert_int_equal(id_parse("12a"), 0);
+    assert_int_equal(id_parse(" 1"), 0);
+    assert_int_equal(id_parse(NULL), 0);
 }
 
 static void test_time(void **state)
 {
     char b[40];
-    rest_format_time(0, b, sizeof b);
+    format_rfc3339_ms(0, b, sizeof b);
     assert_string_equal(b, "1970-01-01T00:00:00.000Z");
-    rest_format_time(1795530299123LL, b, sizeof b);
+    format_rfc3339_ms(1795530299123LL, b, sizeof b);
     assert_string_equal(b, "2026-11-24T14:24:59.123Z");
-    rest_format_time(1795530299007LL, b, sizeof b);
+    format_rfc3339_ms(1795530299007LL, b, sizeof b);
     assert_string_equal(b, "2026-11-24T14:24:59.007Z");
 }
 
