@@ -4,7 +4,7 @@
 #include "chat/chat.h"
 #include "phoenix/phx_socket.h"
 #include "presence/presence.h"
-#include "sync/sync_join.h"
+#include "sync/ch_user_sync.h"
 #include "base/util.h"
 #include "net/reactor.h"
 
@@ -92,7 +92,7 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
     char now[32];
     format_rfc3339_ms(now_unix_ms(), now, sizeof now);
     json_t *ok = json_pack("{s:{s:s},s:s}", "user", "id", id, "server_time", now);
-    int rc = sync_join(ch, payload, ok, reply); /* cursor and catch-up: sync_join.c */
+    int rc = ch_user_sync_join(ch, payload, ok, reply); /* cursor and catch-up */
     if (rc == PHX_OK) *reply = ok;
     else json_decref(ok);
     return rc;
@@ -104,15 +104,15 @@ static void user_after_join(phx_channel *ch) { presence_user_up(ch); }
 static void user_terminate(phx_channel *ch)
 {
     presence_user_down(ch);
-    sync_terminate(ch);
+    ch_user_sync_terminate(ch);
 }
 
 static const channel_handler user_handler = {
     .prefix = "user:",
     .join = user_join,
-    .handle_out = sync_handle_out, /* held / deduplicated around catch-up */
+    .handle_out = ch_user_sync_handle_out, /* held / deduplicated around catch-up */
     .after_join = user_after_join, /* online state: presence.c */
-    .terminate = user_terminate,   /* presence_user_down, then sync_terminate */
+    .terminate = user_terminate,   /* presence_user_down, then ch_user_sync_terminate */
     .handle_in = user_handle_in, /* chat client events (chat_ops.c) */
 };
 

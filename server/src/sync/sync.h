@@ -15,7 +15,7 @@
 #define SYNC_BOOTSTRAP_MESSAGES_S "20" /* latest messages per conversation in a bootstrap */
 #define SYNC_BOOTSTRAP_BYTES_S "4194304" /* and about this many bytes of them in all */
 
-/* Registers GET /api/v1/sync. */
+/* Registers GET /api/v1/sync (sync_rest.c, the REST edge). */
 void sync_routes(void);
 
 enum { SYNC_CUR_OK = 0, SYNC_CUR_BAD = 1, SYNC_CUR_EXPIRED = 2 };

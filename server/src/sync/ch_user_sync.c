@@ -1,4 +1,4 @@
-/* sync_join.c — catch-up on `user:<id>` join (see sync_join.h and
+/* ch_user_sync.c — catch-up on `user:<id>` join (see ch_user_sync.h and
  * docs/sync.md, "Join with cursor").
  *
  * With a cursor c the join is answered only after the first page of events
@@ -23,7 +23,7 @@
  * closed as a slow consumer. At most SJ_INFLIGHT_MAX catch-up queries per
  * reactor are sent at a time; in a reconnect storm the others wait their
  * turn instead of filling the Postgres pool (admission, below). */
-#include "sync/sync_join.h"
+#include "sync/ch_user_sync.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +32,7 @@
 #include "base/log.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
-#include "http/rest.h"
+#include "phoenix/phx_socket.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
 #include "base/util.h"
@@ -114,7 +114,7 @@ static sb_buf *buf_for(const phx_socket *s, const pubsub_msg *m)
     return s->vsn == PHX_V1 ? m->v1 : m->v2;
 }
 
-bool sync_handle_out(phx_channel *ch, const pubsub_msg *m)
+bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
 {
     sj_state *st = ch->state;
     if (!st) return true;
@@ -300,8 +300,8 @@ static void continue_catchup(sj_state *st)
     if (!uv_is_active((uv_handle_t *)*tp)) uv_timer_start(*tp, pace_tick, SJ_PACE_TICK_MS, SJ_PACE_TICK_MS);
 }
 
-/* Posted by sync_join: sends the first query (the reference and inflight
- * were taken by sync_join). */
+/* Posted by ch_user_sync_join: sends the first query (the reference and
+ * inflight were taken by ch_user_sync_join). */
 static void first_fetch(void *arg)
 {
     sj_state *st = arg;
@@ -445,7 +445,7 @@ static void on_page(const sync_page *pg, const char *err, void *arg)
 /* Join                                                                      */
 /* ------------------------------------------------------------------------ */
 
-int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
+int ch_user_sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
 {
     const char *uid = ch->sock->claims.user_id;
     json_t *jc = json_is_object(payload) ? json_object_get(payload, "cursor") : NULL;
@@ -517,7 +517,7 @@ int sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
     return PHX_ASYNC;
 }
 
-void sync_terminate(phx_channel *ch)
+void ch_user_sync_terminate(phx_channel *ch)
 {
     sj_state *st = ch->state;
     if (!st) return;
