@@ -10,7 +10,9 @@
 #include "base/config.h"
 #include "store/db.h"
 #include "base/log.h"
-#include "presence/presence.h"
+#include "phoenix/channel.h"
+#include "phoenix/phx_socket.h"
+#include "presence/ch_presence.h"
 #include "bus/pubsub.h"
 #include "base/ratelimit.h"
 #include "net/reactor.h"
@@ -105,7 +107,7 @@ static void conv_after_join(phx_channel *ch)
     conv_state *st = calloc(1, sizeof *st);
     if (!st) return;
     ch->state = st;
-    if (presence_track(ch, ch->sock->claims.user_id, st->ref) != 0) st->ref[0] = 0;
+    if (ch_presence_track(ch, ch->sock->claims.user_id, st->ref) != 0) st->ref[0] = 0;
 }
 
 /* `typing` {"state":"start"|"stop"} -> broadcast {"user_id","state"}. */

@@ -99,11 +99,11 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
 }
 
 /* Online state (presence.c) counts the user: channels joined. */
-static void user_after_join(phx_channel *ch) { presence_user_up(ch); }
+static void user_after_join(phx_channel *ch) { presence_user_up(ch->sock->claims.user_id, ch); }
 
 static void user_terminate(phx_channel *ch)
 {
-    presence_user_down(ch);
+    presence_user_down(ch->sock->claims.user_id, ch);
     ch_user_sync_terminate(ch);
 }
 

@@ -15,7 +15,6 @@
 #include "presence/presence_table.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
-#include "http/rest.h"
 #include "base/util.h"
 #include "base/id.h"
 #include "store/pgval.h"
@@ -154,7 +153,7 @@ typedef struct pdiff {
     pmeta *v;             /* joins and leaves */
     bool *join;           /* per entry of v */
     uint32_t n, cap;
-    phx_channel **joiners; /* referenced; get presence_state */
+    presence_joiner *joiners; /* get presence_state (each a reference of the edge's) */
     uint32_t nj, capj;
     uint64_t due; /* loop time (ms) it is to be sent at */
     char topic[];
@@ -209,16 +208,8 @@ static void pdiff_send(pdiff *d)
         if (!t) sl = 2;
         if (s && (st = malloc(sl + 1))) memcpy(st, s, sl + 1);
         pthread_mutex_unlock(&g_mu);
-        for (uint32_t i = 0; i < d->nj; i++) {
-            phx_channel *ch = d->joiners[i];
-            if (st && ch->status == CH_JOINED && !ch->sock->closed) {
-                sb_buf *b = phx_encode_raw(ch->sock->vsn, ch->join_ref, NULL, ch->topic,
-                                           "presence_state", st, sl);
-                if (b) phx_socket_send(ch->sock, b);
-                sb_buf_unref(b);
-            }
-            phx_channel_unref(ch);
-        }
+        for (uint32_t i = 0; i < d->nj; i++)
+            d->joiners[i].state(d->joiners[i].to, st, sl); /* sends, releases */
         free(st);
     }
     free(d->v);
@@ -277,10 +268,10 @@ static void pend_send_topic(const char *topic)
         }
 }
 
-/* Queues a join (with its channel ch, or NULL) or a leave of m on topic,
- * which has `viewers` presences. Returns 0, or -1 when out of memory
- * (nothing queued). */
-static int pend_add(const char *topic, const pmeta *m, bool join, phx_channel *ch,
+/* Queues a join (with its joiner j, which it takes, or NULL) or a leave of
+ * m on topic, which has `viewers` presences. Returns 0, or -1 when out of
+ * memory (nothing queued, j not taken). */
+static int pend_add(const char *topic, const pmeta *m, bool join, const presence_joiner *j,
                     size_t viewers)
 {
     reactor *r = reactor_self();
@@ -312,19 +303,16 @@ static int pend_add(const char *topic, const pmeta *m, bool join, phx_channel *c
         if (!nv || !nb) return -1;
         d->cap = nc;
     }
-    if (ch && d->nj == d->capj) {
+    if (j && d->nj == d->capj) {
         uint32_t nc = d->capj ? d->capj * 2 : 4;
-        phx_channel **nv = realloc(d->joiners, nc * sizeof *nv);
+        presence_joiner *nv = realloc(d->joiners, nc * sizeof *nv);
         if (!nv) return -1;
         d->joiners = nv;
         d->capj = nc;
     }
     d->v[d->n] = *m;
     d->join[d->n++] = join;
-    if (ch) {
-        phx_channel_ref(ch);
-        d->joiners[d->nj++] = ch;
-    }
+    if (j) d->joiners[d->nj++] = *j;
     if (!r) { /* no loop to wait for */
         pend_flush(UINT64_MAX);
         return 0;
@@ -347,7 +335,8 @@ static int pend_add(const char *topic, const pmeta *m, bool join, phx_channel *c
     return 0;
 }
 
-int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_MAX])
+int presence_track(const char *topic, const char *key, const presence_joiner *j,
+                   char ref_out[PRESENCE_REF_MAX])
 {
     pmeta p = {0};
     if (strlen(key) >= KEY_MAX) return -1;
@@ -355,16 +344,16 @@ int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_M
     make_ref(p.ref);
     p.online_at = now_unix_ms() / 1000;
     pthread_mutex_lock(&g_mu);
-    ptopic *t = topic_get(ch->topic, true);
+    ptopic *t = topic_get(topic, true);
     int rc = t ? ptab_add(t->t, &p) : -1;
     size_t viewers = t ? ptab_count(t->t) : 0;
     if (t && rc != 0) topic_maybe_free(t);
     pthread_mutex_unlock(&g_mu);
     if (rc != 0) return -1;
-    /* the diff first (this channel is subscribed: it gets it too), then the
+    /* the diff first (the joiner is subscribed: it gets it too), then the
      * state: the order Phoenix sends */
-    if (pend_add(ch->topic, &p, true, ch, viewers) != 0) {
-        presence_untrack(ch->topic, p.ref);
+    if (pend_add(topic, &p, true, j, viewers) != 0) {
+        presence_untrack(topic, p.ref);
         return -1;
     }
     snprintf(ref_out, PRESENCE_REF_MAX, "%s", p.ref);
@@ -560,7 +549,7 @@ void presence_node_down(const char *node)
 typedef struct online {
     struct online *next;
     uint32_t count, cap;
-    const void **chans; /* the joined user: channels counted (&one while cap == 1) */
+    const void **chans; /* the connections counted (&one while cap == 1) */
     const void *one;    /* inline slot: a user with one connection needs no array */
     char uid[KEY_MAX];
 } online;
@@ -698,9 +687,8 @@ static void announce(const char *uid, bool on)
         uv_timer_start(&bt->timer, batch_timer, PRESENCE_BATCH_MS, 0);
 }
 
-void presence_user_up(phx_channel *ch)
+void presence_user_up(const char *user_id, const void *conn)
 {
-    const char *user_id = ch->sock->claims.user_id;
     if (strlen(user_id) >= KEY_MAX) return;
     uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
     bool first = false;
@@ -725,16 +713,15 @@ void presence_user_up(phx_channel *ch)
         }
     }
     if (o && o->count < o->cap) {
-        o->chans[o->count] = ch;
+        o->chans[o->count] = conn;
         first = o->count++ == 0;
     }
     pthread_mutex_unlock(&o_mu);
     if (first && presence_cluster_user_up(user_id)) announce(user_id, true);
 }
 
-void presence_user_down(phx_channel *ch)
+void presence_user_down(const char *user_id, const void *conn)
 {
-    const char *user_id = ch->sock->claims.user_id;
     if (strlen(user_id) >= KEY_MAX) return;
     uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
     bool last = false;
@@ -743,7 +730,7 @@ void presence_user_down(phx_channel *ch)
     while (*pp && strcmp((*pp)->uid, user_id)) pp = &(*pp)->next;
     online *o = *pp;
     for (uint32_t i = 0; o && i < o->count; i++)
-        if (o->chans[i] == ch) {
+        if (o->chans[i] == conn) {
             o->chans[i] = o->chans[--o->count];
             if (o->count == 0) {
                 *pp = o->next;

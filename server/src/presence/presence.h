@@ -11,6 +11,10 @@
  * nodes enter the table through presence_apply_diff (called by the bus with
  * the diffs it receives) and leave with presence_node_down.
  *
+ * The presence core knows no socket: a tracked channel is a joiner, a
+ * callback its edge gives (ch_presence.c for Phoenix channels), and an
+ * online user's connections are opaque pointers.
+ *
  * Online state: a user is online while at least one of their user:<id>
  * channels is joined on this node. Going online (0 -> 1) or offline
  * (1 -> 0) stores last_seen_at and pushes `presence`
@@ -21,16 +25,28 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include "phoenix/phx_socket.h"
 
 #define PRESENCE_REF_MAX 24
 
-/* Tracks channel ch (joined) on its topic under `key` (a user id): records
- * the presence, broadcasts its join diff, then pushes presence_state to ch.
- * The presence's phx_ref is written to ref_out (PRESENCE_REF_MAX bytes).
- * Returns 0, or -1 when out of memory (nothing tracked). */
-int presence_track(phx_channel *ch, const char *key, char ref_out[PRESENCE_REF_MAX]);
+/* Who gets presence_state after their join diff: the edge's callback and
+ * its argument (a reference the edge took, released by the callback). */
+typedef struct presence_joiner {
+    /* Pushes the presence_state payload text st[0..len) to `to` if it is
+     * still there (st NULL: out of memory, nothing to push), then releases
+     * `to`. Called once, on the reactor thread that tracked. */
+    void (*state)(void *to, const char *st, size_t len);
+    void *to;
+} presence_joiner;
+
+/* Tracks a joiner on topic under `key` (a user id): records the presence,
+ * broadcasts its join diff, then calls j->state with the topic's
+ * presence_state (j NULL: no state wanted). The presence's phx_ref is
+ * written to ref_out (PRESENCE_REF_MAX bytes). Returns 0 (j taken), or -1
+ * when out of memory (nothing tracked, j not taken). */
+int presence_track(const char *topic, const char *key, const presence_joiner *j,
+                   char ref_out[PRESENCE_REF_MAX]);
 /* Removes the presence `ref` of topic and broadcasts its leave diff. */
 void presence_untrack(const char *topic, const char *ref);
 /* The presence_state payload of topic (new reference). */
@@ -48,12 +64,12 @@ void presence_apply_diff(const char *node, const char *topic, json_t *diff);
  * this node's subscribers. */
 void presence_node_down(const char *node);
 
-/* Online state: the user: channel ch of its socket's user was joined (from
- * its after_join) / is going away (from its terminate; a channel never
- * counted is ignored). Runs on ch's reactor, whose database pool stores
- * last_seen_at. */
-void presence_user_up(phx_channel *ch);
-void presence_user_down(phx_channel *ch);
+/* Online state: a connection `conn` of user_id (an opaque identity: the
+ * user: channel) was joined (from its after_join) / is going away (from its
+ * terminate; a connection never counted is ignored). Runs on the
+ * connection's reactor, whose database pool stores last_seen_at. */
+void presence_user_up(const char *user_id, const void *conn);
+void presence_user_down(const char *user_id, const void *conn);
 /* Stores last_seen_at and pushes `presence` to the user's contacts (what a
  * transition does), on the calling reactor's database pool: used by
  * presence_cluster.c for the users of a node that died. */
