@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "http/client_ip.h"
 
 sb_config g_cfg;
 
@@ -160,7 +159,7 @@ int config_load(int argc, char **argv)
     }
     g_cfg.secret_len = strlen(g_cfg.secret);
     char err[256];
-    if (client_ip_configure(g_cfg.trusted_proxies, err, sizeof err) != 0) {
+    if (cidr_list_parse(g_cfg.trusted_proxies, &g_cfg.trusted_nets, err, sizeof err) != 0) {
         fprintf(stderr, "switchboard: bad value for SB_TRUSTED_PROXIES (--trusted-proxies): %s\n", err);
         return -1;
     }

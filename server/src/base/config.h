@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "base/cidr.h"
 
 typedef struct sb_config {
     char host[64];
@@ -57,6 +58,7 @@ typedef struct sb_config {
     char ratelimit_signup_ip[32];     /* sign-ups per client address, "N/S" */
     char ratelimit_connect_ip[32];    /* socket connects per client address, "N/S" */
     char trusted_proxies[4096];       /* reverse proxies whose X-Forwarded-For is believed */
+    cidr_list trusted_nets;           /* trusted_proxies parsed (config_load) */
     int64_t sync_retention_s;      /* sync cursors older than this answer 410 cursor_expired */
     int64_t sync_prune_interval_s; /* seconds between prunes of events past retention (0 = never) */
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */

@@ -1,5 +1,6 @@
 /* ch_user.c — the user:<id> channel: joinable only by user <id>. */
 #include <string.h>
+#include "phoenix/channel.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
 #include "phoenix/phx_socket.h"

@@ -1,5 +1,5 @@
 /* test_client_ip.c — trusted-proxy support (client_ip.c): address and CIDR
- * parsing, the SB_TRUSTED_PROXIES list, and the client address of a request
+ * parsing (base/cidr.c), the SB_TRUSTED_PROXIES list, and the client address of a request
  * from trusted and untrusted peers with X-Forwarded-For / X-Real-IP. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,32 +14,32 @@
 #include "http/http.h"
 
 /* Parses s as a CIDR block; asserts success and returns it. */
-static cip_net net(const char *s)
+static cidr_net net(const char *s)
 {
-    cip_net n;
-    assert_int_equal(cip_net_parse(s, strlen(s), &n), 0);
+    cidr_net n;
+    assert_int_equal(cidr_net_parse(s, strlen(s), &n), 0);
     return n;
 }
 
 /* The canonical text of block n, "addr/prefix". */
-static const char *net_text(const cip_net *n)
+static const char *net_text(const cidr_net *n)
 {
     static char out[96];
     char a[64];
-    cip_addr_format(&n->a, a, sizeof a);
+    cidr_addr_format(&n->a, a, sizeof a);
     snprintf(out, sizeof out, "%s/%d", a, n->prefix);
     return out;
 }
 
 static bool bad_net(const char *s)
 {
-    cip_net n;
-    return cip_net_parse(s, strlen(s), &n) != 0;
+    cidr_net n;
+    return cidr_net_parse(s, strlen(s), &n) != 0;
 }
 
 static void test_cidr_v4(void **state)
 {
-    cip_net n = net("10.0.0.0/8");
+    cidr_net n = net("10.0.0.0/8");
     assert_int_equal(n.a.family, 4);
     assert_string_equal(net_text(&n), "10.0.0.0/8");
     n = net("127.0.0.1");
@@ -57,7 +57,7 @@ static void test_cidr_v4(void **state)
 
 static void test_cidr_v6(void **state)
 {
-    cip_net n = net("::1");
+    cidr_net n = net("::1");
     assert_int_equal(n.a.family, 6);
     assert_string_equal(net_text(&n), "::1/128");
     n = net("2001:db8:abcd:12::5/64");
@@ -82,48 +82,48 @@ static void test_cidr_bad(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (!bad_net(bad[i])) fail_msg("accepted bad block \"%s\"", bad[i]);
     /* a block cut short by its length is judged on that length only */
-    cip_net n;
-    assert_int_equal(cip_net_parse("10.0.0.0/8", 4, &n), -1); /* "10.0" */
-    assert_int_equal(cip_net_parse("10.0.0.0/8,junk", 10, &n), 0);
+    cidr_net n;
+    assert_int_equal(cidr_net_parse("10.0.0.0/8", 4, &n), -1); /* "10.0" */
+    assert_int_equal(cidr_net_parse("10.0.0.0/8,junk", 10, &n), 0);
     assert_string_equal(net_text(&n), "10.0.0.0/8");
 }
 
 static void test_list_parse(void **state)
 {
-    cip_list l;
+    cidr_list l;
     char err[256];
-    assert_int_equal(cip_list_parse("", &l, err, sizeof err), 0);
+    assert_int_equal(cidr_list_parse("", &l, err, sizeof err), 0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(cip_list_parse("   ", &l, err, sizeof err), 0);
+    assert_int_equal(cidr_list_parse("   ", &l, err, sizeof err), 0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(cip_list_parse("127.0.0.1/32,10.0.0.0/8,::1", &l, err, sizeof err), 0);
+    assert_int_equal(cidr_list_parse("127.0.0.1/32,10.0.0.0/8,::1", &l, err, sizeof err), 0);
     assert_int_equal(l.n, 3);
     assert_string_equal(net_text(&l.nets[1]), "10.0.0.0/8");
-    assert_int_equal(cip_list_parse(" 127.0.0.1 , fd00::/8\t", &l, err, sizeof err), 0);
+    assert_int_equal(cidr_list_parse(" 127.0.0.1 , fd00::/8\t", &l, err, sizeof err), 0);
     assert_int_equal(l.n, 2);
 
     /* malformed: -1, an empty list, and a message naming the entry */
-    assert_int_equal(cip_list_parse("127.0.0.1,10.0.0.0/33", &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse("127.0.0.1,10.0.0.0/33", &l, err, sizeof err), -1);
     assert_int_equal(l.n, 0);
     assert_non_null(strstr(err, "entry 2"));
     assert_non_null(strstr(err, "10.0.0.0/33"));
-    assert_int_equal(cip_list_parse("127.0.0.1,,::1", &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse("127.0.0.1,,::1", &l, err, sizeof err), -1);
     assert_non_null(strstr(err, "entry 2 is empty"));
-    assert_int_equal(cip_list_parse("127.0.0.1,", &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse("127.0.0.1,", &l, err, sizeof err), -1);
     assert_non_null(strstr(err, "entry 2 is empty"));
-    assert_int_equal(cip_list_parse("nginx", &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse("nginx", &l, err, sizeof err), -1);
     assert_non_null(strstr(err, "\"nginx\""));
-    assert_int_equal(cip_list_parse("10.0.0.0/8 192.168.0.0/16", &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse("10.0.0.0/8 192.168.0.0/16", &l, err, sizeof err), -1);
 
-    /* at most CIP_MAX_NETS entries */
-    char big[CIP_MAX_NETS * 16 + 32];
+    /* at most CIDR_MAX_NETS entries */
+    char big[CIDR_MAX_NETS * 16 + 32];
     size_t off = 0;
-    for (int i = 0; i < CIP_MAX_NETS; i++)
+    for (int i = 0; i < CIDR_MAX_NETS; i++)
         off += (size_t)snprintf(big + off, sizeof big - off, "%s10.0.%d.0/24", i ? "," : "", i);
-    assert_int_equal(cip_list_parse(big, &l, err, sizeof err), 0);
-    assert_int_equal(l.n, CIP_MAX_NETS);
+    assert_int_equal(cidr_list_parse(big, &l, err, sizeof err), 0);
+    assert_int_equal(l.n, CIDR_MAX_NETS);
     snprintf(big + off, sizeof big - off, ",10.1.0.0/16");
-    assert_int_equal(cip_list_parse(big, &l, err, sizeof err), -1);
+    assert_int_equal(cidr_list_parse(big, &l, err, sizeof err), -1);
     assert_non_null(strstr(err, "more than"));
 
     /* the process-wide setting: a bad spec changes nothing */
@@ -138,12 +138,12 @@ static void test_list_parse(void **state)
 /* True when address text `ip` is in list `spec`. */
 static bool in_list(const char *spec, const char *ip)
 {
-    cip_list l;
+    cidr_list l;
     char err[256];
-    assert_int_equal(cip_list_parse(spec, &l, err, sizeof err), 0);
-    cip_addr a;
-    assert_int_equal(cip_addr_parse(ip, strlen(ip), &a), 0);
-    return cip_list_match(&l, &a);
+    assert_int_equal(cidr_list_parse(spec, &l, err, sizeof err), 0);
+    cidr_addr a;
+    assert_int_equal(cidr_addr_parse(ip, strlen(ip), &a), 0);
+    return cidr_list_match(&l, &a);
 }
 
 static void test_match(void **state)
@@ -195,14 +195,14 @@ static void test_hop_parse(void **state)
         {"10.0.0.1/8", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cip_addr a;
-        int rc = cip_hop_parse(cases[i].in, strlen(cases[i].in), &a);
+        cidr_addr a;
+        int rc = client_ip_hop_parse(cases[i].in, strlen(cases[i].in), &a);
         if (!cases[i].want) {
             if (rc == 0) fail_msg("accepted bad entry \"%s\"", cases[i].in);
             continue;
         }
         if (rc != 0) fail_msg("refused entry \"%s\"", cases[i].in);
-        cip_addr_format(&a, out, sizeof out);
+        cidr_addr_format(&a, out, sizeof out);
         assert_string_equal(out, cases[i].want);
     }
 }
@@ -213,12 +213,12 @@ static const char *resolve(const char *spec, const char *peer, const char *const
                            const char *real_ip)
 {
     static char out[48];
-    cip_list l;
+    cidr_list l;
     char err[256];
-    assert_int_equal(cip_list_parse(spec, &l, err, sizeof err), 0);
+    assert_int_equal(cidr_list_parse(spec, &l, err, sizeof err), 0);
     int n = 0;
     while (xff && xff[n]) n++;
-    cip_resolve(&l, peer, xff, n, real_ip, out, sizeof out);
+    client_ip_resolve(&l, peer, xff, n, real_ip, out, sizeof out);
     return out;
 }
 
@@ -318,17 +318,17 @@ static void test_garbage(void **state)
 static void test_hop_cap(void **state)
 {
     const char *spec = "10.0.0.0/8";
-    /* 40 trusted hops then the client at the far left: only CIP_MAX_HOPS are
+    /* 40 trusted hops then the client at the far left: only CLIENT_IP_MAX_HOPS are
      * walked, so the answer is the leftmost hop walked, not the client */
     char h[40 * 16 + 32];
     size_t off = (size_t)snprintf(h, sizeof h, "198.51.100.1");
     for (int i = 0; i < 40; i++) off += (size_t)snprintf(h + off, sizeof h - off, ", 10.0.0.%d", i);
     char want[32];
-    snprintf(want, sizeof want, "10.0.0.%d", 40 - CIP_MAX_HOPS);
+    snprintf(want, sizeof want, "10.0.0.%d", 40 - CLIENT_IP_MAX_HOPS);
     assert_string_equal(resolve(spec, "10.0.0.1", XFF(h), NULL), want);
     /* the client within the cap is found */
     off = (size_t)snprintf(h, sizeof h, "198.51.100.1");
-    for (int i = 0; i < CIP_MAX_HOPS - 1; i++) off += (size_t)snprintf(h + off, sizeof h - off, ",10.0.0.%d", i);
+    for (int i = 0; i < CLIENT_IP_MAX_HOPS - 1; i++) off += (size_t)snprintf(h + off, sizeof h - off, ",10.0.0.%d", i);
     assert_string_equal(resolve(spec, "10.0.0.1", XFF(h), NULL), "198.51.100.1");
     /* empty elements count towards the cap (a header of commas costs little) */
     char commas[20000];
@@ -337,10 +337,10 @@ static void test_hop_cap(void **state)
     memcpy(commas, "198.51.100.1", 12);
     assert_string_equal(resolve(spec, "10.0.0.1", XFF(commas), NULL), "10.0.0.1");
     /* the cap spans headers too */
-    const char *many[CIP_MAX_HOPS + 3];
+    const char *many[CLIENT_IP_MAX_HOPS + 3];
     many[0] = "198.51.100.1";
-    for (int i = 1; i < CIP_MAX_HOPS + 2; i++) many[i] = "10.0.0.7";
-    many[CIP_MAX_HOPS + 2] = NULL;
+    for (int i = 1; i < CLIENT_IP_MAX_HOPS + 2; i++) many[i] = "10.0.0.7";
+    many[CLIENT_IP_MAX_HOPS + 2] = NULL;
     assert_string_equal(resolve(spec, "10.0.0.1", many, NULL), "10.0.0.7");
     many[2] = NULL; /* "198.51.100.1", "10.0.0.7" */
     assert_string_equal(resolve(spec, "10.0.0.1", many, NULL), "198.51.100.1");
@@ -391,12 +391,12 @@ static void test_of_request(void **state)
     client_ip_of_request(r2, "127.0.0.1");
     assert_string_equal(r2->client_ip, "2001:db8::2");
     /* more headers than the hop cap: the last ones count */
-    const char *nv3[2 * (CIP_MAX_HOPS + 5)];
-    for (int i = 0; i < CIP_MAX_HOPS + 5; i++) {
+    const char *nv3[2 * (CLIENT_IP_MAX_HOPS + 5)];
+    for (int i = 0; i < CLIENT_IP_MAX_HOPS + 5; i++) {
         nv3[2 * i] = "x-forwarded-for";
         nv3[2 * i + 1] = i == 0 ? "198.51.100.1" : "10.0.0.3";
     }
-    sb_req *r3 = mkreq(CIP_MAX_HOPS + 5, nv3);
+    sb_req *r3 = mkreq(CLIENT_IP_MAX_HOPS + 5, nv3);
     client_ip_of_request(r3, "127.0.0.1");
     assert_string_equal(r3->client_ip, "10.0.0.3");
     r3->headers[4].value = "203.0.113.8"; /* 33rd header from the end: not reached */
