@@ -44,7 +44,7 @@ int password_verify(const char *encoded, const char *pw, size_t len)
     return -1;
 }
 
-bool ct_equal(const void *a, const void *b, size_t n)
+bool password_ct_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
 }

@@ -51,6 +51,6 @@ int password_pending(void);
 
 /* Constant-time equality of a[0..n) and b[0..n): the time taken depends only
  * on n, never on where the first difference is. */
-bool ct_equal(const void *a, const void *b, size_t n);
+bool password_ct_equal(const void *a, const void *b, size_t n);
 
 #endif

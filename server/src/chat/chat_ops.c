@@ -485,7 +485,7 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
         sink_fail(s, "unavailable", "no database is configured", NULL, 1);
         return;
     }
-    send_batch_add(s, id_parse(conv), text_item); /* takes text_item */
+    chat_send_batch_add(s, id_parse(conv), text_item); /* takes text_item */
 }
 
 /* ------------------------------------------------------------------------ */

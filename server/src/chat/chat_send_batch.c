@@ -272,7 +272,7 @@ static void flush(batcher *b)
     }
 }
 
-void send_batch_add(chat_sink *s, int64_t conv, char *json)
+void chat_send_batch_add(chat_sink *s, int64_t conv, char *json)
 {
     send_item *it = malloc(sizeof *it);
     batcher *b = &tl_batcher;

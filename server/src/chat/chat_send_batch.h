@@ -30,6 +30,6 @@
  * Answers s exactly once, after the batch's commit (or its failure: a batch
  * that fails as a whole with a server error is retried one send at a time,
  * so one bad send fails alone). Call on the sink's reactor thread. */
-void send_batch_add(chat_sink *s, int64_t conv, char *item);
+void chat_send_batch_add(chat_sink *s, int64_t conv, char *item);
 
 #endif

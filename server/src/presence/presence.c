@@ -86,7 +86,7 @@ static ptopic *topic_get(const char *topic, bool create)
     size_t tl = strlen(topic);
     ptopic *t = calloc(1, sizeof *t + tl + 1);
     if (!t) return NULL;
-    if (!(t->t = ptab_new())) {
+    if (!(t->t = presence_table_new())) {
         free(t);
         return NULL;
     }
@@ -101,12 +101,12 @@ static ptopic *topic_get(const char *topic, bool create)
 /* Frees topic t if it holds no presence (under g_mu). */
 static void topic_maybe_free(ptopic *t)
 {
-    if (ptab_count(t->t)) return;
+    if (presence_table_count(t->t)) return;
     ptopic **pp = &g_b[t->hash & (g_nb - 1)];
     while (*pp && *pp != t) pp = &(*pp)->next;
     if (*pp) *pp = t->next;
     g_count--;
-    ptab_free(t->t);
+    presence_table_free(t->t);
     free(t);
 }
 
@@ -185,7 +185,7 @@ static void pdiff_send(pdiff *d)
             else l[nl++] = d->v[i];
         }
     size_t len = 0;
-    char *txt = l ? pmeta_diff_encode(j, nj, l, nl, &len) : NULL;
+    char *txt = l ? presence_table_diff_encode(j, nj, l, nl, &len) : NULL;
     free(j);
     free(l);
     if (txt) {
@@ -204,7 +204,7 @@ static void pdiff_send(pdiff *d)
         size_t sl = 0;
         pthread_mutex_lock(&g_mu);
         ptopic *t = topic_get(d->topic, false);
-        const char *s = t ? ptab_state(t->t, &sl) : "{}";
+        const char *s = t ? presence_table_state(t->t, &sl) : "{}";
         if (!t) sl = 2;
         if (s && (st = malloc(sl + 1))) memcpy(st, s, sl + 1);
         pthread_mutex_unlock(&g_mu);
@@ -345,8 +345,8 @@ int presence_track(const char *topic, const char *key, const presence_joiner *j,
     p.online_at = now_unix_ms() / 1000;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, true);
-    int rc = t ? ptab_add(t->t, &p) : -1;
-    size_t viewers = t ? ptab_count(t->t) : 0;
+    int rc = t ? presence_table_add(t->t, &p) : -1;
+    size_t viewers = t ? presence_table_count(t->t) : 0;
     if (t && rc != 0) topic_maybe_free(t);
     pthread_mutex_unlock(&g_mu);
     if (rc != 0) return -1;
@@ -365,15 +365,15 @@ void presence_untrack(const char *topic, const char *ref)
     pmeta p;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    bool found = t && ptab_del(t->t, 0, ref, &p) == 0;
-    size_t viewers = t ? ptab_count(t->t) : 0;
+    bool found = t && presence_table_del(t->t, 0, ref, &p) == 0;
+    size_t viewers = t ? presence_table_count(t->t) : 0;
     if (t) topic_maybe_free(t);
     pthread_mutex_unlock(&g_mu);
     if (found && pend_add(topic, &p, false, NULL, viewers) != 0)
         log_msg(LOG_WARN, "presence leave diff lost (out of memory)", "topic", json_string(topic), NULL);
 }
 
-/* ptab_foreach callback: adds m to a state object {key:{"metas":[..]}}. */
+/* presence_table_foreach callback: adds m to a state object {key:{"metas":[..]}}. */
 static void add_meta(json_t *st, const pmeta *m)
 {
     json_t *k = json_object_get(st, m->key);
@@ -391,7 +391,7 @@ json_t *presence_state(const char *topic)
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
     size_t len = 0;
-    const char *s = t ? ptab_state(t->t, &len) : NULL;
+    const char *s = t ? presence_table_state(t->t, &len) : NULL;
     if (s) st = json_loadb(s, len, 0, NULL);
     pthread_mutex_unlock(&g_mu);
     return st ? st : json_object();
@@ -401,7 +401,7 @@ typedef struct by_node_ctx {
     json_t *out;
 } by_node_ctx;
 
-/* ptab_foreach callback of presence_by_node (under g_mu). */
+/* presence_table_foreach callback of presence_by_node (under g_mu). */
 static void by_node_one(const pmeta *m, void *arg)
 {
     by_node_ctx *c = arg;
@@ -419,7 +419,7 @@ json_t *presence_by_node(const char *topic)
     by_node_ctx c = {json_object()};
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    if (t) ptab_foreach(t->t, by_node_one, &c);
+    if (t) presence_table_foreach(t->t, by_node_one, &c);
     pthread_mutex_unlock(&g_mu);
     return c.out;
 }
@@ -428,7 +428,7 @@ size_t presence_count(const char *topic)
 {
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, false);
-    size_t n = t ? ptab_count(t->t) : 0;
+    size_t n = t ? presence_table_count(t->t) : 0;
     pthread_mutex_unlock(&g_mu);
     return n;
 }
@@ -452,9 +452,9 @@ static void apply_side(uint16_t node, ptopic *t, json_t *side, bool join)
                 strcpy(p.ref, ref);
                 p.node = node;
                 p.online_at = json_integer_value(json_object_get(m, "online_at"));
-                ptab_add(t->t, &p);
+                presence_table_add(t->t, &p);
             } else {
-                ptab_del(t->t, node, ref, NULL);
+                presence_table_del(t->t, node, ref, NULL);
             }
         }
     }
@@ -479,7 +479,7 @@ typedef struct left {
     size_t n, cap;
 } left;
 
-/* ptab_del_node callback: collects a removed presence. */
+/* presence_table_del_node callback: collects a removed presence. */
 static void collect_left(const pmeta *m, void *arg)
 {
     left *l = arg;
@@ -510,7 +510,7 @@ void presence_node_down(const char *node)
         for (ptopic *t = g_b[b], *next; t; t = next) {
             next = t->next;
             left l = {0};
-            if (ptab_del_node(t->t, (uint16_t)nn, collect_left, &l) && l.n) {
+            if (presence_table_del_node(t->t, (uint16_t)nn, collect_left, &l) && l.n) {
                 size_t tl = strlen(t->topic);
                 topic_leaves *tv = malloc(sizeof *tv + tl + 1);
                 if (tv) {
@@ -531,7 +531,7 @@ void presence_node_down(const char *node)
         topic_leaves *tv = all;
         all = tv->next;
         size_t len;
-        char *pj = pmeta_diff_encode(NULL, 0, tv->l.v, tv->l.n, &len);
+        char *pj = presence_table_diff_encode(NULL, 0, tv->l.v, tv->l.n, &len);
         if (pj) {
             pubsub_msg *m = pubsub_msg_text(tv->topic, "presence_diff", pj, len, NULL);
             if (m) pubsub_deliver_node(m); /* this node's subscribers only */

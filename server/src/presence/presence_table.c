@@ -115,7 +115,7 @@ static uint64_t hash_s(const char *s, uint64_t h)
 
 static uint64_t ref_hash(uint16_t node, const char *ref) { return hash_s(ref, H0 ^ node); }
 
-ptab *ptab_new(void)
+ptab *presence_table_new(void)
 {
     ptab *t = calloc(1, sizeof *t);
     if (!t) return NULL;
@@ -123,13 +123,13 @@ ptab *ptab_new(void)
     t->kb = calloc(t->nkb, sizeof *t->kb);
     t->rb = calloc(t->nrb, sizeof *t->rb);
     if (!t->kb || !t->rb) {
-        ptab_free(t);
+        presence_table_free(t);
         return NULL;
     }
     return t;
 }
 
-void ptab_free(ptab *t)
+void presence_table_free(ptab *t)
 {
     if (!t) return;
     for (uint32_t i = 0; t->kb && i < t->nkb; i++)
@@ -147,7 +147,7 @@ void ptab_free(ptab *t)
     free(t);
 }
 
-size_t ptab_count(const ptab *t) { return t ? t->n : 0; }
+size_t presence_table_count(const ptab *t) { return t ? t->n : 0; }
 
 /* Doubles the key buckets (keeps them when out of memory). */
 static void grow_keys(ptab *t)
@@ -192,7 +192,7 @@ static pres **find_ref(const ptab *t, uint16_t node, const char *ref)
     return pp;
 }
 
-int ptab_add(ptab *t, const pmeta *m)
+int presence_table_add(ptab *t, const pmeta *m)
 {
     size_t kl = strnlen(m->key, PTAB_KEY_MAX), rl = strnlen(m->ref, PTAB_REF_MAX);
     if (kl >= PTAB_KEY_MAX || rl >= PTAB_REF_MAX || rl == 0) return -1;
@@ -273,7 +273,7 @@ static void remove_at(ptab *t, pres **pp, pmeta *out)
     }
 }
 
-int ptab_del(ptab *t, uint16_t node, const char *ref, pmeta *out)
+int presence_table_del(ptab *t, uint16_t node, const char *ref, pmeta *out)
 {
     pres **pp = find_ref(t, node, ref);
     if (!*pp) return -1;
@@ -281,7 +281,8 @@ int ptab_del(ptab *t, uint16_t node, const char *ref, pmeta *out)
     return 0;
 }
 
-size_t ptab_del_node(ptab *t, uint16_t node, void (*fn)(const pmeta *m, void *arg), void *arg)
+size_t presence_table_del_node(ptab *t, uint16_t node, void (*fn)(const pmeta *m, void *arg),
+                               void *arg)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < t->nrb; i++)
@@ -298,7 +299,7 @@ size_t ptab_del_node(ptab *t, uint16_t node, void (*fn)(const pmeta *m, void *ar
     return n;
 }
 
-void ptab_foreach(const ptab *t, void (*fn)(const pmeta *m, void *arg), void *arg)
+void presence_table_foreach(const ptab *t, void (*fn)(const pmeta *m, void *arg), void *arg)
 {
     for (uint32_t i = 0; i < t->nkb; i++)
         for (pkey *k = t->kb[i]; k; k = k->hnext)
@@ -312,7 +313,7 @@ void ptab_foreach(const ptab *t, void (*fn)(const pmeta *m, void *arg), void *ar
             }
 }
 
-const char *ptab_state(ptab *t, size_t *len)
+const char *presence_table_state(ptab *t, size_t *len)
 {
     if (!t->st_ok) {
         tbuf b = {t->st, 0, t->st_cap, false};
@@ -384,7 +385,7 @@ static void tb_side(tbuf *b, const pmeta *v, size_t n)
     free(ix);
 }
 
-char *pmeta_diff_encode(const pmeta *joins, size_t nj, const pmeta *leaves, size_t nl,
+char *presence_table_diff_encode(const pmeta *joins, size_t nj, const pmeta *leaves, size_t nl,
                         size_t *len)
 {
     tbuf b = {0};

@@ -30,30 +30,31 @@ typedef struct pmeta {
 typedef struct ptab ptab;
 
 /* A new empty table, or NULL when out of memory. */
-ptab *ptab_new(void);
+ptab *presence_table_new(void);
 /* Frees t and every presence in it (NULL ok). */
-void ptab_free(ptab *t);
+void presence_table_free(ptab *t);
 /* Number of presences. */
-size_t ptab_count(const ptab *t);
+size_t presence_table_count(const ptab *t);
 /* Adds presence m. Returns 0, 1 when (node, ref) is already there (nothing
  * changes), or -1 when out of memory or key/ref too long or empty ref. */
-int ptab_add(ptab *t, const pmeta *m);
+int presence_table_add(ptab *t, const pmeta *m);
 /* Removes the presence (node, ref); copies it to *out when out != NULL.
  * Returns 0, or -1 when there is none. */
-int ptab_del(ptab *t, uint16_t node, const char *ref, pmeta *out);
+int presence_table_del(ptab *t, uint16_t node, const char *ref, pmeta *out);
 /* Removes every presence of `node`, calling fn for each (may be NULL).
  * Returns how many were removed. */
-size_t ptab_del_node(ptab *t, uint16_t node, void (*fn)(const pmeta *m, void *arg), void *arg);
+size_t presence_table_del_node(ptab *t, uint16_t node, void (*fn)(const pmeta *m, void *arg),
+                               void *arg);
 /* Calls fn for every presence (the table must not change meanwhile). */
-void ptab_foreach(const ptab *t, void (*fn)(const pmeta *m, void *arg), void *arg);
+void presence_table_foreach(const ptab *t, void (*fn)(const pmeta *m, void *arg), void *arg);
 /* The presence_state payload text (valid until the next change of t);
  * *len gets its length. NULL when out of memory. */
-const char *ptab_state(ptab *t, size_t *len);
+const char *presence_table_state(ptab *t, size_t *len);
 
 /* Encodes {"joins":{..},"leaves":{..}} from joins[0..nj) and
  * leaves[0..nl) (metas of one key grouped under it, in the given order).
  * Returns a malloc'd NUL-terminated text (*len its length) or NULL. */
-char *pmeta_diff_encode(const pmeta *joins, size_t nj, const pmeta *leaves, size_t nl,
+char *presence_table_diff_encode(const pmeta *joins, size_t nj, const pmeta *leaves, size_t nl,
                         size_t *len);
 
 #endif

@@ -60,10 +60,10 @@ static void test_bad_input(void **state)
 
 static void test_ct_equal(void **state)
 {
-    assert_true(ct_equal("abcdef", "abcdef", 6));
-    assert_false(ct_equal("abcdef", "abcdeF", 6));
-    assert_false(ct_equal("Xbcdef", "abcdef", 6));
-    assert_true(ct_equal("", "", 0));
+    assert_true(password_ct_equal("abcdef", "abcdef", 6));
+    assert_false(password_ct_equal("abcdef", "abcdeF", 6));
+    assert_false(password_ct_equal("Xbcdef", "abcdef", 6));
+    assert_true(password_ct_equal("", "", 0));
 }
 
 /* ---- asynchronous ---- */
