@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/config.h"
+#include "base/json_depth.h"
 #include "fuzz_env.h"
 #include "http/http.h"
 #include "http/http_conn.h"
@@ -30,7 +31,7 @@ static sb_req *new_req(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_init();
-    int d = rest_json_depth((const char *)data, size, REST_MAX_DEPTH);
+    int d = json_depth_max((const char *)data, size, REST_MAX_DEPTH);
     if (d < 0 || d > REST_MAX_DEPTH + 1) abort();
 
     /* conn == NULL: answering only frees the request */

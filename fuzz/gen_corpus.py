@@ -2,7 +2,7 @@
 """Writes the seed corpora in fuzz/corpus/<target>/ (small, committed).
 Run from anywhere: python3 fuzz/gen_corpus.py. The first byte of each seed
 is the harness's mode byte (see the comment at the top of each fuzz_*.c)."""
-import base64, hashlib, hmac, json, os, shutil, struct
+import base64, hashlib, hmac, json, os, struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = b"fuzz-secret-fuzz-secret-fuzz-secret-0123456789"
@@ -36,9 +36,13 @@ def frame(op, payload, fin=True, key=b"\0\0\0\0", masked=True, rsv=0):
 
 
 def write(target, seeds):
+    """Rewrites the seed-NN files of corpus/<target>/; other files there
+    (finding-*: inputs that once stopped a fuzz run) are kept."""
     d = os.path.join(HERE, "corpus", target)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if f.startswith("seed-"):
+            os.remove(os.path.join(d, f))
     for i, s in enumerate(seeds):
         with open(os.path.join(d, "seed-%02d" % i), "wb") as f:
             f.write(s)
@@ -109,6 +113,8 @@ phx = [
     (1, b'[null,null,"a\\u0000","e",{}]'),
     (1, b'[1.0e400,null,"t","e",{}]'),
     (1, b'["a","b","t","e",-0.0]'),
+    # payload nested to the limit: its reply is one level deeper (finding-reply-depth)
+    (1, b'["1","2","t","e",' + b"[" * 31 + b"]" * 31 + b"]"),
 ]
 write("phx", [bytes([m]) + s for m, s in phx])
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 #include "base/config.h"
+#include "base/json_depth.h"
 #include "base/page.h"
 #include "base/log.h"
 #include "base/token.h"
@@ -18,33 +19,6 @@
 /* ------------------------------------------------------------------------ */
 /* JSON bodies                                                               */
 /* ------------------------------------------------------------------------ */
-
-int rest_json_depth(const char *s, size_t n, int limit)
-{
-    int depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
-        if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max) {
-                max = depth;
-                if (max > limit) return limit + 1;
-            }
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return max;
-}
 
 /* True if s[0..n) is only JSON whitespace. */
 static bool all_space(const char *s, size_t n)
@@ -67,7 +41,7 @@ json_t *rest_body(sb_req *req, bool required)
         sb_respond_error(req, 400, "bad_request", "request body must be a JSON object", NULL);
         return NULL;
     }
-    if (rest_json_depth(req->body, req->body_len, REST_MAX_DEPTH) > REST_MAX_DEPTH) {
+    if (!json_depth_ok(req->body, req->body_len, REST_MAX_DEPTH)) {
         char msg[96];
         snprintf(msg, sizeof msg, "JSON nested deeper than %d levels", REST_MAX_DEPTH);
         sb_respond_error(req, 400, "bad_request", msg, NULL);

@@ -25,11 +25,6 @@
 /* JSON bodies                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Deepest nesting of arrays/objects in the JSON text s[0..n) (strings are
- * skipped, escapes honoured); stops counting past `limit` and returns
- * limit + 1 then. Does not validate the JSON. */
-int rest_json_depth(const char *s, size_t n, int limit);
-
 /* Parses req->body as a JSON object. An empty body is {} when !required.
  * On failure answers 413 payload_too_large (over g_cfg.http_max_body) or 400
  * bad_request (empty when required, not JSON, duplicate keys, nested deeper

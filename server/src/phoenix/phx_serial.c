@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json_depth.h"
 
 #define WRITE_MAX_DEPTH 2048 /* values nested deeper (or cyclic) are not encoded */
 #define BIN_FIELD_MAX 255    /* a binary frame stores each field size in one byte */
@@ -322,32 +323,6 @@ static bool field_ok(const char *s, size_t *n)
 
 /* ----------------------------------------------------------------- decode */
 
-/* Cheap pre-scan: false when arrays/objects nest deeper than PHX_MAX_DEPTH
- * (the frame's own array or object counts as level 1) or a closer appears
- * with nothing open. Tracks strings and escapes so brackets inside strings do
- * not count. Runs before jansson so that hostile nesting never recurses. */
-static bool depth_ok(const char *s, size_t n)
-{
-    int d = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++d > PHX_MAX_DEPTH) return false;
-        } else if (c == ']' || c == '}') {
-            if (--d < 0) return false;
-        }
-    }
-    return true;
-}
-
 /* A ref as sent: JSON null maps to NULL, string and number are kept. */
 static bool ref_ok(const json_t *r)
 {
@@ -418,7 +393,9 @@ int phx_decode(phx_vsn vsn, bool binary, const char *data, size_t len, phx_msg *
     if (!data || !len) return -1;
     if (binary) return vsn == PHX_V2 ? decode_binary(data, len, out) : -1;
     if (vsn != PHX_V1 && vsn != PHX_V2) return -1;
-    if (!depth_ok(data, len)) return -1;
+    /* the nesting pre-scan runs before jansson, so that hostile nesting
+     * never recurses (the frame's own array or object is level 1) */
+    if (!json_depth_ok(data, len, PHX_MAX_DEPTH)) return -1;
 
     json_error_t err;
     json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &err);

@@ -31,10 +31,9 @@
  * connection that breaks while its callbacks run is torn down only once they
  * have returned. db_pool_close must not be called from inside a db callback.
  *
- * During connection set-up, libpq may close its socket and open another (one
- * address after another, SSL fallback): a fresh uv_poll handle is made for
- * every set-up step, closed before PQconnectPoll runs, so epoll never keeps a
- * registration for a descriptor libpq has replaced. */
+ * Connection set-up, backoff, flushing and polling are pg_conn's (shared
+ * with the event tailer); this file keeps the pool: query FIFOs, pipeline
+ * results, the first-connection wait and the watchdog. */
 #include "store/db.h"
 
 #include <stdint.h>
@@ -44,14 +43,10 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "net/reactor.h"
+#include "store/pg_conn.h"
 
-#define DB_MAX_PENDING 4096        /* queries queued or in flight, per pool (default) */
-#define DB_CONNECT_TIMEOUT_MS 5000 /* one connection attempt */
-#define DB_QUERY_TIMEOUT_MS 30000  /* oldest in-flight query before the connection is dropped */
-#define DB_BACKOFF_MIN_MS 100
-#define DB_BACKOFF_MAX_MS 2000
-
-enum { DBC_DOWN = 0, DBC_CONNECTING, DBC_UP, DBC_CLOSED };
+#define DB_MAX_PENDING 4096       /* queries queued or in flight, per pool (default) */
+#define DB_QUERY_TIMEOUT_MS 30000 /* oldest in-flight query before the connection is dropped */
 
 typedef struct dbq {
     struct dbq *next;
@@ -68,16 +63,9 @@ typedef struct dbq {
 } dbq;
 
 typedef struct db_conn {
+    pg_conn pc; /* the libpq connection, its set-up, backoff and polling */
     db_pool *pool;
     int idx;
-    int state;
-    PGconn *pg;
-    uv_poll_t *poll; /* heap: closed handles are freed in their close callback */
-    int poll_events;
-    uv_timer_t timer; /* connect timeout while CONNECTING, backoff while DOWN */
-    uint64_t backoff_ms;
-    int fail_streak; /* consecutive failed attempts (for logging) */
-    bool was_up;
     dbq *head, *tail; /* in flight, in send order */
     size_t n;
     int busy;      /* > 0 while its callbacks run */
@@ -100,57 +88,22 @@ struct db_pool {
     uv_timer_t watchdog;
 };
 
-static void conn_start(db_conn *c);
-static void conn_teardown(db_conn *c, const char *why);
+static void db_teardown(db_conn *c, const char *why);
 static void send_waiting(db_conn *c);
-static void on_timer(uv_timer_t *t);
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Close callback of the heap poll handles. */
-static void poll_free_cb(uv_handle_t *h)
+/* True while c takes queries: up, and not broken while its callbacks run. */
+static bool usable(const db_conn *c)
 {
-    free(h);
-}
-
-/* Closes c's current poll handle, if any (stops polling at once). */
-static void poll_close(db_conn *c)
-{
-    if (!c->poll) return;
-    uv_close((uv_handle_t *)c->poll, poll_free_cb);
-    c->poll = NULL;
-    c->poll_events = 0;
-}
-
-/* Starts a fresh poll handle on c's socket for `events` with callback cb.
- * Returns 0 or -1. */
-static int poll_open(db_conn *c, int events, uv_poll_cb cb)
-{
-    poll_close(c);
-    int fd = PQsocket(c->pg);
-    if (fd < 0) return -1;
-    uv_poll_t *h = malloc(sizeof *h);
-    if (!h) return -1;
-    if (uv_poll_init(c->pool->loop, h, fd) != 0) {
-        free(h);
-        return -1;
-    }
-    h->data = c;
-    uv_unref((uv_handle_t *)h); /* the pool never keeps a loop alive by itself */
-    c->poll = h;
-    if (uv_poll_start(h, events, cb) != 0) {
-        poll_close(c);
-        return -1;
-    }
-    c->poll_events = events;
-    return 0;
+    return c->pc.state == PG_CONN_UP && !c->dead;
 }
 
 /* True for errors that mean the connection or server is going away (the
  * query is then reported "unavailable" rather than as a query error). */
-static bool conn_class_error(const char *sqlstate)
+static bool db_error_is_unavailable(const char *sqlstate)
 {
     if (!sqlstate || !*sqlstate) return true; /* libpq-generated: connection trouble */
     return !strncmp(sqlstate, "08", 2) || !strcmp(sqlstate, "57P01") ||
@@ -186,7 +139,7 @@ static void fail_query(db_pool *p, dbq *q)
 static bool any_connecting(const db_pool *p)
 {
     for (int i = 0; i < p->size; i++)
-        if (p->conns[i].state == DBC_CONNECTING) return true;
+        if (p->conns[i].pc.state == PG_CONN_CONNECTING) return true;
     return false;
 }
 
@@ -219,7 +172,7 @@ static void deliver(dbq *q, PGresult *res)
         q->cb(res, "pipeline aborted", q->arg);
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (conn_class_error(state)) {
+        if (db_error_is_unavailable(state)) {
             q->cb(NULL, "unavailable", q->arg);
         } else {
             const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -234,11 +187,11 @@ static void drain(db_conn *c)
 {
     db_pool *p = c->pool;
     c->busy++;
-    while (c->state == DBC_UP && c->head) {
-        if (PQstatus(c->pg) == CONNECTION_BAD) break;
-        if (PQisBusy(c->pg)) break;
+    while (usable(c) && c->head) {
+        if (PQstatus(c->pc.pg) == CONNECTION_BAD) break;
+        if (PQisBusy(c->pc.pg)) break;
         dbq *q = c->head;
-        PGresult *res = PQgetResult(c->pg);
+        PGresult *res = PQgetResult(c->pc.pg);
         if (!res) {
             if (q->ended) break; /* nothing more will come now */
             q->ended = true;
@@ -277,9 +230,9 @@ static void drain(db_conn *c)
     c->busy--;
     if (c->busy == 0) {
         if (c->dead)
-            conn_teardown(c, c->why);
-        else if (c->state == DBC_UP && PQstatus(c->pg) == CONNECTION_BAD)
-            conn_teardown(c, PQerrorMessage(c->pg));
+            db_teardown(c, c->why);
+        else if (c->pc.state == PG_CONN_UP && PQstatus(c->pc.pg) == CONNECTION_BAD)
+            db_teardown(c, PQerrorMessage(c->pc.pg));
     }
 }
 
@@ -287,19 +240,10 @@ static void drain(db_conn *c)
 /* Connection life cycle                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Schedules the next connection attempt with exponential backoff + jitter. */
-static void schedule_retry(db_conn *c)
-{
-    if (c->pool->closing) return;
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DB_BACKOFF_MIN_MS;
-    if (c->backoff_ms > DB_BACKOFF_MAX_MS) c->backoff_ms = DB_BACKOFF_MAX_MS;
-    uint64_t jitter = (uint64_t)(rand() % 1000) * c->backoff_ms / 2000; /* 0..50% */
-    uv_timer_start(&c->timer, on_timer, c->backoff_ms * 3 / 4 + jitter, 0);
-}
-
 /* Drops c's connection: fails its in-flight queries with "unavailable" and
- * schedules a reconnect. Deferred while c's callbacks run. */
-static void conn_teardown(db_conn *c, const char *why)
+ * schedules a reconnect (none while the pool closes). Deferred while c's
+ * callbacks run: c is then marked dead and takes no new queries. */
+static void db_teardown(db_conn *c, const char *why)
 {
     db_pool *p = c->pool;
     if (c->busy) {
@@ -307,34 +251,25 @@ static void conn_teardown(db_conn *c, const char *why)
             c->dead = true;
             snprintf(c->why, sizeof c->why, "%s", why ? why : "");
         }
-        if (c->state == DBC_UP) c->state = DBC_DOWN; /* no new queries on it */
         return;
     }
-    char msg[160]; /* copy first: why may point into the PGconn freed below */
-    snprintf(msg, sizeof msg, "%s", why ? why : "");
     c->dead = false;
-    poll_close(c);
-    uv_timer_stop(&c->timer);
-    if (c->pg) PQfinish(c->pg);
-    c->pg = NULL;
-    c->state = p->closing ? DBC_CLOSED : DBC_DOWN;
-    msg[strcspn(msg, "\n")] = 0; /* libpq's first line says it all */
+    size_t in_flight = c->n;
+    char msg[PG_CONN_WHY];
+    int report = pg_conn_drop(&c->pc, why, !p->closing, msg);
     if (p->closing) {
         /* closing on purpose: nothing to report */
-    } else if (c->was_up) {
+    } else if (report == PG_CONN_LOST) {
         log_msg(LOG_WARN, "db connection lost", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), "error", json_string(msg), "in_flight",
-                json_integer((json_int_t)c->n), NULL);
-    } else if (c->fail_streak == 0) {
+                json_integer((json_int_t)in_flight), NULL);
+    } else if (report == PG_CONN_CONNECT_FAILED) {
         log_msg(LOG_WARN, "db connect failed", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), "error", json_string(msg), NULL);
     }
-    if (!c->was_up) c->fail_streak++;
-    c->was_up = false;
     dbq *q = c->head;
     c->head = c->tail = NULL;
     c->n = 0;
-    schedule_retry(c);
     c->busy++;
     while (q) {
         dbq *next = q->next;
@@ -345,103 +280,46 @@ static void conn_teardown(db_conn *c, const char *why)
     maybe_end_starting(p);
 }
 
-/* I/O on an established connection. */
-static void on_io(uv_poll_t *h, int status, int events)
+/* pg_conn hook: the connection failed. */
+static void db_on_fail(pg_conn *pc, const char *why)
 {
-    db_conn *c = h->data;
-    if (status < 0) {
-        /* socket error (libuv reports POLLERR as EBADF): collect what libpq
-         * can still read, for a meaningful reason, then drop the connection */
-        const char *why = status == UV_EBADF ? "socket error" : uv_strerror(status);
-        if (!PQconsumeInput(c->pg) && *PQerrorMessage(c->pg)) why = PQerrorMessage(c->pg);
-        char copy[160];
-        snprintf(copy, sizeof copy, "%s", why);
-        conn_teardown(c, copy);
-        return;
-    }
-    if (events & UV_WRITABLE) {
-        int f = PQflush(c->pg);
-        if (f < 0) {
-            conn_teardown(c, PQerrorMessage(c->pg));
-            return;
-        }
-        if (f == 0 && c->poll) {
-            uv_poll_start(c->poll, UV_READABLE, on_io);
-            c->poll_events = UV_READABLE;
-        }
-    }
-    if (events & UV_READABLE) {
-        if (!PQconsumeInput(c->pg)) {
-            char why[160];
-            snprintf(why, sizeof why, "%s", PQerrorMessage(c->pg));
-            /* hand over whatever complete results arrived before the break
-             * (drain may tear the connection down itself) */
-            drain(c);
-            if (c->state == DBC_UP || c->dead) conn_teardown(c, why);
-            return;
-        }
-        drain(c);
-    }
+    db_teardown(pc->owner, why);
 }
 
-/* The connection is established: switch to pipeline mode and start serving. */
-static void conn_ready(db_conn *c)
+/* pg_conn hook: input arrived on an established connection. */
+static void db_on_readable(pg_conn *pc)
 {
-    db_pool *p = c->pool;
-    uv_timer_stop(&c->timer);
-    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1 ||
-        poll_open(c, UV_READABLE, on_io) != 0) {
-        conn_teardown(c, "could not enter pipeline mode");
+    db_conn *c = pc->owner;
+    if (!PQconsumeInput(c->pc.pg)) {
+        char why[PG_CONN_WHY];
+        snprintf(why, sizeof why, "%s", PQerrorMessage(c->pc.pg));
+        /* hand over whatever complete results arrived before the break
+         * (drain may tear the connection down itself) */
+        drain(c);
+        if (c->pc.state == PG_CONN_UP || c->dead) db_teardown(c, why);
         return;
     }
-    c->state = DBC_UP;
-    c->was_up = true;
-    c->backoff_ms = 0;
-    if (c->fail_streak > 0)
+    drain(c);
+}
+
+/* pg_conn hook: the connection is up in pipeline mode: start serving. */
+static void db_on_up(pg_conn *pc, bool restored)
+{
+    db_conn *c = pc->owner;
+    db_pool *p = c->pool;
+    if (restored)
         log_msg(LOG_INFO, "db connection restored", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), NULL);
-    c->fail_streak = 0;
     p->starting = false;
     send_waiting(c);
 }
 
-/* One step of the connection set-up. */
-static void on_connect_io(uv_poll_t *h, int status, int events)
+/* pg_conn hook: server notices (and errors that arrive outside any query,
+ * such as the FATAL sent when the server shuts down) go to the log, not to
+ * stderr. */
+static void db_on_notice(pg_conn *pc, const char *message)
 {
-    db_conn *c = h->data;
-    poll_close(c); /* before libpq may swap its socket */
-    switch (PQconnectPoll(c->pg)) {
-    case PGRES_POLLING_OK:
-        conn_ready(c);
-        break;
-    case PGRES_POLLING_READING:
-        if (poll_open(c, UV_READABLE, on_connect_io) != 0) conn_teardown(c, "poll failed");
-        break;
-    case PGRES_POLLING_WRITING:
-        if (poll_open(c, UV_WRITABLE, on_connect_io) != 0) conn_teardown(c, "poll failed");
-        break;
-    default:
-        conn_teardown(c, PQerrorMessage(c->pg));
-        break;
-    }
-}
-
-/* The connection timer: a connect timeout while CONNECTING, the end of the
- * backoff while DOWN. */
-static void on_timer(uv_timer_t *t)
-{
-    db_conn *c = t->data;
-    if (c->state == DBC_CONNECTING)
-        conn_teardown(c, "connect timeout");
-    else if (c->state == DBC_DOWN && !c->pool->closing)
-        conn_start(c);
-}
-
-/* Server notices (and errors that arrive outside any query, such as the
- * FATAL sent when the server shuts down) go to the log, not to stderr. */
-static void on_notice(void *arg, const char *message)
-{
-    db_conn *c = arg;
+    db_conn *c = pc->owner;
     char msg[200];
     snprintf(msg, sizeof msg, "%s", message);
     size_t n = strlen(msg);
@@ -451,28 +329,12 @@ static void on_notice(void *arg, const char *message)
             NULL);
 }
 
-/* Begins a non-blocking connection attempt. */
-static void conn_start(db_conn *c)
-{
-    db_pool *p = c->pool;
-    /* Our defaults first; the caller's connection string (expanded from
-     * dbname) comes last, so anything it says wins. */
-    const char *const kw[] = {
-        "fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval",
-        "keepalives_count",          "gssencmode", "dbname",          NULL};
-    const char *const val[] = {"switchboard", "1", "30", "10", "3", "disable", p->conninfo, NULL};
-    c->pg = PQconnectStartParams(kw, val, 1);
-    c->state = DBC_CONNECTING;
-    c->dead = false;
-    uv_timer_start(&c->timer, on_timer, DB_CONNECT_TIMEOUT_MS, 0);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
-        conn_teardown(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
-        return;
-    }
-    PQsetNoticeProcessor(c->pg, on_notice, c);
-    /* Just after PQconnectStart, behave as if PQconnectPoll said WRITING. */
-    if (poll_open(c, UV_WRITABLE, on_connect_io) != 0) conn_teardown(c, "poll failed");
-}
+static const pg_conn_hooks db_hooks = {
+    .up = db_on_up,
+    .readable = db_on_readable,
+    .fail = db_on_fail,
+    .notice = db_on_notice,
+};
 
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                   */
@@ -480,51 +342,34 @@ static void conn_start(db_conn *c)
 
 /* Sends q on the established connection c (q joins c's in-flight FIFO).
  * On a broken connection q gets "unavailable" along with the others. */
-static void conn_send(db_conn *c, dbq *q, const char *sql, int nparams, const char *const *params)
+static void db_send(db_conn *c, dbq *q, const char *sql, int nparams, const char *const *params)
 {
     db_pool *p = c->pool;
+    PGconn *pg = c->pc.pg;
     q->sent_ms = uv_now(p->loop);
-    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
-        if (PQstatus(c->pg) == CONNECTION_BAD) {
-            /* queue it so the teardown answers it with the rest */
-            if (c->tail)
-                c->tail->next = q;
-            else
-                c->head = q;
-            c->tail = q;
-            c->n++;
-            conn_teardown(c, PQerrorMessage(c->pg));
-            return;
-        }
-        log_msg(LOG_ERROR, "db query refused by libpq", "error", json_string(PQerrorMessage(c->pg)),
+    bool sent = PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!sent && PQstatus(pg) != CONNECTION_BAD) {
+        log_msg(LOG_ERROR, "db query refused by libpq", "error", json_string(PQerrorMessage(pg)),
                 NULL);
         fail_query(p, q);
         return;
     }
+    /* queued even on a broken connection: the teardown answers it with the rest */
     if (c->tail)
         c->tail->next = q;
     else
         c->head = q;
     c->tail = q;
     c->n++;
-    if (!PQpipelineSync(c->pg)) {
-        conn_teardown(c, PQerrorMessage(c->pg));
-        return;
-    }
-    int f = PQflush(c->pg);
-    if (f < 0) {
-        conn_teardown(c, PQerrorMessage(c->pg));
-    } else if (f == 1 && c->poll && !(c->poll_events & UV_WRITABLE)) {
-        uv_poll_start(c->poll, UV_READABLE | UV_WRITABLE, on_io);
-        c->poll_events = UV_READABLE | UV_WRITABLE;
-    }
+    if (!sent || !PQpipelineSync(pg) || pg_conn_flush(&c->pc) != 0)
+        db_teardown(c, PQerrorMessage(pg));
 }
 
 /* Sends every query that was waiting for the first connection on c. */
 static void send_waiting(db_conn *c)
 {
     db_pool *p = c->pool;
-    while (p->wait_head && c->state == DBC_UP) {
+    while (p->wait_head && usable(c)) {
         dbq *q = p->wait_head;
         p->wait_head = q->next;
         if (!p->wait_head) p->wait_tail = NULL;
@@ -534,7 +379,7 @@ static void send_waiting(db_conn *c)
         int np = q->nparams;
         q->sql = NULL;
         q->params = NULL;
-        conn_send(c, q, sql, np, (const char *const *)params);
+        db_send(c, q, sql, np, (const char *const *)params);
         for (int i = 0; i < np; i++)
             free(params[i]);
         free(params);
@@ -548,7 +393,7 @@ static db_conn *pick(db_pool *p)
     db_conn *best = NULL;
     for (int i = 0; i < p->size; i++) {
         db_conn *c = &p->conns[i];
-        if (c->state == DBC_UP && !c->dead && (!best || c->n < best->n)) best = c;
+        if (usable(c) && (!best || c->n < best->n)) best = c;
     }
     return best;
 }
@@ -589,7 +434,7 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
     q->arg = arg;
     p->pending++;
     if (c) {
-        conn_send(c, q, sql, nparams, params);
+        db_send(c, q, sql, nparams, params);
         return 0;
     }
     if (dbq_copy(q, sql, nparams, params) != 0) {
@@ -615,8 +460,8 @@ static void on_watchdog(uv_timer_t *t)
     uint64_t now = uv_now(p->loop);
     for (int i = 0; i < p->size; i++) {
         db_conn *c = &p->conns[i];
-        if (c->state == DBC_UP && c->head && now - c->head->sent_ms > DB_QUERY_TIMEOUT_MS)
-            conn_teardown(c, "query timeout: no answer from the server");
+        if (usable(c) && c->head && now - c->head->sent_ms > DB_QUERY_TIMEOUT_MS)
+            db_teardown(c, "query timeout: no answer from the server");
     }
 }
 
@@ -647,13 +492,11 @@ db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size)
         db_conn *c = &p->conns[i];
         c->pool = p;
         c->idx = i;
-        uv_timer_init(p->loop, &c->timer);
-        uv_unref((uv_handle_t *)&c->timer);
-        c->timer.data = c;
+        pg_conn_init(&c->pc, p->loop, &db_hooks, c, p->conninfo, "switchboard", true);
         p->open_handles++;
     }
     for (int i = 0; i < size; i++)
-        conn_start(&p->conns[i]);
+        pg_conn_start(&p->conns[i].pc);
     return p;
 }
 
@@ -661,19 +504,32 @@ bool db_pool_ready(const db_pool *p)
 {
     if (!p) return false;
     for (int i = 0; i < p->size; i++)
-        if (p->conns[i].state == DBC_UP && !p->conns[i].dead) return true;
+        if (usable(&p->conns[i])) return true;
     return false;
 }
 
 /* Frees the pool once its last timer has closed. */
-static void pool_handle_closed(uv_handle_t *h)
+static void pool_release(db_pool *p)
 {
-    db_pool *p = (db_pool *)h->data;
     if (--p->open_handles == 0) {
         free(p->conns);
         free(p->conninfo);
         free(p);
     }
+}
+
+/* Close callback of the watchdog. */
+static void pool_handle_closed(uv_handle_t *h)
+{
+    pool_release(h->data);
+}
+
+/* Close callback of a connection's timer (its data is the pg_conn). */
+static void conn_timer_closed(uv_handle_t *h)
+{
+    pg_conn *pc = h->data;
+    db_conn *c = pc->owner;
+    pool_release(c->pool);
 }
 
 void db_pool_close(db_pool *p)
@@ -683,8 +539,8 @@ void db_pool_close(db_pool *p)
     p->starting = false;
     for (int i = 0; i < p->size; i++) {
         db_conn *c = &p->conns[i];
-        conn_teardown(c, "pool closed");
-        c->state = DBC_CLOSED;
+        db_teardown(c, "pool closed");
+        pg_conn_close(&c->pc, conn_timer_closed);
     }
     while (p->wait_head) {
         dbq *q = p->wait_head;
@@ -694,8 +550,4 @@ void db_pool_close(db_pool *p)
     p->wait_tail = NULL;
     p->watchdog.data = p;
     uv_close((uv_handle_t *)&p->watchdog, pool_handle_closed);
-    for (int i = 0; i < p->size; i++) {
-        p->conns[i].timer.data = p;
-        uv_close((uv_handle_t *)&p->conns[i].timer, pool_handle_closed);
-    }
 }

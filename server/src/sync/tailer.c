@@ -8,7 +8,9 @@
  * committed events were seen above the horizon (soon, they will be stable),
  * or when the fallback timer fires. One query at a time on the connection.
  * Any failure drops the connection and retries with exponential backoff;
- * the position survives, so delivery resumes where it stopped. */
+ * the position survives, so delivery resumes where it stopped. The
+ * connection itself (set-up, backoff, flush, polling) is a pg_conn
+ * (store/pg_conn.h), shared with the query pools. */
 #include "sync/tailer.h"
 
 #include <jansson.h>
@@ -22,26 +24,20 @@
 #include "base/log.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
+#include "store/pg_conn.h"
 #include "sync/sync_window.h"
 #include "base/util.h"
 
-#define TL_CONNECT_TIMEOUT_MS 5000
 #define TL_QUERY_TIMEOUT_MS 30000
-#define TL_BACKOFF_MIN_MS 100
-#define TL_BACKOFF_MAX_MS 2000
 #define TL_PENDING_MS 5 /* re-read soon when committed events wait above the horizon */
 
-enum { TL_DOWN = 0, TL_CONNECTING, TL_UP };
 enum { Q_NONE = 0, Q_LISTEN, Q_PREPARE, Q_START, Q_FETCH, Q_PRUNE, Q_BACKFILL };
 
 typedef struct tailer {
+    pg_conn pc; /* the connection: set-up, backoff, flush, polling */
     reactor *r;
     uv_loop_t *loop;
-    PGconn *pg;
-    uv_poll_t *poll; /* heap: freed in its close callback */
-    int poll_events;
-    uv_timer_t timer; /* connect timeout, backoff, or the next fetch */
-    int state;
+    uv_timer_t timer; /* the next fetch */
     int query;         /* query in flight (Q_NONE: idle) */
     uint64_t sent_ms;  /* when it was sent */
     PGresult *res;     /* its result, once complete */
@@ -52,12 +48,9 @@ typedef struct tailer {
     sync_pos backfill_base; /* the window's lower bound when the chunk in flight was asked */
     uint64_t fetch_seq; /* the number of the fetch in flight (sync_window_fetch_sent) */
     sync_pos pos;      /* last position read */
-    uint64_t backoff_ms;
     uint64_t pending_ms;   /* current re-read delay while events wait above a stuck horizon */
     uint64_t last_horizon;
     uint64_t last_prune_ms;
-    int fail_streak;
-    bool was_up;
 } tailer;
 
 static tailer *g_tl;
@@ -89,10 +82,8 @@ void tailer_user_online(const char *uid, int delta)
 static atomic_int g_kick_pending;
 static atomic_bool g_started; /* tailer_start scheduled the tailer */
 
-static void tl_connect(tailer *t);
 static void tl_teardown(tailer *t, const char *why);
 static void tl_next(tailer *t);
-static void on_io(uv_poll_t *h, int status, int events);
 static void on_timer(uv_timer_t *h);
 
 /* ------------------------------------------------------------------------ */
@@ -395,11 +386,11 @@ static const char SQL_PRUNE[] =
 
 static void tl_sent(tailer *t, int q);
 
-/* Sends a query; the result arrives in on_io. */
+/* Sends a query; the result arrives in tl_read. */
 static void tl_send(tailer *t, int q, const char *sql, int n, const char *const *params)
 {
-    if (!PQsendQueryParams(t->pg, sql, n, NULL, params, NULL, NULL, 0)) {
-        tl_teardown(t, PQerrorMessage(t->pg));
+    if (!PQsendQueryParams(t->pc.pg, sql, n, NULL, params, NULL, NULL, 0)) {
+        tl_teardown(t, PQerrorMessage(t->pc.pg));
         return;
     }
     tl_sent(t, q);
@@ -410,15 +401,7 @@ static void tl_sent(tailer *t, int q)
 {
     t->query = q;
     t->sent_ms = uv_now(t->loop);
-    int f = PQflush(t->pg);
-    if (f < 0) {
-        tl_teardown(t, PQerrorMessage(t->pg));
-        return;
-    }
-    if (f == 1 && t->poll && !(t->poll_events & UV_WRITABLE)) {
-        uv_poll_start(t->poll, UV_READABLE | UV_WRITABLE, on_io);
-        t->poll_events = UV_READABLE | UV_WRITABLE;
-    }
+    if (pg_conn_flush(&t->pc) != 0) tl_teardown(t, PQerrorMessage(t->pc.pg));
 }
 
 /* Sends the fetch as the statement prepared on this connection. */
@@ -431,8 +414,8 @@ static void send_fetch(tailer *t)
     const char *p[3] = {tx, id, lim};
     t->want = false;
     t->fetch_seq = sync_window_fetch_sent(); /* sync requests before now wait for it */
-    if (!PQsendQueryPrepared(t->pg, "tl_fetch", 3, p, NULL, NULL, 0)) {
-        tl_teardown(t, PQerrorMessage(t->pg));
+    if (!PQsendQueryPrepared(t->pc.pg, "tl_fetch", 3, p, NULL, NULL, 0)) {
+        tl_teardown(t, PQerrorMessage(t->pc.pg));
         return;
     }
     tl_sent(t, Q_FETCH);
@@ -442,7 +425,7 @@ static void send_fetch(tailer *t)
  * timer. */
 static void tl_next(tailer *t)
 {
-    if (t->state != TL_UP || t->query != Q_NONE) return;
+    if (t->pc.state != PG_CONN_UP || t->query != Q_NONE) return;
     if (!t->positioned) {
         tl_send(t, Q_START, SQL_START, 0, NULL);
         return;
@@ -482,7 +465,7 @@ static void tl_done(tailer *t, PGresult *res)
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         log_msg(LOG_WARN, "tailer_query_failed", "query", json_integer(q), "error",
                 json_string(m ? m : "?"), NULL);
-        if (q == Q_PRUNE && PQstatus(t->pg) == CONNECTION_OK) { /* not fatal: fetch on */
+        if (q == Q_PRUNE && PQstatus(t->pc.pg) == CONNECTION_OK) { /* not fatal: fetch on */
             tl_next(t);
             return;
         }
@@ -492,8 +475,8 @@ static void tl_done(tailer *t, PGresult *res)
     uint64_t delay = g_cfg.tailer_poll_ms ? g_cfg.tailer_poll_ms : 500;
     switch (q) {
     case Q_LISTEN:
-        if (!PQsendPrepare(t->pg, "tl_fetch", SQL_FETCH, 3, NULL)) {
-            tl_teardown(t, PQerrorMessage(t->pg));
+        if (!PQsendPrepare(t->pc.pg, "tl_fetch", SQL_FETCH, 3, NULL)) {
+            tl_teardown(t, PQerrorMessage(t->pc.pg));
             return;
         }
         tl_sent(t, Q_PREPARE);
@@ -556,82 +539,40 @@ static void tl_done(tailer *t, PGresult *res)
 /* Connection                                                                */
 /* ------------------------------------------------------------------------ */
 
-static void poll_free_cb(uv_handle_t *h) { free(h); }
-
-static void poll_close(tailer *t)
-{
-    if (!t->poll) return;
-    uv_close((uv_handle_t *)t->poll, poll_free_cb);
-    t->poll = NULL;
-    t->poll_events = 0;
-}
-
-/* A fresh poll handle on the connection's socket (libpq may swap sockets
- * during set-up). Returns 0 or -1. */
-static int poll_open(tailer *t, int events, uv_poll_cb cb)
-{
-    poll_close(t);
-    int fd = PQsocket(t->pg);
-    if (fd < 0) return -1;
-    uv_poll_t *h = malloc(sizeof *h);
-    if (!h) return -1;
-    if (uv_poll_init(t->loop, h, fd) != 0) {
-        free(h);
-        return -1;
-    }
-    h->data = t;
-    uv_unref((uv_handle_t *)h);
-    t->poll = h;
-    if (uv_poll_start(h, events, cb) != 0) {
-        poll_close(t);
-        return -1;
-    }
-    t->poll_events = events;
-    return 0;
-}
-
 /* Drops the connection and schedules a reconnect with backoff + jitter. The
  * position is kept. */
 static void tl_teardown(tailer *t, const char *why)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s", why ? why : "");
-    msg[strcspn(msg, "\n")] = 0;
-    poll_close(t);
+    char msg[PG_CONN_WHY];
+    int report = pg_conn_drop(&t->pc, why, true, msg); /* copies why first */
+    uv_timer_stop(&t->timer);
     if (t->res) PQclear(t->res);
     t->res = NULL;
-    if (t->pg) PQfinish(t->pg);
-    t->pg = NULL;
     t->query = Q_NONE;
-    t->state = TL_DOWN;
     sync_window_live(false); /* sync requests waiting for a fetch read Postgres */
-    if (t->was_up || t->fail_streak == 0)
-        log_msg(LOG_WARN, t->was_up ? "tailer_connection_lost" : "tailer_connect_failed", "error",
-                json_string(msg), NULL);
-    if (!t->was_up) t->fail_streak++;
-    t->was_up = false;
-    t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : TL_BACKOFF_MIN_MS;
-    if (t->backoff_ms > TL_BACKOFF_MAX_MS) t->backoff_ms = TL_BACKOFF_MAX_MS;
-    uint64_t jitter = (uint64_t)(rand() % 1000) * t->backoff_ms / 2000;
-    uv_timer_start(&t->timer, on_timer, t->backoff_ms * 3 / 4 + jitter, 0);
+    if (report != PG_CONN_QUIET)
+        log_msg(LOG_WARN, report == PG_CONN_LOST ? "tailer_connection_lost" : "tailer_connect_failed",
+                "error", json_string(msg), NULL);
 }
 
-/* Reads what arrived: notifications (wake a fetch) and the result of the
- * query in flight. */
-static void tl_read(tailer *t)
+/* pg_conn hook: reads what arrived: notifications (wake a fetch) and the
+ * result of the query in flight. */
+static void tl_read(pg_conn *pc)
 {
-    if (!PQconsumeInput(t->pg)) {
-        tl_teardown(t, PQerrorMessage(t->pg));
+    tailer *t = pc->owner;
+    PGconn *pg = t->pc.pg;
+    if (!PQconsumeInput(pg)) {
+        tl_teardown(t, PQerrorMessage(pg));
         return;
     }
     PGnotify *n;
     bool notified = false;
-    while ((n = PQnotifies(t->pg)) != NULL) {
+    while ((n = PQnotifies(pg)) != NULL) {
         notified = true;
         PQfreemem(n);
     }
-    while (t->query != Q_NONE && !PQisBusy(t->pg)) {
-        PGresult *r = PQgetResult(t->pg);
+    while (t->query != Q_NONE && !PQisBusy(pg)) {
+        PGresult *r = PQgetResult(pg);
         if (r) {
             if (t->res) PQclear(r); /* only the first result counts */
             else t->res = r;
@@ -645,10 +586,10 @@ static void tl_read(tailer *t)
         }
         tl_done(t, res);
         PQclear(res);
-        if (t->state != TL_UP) return;
+        if (t->pc.state != PG_CONN_UP) return;
     }
     /* notifications may have come with the result */
-    while ((n = PQnotifies(t->pg)) != NULL) {
+    while ((n = PQnotifies(pg)) != NULL) {
         notified = true;
         PQfreemem(n);
     }
@@ -661,104 +602,39 @@ static void tl_read(tailer *t)
     }
 }
 
-static void on_io(uv_poll_t *h, int status, int events)
+/* pg_conn hook: connected: LISTEN first, then fetch. */
+static void tl_up(pg_conn *pc, bool restored)
 {
-    tailer *t = h->data;
-    if (status < 0) {
-        tl_teardown(t, status == UV_EBADF ? "socket error" : uv_strerror(status));
-        return;
-    }
-    if (events & UV_WRITABLE) {
-        int f = PQflush(t->pg);
-        if (f < 0) {
-            tl_teardown(t, PQerrorMessage(t->pg));
-            return;
-        }
-        if (f == 0 && t->poll) {
-            uv_poll_start(t->poll, UV_READABLE, on_io);
-            t->poll_events = UV_READABLE;
-        }
-    }
-    if (events & UV_READABLE) tl_read(t);
-}
-
-/* Connected: LISTEN first, then fetch. */
-static void tl_ready(tailer *t)
-{
-    uv_timer_stop(&t->timer);
-    if (PQsetnonblocking(t->pg, 1) != 0 || poll_open(t, UV_READABLE, on_io) != 0) {
-        tl_teardown(t, "could not set up the connection");
-        return;
-    }
-    t->state = TL_UP;
-    t->was_up = true;
+    tailer *t = pc->owner;
     sync_window_live(true);
-    t->backoff_ms = 0;
-    if (t->fail_streak > 0) log_msg(LOG_INFO, "tailer_connection_restored", NULL);
-    t->fail_streak = 0;
+    if (restored) log_msg(LOG_INFO, "tailer_connection_restored", NULL);
     tl_send(t, Q_LISTEN, "LISTEN sb_events", 0, NULL);
 }
 
-static void on_connect_io(uv_poll_t *h, int status, int events)
+/* pg_conn hook: the attempt or the connection failed. */
+static void tl_fail(pg_conn *pc, const char *why)
 {
-    tailer *t = h->data;
-    poll_close(t);
-    switch (PQconnectPoll(t->pg)) {
-    case PGRES_POLLING_OK:
-        tl_ready(t);
-        break;
-    case PGRES_POLLING_READING:
-        if (poll_open(t, UV_READABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
-        break;
-    case PGRES_POLLING_WRITING:
-        if (poll_open(t, UV_WRITABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
-        break;
-    default:
-        tl_teardown(t, PQerrorMessage(t->pg));
-        break;
-    }
+    tl_teardown(pc->owner, why);
 }
 
-static void tl_connect(tailer *t)
-{
-    const char *const kw[] = {"fallback_application_name", "keepalives", "keepalives_idle",
-                              "keepalives_interval", "keepalives_count", "gssencmode", "dbname",
-                              NULL};
-    const char *const val[] = {"switchboard-tailer", "1", "30", "10", "3", "disable",
-                               g_cfg.database_url, NULL};
-    t->pg = PQconnectStartParams(kw, val, 1);
-    t->state = TL_CONNECTING;
-    uv_timer_start(&t->timer, on_timer, TL_CONNECT_TIMEOUT_MS, 0);
-    if (!t->pg || PQstatus(t->pg) == CONNECTION_BAD) {
-        tl_teardown(t, t->pg ? PQerrorMessage(t->pg) : "out of memory");
-        return;
-    }
-    if (poll_open(t, UV_WRITABLE, on_connect_io) != 0) tl_teardown(t, "poll failed");
-}
+static const pg_conn_hooks tl_hooks = {
+    .up = tl_up,
+    .readable = tl_read,
+    .fail = tl_fail,
+};
 
-/* The one timer: connect timeout, end of backoff, next fetch, or a stuck
- * query. */
+/* The fetch timer: the next fetch (or prune, or backfill chunk) when idle. */
 static void on_timer(uv_timer_t *h)
 {
     tailer *t = h->data;
-    switch (t->state) {
-    case TL_CONNECTING:
-        tl_teardown(t, "connect timeout");
-        break;
-    case TL_DOWN:
-        tl_connect(t);
-        break;
-    case TL_UP:
-        if (t->query == Q_NONE) tl_next(t);
-        break;
-    }
+    if (t->pc.state == PG_CONN_UP && t->query == Q_NONE) tl_next(t);
 }
 
 /* Once a second: a query that takes too long means the server is stuck. */
 static void on_watchdog(uv_timer_t *h)
 {
     tailer *t = h->data;
-    if (t->state == TL_UP && t->query != Q_NONE &&
+    if (t->pc.state == PG_CONN_UP && t->query != Q_NONE &&
         uv_now(t->loop) - t->sent_ms > TL_QUERY_TIMEOUT_MS)
         tl_teardown(t, "query timeout");
 }
@@ -786,7 +662,8 @@ static void start_task(void *arg)
     uv_unref((uv_handle_t *)&g_watchdog);
     t->last_prune_ms = uv_now(t->loop); /* the first prune one interval after start */
     g_tl = t;
-    tl_connect(t);
+    pg_conn_init(&t->pc, t->loop, &tl_hooks, t, g_cfg.database_url, "switchboard-tailer", false);
+    pg_conn_start(&t->pc);
 }
 
 /* Runs on reactor 0: fetch now if idle, else right after the query in
@@ -796,7 +673,7 @@ static void kick_task(void *arg)
     (void)arg;
     atomic_store(&g_kick_pending, 0);
     tailer *t = g_tl;
-    if (!t || t->state != TL_UP) return;
+    if (!t || t->pc.state != PG_CONN_UP) return;
     if (t->query != Q_NONE) {
         t->want = true;
         return;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/json_depth.h"
 #include "phoenix/phx_serial.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -914,6 +915,45 @@ static void test_depth_limit(void **state)
     free(huge);
 }
 
+/* A payload nested to the limit decodes, and its reply, one level deeper,
+ * is still written in full: the limit guards the server against what it
+ * parses (client input), not what it writes for a client, whose parser
+ * (phoenix.js: JSON.parse) has no such limit. phx_decode, the server's
+ * reader of client input, refuses the reply text; a plain JSON reader reads
+ * back the payload. (fuzz/corpus/phx/finding-reply-depth) */
+static void test_reply_past_depth_limit(void **state)
+{
+    char buf[4096];
+    char *ok = nested(PHX_MAX_DEPTH - 1, "\"x\"");
+    for (int v = 0; v < 2; v++) {
+        phx_vsn vsn = v ? PHX_V2 : PHX_V1;
+        if (vsn == PHX_V2)
+            snprintf(buf, sizeof buf, "[\"1\",\"2\",\"t\",\"e\",%s]", ok);
+        else
+            snprintf(buf, sizeof buf, "{\"topic\":\"t\",\"event\":\"e\",\"ref\":\"2\",\"payload\":%s}",
+                     ok);
+        phx_msg m;
+        assert_int_equal(dec(vsn, buf, &m), 0);
+        assert_int_equal(json_depth_max(buf, strlen(buf), 1000), PHX_MAX_DEPTH);
+        sb_buf *b = phx_encode_reply(vsn, m.join_ref, m.ref, m.topic, "ok", m.payload);
+        assert_non_null(b);
+        const char *t = sb_buf_text(b);
+        size_t n = sb_buf_text_len(b);
+        assert_int_equal(json_depth_max(t, n, 1000), PHX_MAX_DEPTH + 1);
+        expect_reject(vsn, false, t, n);
+        json_error_t e;
+        json_t *r = json_loadb(t, n, 0, &e);
+        assert_non_null(r);
+        json_t *pl = vsn == PHX_V2 ? json_array_get(r, 4) : json_object_get(r, "payload");
+        assert_string_equal(json_string_value(json_object_get(pl, "status")), "ok");
+        assert_true(json_equal(json_object_get(pl, "response"), m.payload));
+        json_decref(r);
+        sb_buf_unref(b);
+        phx_msg_clear(&m);
+    }
+    free(ok);
+}
+
 static void test_reject_binary(void **state)
 {
     uint8_t raw[64];
@@ -1052,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_encode_rejects_bad_text),
         cmocka_unit_test(test_reject_text),
         cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_reply_past_depth_limit),
         cmocka_unit_test(test_reject_binary),
         cmocka_unit_test(test_fuzz_smoke),
     };

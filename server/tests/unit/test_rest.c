@@ -57,25 +57,7 @@ static int setup(void **state)
     return 0;
 }
 
-/* ---- JSON depth and bodies ---- */
-
-static void test_json_depth(void **state)
-{
-    assert_int_equal(rest_json_depth("", 0, 32), 0);
-    assert_int_equal(rest_json_depth("1", 1, 32), 0);
-    assert_int_equal(rest_json_depth("{}", 2, 32), 1);
-    assert_int_equal(rest_json_depth("[[[]]]", 6, 32), 3);
-    assert_int_equal(rest_json_depth("[{},{\"a\":[1]}]", 14, 32), 3);
-    const char *s = "[\"[[[{{\"]"; /* brackets inside a string do not count */
-    assert_int_equal(rest_json_depth(s, strlen(s), 32), 1);
-    s = "[\"a\\\"[[[\"]"; /* an escaped quote does not end the string */
-    assert_int_equal(rest_json_depth(s, strlen(s), 32), 1);
-    char deep[200];
-    memset(deep, '[', 100);
-    memset(deep + 100, ']', 100);
-    assert_int_equal(rest_json_depth(deep, 200, 32), 33); /* stops at limit + 1 */
-    assert_int_equal(rest_json_depth(deep, 200, 1000), 100);
-}
+/* ---- JSON bodies (the depth pre-scan: test_json_depth.c) ---- */
 
 static void test_body_ok(void **state)
 {
@@ -431,7 +413,6 @@ static void test_time(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_json_depth, setup),
         cmocka_unit_test_setup(test_body_ok, setup),
         cmocka_unit_test_setup(test_body_refused, setup),
         cmocka_unit_test_setup(test_get_string, setup),
