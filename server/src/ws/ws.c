@@ -129,6 +129,11 @@ int ws_upgrade(sb_req *req, const char *extra_headers, void *ud)
                      "upgrade: websocket\r\n\r\n",
                      accept, extra_headers ? extra_headers : "");
     http_send_raw(c, head, (size_t)n);
+    if (c->closing) { /* out of memory: c is closed and req detached from it */
+        free(w);
+        sb_respond_error(req, 503, "unavailable", "out of memory", NULL); /* just frees req */
+        return -1;
+    }
     size_t rest_len = 0;
     char *rest = http_detach_for_upgrade(c, &rest_len);
     http_req_free(req);

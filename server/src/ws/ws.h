@@ -36,8 +36,8 @@ int ws_upgrade_check(sb_req *req);
 /* Answers a checked upgrade request with 101 (plus `extra_headers`: NULL
  * or CRLF-terminated lines), switches the connection to WebSocket and
  * attaches ud for the consumer; bytes that followed the request are fed on.
- * Frees req. Returns 0, or -1 (out of memory: answered 503, ud not
- * attached: the caller frees it). */
+ * Frees req. Returns 0, or -1 (out of memory: answered 503 or the
+ * connection closed; ud not attached: the caller frees it). */
 int ws_upgrade(sb_req *req, const char *extra_headers, void *ud);
 /* True while c speaks WebSocket (and has not closed). */
 bool ws_active(const struct sb_conn *c);
