@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include "accounts/accounts.h"
+#include "accounts/accounts_connect.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
 #include "base/config.h"
@@ -18,6 +19,12 @@
 #include "http/http_conn.h"
 #include "base/log.h"
 #include "phoenix/longpoll.h"
+#include "phoenix/phx_connect.h"
+#include "phoenix/phx_websocket.h"
+#include "http/rest.h"
+#include "http/router.h"
+#include "http/static_files.h"
+#include "ws/ws.h"
 #include "presence/presence_cluster.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
@@ -72,6 +79,14 @@ void fz_init(void)
     if (config_load(0, NULL) != 0) abort();
     log_set_level("error");
     signal(SIGPIPE, SIG_IGN);
+    /* what main.c registers */
+    conn_set_opener(http_conn_open);
+    ws_set_consumer(&phx_websocket_consumer);
+    accounts_connect_revoked_hook = rest_session_revoked;
+    phx_connect_set_handler(accounts_connect_socket);
+    router_add(ROUTER_ANY_METHOD, "/socket/websocket", phx_websocket_handle);
+    router_add(ROUTER_ANY_METHOD, "/socket/longpoll", longpoll_handle);
+    router_set_fallback(static_files_serve);
     if (accounts_routes() != 0) abort();
     chat_routes();
     sync_routes();
@@ -126,7 +141,7 @@ void fz_open(bool admin)
     g_r.conns = c;
     g_r.nconns++;
     g_peer = sv[1];
-    if (http_conn_init(c) != 0) abort();
+    if (http_conn_open(c) != 0) abort(); /* what conn_accept's opener does */
     if (!admin && tls_enabled() && tls_conn_start(c) != 0) abort(); /* as conn_accept does */
     c->read_paused = true;
     conn_resume_read(c); /* starts reading with conn.c's callbacks */
@@ -181,7 +196,7 @@ void fz_send_chunked(const uint8_t *data, size_t len, uint8_t seed)
 
 bool fz_is_open(void) { return g_r.conns && !g_r.conns->closing; }
 
-bool fz_is_ws(void) { return fz_is_open() && g_r.conns->mode == CONN_WS; }
+bool fz_is_ws(void) { return fz_is_open() && ws_active(g_r.conns); }
 
 void fz_close(void)
 {

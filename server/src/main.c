@@ -8,6 +8,7 @@
 #include <llhttp.h>
 #include <uv.h>
 #include "accounts/accounts.h"
+#include "accounts/accounts_connect.h"
 #include "bus/bus.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
@@ -15,6 +16,13 @@
 #include "store/db.h"
 #include "base/log.h"
 #include "store/migrate.h"
+#include "http/http_conn.h"
+#include "http/rest.h"
+#include "http/static_files.h"
+#include "net/conn.h"
+#include "phoenix/longpoll.h"
+#include "phoenix/phx_connect.h"
+#include "phoenix/phx_websocket.h"
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
 #include "http/router.h"
@@ -88,6 +96,15 @@ static int cmd_serve(int argc, char **argv)
             return 1;
         }
     }
+    /* the transport stack: connections speak HTTP first; the Phoenix socket
+     * routes go first in the table (tried in order), static files last */
+    conn_set_opener(http_conn_open);
+    ws_set_consumer(&phx_websocket_consumer);
+    accounts_connect_revoked_hook = rest_session_revoked;
+    phx_connect_set_handler(accounts_connect_socket);
+    router_add(ROUTER_ANY_METHOD, "/socket/websocket", phx_websocket_handle);
+    router_add(ROUTER_ANY_METHOD, "/socket/longpoll", longpoll_handle);
+    router_set_fallback(static_files_serve);
     router_add(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/readyz", readyz);

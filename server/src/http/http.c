@@ -13,10 +13,8 @@
 #include "net/conn.h"
 #include "http/http_conn.h"
 #include "base/log.h"
-#include "phoenix/longpoll.h"
 #include "http/router.h"
 #include "base/util.h"
-#include "ws/ws.h"
 
 typedef struct http_state {
     llhttp_t parser;
@@ -36,6 +34,25 @@ typedef struct http_state {
 
 static llhttp_settings_t g_settings;
 
+static void http_on_data(sb_conn *c, const char *data, size_t len);
+static void http_sweep(sb_conn *c, uint64_t now);
+static void http_shutdown(sb_conn *c);
+static void http_conn_gone(sb_conn *c);
+
+/* HTTP's handler table: what the connection calls while it speaks HTTP. */
+static const conn_handlers g_http_handlers = {
+    .on_data = http_on_data,
+    .sweep = http_sweep,
+    .shutdown = http_shutdown,
+    .gone = http_conn_gone,
+};
+
+/* c's HTTP state, or NULL when c runs another protocol (or was upgraded). */
+static inline http_state *http_of(const sb_conn *c)
+{
+    return c->h == &g_http_handlers ? c->proto : NULL;
+}
+
 static void req_free(sb_req *req)
 {
     if (!req) return;
@@ -52,7 +69,7 @@ static void req_free(sb_req *req)
 
 void http_req_free(sb_req *req) { req_free(req); }
 
-static http_state *H(llhttp_t *p) { return ((sb_conn *)p->data)->http; }
+static http_state *H(llhttp_t *p) { return ((sb_conn *)p->data)->proto; }
 
 static int push_header(http_state *h)
 {
@@ -177,7 +194,7 @@ static void init_settings(void)
     done = true;
 }
 
-int http_conn_init(sb_conn *c)
+int http_conn_open(sb_conn *c)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_settings);
@@ -185,8 +202,8 @@ int http_conn_init(sb_conn *c)
     if (!h) return -1;
     llhttp_init(&h->parser, HTTP_REQUEST, &g_settings);
     h->parser.data = c;
-    c->http = h;
-    c->mode = CONN_HTTP;
+    c->h = &g_http_handlers;
+    c->proto = h;
     return 0;
 }
 
@@ -201,12 +218,12 @@ static void http_state_free(http_state *h)
     free(h);
 }
 
-void http_conn_gone(sb_conn *c)
+static void http_conn_gone(sb_conn *c)
 {
-    http_state *h = c->http;
+    http_state *h = http_of(c);
     if (!h) return;
     if (h->active) h->active->conn = NULL;
-    c->http = NULL;
+    c->proto = NULL;
     http_state_free(h);
 }
 
@@ -307,7 +324,7 @@ static void write_response(sb_conn *c, int status, const char *ctype, const void
 /* The active request of c was answered: on to the next one. */
 static void answered(sb_conn *c, bool ka)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     h->active = NULL;
     if (ka) {
         conn_resume_read(c);
@@ -319,8 +336,8 @@ void sb_respond(sb_req *req, int status, const char *ctype, const void *body, si
                 const char *extra)
 {
     sb_conn *c = req->conn;
-    if (c && !c->closing && c->http && c->http->active == req) {
-        http_state *h = c->http;
+    http_state *h = c ? http_of(c) : NULL;
+    if (h && !c->closing && h->active == req) {
         bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
         write_response(c, status, ctype, body, len, extra, ka, req->method == HTTP_HEAD);
         answered(c, ka);
@@ -401,8 +418,8 @@ sb_buf *sb_respond_body_new(size_t body_cap, char **body)
 void sb_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size_t len)
 {
     sb_conn *c = req->conn;
-    if (c && !c->closing && c->http && c->http->active == req) {
-        http_state *h = c->http;
+    http_state *h = c ? http_of(c) : NULL;
+    if (h && !c->closing && h->active == req) {
         bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
         char head[BODY_HEAD_ROOM];
         int n = head_text(head, sizeof head, status, ctype, len, ka);
@@ -503,7 +520,7 @@ int sb_req_query_count(const sb_req *req, const char *name)
 
 static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     h->active = req;
     h->req = NULL;
     req->conn = c;
@@ -519,20 +536,11 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
     req->query = qm ? qm + 1 : t + plen;
     req->path = url_decode(t, plen, false);
     if (upgrade) req->keep_alive = false; /* what follows is not HTTP */
-    if (req->path && !c->admin && strcmp(req->path, "/socket/websocket") == 0) {
-        /* answered or upgraded before it returns: no read pause (a stop and
-         * restart of reading costs two epoll_ctl calls per connection) */
-        ws_handle_upgrade(req);
-        return;
-    }
     /* reading pauses while the request is handled (parse_loop, after this
-     * returns): a request answered at once costs no pause and resume */
+     * returns): a request answered (or upgraded, e.g. a WebSocket route) at
+     * once costs no pause and resume (two epoll_ctl calls per connection) */
     if (!req->path || req->path[0] != '/') {
         sb_respond_error(req, 400, "bad_request", "malformed request target", NULL);
-        return;
-    }
-    if (!c->admin && strcmp(req->path, "/socket/longpoll") == 0) {
-        longpoll_handle(req);
         return;
     }
     router_dispatch(req, c->admin);
@@ -542,9 +550,9 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
  * handled, or the connection leaves HTTP mode. */
 static void parse_loop(sb_conn *c)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     h->in_parse = true;
-    while (c->http == h && !h->active && h->pending_len && !c->closing && c->mode == CONN_HTTP) {
+    while (http_of(c) == h && !h->active && h->pending_len && !c->closing && !c->draining) {
         char *data = h->pending;
         size_t len = h->pending_len;
         h->pending = NULL;
@@ -568,7 +576,7 @@ static void parse_loop(sb_conn *c)
             if (err == HPE_PAUSED) llhttp_resume(&h->parser);
             else llhttp_resume_after_upgrade(&h->parser);
             dispatch(c, h->req, err == HPE_PAUSED_UPGRADE);
-            if (c->http != h) return; /* upgraded: h is gone */
+            if (http_of(c) != h) return; /* upgraded: h is gone */
             if (h->active) conn_pause_read(c); /* answered later */
             continue;
         }
@@ -584,12 +592,12 @@ static void parse_loop(sb_conn *c)
         write_response(c, status, "application/json; charset=utf-8", body, (size_t)n, NULL, false, false);
         break;
     }
-    if (c->http == h) h->in_parse = false;
+    if (http_of(c) == h) h->in_parse = false;
 }
 
-void http_on_data(sb_conn *c, const char *data, size_t len)
+static void http_on_data(sb_conn *c, const char *data, size_t len)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     if (!h) return;
     size_t cap = g_cfg.http_max_header + g_cfg.http_max_body + 65536;
     if (h->pending_len + len > cap) {
@@ -613,20 +621,20 @@ void http_on_data(sb_conn *c, const char *data, size_t len)
 
 char *http_detach_for_upgrade(sb_conn *c, size_t *len)
 {
-    http_state *h = c->http;
+    http_state *h = http_of(c);
     char *rest = h->pending;
     *len = h->pending_len;
     h->pending = NULL;
     h->pending_len = 0;
     h->active = NULL;
-    c->http = NULL;
+    c->proto = NULL; /* c->h stays until the new protocol installs its own */
     http_state_free(h);
     return rest;
 }
 
-void http_sweep(sb_conn *c, uint64_t now)
+static void http_sweep(sb_conn *c, uint64_t now)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     if (!h || h->active) return;
     bool mid_request = h->req != NULL || h->pending_len > 0;
     if (mid_request && now - c->mark_ms > g_cfg.http_idle_ms) {
@@ -637,9 +645,9 @@ void http_sweep(sb_conn *c, uint64_t now)
     }
 }
 
-void http_shutdown(sb_conn *c)
+static void http_shutdown(sb_conn *c)
 {
-    http_state *h = c->http;
+    http_state *h = c->proto;
     if (!h) return;
     if (h->active) h->closing_after = true;
     else conn_close(c);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http/static_files.h"
 
 typedef struct route {
     int method;
@@ -20,6 +19,7 @@ typedef struct table {
 } table;
 
 static table g_public, g_admin;
+static router_fallback_fn g_fallback;
 
 static void add(table *t, int method, const char *pattern, route_fn fn)
 {
@@ -31,6 +31,7 @@ static void add(table *t, int method, const char *pattern, route_fn fn)
 
 void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn); }
 void router_add_admin(int method, const char *pattern, route_fn fn) { add(&g_admin, method, pattern, fn); }
+void router_set_fallback(router_fallback_fn fn) { g_fallback = fn; }
 
 /* Matches path against pattern; on success stores captures (pointers into
  * a copy of the path owned by req->path segments) and returns true. With
@@ -79,7 +80,7 @@ void router_dispatch(sb_req *req, bool admin)
         if (!match(t->v[i].pattern, req->path, NULL)) continue;
         path_matched = true;
         int m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
-        if (t->v[i].method != m) {
+        if (t->v[i].method != m && t->v[i].method != ROUTER_ANY_METHOD) {
             const char *name = llhttp_method_name((llhttp_method_t)t->v[i].method);
             size_t n = strlen(allow);
             if (n + strlen(name) + 12 < sizeof allow)
@@ -97,8 +98,8 @@ void router_dispatch(sb_req *req, bool admin)
                            allow);
         return;
     }
-    if (!admin && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&
-        strncmp(req->path, "/api/", 5) != 0 && static_files_serve(req))
+    if (!admin && g_fallback && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&
+        strncmp(req->path, "/api/", 5) != 0 && g_fallback(req))
         return;
     sb_respond_error(req, 404, "not_found", "no such route", NULL);
 }

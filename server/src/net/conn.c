@@ -7,10 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "base/config.h"
-#include "http/http_conn.h"
 #include "base/log.h"
 #include "net/tls.h"
-#include "ws/ws.h"
 
 #define READ_BUF_SIZE 65536
 #define MAX_IOV 64
@@ -23,6 +21,10 @@ static _Thread_local char t_readbuf[READ_BUF_SIZE];
  * listener never spins on a connection it cannot take. */
 static int g_spare_fd = -1;
 static pthread_mutex_t g_spare_mu = PTHREAD_MUTEX_INITIALIZER;
+/* What an accepted connection starts with (set once by main.c). */
+static conn_open_fn g_open;
+
+void conn_set_opener(conn_open_fn open) { g_open = open; }
 
 static void on_close(uv_handle_t *h);
 static void flush(sb_conn *c);
@@ -65,16 +67,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         tls_on_read(c, buf->base, (size_t)n);
         return;
     }
-    switch (c->mode) {
-    case CONN_HTTP:
-        http_on_data(c, buf->base, (size_t)n);
-        break;
-    case CONN_WS:
-        ws_on_data(c, buf->base, (size_t)n);
-        break;
-    default: /* draining: discard until the peer's FIN */
-        break;
-    }
+    if (!c->draining) c->h->on_data(c, buf->base, (size_t)n); /* draining: discard until the peer's FIN */
 }
 
 static void shed(uv_stream_t *server)
@@ -114,7 +107,7 @@ void conn_accept(reactor *r, uv_stream_t *server, bool admin)
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = c->mark_ms = uv_now(&r->loop);
     list_add(r, c);
-    if (http_conn_init(c) != 0 || (!admin && tls_enabled() && tls_conn_start(c) != 0)) {
+    if (!g_open || g_open(c) != 0 || (!admin && tls_enabled() && tls_conn_start(c) != 0)) {
         conn_close(c);
         return;
     }
@@ -208,7 +201,7 @@ static void after_shutdown(uv_shutdown_t *req, int status)
         return;
     }
     /* wait for the peer's FIN (read_cb closes on EOF) or the drain timeout */
-    c->mode = CONN_DRAINING;
+    c->draining = true;
     c->mark_ms = uv_now(&c->r->loop);
     conn_resume_read(c);
 }
@@ -319,7 +312,7 @@ void conn_flush_dirty(reactor *r)
         sb_conn *next = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
-        if (!c->closing && c->mode == CONN_WS) ws_before_flush(c);
+        if (!c->closing && !c->draining && c->h->before_flush) c->h->before_flush(c);
         if (!c->closing) flush(c);
         c = next;
     }
@@ -338,7 +331,7 @@ void conn_drop_unsent(sb_conn *c)
 
 void conn_close_after_flush(sb_conn *c)
 {
-    if (c->closing || c->mode == CONN_DRAINING) return;
+    if (c->closing || c->draining) return;
     c->close_after_flush = true;
     c->mark_ms = uv_now(&c->r->loop);
     conn_pause_read(c);
@@ -350,8 +343,7 @@ void conn_close(sb_conn *c)
 {
     if (c->closing) return;
     c->closing = true;
-    if (c->mode == CONN_WS || c->ws) ws_conn_gone(c);
-    if (c->http) http_conn_gone(c);
+    if (c->h) c->h->gone(c);
     if (c->tls) tls_conn_gone(c);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -387,15 +379,13 @@ void conn_sweep(reactor *r)
             c->q = NULL;
             c->qcap = c->qhead = 0;
         }
-        if (c->mode == CONN_DRAINING || c->close_after_flush) {
+        if (c->draining || c->close_after_flush) {
             /* the close frame (e.g. 1013 of a slow consumer, whose queue was
              * already dropped) waits for a stalled reader a little longer */
-            uint64_t limit = c->mode == CONN_DRAINING ? DRAIN_MS : FLUSH_LINGER_MS;
+            uint64_t limit = c->draining ? DRAIN_MS : FLUSH_LINGER_MS;
             if (now - c->mark_ms > limit) conn_close(c);
-        } else if (c->mode == CONN_HTTP) {
-            http_sweep(c, now);
-        } else if (c->mode == CONN_WS) {
-            ws_sweep(c, now);
+        } else if (c->h->sweep) {
+            c->h->sweep(c, now);
         }
     }
 }
@@ -404,9 +394,8 @@ void conn_shutdown_all(reactor *r)
 {
     for (sb_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
-        if (c->closing) continue;
-        if (c->mode == CONN_WS) ws_close(c, 1001);
-        else if (c->mode == CONN_HTTP) http_shutdown(c);
+        if (c->closing || c->draining) continue;
+        if (c->h->shutdown) c->h->shutdown(c);
     }
 }
 

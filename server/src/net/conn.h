@@ -12,7 +12,30 @@
 #include "base/buf.h"
 #include "net/reactor.h"
 
-enum { CONN_HTTP = 0, CONN_WS = 1, CONN_DRAINING = 2 };
+struct sb_conn;
+
+/* What runs on a connection: the protocol layer above installs its table
+ * (HTTP at accept, WebSocket after an upgrade) and its state in c->proto.
+ * The transport calls through it and never names the protocol. on_data and
+ * gone are required; the others may be NULL. None is called once the
+ * connection is closing, and only gone while it is draining. */
+typedef struct conn_handlers {
+    /* Plaintext bytes received (after TLS, if any). */
+    void (*on_data)(struct sb_conn *c, const char *data, size_t len);
+    /* Runs before c's queue is written (once per flush of a dirty c). */
+    void (*before_flush)(struct sb_conn *c);
+    /* Housekeeping once a second (idle and stalled-request timeouts). */
+    void (*sweep)(struct sb_conn *c, uint64_t now);
+    /* Server shutdown begins: close at once or after what is in progress. */
+    void (*shutdown)(struct sb_conn *c);
+    /* The connection is closing (called once, from conn_close): detach from
+     * c and free the protocol state. */
+    void (*gone)(struct sb_conn *c);
+} conn_handlers;
+
+/* Installs a new connection's protocol: sets c->h and c->proto. Returns 0,
+ * or -1 (the connection is closed). */
+typedef int (*conn_open_fn)(struct sb_conn *c);
 
 typedef struct sb_conn {
     uv_tcp_t tcp;                  /* first: the handle's data is the conn */
@@ -28,17 +51,20 @@ typedef struct sb_conn {
     uint32_t inflight;             /* ring entries owned by the pending uv_write */
     uint32_t qbytes;               /* unwritten bytes queued (< 4 GiB: conn_send refuses more) */
     uv_write_t *wreq;              /* pending write, if any */
-    uint8_t mode;                  /* CONN_HTTP, CONN_WS or CONN_DRAINING */
+    const conn_handlers *h;        /* the protocol running on the connection */
+    void *proto;                   /* its state (the protocol's) */
+    bool draining;                 /* half-closed, waiting for the peer's FIN: input dropped */
     bool admin;                    /* accepted on the admin listener */
     bool closing;
     bool dirty;
     bool close_after_flush;
     bool read_paused;
-    struct http_state *http;       /* while mode == CONN_HTTP */
-    struct ws_state *ws;           /* while mode == CONN_WS */
     struct tls_conn *tls;          /* TLS state on a TLS listener (tls.c), else NULL */
 } sb_conn;
 
+/* Sets the protocol every accepted connection starts with (main.c: HTTP).
+ * Call once, before the reactors run. */
+void conn_set_opener(conn_open_fn open);
 /* Accepts a pending connection on `server` into a new sb_conn and starts
  * reading. Sheds the connection cleanly when out of descriptors or memory. */
 void conn_accept(reactor *r, uv_stream_t *server, bool admin);
@@ -62,7 +88,7 @@ void conn_drop_unsent(sb_conn *c);
 void conn_flush_dirty(reactor *r);
 /* Housekeeping once a second: idle and stuck connections are closed. */
 void conn_sweep(reactor *r);
-/* Begins shutdown for every connection of r (WebSockets get 1001). */
+/* Begins shutdown for every connection of r (each protocol's shutdown). */
 void conn_shutdown_all(reactor *r);
 /* Takes the reserve descriptor used to shed connections on EMFILE. */
 void conn_init_spare(void);

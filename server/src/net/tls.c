@@ -9,9 +9,7 @@
 #include <string.h>
 #include "base/config.h"
 #include "net/conn.h"
-#include "http/http_conn.h"
 #include "base/log.h"
-#include "ws/ws.h"
 
 #define TLS_RECORD 16384 /* plaintext per SSL_read / per record written */
 
@@ -216,21 +214,6 @@ static void shrink(tls_conn *t, bool rd)
     }
 }
 
-/* Hands decrypted bytes to the connection's current protocol layer. */
-static void deliver(sb_conn *c, const char *data, size_t len)
-{
-    switch (c->mode) {
-    case CONN_HTTP:
-        http_on_data(c, data, len);
-        break;
-    case CONN_WS:
-        ws_on_data(c, data, len);
-        break;
-    default: /* draining: dropped */
-        break;
-    }
-}
-
 /* The handshake failed: let the alert go out, then close. */
 static void handshake_failed(sb_conn *c, tls_conn *t, int err)
 {
@@ -272,7 +255,8 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
     for (int guard = 0; guard < 4096 && !c->closing && !t->dead; guard++) {
         int n = SSL_read(t->ssl, t_plain, sizeof t_plain);
         if (n > 0) {
-            deliver(c, t_plain, (size_t)n);
+            /* to the connection's protocol (draining: dropped) */
+            if (!c->draining) c->h->on_data(c, t_plain, (size_t)n);
             continue;
         }
         int err = SSL_get_error(t->ssl, n);

@@ -1,8 +1,9 @@
 /* tls.h — TLS (HTTPS / WSS) on the public listener with OpenSSL, TLS 1.2+.
  *
- * A layer between a connection's TCP stream and its HTTP/WebSocket parser:
+ * A layer between a connection's TCP stream and the protocol running on it:
  * ciphertext read from the socket goes into the SSL object's memory BIO, the
- * plaintext that comes out is handed to http_on_data / ws_on_data, and
+ * plaintext that comes out is handed to the connection's on_data handler
+ * (conn.h), and
  * plaintext written by conn.c's flush is encrypted into the other memory BIO
  * and written to the stream with its own uv_write requests. The handshake is
  * non-blocking, driven by received bytes, and must finish within
@@ -33,7 +34,7 @@ bool tls_enabled(void);
  * Returns 0 or -1 (out of memory). */
 int tls_conn_start(struct sb_conn *c);
 /* Ciphertext received on c: advances the handshake, then hands the
- * plaintext to the connection's HTTP or WebSocket layer. A failed handshake
+ * plaintext to the connection's protocol (c->h->on_data). A failed handshake
  * (plain HTTP on the TLS port, TLS < 1.2, garbage) sends its alert and
  * closes the connection. */
 void tls_on_read(struct sb_conn *c, const char *data, size_t len);

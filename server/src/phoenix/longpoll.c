@@ -7,10 +7,10 @@
 #include <string.h>
 #include "base/config.h"
 #include "base/log.h"
+#include "phoenix/phx_connect.h"
 #include "phoenix/phx_socket.h"
 #include "http/rest.h"
 #include "base/util.h"
-#include "ws/ws.h"
 
 #define LP_MAX_MESSAGES 4096
 #define LP_ID_LEN 35 /* "lp." + 32 hex */
@@ -281,22 +281,13 @@ static void call_on_owner(void *arg)
 
 static void open_session(sb_req *req, const char *auth_token)
 {
-    char *v = sb_req_query(req, "vsn", false);
-    phx_vsn vsn = PHX_V1;
-    bool ok = true;
-    if (v && strcmp(v, "2.0.0") == 0) vsn = PHX_V2;
-    else if (v && strcmp(v, "1.0.0") != 0) ok = false;
-    free(v);
-    int wait = ws_connect_rate_limited(req);
+    int wait = phx_connect_rate_limited(req);
     if (wait) {
         rest_rate_limited(req, wait);
         return;
     }
-    token_claims claims;
-    if (!ok || !auth_token || !*auth_token ||
-        token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, auth_token, strlen(auth_token),
-                     now_unix_ms() / 1000, &claims) != TOKEN_OK ||
-        rest_session_revoked(claims.session_id)) {
+    phx_connect_result cr;
+    if (phx_connect_run(req, auth_token, false, &cr) != 0) {
         answer(req, req->r, status_only(403));
         return;
     }
@@ -311,7 +302,7 @@ static void open_session(sb_req *req, const char *auth_token)
     hex_encode(rnd, sizeof rnd, s->id + 3);
     s->owner = req->r;
     s->last_seen = uv_now(&req->r->loop);
-    s->sock = phx_socket_new(req->r, vsn, &claims, &lp_ops, s);
+    s->sock = phx_socket_new(req->r, cr.vsn, &cr.claims, &lp_ops, s);
     if (!s->sock) {
         free(s);
         answer(req, req->r, status_only(500));

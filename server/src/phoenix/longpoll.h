@@ -15,6 +15,8 @@
 #include "http/http.h"
 #include "net/reactor.h"
 
+/* The route handler for /socket/longpoll (any method; main.c registers
+ * it). Answers (and frees) req, at once or when the poll ends. */
 void longpoll_handle(sb_req *req);
 /* Once a second: answers polls held past the window, ends abandoned sessions. */
 void longpoll_sweep(reactor *r);

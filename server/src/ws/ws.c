@@ -1,4 +1,4 @@
-/* ws.c — WebSocket connections (RFC 6455) carrying Phoenix sockets.
+/* ws.c — WebSocket connections (RFC 6455); messages go to the consumer.
  * Inbound: wslay's event API parses frames (masking, fragmentation,
  * control frames, the message size limit). Its context is created when
  * bytes arrive and freed again once every byte fed to it belongs to a
@@ -15,18 +15,14 @@
 #include "net/conn.h"
 #include "http/http_conn.h"
 #include "base/log.h"
-#include "phoenix/phx_socket.h"
-#include "base/ratelimit.h"
-#include "http/rest.h"
 #include "base/util.h"
 
 typedef struct ws_state {
-    phx_socket *sock;
+    void *ud;                    /* the consumer's, NULL once detached */
     wslay_event_context_ptr ctx; /* only while a frame or message is partial */
     uint64_t fed, consumed;      /* bytes given to wslay / in complete frames */
     uint64_t frame_size;         /* size of the frame being received */
     uint64_t msg_len;            /* payload bytes of the message so far */
-    uint8_t vsn;                 /* phx_vsn (a byte: one ws_state per idle connection) */
     bool in_msg;                 /* a fragmented message is open */
     bool in_recv;                /* inside wslay_event_recv */
     bool closing;                /* our close frame is queued */
@@ -39,40 +35,34 @@ typedef struct ws_state {
 static _Thread_local const char *t_feed;
 static _Thread_local size_t t_feed_len;
 
-static int ws_transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
-static void ws_transport_close(void *t, int code) { ws_close(t, code); }
-static size_t ws_transport_queued(void *t) { return ((sb_conn *)t)->qbytes; }
-static const phx_transport_ops ws_ops = {ws_transport_send, ws_transport_close, ws_transport_queued};
+static const ws_consumer *g_consumer;
+
+static void ws_on_data(sb_conn *c, const char *data, size_t len);
+static void ws_before_flush(sb_conn *c);
+static void ws_sweep(sb_conn *c, uint64_t now);
+static void ws_shutdown(sb_conn *c) { ws_close(c, 1001); }
+static void ws_conn_gone(sb_conn *c);
+
+/* WebSocket's handler table: installed on the connection by the upgrade. */
+static const conn_handlers g_ws_handlers = {
+    .on_data = ws_on_data,
+    .before_flush = ws_before_flush,
+    .sweep = ws_sweep,
+    .shutdown = ws_shutdown,
+    .gone = ws_conn_gone,
+};
+
+/* c's WebSocket state, or NULL when c runs another protocol. */
+static inline ws_state *ws_of(const sb_conn *c)
+{
+    return c->h == &g_ws_handlers ? c->proto : NULL;
+}
+
+void ws_set_consumer(const ws_consumer *cons) { g_consumer = cons; }
+
+bool ws_active(const sb_conn *c) { return !c->closing && c->h == &g_ws_handlers; }
 
 /* ---- handshake ---- */
-
-static void respond_empty(sb_req *req, int status)
-{
-    sb_respond(req, status, NULL, NULL, 0, "cache-control: max-age=0, private, must-revalidate\r\n");
-}
-
-/* Finds "base64url.bearer.phx.<token>" among the offered subprotocols and
- * decodes the token into out (NUL-terminated). Returns true if found. */
-static bool subprotocol_token(const char *hdr, char *out, size_t outlen)
-{
-    static const char pfx[] = "base64url.bearer.phx.";
-    const char *p = hdr;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n && p[n - 1] == ' ') n--;
-        if (n > sizeof pfx - 1 && strncmp(p, pfx, sizeof pfx - 1) == 0) {
-            size_t olen = outlen - 1;
-            if (b64url_decode(p + sizeof pfx - 1, n - (sizeof pfx - 1), (uint8_t *)out, &olen) != 0)
-                return false;
-            out[olen] = 0;
-            return true;
-        }
-        p = end;
-    }
-    return false;
-}
 
 static bool header_has_token(const char *v, const char *tok)
 {
@@ -88,71 +78,15 @@ static bool header_has_token(const char *v, const char *tok)
     return false;
 }
 
-static int parse_vsn(const sb_req *req, phx_vsn *out)
+int ws_upgrade_check(sb_req *req)
 {
-    char *v = sb_req_query(req, "vsn", false);
-    int rc = 0;
-    if (!v || strcmp(v, "1.0.0") == 0) *out = PHX_V1;
-    else if (strcmp(v, "2.0.0") == 0) *out = PHX_V2;
-    else rc = -1;
-    free(v);
-    return rc;
-}
-
-int ws_connect_rate_limited(const sb_req *req)
-{
-    char key[64];
-    ratelimit_ip_key(req->client_ip, key, sizeof key);
-    return ratelimit_hit(RL_CONNECT_IP, key);
-}
-
-/* Runs Phoenix's connect: vsn and token. Fills claims; returns 0 or -1. */
-int ws_phoenix_connect(const sb_req *req, phx_vsn *vsn, token_claims *claims, bool *via_subprotocol)
-{
-    if (parse_vsn(req, vsn) != 0) return -1;
-    char tok[2048];
-    *via_subprotocol = false;
-    char *q = sb_req_query(req, "token", false);
-    if (q) {
-        size_t n = strlen(q);
-        if (n >= sizeof tok) n = 0;
-        memcpy(tok, q, n);
-        tok[n] = 0;
-        free(q);
-    } else {
-        const char *sp = sb_req_header(req, "sec-websocket-protocol");
-        if (!sp || !subprotocol_token(sp, tok, sizeof tok)) return -1;
-        *via_subprotocol = true;
-    }
-    if (!tok[0]) return -1;
-    if (token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, tok, strlen(tok),
-                     now_unix_ms() / 1000, claims) != TOKEN_OK)
-        return -1;
-    if (rest_session_revoked(claims->session_id)) return -1; /* logged out */
-    return 0;
-}
-
-void ws_handle_upgrade(sb_req *req)
-{
-    phx_vsn vsn;
-    token_claims claims;
-    bool via_sp;
-    int wait = ws_connect_rate_limited(req);
-    if (wait) {
-        rest_rate_limited(req, wait);
-        return;
-    }
-    if (ws_phoenix_connect(req, &vsn, &claims, &via_sp) != 0) {
-        respond_empty(req, 403);
-        return;
-    }
     const char *conn_h = sb_req_header(req, "connection");
     if (!conn_h || !header_has_token(conn_h, "upgrade")) {
         char body[300];
         snprintf(body, sizeof body, "'connection' header must contain 'upgrade', got [\"%.200s\"]",
                  conn_h ? conn_h : "");
         sb_respond(req, 400, "text/plain; charset=utf-8", body, strlen(body), NULL);
-        return;
+        return -1;
     }
     const char *up = sb_req_header(req, "upgrade");
     const char *ver = sb_req_header(req, "sec-websocket-version");
@@ -164,11 +98,17 @@ void ws_handle_upgrade(sb_req *req)
     else if (!key || strlen(key) != 24) bad = "'sec-websocket-key' must be 16 bytes in base64";
     if (bad) {
         sb_respond(req, 400, "text/plain; charset=utf-8", bad, strlen(bad), NULL);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+int ws_upgrade(sb_req *req, const char *extra_headers, void *ud)
+{
     /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
+    const char *key = sb_req_header(req, "sec-websocket-key");
     char cat[64];
-    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key ? key : "");
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL);
@@ -177,36 +117,39 @@ void ws_handle_upgrade(sb_req *req)
 
     sb_conn *c = req->conn;
     ws_state *w = calloc(1, sizeof *w);
-    phx_socket *s = w ? phx_socket_new(c->r, vsn, &claims, &ws_ops, c) : NULL;
-    if (!s) {
-        free(w);
+    if (!w) {
         sb_respond_error(req, 503, "unavailable", "out of memory", NULL);
-        return;
+        return -1;
     }
-    w->sock = s;
-    w->vsn = vsn;
+    w->ud = ud;
     char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\ncache-control: max-age=0, private, must-revalidate\r\n"
                      "connection: Upgrade\r\nserver: switchboard\r\nsec-websocket-accept: %s\r\n%s"
                      "upgrade: websocket\r\n\r\n",
-                     accept, via_sp ? "sec-websocket-protocol: phoenix\r\n" : "");
+                     accept, extra_headers ? extra_headers : "");
     http_send_raw(c, head, (size_t)n);
+    if (c->closing) { /* out of memory: c is closed and req detached from it */
+        free(w);
+        sb_respond_error(req, 503, "unavailable", "out of memory", NULL); /* just frees req */
+        return -1;
+    }
     size_t rest_len = 0;
     char *rest = http_detach_for_upgrade(c, &rest_len);
     http_req_free(req);
-    c->mode = CONN_WS;
-    c->ws = w;
+    c->h = &g_ws_handlers;
+    c->proto = w;
     conn_resume_read(c);
     if (rest_len) ws_on_data(c, rest, rest_len);
     free(rest);
+    return 0;
 }
 
 /* ---- frames in ---- */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
-    ws_state *w = ((sb_conn *)ud)->ws;
+    ws_state *w = ((sb_conn *)ud)->proto;
     if (!t_feed_len || w->dead) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -235,7 +178,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void frame_start_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
 {
-    ws_state *w = ((sb_conn *)ud)->ws;
+    ws_state *w = ((sb_conn *)ud)->proto;
     uint64_t len = a->payload_length;
     w->frame_size = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
     if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) w->msg_len = 0;
@@ -250,7 +193,7 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
 
 static void frame_end_cb(wslay_event_context_ptr ctx, void *ud)
 {
-    ws_state *w = ((sb_conn *)ud)->ws;
+    ws_state *w = ((sb_conn *)ud)->proto;
     w->consumed += w->frame_size;
     w->frame_size = 0;
 }
@@ -259,8 +202,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
                    void *ud)
 {
     sb_conn *c = ud;
-    ws_state *w = c->ws;
-    if (w->closing || !w->sock) return;
+    ws_state *w = c->proto;
+    if (w->closing || !w->ud) return;
     if (a->opcode == WSLAY_PING) {
         /* answered here, in order with our other frames (wslay's own
          * automatic pong is never sent) */
@@ -292,13 +235,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         ws_close(c, 1007);
         return;
     }
-    phx_msg m;
-    if (phx_decode(w->vsn, a->opcode == WSLAY_BINARY_FRAME, (const char *)a->msg, a->msg_length,
-                   &m) != 0) {
-        ws_close(c, 1011);
-        return;
-    }
-    phx_socket_handle(w->sock, &m);
+    g_consumer->on_message(w->ud, c, a->opcode == WSLAY_BINARY_FRAME, (const char *)a->msg,
+                           a->msg_length);
 }
 
 static const struct wslay_event_callbacks g_cbs = {
@@ -328,9 +266,9 @@ static uint64_t announced_length(const uint8_t *d, size_t len)
     return n;
 }
 
-void ws_on_data(sb_conn *c, const char *data, size_t len)
+static void ws_on_data(sb_conn *c, const char *data, size_t len)
 {
-    ws_state *w = c->ws;
+    ws_state *w = c->proto;
     if (!w || w->closing) return;
     if (w->fed == w->consumed &&
         (w->in_msg ? w->msg_len : 0) + announced_length((const uint8_t *)data, len) >
@@ -356,7 +294,7 @@ void ws_on_data(sb_conn *c, const char *data, size_t len)
     t_feed = saved_feed;
     t_feed_len = saved_len;
     if (w->dead) { /* the connection was closed under us */
-        c->ws = NULL;
+        c->proto = NULL;
         free_ctx(w);
         free(w);
         return;
@@ -381,7 +319,7 @@ void ws_on_data(sb_conn *c, const char *data, size_t len)
 
 void ws_close(sb_conn *c, int code)
 {
-    ws_state *w = c->ws;
+    ws_state *w = ws_of(c);
     if (!w || w->closing || c->closing) return;
     w->closing = true;
     sb_buf *b = sb_buf_new(2);
@@ -399,7 +337,7 @@ void ws_close(sb_conn *c, int code)
 
 int ws_send(sb_conn *c, sb_buf *b)
 {
-    ws_state *w = c->ws;
+    ws_state *w = ws_of(c);
     if (!w || w->closing || w->overflow || c->closing) return -1;
     if (conn_send(c, b, g_cfg.outbound_max) != 0) {
         /* closed at the next flush, outside any delivery loop */
@@ -410,9 +348,9 @@ int ws_send(sb_conn *c, sb_buf *b)
     return 0;
 }
 
-void ws_before_flush(sb_conn *c)
+static void ws_before_flush(sb_conn *c)
 {
-    ws_state *w = c->ws;
+    ws_state *w = c->proto;
     if (w && w->overflow && !w->closing) {
         log_msg(LOG_INFO, "slow_consumer_closed", "queued", json_integer((json_int_t)c->qbytes), NULL);
         conn_drop_unsent(c);
@@ -420,15 +358,15 @@ void ws_before_flush(sb_conn *c)
     }
 }
 
-void ws_conn_gone(sb_conn *c)
+static void ws_conn_gone(sb_conn *c)
 {
-    ws_state *w = c->ws;
+    ws_state *w = c->proto;
     if (!w) return;
-    if (!w->in_recv) c->ws = NULL;
-    if (w->sock) {
-        phx_socket *s = w->sock;
-        w->sock = NULL;
-        phx_socket_closed(s);
+    if (!w->in_recv) c->proto = NULL;
+    if (w->ud) {
+        void *ud = w->ud;
+        w->ud = NULL;
+        g_consumer->on_gone(ud);
     }
     if (w->in_recv) {
         w->dead = true; /* ws_on_data frees it after wslay returns */
@@ -438,7 +376,8 @@ void ws_conn_gone(sb_conn *c)
     free(w);
 }
 
-void ws_sweep(sb_conn *c, uint64_t now)
+static void ws_sweep(sb_conn *c, uint64_t now)
 {
-    if (c->ws && !c->ws->closing && now - c->last_rx_ms >= g_cfg.idle_timeout_ms) ws_close(c, 1000);
+    ws_state *w = c->proto;
+    if (w && !w->closing && now - c->last_rx_ms >= g_cfg.idle_timeout_ms) ws_close(c, 1000);
 }

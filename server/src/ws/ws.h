@@ -1,41 +1,50 @@
-/* ws.h — WebSocket (RFC 6455) connections carrying a Phoenix socket.
+/* ws.h — WebSocket (RFC 6455) connections: the upgrade handshake, frames
+ * in and out, and their limits. What the messages mean is the consumer's
+ * (phoenix/phx_websocket.c): ws.c knows nothing of what runs on it.
  *
  * Inbound frames are parsed by wslay (masking, fragmentation, control
  * frames, size limit); a wslay context exists only while a connection has a
  * partial message pending, so idle sockets hold no parser memory. Outbound
- * frames are built by the Phoenix layer once per message (sb_buf_frame) and
+ * frames are built by the consumer once per message (sb_buf_frame) and
  * queued as shared buffers. */
 #ifndef SB_WS_H
 #define SB_WS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "base/buf.h"
 #include "http/http.h"
 
 struct sb_conn;
-struct phx_socket;
 
-/* Handles GET /socket/websocket: Phoenix connect (vsn, token: 403 when
- * refused), then the upgrade checks (400), then 101 and the switch to
- * WebSocket mode. Answers (and frees) req in every case. */
-void ws_handle_upgrade(sb_req *req);
-/* Counts one socket connect (WebSocket upgrade or long-poll session) from
- * the request's client address against SB_RATELIMIT_CONNECT_IP. Returns 0
- * when allowed, else the seconds to wait (answered 429 with Retry-After). */
-int ws_connect_rate_limited(const sb_req *req);
-/* Feeds received bytes to the connection's WebSocket parser. */
-void ws_on_data(struct sb_conn *c, const char *data, size_t len);
+/* The consumer of WebSocket messages: one per process, set once before
+ * the reactors run (ws_set_consumer). `ud` is what ws_upgrade attached. */
+typedef struct ws_consumer {
+    /* A complete data message (text: valid UTF-8). May close c. */
+    void (*on_message)(void *ud, struct sb_conn *c, bool binary, const char *msg, size_t len);
+    /* The connection is closing: ud is detached and no longer used. */
+    void (*on_gone)(void *ud);
+} ws_consumer;
+
+/* Sets the consumer of every upgraded connection's messages. */
+void ws_set_consumer(const ws_consumer *cons);
+/* Checks that req is a valid upgrade request (Connection: upgrade, GET,
+ * Upgrade: websocket, version 13, a key). Returns 0; else answers 400
+ * (and frees req) and returns -1. */
+int ws_upgrade_check(sb_req *req);
+/* Answers a checked upgrade request with 101 (plus `extra_headers`: NULL
+ * or CRLF-terminated lines), switches the connection to WebSocket and
+ * attaches ud for the consumer; bytes that followed the request are fed on.
+ * Frees req. Returns 0, or -1 (out of memory: answered 503 or the
+ * connection closed; ud not attached: the caller frees it). */
+int ws_upgrade(sb_req *req, const char *extra_headers, void *ud);
+/* True while c speaks WebSocket (and has not closed). */
+bool ws_active(const struct sb_conn *c);
 /* Sends a close frame with `code` and closes after it is written. */
 void ws_close(struct sb_conn *c, int code);
 /* Queues a frame; closes the connection with 1013 when its outbound queue
  * is over the cap. Returns 0, or -1 if the connection is (now) closing. */
 int ws_send(struct sb_conn *c, sb_buf *b);
-/* The connection is closing: detaches the Phoenix socket, frees the parser. */
-void ws_conn_gone(struct sb_conn *c);
-/* Runs before the connection is flushed: performs a pending 1013 close. */
-void ws_before_flush(struct sb_conn *c);
-/* Idle timeout check (1000 after the configured idle time). */
-void ws_sweep(struct sb_conn *c, uint64_t now);
 
 #endif
