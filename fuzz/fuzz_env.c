@@ -25,9 +25,11 @@
 #include "http/router.h"
 #include "http/static_files.h"
 #include "ws/ws.h"
+#include "phoenix/phx_fanout.h"
 #include "presence/presence_cluster.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
+#include "store/db.h"
 #include "sync/sync.h"
 #include "net/tls.h"
 #include "base/token.h"
@@ -105,10 +107,12 @@ void fz_init(void)
     uv_prepare_init(&g_r.loop, &g_prepare);
     uv_prepare_start(&g_prepare, on_prepare);
     uv_unref((uv_handle_t *)&g_prepare);
-    g_r.ps = pubsub_local_new();
-    if (!g_r.ps) abort();
-    g_reactors = &g_r;
-    g_nreactors = 1;
+    /* the per-reactor modules, as main.c registers them (no database) */
+    if (db_register("", 0) != 0 || pubsub_register() != 0 || longpoll_register() != 0 ||
+        phx_fanout_init() != 0 || reactor_init_modules(&g_r) != 0)
+        abort();
+    reactor_all = &g_r;
+    reactor_count = 1;
     reactor_adopt(&g_r);
     g_ready = true;
 }

@@ -4,12 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <llhttp.h>
 #include <uv.h>
 #include "accounts/accounts.h"
 #include "accounts/accounts_connect.h"
 #include "bus/bus.h"
+#include "bus/bus_control.h"
+#include "bus/pubsub.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
 #include "base/config.h"
@@ -23,6 +26,8 @@
 #include "phoenix/longpoll.h"
 #include "phoenix/phx_connect.h"
 #include "phoenix/phx_websocket.h"
+#include "phoenix/phx_fanout.h"
+#include "phoenix/phx_socket.h"
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
 #include "http/router.h"
@@ -45,8 +50,9 @@ static void readyz(sb_req *req)
 {
     bool db_ok = true;
     if (g_cfg.database_url[0])
-        for (int i = 0; i < g_nreactors; i++)
-            if (!g_reactors[i].db || !db_pool_ready(g_reactors[i].db)) db_ok = false;
+        for (int i = 0; i < reactor_count; i++)
+            if (!db_of(&reactor_all[i]) || !db_pool_ready(db_of(&reactor_all[i])))
+                db_ok = false;
     const char *redis = bus_status();
     bool redis_ok = strcmp(redis, "down") != 0;
     json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "status",
@@ -58,6 +64,41 @@ static void readyz(sb_req *req)
     sb_respond_json(req, db_ok ? 200 : 503, o);
 }
 
+/* ---- hooks: what the lower layers call without naming ---- */
+
+/* A session revoked on any node: its access tokens are refused here until
+ * they would have expired anyway. */
+static void revoke_listener(const bus_ctl *ev, void *arg)
+{
+    rest_revoke_session(ev->id, (int64_t)time(NULL) + g_cfg.access_ttl_s + 5);
+}
+
+/* A session revoked, or a user to disconnect, on any node: its sockets on
+ * this node close. */
+static void disconnect_listener(const bus_ctl *ev, void *arg)
+{
+    phx_socket_disconnect(ev->id, ev->kind == BUS_CTL_SESSION_REVOKED, ev->code);
+}
+
+/* The accounts' hourly housekeeping rides the reactors' 1 s tick. */
+static const reactor_hooks accounts_hooks = {.tick = accounts_tick};
+
+/* Registers the per-reactor modules (in this order: their tick and stop
+ * hooks run in it), the Phoenix fan-out and the control-event listeners. */
+static int register_hooks(void)
+{
+    if (db_register(g_cfg.database_url, g_cfg.db_pool_size) != 0 || pubsub_register() != 0 ||
+        longpoll_register() != 0 || reactor_register(&accounts_hooks) < 0 ||
+        phx_fanout_init() != 0)
+        return -1;
+    /* revoked first, then closed: a client reconnecting at once is refused */
+    if (bus_control_listen(BUS_CTL_SESSION_REVOKED, revoke_listener, NULL) != 0 ||
+        bus_control_listen(BUS_CTL_SESSION_REVOKED, disconnect_listener, NULL) != 0 ||
+        bus_control_listen(BUS_CTL_USER_DISCONNECT, disconnect_listener, NULL) != 0)
+        return -1;
+    return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     static bool once;
@@ -65,7 +106,7 @@ static void on_signal(uv_signal_t *h, int signum)
     once = true;
     log_msg(LOG_INFO, "shutting_down", "signal", json_integer(signum), NULL);
     bus_redis_shutdown();
-    reactors_shutdown();
+    reactor_shutdown_all();
     uv_close((uv_handle_t *)h, NULL);
     uv_signal_t *other = h->data;
     if (other && !uv_is_closing((uv_handle_t *)other)) uv_close((uv_handle_t *)other, NULL);
@@ -116,10 +157,11 @@ static int cmd_serve(int argc, char **argv)
     if (g_cfg.test_channels) ch_echo_register();
 
     presence_cluster_init();
+    if (register_hooks() != 0) return 1;
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
-    int rc = reactors_start(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,
-                            g_cfg.admin_port, &port, &admin_port);
+    int rc = reactor_start_all(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,
+                               g_cfg.admin_port, &port, &admin_port);
     if (rc != 0) {
         log_msg(LOG_ERROR, "listen_failed", "error", json_string(uv_strerror(rc)), "port",
                 json_integer(g_cfg.port), NULL);
@@ -143,7 +185,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, NULL);
     pthread_detach(wd);
-    reactors_join();
+    reactor_join_all();
     log_msg(LOG_INFO, "stopped", NULL);
     return 0;
 }

@@ -127,11 +127,11 @@ void accounts_tick(struct reactor *r)
         atomic_store(&last, now - 3600 + 60);
         return;
     }
-    if (now - prev < 3600 || !r || !r->db || !db_pool_ready(r->db)) return;
+    if (now - prev < 3600 || !r || !db_of(r) || !db_pool_ready(db_of(r))) return;
     if (!atomic_compare_exchange_strong(&last, &prev, now)) return;
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.refresh_ttl_s);
     const char *p[1] = {ttl};
-    db_query(r->db, SQL_PRUNE_TOKENS, 0, NULL, accounts_ignore_result, NULL);
-    db_query(r->db, SQL_PRUNE_SESSIONS, 1, p, accounts_ignore_result, NULL);
+    db_query(db_of(r), SQL_PRUNE_TOKENS, 0, NULL, accounts_ignore_result, NULL);
+    db_query(db_of(r), SQL_PRUNE_SESSIONS, 1, p, accounts_ignore_result, NULL);
 }

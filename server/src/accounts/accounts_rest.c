@@ -24,11 +24,11 @@
 #include "base/ratelimit.h"
 #include "base/token.h"
 #include "base/verr.h"
+#include "bus/bus_control.h"
 #include "http/http.h"
 #include "http/rest.h"
 #include "http/router.h"
 #include "net/reactor.h"
-#include "phoenix/phx_socket.h"
 #include "store/db.h"
 
 #define PASSWORD_MIN_CHARS 8
@@ -53,13 +53,13 @@ static const char *sid_param(const sb_req *req)
     return id_parse(req->auth.session_id) ? req->auth.session_id : NULL;
 }
 
-/* Forgets a session on this node: its sockets are closed and its access
- * tokens refused until they would have expired anyway. */
+/* Forgets a session on every node: its sockets are closed and its access
+ * tokens refused until they would have expired anyway (the listeners of
+ * the control event, main.c). */
 static void session_kill(const char *sid)
 {
     if (!sid || !*sid) return;
-    rest_revoke_session(sid, (int64_t)time(NULL) + g_cfg.access_ttl_s + 5);
-    sb_disconnect_session(sid);
+    bus_control_publish(&(bus_ctl){BUS_CTL_SESSION_REVOKED, sid, 1008});
 }
 
 /* ------------------------------------------------------------------------ */
@@ -96,7 +96,7 @@ static actx *ctx_new(sb_req *req)
         return NULL;
     }
     c->req = req;
-    c->db = req->r ? req->r->db : NULL;
+    c->db = req->r ? db_of(req->r) : NULL;
     c->loop = req->r ? &req->r->loop : uv_default_loop();
     ascii_copy(sb_req_header(req, "user-agent"), c->ua, sizeof c->ua);
     ascii_copy(req->client_ip, c->ip, sizeof c->ip);

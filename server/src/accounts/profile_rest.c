@@ -77,7 +77,7 @@ static void h_me(sb_req *req)
         return;
     }
     const char *p[1] = {req->auth.user_id};
-    db_query(req->r ? req->r->db : NULL, SQL_ME, 1, p, me_done, req);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_ME, 1, p, me_done, req);
 }
 
 /* True if s is a plausible media id: 1..64 of [A-Za-z0-9_-]. */
@@ -133,7 +133,7 @@ static void h_me_patch(sb_req *req)
         req->auth.user_id,  has_display == 1 ? "t" : "f", display, has_about == 1 ? "t" : "f",
         about ? about : "", has_avatar == 1 ? "t" : "f",  avatar};
     /* the strings point into b: db_query copies or sends them before returning */
-    db_query(req->r ? req->r->db : NULL, SQL_ME_PATCH, 7, p, me_done, req);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_ME_PATCH, 7, p, me_done, req);
     json_decref(b);
 }
 
@@ -228,7 +228,7 @@ static void h_users_search(sb_req *req)
     char lim[16];
     snprintf(lim, sizeof lim, "%d", pg.limit + 1);
     const char *p[3] = {prefix, after, lim};
-    db_query(req->r ? req->r->db : NULL, SQL_SEARCH, 3, p, search_done, s);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_SEARCH, 3, p, search_done, s);
     rest_page_free(&pg);
 }
 
@@ -279,7 +279,7 @@ static void h_user(sb_req *req)
         return;
     }
     const char *p[1] = {req->params[0]};
-    db_query(req->r ? req->r->db : NULL, SQL_USER, 1, p, user_done, req);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 1, p, user_done, req);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -346,7 +346,7 @@ static void h_device_add(sb_req *req)
         return;
     }
     const char *p[4] = {req->auth.user_id, sid_param(req), platform, tok};
-    db_query(req->r ? req->r->db : NULL, SQL_DEVICE_ADD, 4, p, device_added, req);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_DEVICE_ADD, 4, p, device_added, req);
     json_decref(b);
 }
 
@@ -374,7 +374,7 @@ static void h_device_del(sb_req *req)
         return;
     }
     const char *p[2] = {req->params[0], req->auth.user_id};
-    db_query(req->r ? req->r->db : NULL, SQL_DEVICE_DEL, 2, p, device_deleted, req);
+    db_query(req->r ? db_of(req->r) : NULL, SQL_DEVICE_DEL, 2, p, device_deleted, req);
 }
 
 void accounts_profile_routes(void)

@@ -23,7 +23,8 @@
  *              presence), then to this node's subscribers (pubsub); a
  *              node's own publications are ignored.
  *   control:   <prefix>ctl carries heartbeats ("hb", every
- *              SB_REDIS_HEARTBEAT_MS), goodbyes ("bye"), session disconnects
+ *              SB_REDIS_HEARTBEAT_MS), goodbyes ("bye"), control events
+ *              (bus_control.h: session revocations, user disconnects)
  *              and the listener's messages. A peer silent for
  *              SB_REDIS_NODE_TIMEOUT_MS is declared down.
  *   failure:   a lost connection is retried with exponential backoff
@@ -42,12 +43,11 @@
 #include <time.h>
 #include "bus/bus.h"
 #include "bus/bus_codec.h"
+#include "bus/bus_control.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "phoenix/phx_socket.h"
 #include "bus/pubsub.h"
 #include "net/reactor.h"
-#include "http/rest.h"
 #include "base/util.h"
 
 enum { OP_PUB = 0, OP_ADD = 1, OP_DEL = 2 };
@@ -149,7 +149,7 @@ static void inbox_push(bus_op *op)
     B.tail = op;
     if (B.running && !B.drain_posted) post = B.drain_posted = true;
     pthread_mutex_unlock(&B.mu);
-    if (post && reactor_post(&g_reactors[0], drain_task, NULL) != 0) {
+    if (post && reactor_post(&reactor_all[0], drain_task, NULL) != 0) {
         pthread_mutex_lock(&B.mu);
         B.drain_posted = false; /* the heartbeat tick drains it */
         pthread_mutex_unlock(&B.mu);
@@ -599,22 +599,12 @@ static void handle_control(const char *node, const char *event, const char *payl
         peer *p = peer_find(node);
         if (p) peer_remove(p);
         node_down(node, "goodbye");
-    } else if (!strcmp(event, "disconnect")) {
-        peer_seen(node, NULL);
-        const char *id = json_string_value(json_object_get(j, "id"));
-        const char *by = json_string_value(json_object_get(j, "by"));
-        json_int_t code = json_integer_value(json_object_get(j, "code"));
-        if (code < 1000 || code > 4999 || code == 1005 || code == 1006) code = 1008;
-        if (id && by) {
-            /* a logout on another node: refuse this session's access tokens
-             * here too, until they would have expired anyway */
-            if (!strcmp(by, "session"))
-                rest_revoke_session(id, (int64_t)time(NULL) + g_cfg.access_ttl_s + 5);
-            sb_disconnect_local(id, !strcmp(by, "session"), (int)code);
-        }
     } else {
         peer_seen(node, NULL);
-        if (B.listener && B.listener->control) B.listener->control(node, event, j);
+        /* a control event (a logout on another node: its sockets here are
+         * closed, its tokens refused) goes to bus_control's listeners */
+        if (!bus_control_receive(event, j) && B.listener && B.listener->control)
+            B.listener->control(node, event, j);
     }
     json_decref(j);
 }
@@ -969,12 +959,12 @@ int bus_redis_start(void)
 
 void bus_redis_run(void)
 {
-    if (g_bus != &bus_redis_ops || g_nreactors == 0) return;
+    if (g_bus != &bus_redis_ops || reactor_count == 0) return;
     pthread_mutex_lock(&B.mu);
     B.running = true;
     B.drain_posted = true; /* start_task drains */
     pthread_mutex_unlock(&B.mu);
-    reactor_post(&g_reactors[0], start_task, NULL);
+    reactor_post(&reactor_all[0], start_task, NULL);
 }
 
 void bus_set_listener(const bus_listener *l) { B.listener = l; }
@@ -1019,8 +1009,8 @@ static void shutdown_task(void *arg)
 
 void bus_redis_shutdown(void)
 {
-    if (g_bus != &bus_redis_ops || g_nreactors == 0) return;
-    reactor_post(&g_reactors[0], shutdown_task, NULL);
+    if (g_bus != &bus_redis_ops || reactor_count == 0) return;
+    reactor_post(&reactor_all[0], shutdown_task, NULL);
 }
 
 json_t *bus_redis_stats(void)

@@ -6,13 +6,18 @@
 #include "bus/bus.h"
 #include "base/log.h"
 
-atomic_int g_v1_sockets;
+#define PUBSUB_CLASSES 8
+
+static pubsub_deliver_fn g_classes[PUBSUB_CLASSES]; /* [0] unused */
+static int g_nclasses = 1;
+static pubsub_encode_fn g_encode;
+static int g_slot; /* reactor slot of the tables (0: NULL until registered) */
 
 typedef struct topic_entry {
     struct topic_entry *next;
     uint64_t hash;
-    phx_channel **subs;        /* &one while cap == 1 (a user:<id> topic) */
-    phx_channel *one;
+    pubsub_sub **subs;         /* &one while cap == 1 (a user:<id> topic) */
+    pubsub_sub *one;
     uint32_t n, cap;
     char topic[];
 } topic_entry;
@@ -29,7 +34,19 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-struct pubsub_local *pubsub_local_new(void)
+/* Reactor r's topic table. */
+static inline struct pubsub_local *table_of(const reactor *r) { return r->slot[g_slot]; }
+
+int pubsub_class_new(pubsub_deliver_fn fn)
+{
+    if (g_nclasses == PUBSUB_CLASSES) return -1;
+    g_classes[g_nclasses] = fn;
+    return g_nclasses++;
+}
+
+void pubsub_set_encoder(pubsub_encode_fn fn) { g_encode = fn; }
+
+static struct pubsub_local *table_new(void)
 {
     struct pubsub_local *t = calloc(1, sizeof *t);
     if (!t) return NULL;
@@ -40,6 +57,23 @@ struct pubsub_local *pubsub_local_new(void)
         return NULL;
     }
     return t;
+}
+
+/* reactor init hook: r's table */
+static int table_init(reactor *r)
+{
+    r->slot[g_slot] = table_new();
+    return r->slot[g_slot] ? 0 : -1;
+}
+
+static const reactor_hooks g_table_hooks = {.init = table_init};
+
+int pubsub_register(void)
+{
+    int id = reactor_register(&g_table_hooks);
+    if (id < 0) return -1;
+    g_slot = id;
+    return 0;
 }
 
 static topic_entry *lookup(struct pubsub_local *t, const char *topic, uint64_t h)
@@ -65,16 +99,16 @@ static void grow(struct pubsub_local *t)
     t->nb = nnb;
 }
 
-int pubsub_subscribe(phx_channel *ch)
+int pubsub_subscribe(reactor *r, const char *topic, pubsub_sub *s)
 {
-    struct pubsub_local *t = ch->sock->r->ps;
-    uint64_t h = hash_str(ch->topic);
-    topic_entry *e = lookup(t, ch->topic, h);
+    struct pubsub_local *t = table_of(r);
+    uint64_t h = hash_str(topic);
+    topic_entry *e = lookup(t, topic, h);
     if (!e) {
-        size_t tl = strlen(ch->topic);
+        size_t tl = strlen(topic);
         e = calloc(1, sizeof *e + tl + 1);
         if (!e) return -1;
-        memcpy(e->topic, ch->topic, tl + 1);
+        memcpy(e->topic, topic, tl + 1);
         e->hash = h;
         e->subs = &e->one; /* no separate array for a single subscriber */
         e->cap = 1;
@@ -85,30 +119,30 @@ int pubsub_subscribe(phx_channel *ch)
     }
     if (e->n == e->cap) {
         uint32_t ncap = e->cap * 2;
-        phx_channel **ns = e->subs == &e->one ? malloc(ncap * sizeof *ns)
-                                              : realloc(e->subs, ncap * sizeof *ns);
+        pubsub_sub **ns = e->subs == &e->one ? malloc(ncap * sizeof *ns)
+                                             : realloc(e->subs, ncap * sizeof *ns);
         if (!ns) return -1;
         if (e->subs == &e->one) ns[0] = e->one;
         e->subs = ns;
         e->cap = ncap;
     }
-    ch->sub_idx = e->n;
-    e->subs[e->n++] = ch;
-    ch->subscribed = true;
+    s->idx = e->n;
+    e->subs[e->n++] = s;
+    s->subscribed = true;
     return 0;
 }
 
-void pubsub_unsubscribe(phx_channel *ch)
+void pubsub_unsubscribe(reactor *r, const char *topic, pubsub_sub *s)
 {
-    if (!ch->subscribed) return;
-    struct pubsub_local *t = ch->sock->r->ps;
-    uint64_t h = hash_str(ch->topic);
-    topic_entry *e = lookup(t, ch->topic, h);
-    ch->subscribed = false;
-    if (!e || ch->sub_idx >= e->n || e->subs[ch->sub_idx] != ch) return;
-    phx_channel *last = e->subs[--e->n];
-    e->subs[ch->sub_idx] = last;
-    last->sub_idx = ch->sub_idx;
+    if (!s->subscribed) return;
+    struct pubsub_local *t = table_of(r);
+    uint64_t h = hash_str(topic);
+    topic_entry *e = lookup(t, topic, h);
+    s->subscribed = false;
+    if (!e || s->idx >= e->n || e->subs[s->idx] != s) return;
+    pubsub_sub *last = e->subs[--e->n];
+    e->subs[s->idx] = last;
+    last->idx = s->idx;
     if (e->n == 0) {
         topic_entry **pp = &t->b[h & (t->nb - 1)];
         while (*pp != e) pp = &(*pp)->next;
@@ -118,7 +152,7 @@ void pubsub_unsubscribe(phx_channel *ch)
         if (e->subs != &e->one) free(e->subs);
         free(e);
     } else if (e->cap > 64 && e->n < e->cap / 4) {
-        phx_channel **ns = realloc(e->subs, (e->cap / 2) * sizeof *ns);
+        pubsub_sub **ns = realloc(e->subs, (e->cap / 2) * sizeof *ns);
         if (ns) {
             e->subs = ns;
             e->cap /= 2;
@@ -130,38 +164,28 @@ size_t pubsub_local_count(const char *topic)
 {
     reactor *r = reactor_self();
     if (!r) return 0;
-    topic_entry *e = lookup(r->ps, topic, hash_str(topic));
+    topic_entry *e = lookup(table_of(r), topic, hash_str(topic));
     return e ? e->n : 0;
 }
 
 static void msg_unref(pubsub_msg *m)
 {
     if (atomic_fetch_sub(&m->refs, 1) != 1) return;
-    sb_buf_unref(m->v1);
-    sb_buf_unref(m->v2);
-    sb_buf_unref(m->bin);
+    for (int i = 0; i < PUBSUB_ENCODINGS; i++) sb_buf_unref(m->enc[i]);
     free(m->topic);
     free(m->event);
     free(m->payload_json);
     free(m);
 }
 
-/* Delivers m to the calling reactor's subscribers. */
+/* Delivers m to the calling reactor's subscribers: one call per run of
+ * subscribers of one class (all of the topic's, as a rule). */
 static void deliver_local(reactor *r, pubsub_msg *m)
 {
-    topic_entry *e = lookup(r->ps, m->topic, hash_str(m->topic));
+    topic_entry *e = lookup(table_of(r), m->topic, hash_str(m->topic));
     if (!e) return;
-    for (uint32_t i = 0; i < e->n; i++) {
-        phx_channel *ch = e->subs[i];
-        phx_socket *s = ch->sock;
-        if ((const void *)s == m->from || ch->status != CH_JOINED) continue;
-        if (ch->h->handle_out && !ch->h->handle_out(ch, m)) continue;
-        sb_buf *b;
-        if (m->bin) b = s->vsn == PHX_V2 ? m->bin : NULL;
-        else if (s->vsn == PHX_V1) b = m->v1;
-        else b = m->v2;
-        if (b) phx_socket_send(s, b);
-    }
+    for (uint32_t i = 0, n = e->n; i < n;)
+        i += g_classes[e->subs[i]->cls](e->subs + i, n - i, m);
 }
 
 static void deliver_task(void *arg)
@@ -175,9 +199,9 @@ void pubsub_deliver_node(pubsub_msg *m)
 {
     /* one reference per reactor, plus the caller's (dropped at the end) */
     reactor *self = reactor_self();
-    atomic_fetch_add(&m->refs, (unsigned)g_nreactors);
-    for (int i = 0; i < g_nreactors; i++) {
-        reactor *r = &g_reactors[i];
+    atomic_fetch_add(&m->refs, (unsigned)reactor_count);
+    for (int i = 0; i < reactor_count; i++) {
+        reactor *r = &reactor_all[i];
         if (r == self) continue;
         if (reactor_post(r, deliver_task, m) != 0) msg_unref(m);
     }
@@ -207,10 +231,7 @@ pubsub_msg *pubsub_msg_text(const char *topic, const char *event, const char *pa
     pubsub_msg *m = msg_new(topic, event, from);
     if (!m) return NULL;
     m->payload_json = strndup(payload_json, len);
-    m->v2 = phx_encode_raw(PHX_V2, NULL, NULL, topic, event, payload_json, len);
-    if (atomic_load(&g_v1_sockets) > 0)
-        m->v1 = phx_encode_raw(PHX_V1, NULL, NULL, topic, event, payload_json, len);
-    if (!m->payload_json || !m->v2) {
+    if (!m->payload_json || (g_encode && g_encode(m, payload_json, len) != 0)) {
         msg_unref(m);
         return NULL;
     }
@@ -235,8 +256,8 @@ pubsub_msg *pubsub_msg_binary(const char *topic, const char *event, const void *
 {
     pubsub_msg *m = msg_new(topic, event, from);
     if (!m) return NULL;
-    m->bin = phx_encode_broadcast_binary(topic, event, data, len);
-    if (!m->bin) {
+    m->binary = true;
+    if (g_encode && g_encode(m, data, len) != 0) {
         msg_unref(m);
         return NULL;
     }

@@ -75,7 +75,7 @@ static int conv_join(phx_channel *ch, json_t *payload, json_t **reply)
 {
     const char *id = ch->topic + strlen(PREFIX);
     const char *uid = ch->sock->claims.user_id;
-    db_pool *db = ch->sock->r ? ch->sock->r->db : NULL;
+    db_pool *db = ch->sock->r ? db_of(ch->sock->r) : NULL;
     if (!id_parse(id) || strlen(id) > 20 || !id_parse(uid)) {
         *reply = not_found();
         return PHX_ERROR;

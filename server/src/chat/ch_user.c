@@ -5,6 +5,7 @@
 #include "chat/chat.h"
 #include "phoenix/phx_socket.h"
 #include "presence/presence.h"
+#include "store/db.h"
 #include "sync/ch_user_sync.h"
 #include "base/util.h"
 #include "net/reactor.h"
@@ -62,7 +63,7 @@ static int user_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
         *reply = json_pack("{s:s}", "reason", "internal");
         return PHX_ERROR;
     }
-    chat_sink *s = chat_sink_new(&CHANNEL_SINK, d, ch->sock->r ? ch->sock->r->db : NULL);
+    chat_sink *s = chat_sink_new(&CHANNEL_SINK, d, ch->sock->r ? db_of(ch->sock->r) : NULL);
     if (!s) {
         phx_deferred_reply(d, "error", json_pack("{s:s}", "reason", "internal"));
         return PHX_ASYNC;

@@ -12,6 +12,7 @@
 #include "http/rest.h"
 #include "http/router.h"
 #include "net/reactor.h"
+#include "store/db.h"
 #include "base/id.h"
 #include "base/verr.h"
 
@@ -61,7 +62,7 @@ static const chat_sink_ops REST_SINK = {.ok = rest_sink_ok, .fail = rest_sink_fa
 /* A sink answering req; NULL after answering 500 when out of memory. */
 static chat_sink *rest_sink(sb_req *req)
 {
-    chat_sink *s = chat_sink_new(&REST_SINK, req, req->r ? req->r->db : NULL);
+    chat_sink *s = chat_sink_new(&REST_SINK, req, req->r ? db_of(req->r) : NULL);
     if (!s) sb_respond_error(req, 500, "internal", "out of memory", NULL);
     return s;
 }

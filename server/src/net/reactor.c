@@ -8,17 +8,30 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "accounts/accounts.h"
 #include "base/config.h"
 #include "net/conn.h"
-#include "store/db.h"
 #include "base/log.h"
-#include "phoenix/longpoll.h"
-#include "bus/pubsub.h"
 
-reactor *g_reactors;
-int g_nreactors;
+reactor *reactor_all;
+int reactor_count;
 static _Thread_local reactor *t_self;
+/* registration order; module i owns slot i + 1 (slot 0 stays NULL) */
+static const reactor_hooks *g_hooks[REACTOR_SLOTS - 1];
+static int g_nhooks;
+
+int reactor_register(const reactor_hooks *h)
+{
+    if (g_nhooks == REACTOR_SLOTS - 1) return -1;
+    g_hooks[g_nhooks++] = h;
+    return g_nhooks;
+}
+
+int reactor_init_modules(reactor *r)
+{
+    for (int i = 0; i < g_nhooks; i++)
+        if (g_hooks[i]->init && g_hooks[i]->init(r) != 0) return -1;
+    return 0;
+}
 
 reactor *reactor_self(void) { return t_self; }
 
@@ -77,8 +90,8 @@ static void on_tick(uv_timer_t *t)
     reactor *r = t->data;
     r->now_ms = uv_now(&r->loop);
     conn_sweep(r);
-    longpoll_sweep(r);
-    accounts_tick(r); /* hourly prune of expired refresh tokens and dead sessions */
+    for (int i = 0; i < g_nhooks; i++)
+        if (g_hooks[i]->tick) g_hooks[i]->tick(r);
 }
 
 /* Binds a listening TCP socket with SO_REUSEPORT by hand (libuv 1.44 has
@@ -120,23 +133,25 @@ static void *reactor_main(void *arg)
 {
     reactor *r = arg;
     t_self = r;
-    if (g_cfg.database_url[0]) r->db = db_pool_new(r, g_cfg.database_url, g_cfg.db_pool_size);
+    for (int i = 0; i < g_nhooks; i++)
+        if (g_hooks[i]->start) g_hooks[i]->start(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);
-    if (r->db) db_pool_close(r->db);
+    for (int i = g_nhooks - 1; i >= 0; i--)
+        if (g_hooks[i]->exit) g_hooks[i]->exit(r);
     uv_walk(&r->loop, close_walk, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     return NULL;
 }
 
-int reactors_start(int n, const char *host, int port, const char *admin_host, int admin_port,
-                   int *bound_port, int *bound_admin_port)
+int reactor_start_all(int n, const char *host, int port, const char *admin_host,
+                      int admin_port, int *bound_port, int *bound_admin_port)
 {
-    g_reactors = calloc((size_t)n, sizeof *g_reactors);
-    if (!g_reactors) return UV_ENOMEM;
+    reactor_all = calloc((size_t)n, sizeof *reactor_all);
+    if (!reactor_all) return UV_ENOMEM;
     conn_init_spare();
     int rc;
     for (int i = 0; i < n; i++) {
-        reactor *r = &g_reactors[i];
+        reactor *r = &reactor_all[i];
         r->id = i;
         uv_loop_init(&r->loop);
         pthread_mutex_init(&r->tasks_mu, NULL);
@@ -151,8 +166,7 @@ int reactors_start(int n, const char *host, int port, const char *admin_host, in
         uv_check_init(&r->loop, &r->flush_check);
         r->flush_check.data = r;
         uv_check_start(&r->flush_check, on_check);
-        r->ps = pubsub_local_new();
-        if (!r->ps) return UV_ENOMEM;
+        if (reactor_init_modules(r) != 0) return UV_ENOMEM;
         rc = listen_on(&r->loop, &r->listener, host, port, true, i == 0 ? &port : NULL);
         if (rc != 0) return rc;
         r->listener.data = r;
@@ -165,8 +179,8 @@ int reactors_start(int n, const char *host, int port, const char *admin_host, in
             r->has_admin = true;
         }
     }
-    g_nreactors = n;
-    for (int i = 0; i < n; i++) pthread_create(&g_reactors[i].thread, NULL, reactor_main, &g_reactors[i]);
+    reactor_count = n;
+    for (int i = 0; i < n; i++) pthread_create(&reactor_all[i].thread, NULL, reactor_main, &reactor_all[i]);
     return 0;
 }
 
@@ -196,7 +210,8 @@ static void shutdown_task(void *arg)
     r->stop_ms = uv_now(&r->loop);
     uv_close((uv_handle_t *)&r->listener, NULL);
     if (r->has_admin) uv_close((uv_handle_t *)&r->admin_listener, NULL);
-    longpoll_shutdown(r);
+    for (int i = 0; i < g_nhooks; i++)
+        if (g_hooks[i]->stop) g_hooks[i]->stop(r);
     conn_shutdown_all(r);
     static _Thread_local uv_timer_t t;
     uv_timer_init(&r->loop, &t);
@@ -204,12 +219,12 @@ static void shutdown_task(void *arg)
     uv_timer_start(&t, stop_when_done, 20, 50);
 }
 
-void reactors_shutdown(void)
+void reactor_shutdown_all(void)
 {
-    for (int i = 0; i < g_nreactors; i++) reactor_post(&g_reactors[i], shutdown_task, &g_reactors[i]);
+    for (int i = 0; i < reactor_count; i++) reactor_post(&reactor_all[i], shutdown_task, &reactor_all[i]);
 }
 
-void reactors_join(void)
+void reactor_join_all(void)
 {
-    for (int i = 0; i < g_nreactors; i++) pthread_join(g_reactors[i].thread, NULL);
+    for (int i = 0; i < reactor_count; i++) pthread_join(reactor_all[i].thread, NULL);
 }

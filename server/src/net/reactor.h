@@ -10,11 +10,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct db_pool;
 struct sb_conn;
-struct pubsub_local;
 
 typedef void (*reactor_fn)(void *arg);
+
+/* Slots: each module above the reactor that keeps per-reactor state (the
+ * database pool, the topic table, long-poll sessions) gets one slot id at
+ * registration and reads r->slot[id] through a small inline accessor in its
+ * own header: as cheap as a field, and this header names none of them.
+ * Slot 0 is reserved (always NULL). */
+#define REACTOR_SLOTS 8
 
 typedef struct reactor_task {
     struct reactor_task *next;
@@ -32,40 +37,65 @@ typedef struct reactor {
     uv_async_t wake;           /* drains `tasks` */
     pthread_mutex_t tasks_mu;
     reactor_task *tasks_head, *tasks_tail;
-    uv_timer_t tick;           /* 1 s housekeeping: idle sweeps, long-poll expiry */
+    uv_timer_t tick;           /* 1 s housekeeping: idle sweep, modules' tick hooks */
     uint64_t now_ms;           /* loop time of the current iteration */
-    struct db_pool *db;        /* this reactor's Postgres pool (may be NULL) */
-    struct pubsub_local *ps;   /* this reactor's topic -> subscribers table */
+    void *slot[REACTOR_SLOTS]; /* per-module state (reactor_register) */
     struct sb_conn *conns;     /* live connections (conn.c) */
     struct sb_conn *dirty;     /* connections with queued output to flush */
     uv_prepare_t flush_prepare;/* flushes before the loop blocks */
     uv_check_t flush_check;    /* flushes after I/O callbacks */
-    void *lp;                  /* long-poll sessions owned by this reactor (longpoll.c) */
     uint64_t nconns;
     bool stopping;
     uint64_t stop_ms;          /* loop time when shutdown began */
 } reactor;
 
-extern reactor *g_reactors;
-extern int g_nreactors;
+/* A module's hooks, each optional (NULL). They run on every reactor, in
+ * registration order (exit: in reverse order):
+ *   init:  in reactor_start_all, on the calling thread, before any reactor
+ *          thread runs; 0, or -1 to make reactor_start_all fail (UV_ENOMEM);
+ *   start: on r's thread, before its loop runs;
+ *   tick:  on r's thread, once a second, after the idle-connection sweep;
+ *   stop:  on r's thread, when shutdown begins: after the listeners close,
+ *          before the connections are sent 1001;
+ *   exit:  on r's thread, after its loop stopped, before its remaining
+ *          handles are closed. */
+typedef struct reactor_hooks {
+    int (*init)(struct reactor *r);
+    void (*start)(struct reactor *r);
+    void (*tick)(struct reactor *r);
+    void (*stop)(struct reactor *r);
+    void (*exit)(struct reactor *r);
+} reactor_hooks;
+
+/* The running reactors (reactor_start_all): reactor_all[0..reactor_count-1]. */
+extern reactor *reactor_all;
+extern int reactor_count;
 
 /* The reactor whose thread is running, or NULL on another thread. */
 reactor *reactor_self(void);
 /* Makes r the calling thread's reactor, for a program that drives r's loop
- * itself instead of through reactors_start (the fuzz harnesses). */
+ * itself instead of through reactor_start_all (the fuzz harnesses). */
 void reactor_adopt(reactor *r);
 /* Runs fn(arg) on reactor r's thread, soon (FIFO per reactor). Thread-safe;
  * callable from any thread, including r's own. Returns 0, or -1 when out of
  * memory (fn is then not called). */
 int reactor_post(reactor *r, reactor_fn fn, void *arg);
+/* Registers a module's hooks (h is kept, not copied) and hands out its slot
+ * id: 1..REACTOR_SLOTS-1, or -1 when every slot is taken. Slot 0 is never
+ * handed out and stays NULL: a module's id variable starting at 0 reads NULL
+ * until the module registers (a module must register before it writes). Call before reactor_start_all, from one thread. */
+int reactor_register(const reactor_hooks *h);
+/* Runs every registered init hook on r, for a program that drives r itself
+ * (the fuzz harnesses). Returns 0, or -1 when a hook failed. */
+int reactor_init_modules(reactor *r);
 /* Starts n reactors listening on host:port (port 0 picks one, shared by all).
  * Writes the bound port to *bound_port. Returns 0 or a negative uv error. */
-int reactors_start(int n, const char *host, int port, const char *admin_host, int admin_port,
-                   int *bound_port, int *bound_admin_port);
+int reactor_start_all(int n, const char *host, int port, const char *admin_host,
+                      int admin_port, int *bound_port, int *bound_admin_port);
 /* Begins graceful shutdown on every reactor: stop accepting, close sockets
  * with 1001, then stop the loops. Thread-safe. */
-void reactors_shutdown(void);
+void reactor_shutdown_all(void);
 /* Waits for every reactor thread to exit. */
-void reactors_join(void);
+void reactor_join_all(void);
 
 #endif

@@ -5,6 +5,7 @@
  * has no clause and crashes the channel (phx_error). */
 #include <string.h>
 #include "phoenix/channels.h"
+#include "phoenix/phx_socket.h"
 #include "bus/pubsub.h"
 
 static int echo_join(phx_channel *ch, json_t *payload, json_t **reply)

@@ -117,9 +117,14 @@ static json_t *status_only(int st) { return json_pack("{s:i}", "status", st); }
 
 /* ---- sessions (owner reactor only) ---- */
 
+static int g_slot; /* reactor slot: the sessions a reactor owns (list head) */
+
+/* The head of reactor r's session list. */
+static inline lp_session **sessions_of(reactor *r) { return (lp_session **)&r->slot[g_slot]; }
+
 static lp_session *find_local(reactor *r, const char *id)
 {
-    for (lp_session *s = r->lp; s; s = s->next)
+    for (lp_session *s = *sessions_of(r); s; s = s->next)
         if (strcmp(s->id, id) == 0) return s;
     return NULL;
 }
@@ -167,7 +172,7 @@ static void session_free(lp_session *s)
 static void session_end(lp_session *s)
 {
     reactor *r = s->owner;
-    for (lp_session **pp = (lp_session **)&r->lp; *pp; pp = &(*pp)->next)
+    for (lp_session **pp = sessions_of(r); *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
             break;
@@ -308,8 +313,8 @@ static void open_session(sb_req *req, const char *auth_token)
         answer(req, req->r, status_only(500));
         return;
     }
-    s->next = req->r->lp;
-    req->r->lp = s;
+    s->next = *sessions_of(req->r);
+    *sessions_of(req->r) = s;
     registry_set(s->id, req->r->id);
     answer(req, req->r, json_pack("{s:[],s:i,s:s}", "messages", "status", 410, "token", s->id));
 }
@@ -340,7 +345,7 @@ void longpoll_handle(sb_req *req)
         return;
     }
     int owner = strlen(session) == LP_ID_LEN ? registry_owner(session) : -1;
-    if (owner < 0 || owner >= g_nreactors) {
+    if (owner < 0 || owner >= reactor_count) {
         answer(req, req->r, status_only(410));
         free(first);
         free(last);
@@ -355,7 +360,7 @@ void longpoll_handle(sb_req *req)
     }
     c->req = req;
     c->origin = req->r;
-    c->owner = &g_reactors[owner];
+    c->owner = &reactor_all[owner];
     strcpy(c->id, session);
     c->post = post;
     const char *ct = sb_req_header(req, "content-type");
@@ -378,7 +383,7 @@ void longpoll_handle(sb_req *req)
 void longpoll_sweep(reactor *r)
 {
     uint64_t now = uv_now(&r->loop);
-    for (lp_session *s = r->lp, *next; s; s = next) {
+    for (lp_session *s = *sessions_of(r), *next; s; s = next) {
         next = s->next;
         if (s->wait_req && now - s->wait_since >= g_cfg.longpoll_window_ms) flush_to_waiter(s);
         if (s->closed || (!s->wait_req && now - s->last_seen > 2 * g_cfg.longpoll_window_ms))
@@ -388,5 +393,15 @@ void longpoll_sweep(reactor *r)
 
 void longpoll_shutdown(reactor *r)
 {
-    while (r->lp) session_end(r->lp);
+    while (*sessions_of(r)) session_end(*sessions_of(r));
+}
+
+static const reactor_hooks g_hooks = {.tick = longpoll_sweep, .stop = longpoll_shutdown};
+
+int longpoll_register(void)
+{
+    int id = reactor_register(&g_hooks);
+    if (id < 0) return -1;
+    g_slot = id;
+    return 0;
 }

@@ -22,5 +22,9 @@ void longpoll_handle(sb_req *req);
 void longpoll_sweep(reactor *r);
 /* Server shutdown: ends every session of r. */
 void longpoll_shutdown(reactor *r);
+/* Registers the sessions' reactor slot and hooks (before reactor_start_all):
+ * longpoll_sweep on every tick, longpoll_shutdown when shutdown begins.
+ * Returns 0, or -1 when no reactor slot is left. */
+int longpoll_register(void);
 
 #endif

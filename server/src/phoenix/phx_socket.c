@@ -11,9 +11,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include "bus/bus.h"
 #include "base/log.h"
-#include "bus/pubsub.h"
+#include "phoenix/phx_fanout.h"
 
 #define MAX_INQ 256
 
@@ -91,7 +90,7 @@ phx_socket *phx_socket_new(reactor *r, phx_vsn vsn, const token_claims *claims,
     s->all_next = t_sockets;
     if (t_sockets) t_sockets->all_prev = s;
     t_sockets = s;
-    if (vsn == PHX_V1) atomic_fetch_add(&g_v1_sockets, 1);
+    phx_fanout_socket_added(vsn);
     return s;
 }
 
@@ -151,7 +150,7 @@ static void unlink_channel(phx_socket *s, phx_channel *ch)
 static void retire_channel(phx_socket *s, phx_channel *ch)
 {
     unlink_channel(s, ch);
-    if (ch->subscribed) pubsub_unsubscribe(ch);
+    if (ch->sub.subscribed) phx_fanout_unsubscribe(ch);
     bool was_open = ch->status != CH_CLOSED;
     ch->status = CH_CLOSED;
     if (was_open && ch->h->terminate) ch->h->terminate(ch);
@@ -164,7 +163,7 @@ static void finish_join(phx_channel *ch, bool ok, json_t *resp, json_t *ref)
     ch->replaced = NULL;
     if (ok) {
         ch->status = CH_JOINED;
-        if (pubsub_subscribe(ch) != 0) {
+        if (phx_fanout_subscribe(ch) != 0) {
             ok = false;
             json_decref(resp);
             resp = json_pack("{s:s}", "reason", "unavailable");
@@ -365,7 +364,7 @@ void phx_socket_closed(phx_socket *s)
     if (s->all_prev) s->all_prev->all_next = s->all_next;
     else t_sockets = s->all_next;
     if (s->all_next) s->all_next->all_prev = s->all_prev;
-    if (s->vsn == PHX_V1) atomic_fetch_sub(&g_v1_sockets, 1);
+    phx_fanout_socket_removed(s->vsn);
     socket_unref(s);
 }
 
@@ -430,45 +429,17 @@ static void disconnect_on_reactor(void *arg)
     if (atomic_fetch_sub(&t->pending, 1) == 1) free(t);
 }
 
-static void disconnect_all(const char *id, bool by_session, int code)
+void phx_socket_disconnect(const char *id, bool by_session, int code)
 {
-    if (!id || strlen(id) > TOKEN_MAX_ID || g_nreactors == 0) return;
+    if (!id || strlen(id) > TOKEN_MAX_ID || reactor_count == 0) return;
     disconnect_task *t = calloc(1, sizeof *t);
     if (!t) return;
-    atomic_init(&t->pending, g_nreactors);
+    atomic_init(&t->pending, reactor_count);
     t->by_session = by_session;
     t->code = code;
     strcpy(t->id, id);
-    for (int i = 0; i < g_nreactors; i++)
-        if (reactor_post(&g_reactors[i], disconnect_on_reactor, t) != 0 &&
+    for (int i = 0; i < reactor_count; i++)
+        if (reactor_post(&reactor_all[i], disconnect_on_reactor, t) != 0 &&
             atomic_fetch_sub(&t->pending, 1) == 1)
             free(t);
-}
-
-void sb_disconnect_local(const char *id, bool by_session, int code)
-{
-    disconnect_all(id, by_session, code);
-}
-
-/* Asks the other nodes (if any) to close their sockets of id too. */
-static void disconnect_cluster(const char *id, bool by_session, int code)
-{
-    if (!id || strlen(id) > TOKEN_MAX_ID) return;
-    json_t *j = json_pack("{s:s,s:s,s:i}", "by", by_session ? "session" : "user", "id", id, "code", code);
-    char *pj = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (pj) bus_publish_control("disconnect", pj);
-    free(pj);
-}
-
-void sb_disconnect_session(const char *session_id)
-{
-    disconnect_all(session_id, true, 1008);
-    disconnect_cluster(session_id, true, 1008);
-}
-
-void sb_disconnect_user(const char *user_id, int code)
-{
-    disconnect_all(user_id, false, code);
-    disconnect_cluster(user_id, false, code);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "base/buf.h"
+#include "bus/pubsub.h"
 #include "phoenix/channel.h"
 #include "phoenix/phx_serial.h"
 #include "net/reactor.h"
@@ -37,9 +38,8 @@ typedef struct phx_channel {
     struct phx_channel *replaced; /* old channel to close after the join reply */
     json_t *join_msg_ref;      /* ref of the phx_join while joining */
     uint32_t refs;
-    uint32_t sub_idx;          /* slot in the pubsub subscriber array */
+    pubsub_sub sub;            /* this channel as a subscriber of topic (phx_fanout.c) */
     uint8_t status;
-    bool subscribed;
     char topic[];              /* allocated with the channel */
 } phx_channel;
 
@@ -101,13 +101,9 @@ void phx_reply_binary(phx_channel *ch, const phx_msg *m, const char *status, con
 void phx_channel_ref(phx_channel *ch);
 void phx_channel_unref(phx_channel *ch);
 
-/* Closes, on every reactor of every node (through the bus), the sockets of
- * a session (logout) or of a user (ban, admin disconnect) with close code
- * `code` (1008 policy). Thread-safe. */
-void sb_disconnect_session(const char *session_id);
-void sb_disconnect_user(const char *user_id, int code);
-/* The same on this node only (what the bus calls for another node's
- * request). */
-void sb_disconnect_local(const char *id, bool by_session, int code);
+/* Closes, on every reactor of this node, the sockets of a session
+ * (by_session) or of a user with close code `code` (1008: policy). Thread-safe;
+ * what the control events (bus_control.h) of a logout or a ban end in. */
+void phx_socket_disconnect(const char *id, bool by_session, int code);
 
 #endif

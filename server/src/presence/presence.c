@@ -630,7 +630,7 @@ static void batch_flush(void)
     batch *bt = &t_batch;
     reactor *r = reactor_self();
     if (!bt->n) return;
-    if (!r || !r->db) {
+    if (!r || !db_of(r)) {
         bt->n = 0;
         return;
     }
@@ -656,7 +656,7 @@ static void batch_flush(void)
     bt->n = 0;
     if (any && ids.p && ons.p) {
         const char *p[2] = {ids.p, ons.p};
-        db_query(r->db, SQL_SEEN, 2, p, batch_done, NULL);
+        db_query(db_of(r), SQL_SEEN, 2, p, batch_done, NULL);
     }
     strbuf_free(&ids);
     strbuf_free(&ons);
@@ -669,7 +669,7 @@ static void announce(const char *uid, bool on)
 {
     reactor *r = reactor_self();
     batch *bt = &t_batch;
-    if (!r || !r->db || !id_parse(uid) || strlen(uid) >= KEY_MAX) return;
+    if (!r || !db_of(r) || !id_parse(uid) || strlen(uid) >= KEY_MAX) return;
     if (bt->n == PRESENCE_BATCH_MAX) batch_flush();
     pend *pe = &bt->v[bt->n];
     strcpy(pe->uid, uid);

@@ -465,7 +465,7 @@ static void on_watchdog(uv_timer_t *t)
     }
 }
 
-db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size)
+db_pool *db_pool_new(reactor *r, const char *conninfo, int size)
 {
     if (size < 1) size = 1;
     db_pool *p = calloc(1, sizeof *p);
@@ -550,4 +550,33 @@ void db_pool_close(db_pool *p)
     p->wait_tail = NULL;
     p->watchdog.data = p;
     uv_close((uv_handle_t *)&p->watchdog, pool_handle_closed);
+}
+
+/* ---- one pool per reactor ---- */
+
+int db_reactor_slot; /* 0 (always NULL) until db_register */
+static const char *g_conninfo;
+static int g_size;
+
+static void pool_start(reactor *r)
+{
+    if (g_conninfo[0]) r->slot[db_reactor_slot] = db_pool_new(r, g_conninfo, g_size);
+}
+
+static void pool_exit(reactor *r)
+{
+    db_pool *p = db_of(r);
+    if (p) db_pool_close(p);
+}
+
+static const reactor_hooks g_pool_hooks = {.start = pool_start, .exit = pool_exit};
+
+int db_register(const char *conninfo, int size)
+{
+    g_conninfo = conninfo;
+    g_size = size;
+    int id = reactor_register(&g_pool_hooks);
+    if (id < 0) return -1;
+    db_reactor_slot = id;
+    return 0;
 }

@@ -11,9 +11,15 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include "net/reactor.h"
 
-struct reactor;
 typedef struct db_pool db_pool;
+
+/* The reactor slot holding each reactor's pool (db_register). */
+extern int db_reactor_slot;
+
+/* Reactor r's pool, or NULL (no database configured, or not yet made). */
+static inline db_pool *db_of(const reactor *r) { return (db_pool *)r->slot[db_reactor_slot]; }
 
 /* Called once per query on the reactor's thread. On success res is the
  * result (PGRES_TUPLES_OK / PGRES_COMMAND_OK, owned by the pool: valid only
@@ -24,7 +30,7 @@ typedef void (*db_cb)(const PGresult *res, const char *err, void *arg);
 
 /* Creates the pool for reactor r with up to `size` connections to conninfo
  * and starts connecting. Returns NULL on allocation failure. */
-db_pool *db_pool_new(struct reactor *r, const char *conninfo, int size);
+db_pool *db_pool_new(reactor *r, const char *conninfo, int size);
 /* Queues a parameterised query (text params, NULL = SQL NULL). The callback
  * always runs exactly once, possibly before db_query returns when the pool
  * is down. Returns 0 if queued or answered. */
@@ -34,5 +40,10 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
 bool db_pool_ready(const db_pool *p);
 /* Closes every connection; pending callbacks get "unavailable". */
 void db_pool_close(db_pool *p);
+/* Registers the pools with the reactors (before reactor_start_all): each
+ * reactor makes its pool of `size` connections to conninfo (kept, not
+ * copied) when its thread starts, unless conninfo is empty, and closes it
+ * when its loop ends. Returns 0, or -1 when no reactor slot is left. */
+int db_register(const char *conninfo, int size);
 
 #endif

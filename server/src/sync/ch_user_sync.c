@@ -30,7 +30,7 @@
 #include "base/config.h"
 #include "sync/cursor.h"
 #include "base/log.h"
-#include "bus/pubsub.h"
+#include "phoenix/phx_fanout.h"
 #include "net/reactor.h"
 #include "phoenix/phx_socket.h"
 #include "sync/sync.h"
@@ -110,8 +110,7 @@ static bool payload_pos(const char *p, size_t n, sync_pos *pos)
 /* The buffer deliver_local would send this socket for m, or NULL. */
 static sb_buf *buf_for(const phx_socket *s, const pubsub_msg *m)
 {
-    if (m->bin) return s->vsn == PHX_V2 ? m->bin : NULL;
-    return s->vsn == PHX_V1 ? m->v1 : m->v2;
+    return phx_fanout_buf(s->vsn, m);
 }
 
 bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
@@ -203,7 +202,7 @@ static void admit(void)
             continue;
         }
         t_sj_inflight++;
-        sync_fetch(ch->sock->r->db, st->uid, st->floor, SJ_PAGE, on_page, st);
+        sync_fetch(db_of(ch->sock->r), st->uid, st->floor, SJ_PAGE, on_page, st);
     }
     t_admitting = false;
 }

@@ -127,7 +127,7 @@ static void window_woke(void *arg, bool fallback)
         window_try(w);
         return;
     }
-    sync_fetch(w->req->r->db, w->req->auth.user_id, w->from, w->limit, page_answer, w->req);
+    sync_fetch(db_of(w->req->r), w->req->auth.user_id, w->from, w->limit, page_answer, w->req);
     free(w);
 }
 
@@ -179,7 +179,7 @@ static void window_try(window_req *w)
             return;
         }
     }
-    sync_fetch(req->r->db, req->auth.user_id, w->from, w->limit, page_answer, req);
+    sync_fetch(db_of(req->r), req->auth.user_id, w->from, w->limit, page_answer, req);
     free(w);
 }
 
@@ -233,7 +233,7 @@ static void sync_get(sb_req *req)
     }
     window_req *w = malloc(sizeof *w);
     if (!w) {
-        sync_fetch(req->r->db, uid, pos, limit, page_answer, req);
+        sync_fetch(db_of(req->r), uid, pos, limit, page_answer, req);
         return;
     }
     *w = (window_req){req, pos, limit, 0, 0, NULL};
@@ -327,7 +327,7 @@ static void bootstrap(sb_req *req, int limit)
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[2] = {req->auth.user_id, lim};
-    db_query(req->r->db, SQL_BOOTSTRAP, 2, p, bootstrap_read, req);
+    db_query(db_of(req->r), SQL_BOOTSTRAP, 2, p, bootstrap_read, req);
 }
 
 void sync_routes(void) { router_add(HTTP_GET, "/api/v1/sync", sync_get); }

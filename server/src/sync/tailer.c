@@ -685,14 +685,14 @@ static void kick_task(void *arg)
 void tailer_kick(void)
 {
     if (!atomic_load(&g_started)) return;
-    if (atomic_exchange(&g_kick_pending, 1) == 0 && reactor_post(&g_reactors[0], kick_task, NULL) != 0)
+    if (atomic_exchange(&g_kick_pending, 1) == 0 && reactor_post(&reactor_all[0], kick_task, NULL) != 0)
         atomic_store(&g_kick_pending, 0);
 }
 
 int tailer_start(void)
 {
-    if (!g_cfg.database_url[0] || g_nreactors < 1) return 0;
-    if (reactor_post(&g_reactors[0], start_task, NULL) != 0) return -1;
+    if (!g_cfg.database_url[0] || reactor_count < 1) return 0;
+    if (reactor_post(&reactor_all[0], start_task, NULL) != 0) return -1;
     atomic_store(&g_started, true);
     return 0;
 }

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include "sync/cursor.h"
 
-/* Starts the tailer on reactor 0 (after reactors_start). Does nothing
+/* Starts the tailer on reactor 0 (after reactor_start_all). Does nothing
  * without a database. Returns 0, or -1 when it could not be scheduled. */
 int tailer_start(void);
 

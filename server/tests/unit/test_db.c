@@ -24,6 +24,7 @@ static char g_appname[64];
 
 typedef struct fixture {
     reactor r;
+    db_pool *db;     /* the pool under test */
     uv_timer_t keep; /* keeps the loop blocking in I/O while a test waits */
 } fixture;
 
@@ -49,7 +50,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     if (!f) return 0;
-    if (f->r.db) db_pool_close(f->r.db);
+    if (f->db) db_pool_close(f->db);
     uv_close((uv_handle_t *)&f->keep, NULL);
     uv_run(&f->r.loop, UV_RUN_DEFAULT);
     uv_walk(&f->r.loop, close_walk, NULL);
@@ -112,7 +113,7 @@ static void test_pipeline_fifo(void **state)
 {
     SKIP_WITHOUT_DB();
     fixture *f = *state;
-    f->r.db = db_pool_new(&f->r, g_url, 1); /* one connection: strict FIFO */
+    f->db = db_pool_new(&f->r, g_url, 1); /* one connection: strict FIFO */
     seq s = {0};
     const int N = 2000;
     for (int i = 0; i < N; i++) { /* queued before the connection is even up */
@@ -122,14 +123,14 @@ static void test_pipeline_fifo(void **state)
         char p[16];
         snprintf(p, sizeof p, "%d", i);
         const char *params[1] = {p};
-        assert_int_equal(db_query(f->r.db, "SELECT $1::int", 1, params, seq_cb, q), 0);
+        assert_int_equal(db_query(f->db, "SELECT $1::int", 1, params, seq_cb, q), 0);
     }
     run_until(f, &s.done, N, 10000);
     assert_int_equal(s.done, N);
     assert_int_equal(s.out_of_order, 0);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.unavailable, 0);
-    assert_true(db_pool_ready(f->r.db));
+    assert_true(db_pool_ready(f->db));
 }
 
 /* ---- a failing query does not disturb its neighbours ---- */
@@ -155,15 +156,15 @@ static void test_error_isolation(void **state)
 {
     SKIP_WITHOUT_DB();
     fixture *f = *state;
-    f->r.db = db_pool_new(&f->r, g_url, 1);
+    f->db = db_pool_new(&f->r, g_url, 1);
     iso s = {0};
     const char *one[1] = {"x"};
-    db_query(f->r.db, "SELECT 'a'", 0, NULL, iso_cb, &s);
-    db_query(f->r.db, "SELECT $1::int", 1, one, iso_cb, &s);  /* 22P02 */
-    db_query(f->r.db, "SELEC nonsense", 0, NULL, iso_cb, &s); /* 42601 */
-    db_query(f->r.db, "SELECT 'b'", 0, NULL, iso_cb, &s);
+    db_query(f->db, "SELECT 'a'", 0, NULL, iso_cb, &s);
+    db_query(f->db, "SELECT $1::int", 1, one, iso_cb, &s);  /* 22P02 */
+    db_query(f->db, "SELEC nonsense", 0, NULL, iso_cb, &s); /* 42601 */
+    db_query(f->db, "SELECT 'b'", 0, NULL, iso_cb, &s);
     const char *null_param[1] = {NULL};
-    db_query(f->r.db, "SELECT coalesce($1::text, 'null')", 1, null_param, iso_cb, &s);
+    db_query(f->db, "SELECT coalesce($1::text, 'null')", 1, null_param, iso_cb, &s);
     run_until(f, &s.done, 5, 5000);
     assert_int_equal(s.done, 5);
     assert_string_equal(s.log[0], "ok:a");
@@ -208,20 +209,20 @@ static void test_killed_in_flight(void **state)
 {
     SKIP_WITHOUT_DB();
     fixture *f = *state;
-    f->r.db = db_pool_new(&f->r, g_url_app, 2);
+    f->db = db_pool_new(&f->r, g_url_app, 2);
     /* wait for both connections */
     for (int i = 0; i < 200; i++) {
         uv_run(&f->r.loop, UV_RUN_ONCE);
-        if (db_pool_ready(f->r.db)) break;
+        if (db_pool_ready(f->db)) break;
     }
-    assert_true(db_pool_ready(f->r.db));
+    assert_true(db_pool_ready(f->db));
     usleep(50000);
     for (int i = 0; i < 10; i++)
         uv_run(&f->r.loop, UV_RUN_NOWAIT);
     /* slow queries on both connections */
     killed k = {0};
     for (int i = 0; i < 6; i++)
-        db_query(f->r.db, "SELECT pg_sleep(3)", 0, NULL, killed_cb, &k);
+        db_query(f->db, "SELECT pg_sleep(3)", 0, NULL, killed_cb, &k);
     /* from a separate blocking connection, terminate our pool's backends */
     usleep(200000);
     PGconn *admin = PQconnectdb(g_url);
@@ -245,7 +246,7 @@ static void test_killed_in_flight(void **state)
     int got[2] = {0, 0};
     for (int attempt = 0; attempt < 60 && got[0] != 7; attempt++) {
         got[1] = 0;
-        db_query(f->r.db, "SELECT 7", 0, NULL, killer_cb, got);
+        db_query(f->db, "SELECT 7", 0, NULL, killer_cb, got);
         run_until(f, &got[1], 1, 2000);
         if (got[0] != 7) {
             uint64_t end = uv_now(&f->r.loop) + 100;
@@ -276,16 +277,16 @@ static void test_unreachable(void **state)
     SKIP_WITHOUT_DB();
     fixture *f = *state;
     /* a port where nothing listens */
-    f->r.db = db_pool_new(&f->r, "postgresql://switchboard@127.0.0.1:1/none?connect_timeout=2", 2);
+    f->db = db_pool_new(&f->r, "postgresql://switchboard@127.0.0.1:1/none?connect_timeout=2", 2);
     unav u = {0};
     /* during the first attempts, queries wait; the refused connect fails them */
-    db_query(f->r.db, "SELECT 1", 0, NULL, unav_cb, &u);
+    db_query(f->db, "SELECT 1", 0, NULL, unav_cb, &u);
     run_until(f, &u.done, 1, 3000);
     assert_int_equal(u.done, 1);
     assert_int_equal(u.unavailable, 1);
-    assert_false(db_pool_ready(f->r.db));
+    assert_false(db_pool_ready(f->db));
     /* after that: answered at once, before db_query returns */
-    db_query(f->r.db, "SELECT 1", 0, NULL, unav_cb, &u);
+    db_query(f->db, "SELECT 1", 0, NULL, unav_cb, &u);
     assert_int_equal(u.done, 2);
     assert_int_equal(u.unavailable, 2);
     /* NULL pool (no database configured): also at once */
@@ -300,14 +301,14 @@ static void test_close_in_flight(void **state)
 {
     SKIP_WITHOUT_DB();
     fixture *f = *state;
-    f->r.db = db_pool_new(&f->r, g_url, 2);
+    f->db = db_pool_new(&f->r, g_url, 2);
     killed k = {0};
     for (int i = 0; i < 4; i++)
-        db_query(f->r.db, "SELECT pg_sleep(2)", 0, NULL, killed_cb, &k);
-    for (int i = 0; i < 50 && !db_pool_ready(f->r.db); i++)
+        db_query(f->db, "SELECT pg_sleep(2)", 0, NULL, killed_cb, &k);
+    for (int i = 0; i < 50 && !db_pool_ready(f->db); i++)
         uv_run(&f->r.loop, UV_RUN_ONCE);
-    db_pool_close(f->r.db);
-    f->r.db = NULL;
+    db_pool_close(f->db);
+    f->db = NULL;
     assert_int_equal(k.done, 4);
     assert_int_equal(k.unavailable, 4);
 }
@@ -318,14 +319,14 @@ static void test_pending_cap(void **state)
 {
     SKIP_WITHOUT_DB();
     fixture *f = *state;
-    f->r.db = db_pool_new(&f->r, g_url, 1);
-    for (int i = 0; i < 200 && !db_pool_ready(f->r.db); i++)
+    f->db = db_pool_new(&f->r, g_url, 1);
+    for (int i = 0; i < 200 && !db_pool_ready(f->db); i++)
         uv_run(&f->r.loop, UV_RUN_ONCE);
-    assert_true(db_pool_ready(f->r.db));
+    assert_true(db_pool_ready(f->db));
     killed k = {0};
     const int N = 5000; /* more than the per-pool cap (4096) */
     for (int i = 0; i < N; i++)
-        db_query(f->r.db, "SELECT 1", 0, NULL, killed_cb, &k);
+        db_query(f->db, "SELECT 1", 0, NULL, killed_cb, &k);
     int immediate = k.unavailable;
     assert_true(immediate >= N - 4096);
     run_until(f, &k.done, N, 20000);
