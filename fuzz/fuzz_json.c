@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         rest_page_free(&pg);
         verr_clear(&ve);
-        free(sb_req_query(req, "token", false));
-        (void)sb_req_query_count(req, "vsn");
+        free(http_req_query(req, "token", false));
+        (void)http_req_query_count(req, "vsn");
     }
     http_req_free(req);
     return 0;

@@ -40,8 +40,8 @@ static void make_cert(void)
         abort();
     fclose(c);
     fclose(f);
-    snprintf(g_cfg.tls_cert, sizeof g_cfg.tls_cert, "%s", cert);
-    snprintf(g_cfg.tls_key, sizeof g_cfg.tls_key, "%s", key);
+    snprintf(g_config.tls_cert, sizeof g_config.tls_cert, "%s", cert);
+    snprintf(g_config.tls_key, sizeof g_config.tls_key, "%s", key);
     if (tls_init() != 0 || !tls_enabled()) abort();
     unlink(cert); /* loaded: the files are not needed any more */
     unlink(key);

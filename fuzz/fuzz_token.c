@@ -21,6 +21,7 @@
 #include "http/rest.h"
 #include "base/token.h"
 #include "base/page.h"
+#include "base/b64url.h"
 
 static const uint8_t *S = (const uint8_t *)FZ_SECRET;
 #define SLEN (sizeof FZ_SECRET - 1)

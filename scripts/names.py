@@ -28,7 +28,14 @@ def ok(sym, allowed):
 
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "build/release/obj"
-    objs = sorted(glob.glob(os.path.join(root, "*", "*.o")))
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src")
+    # the objects of today's sources only (a renamed file leaves a stale .o)
+    objs = [os.path.join(root, os.path.relpath(c, src))[:-2] + ".o"
+            for c in sorted(glob.glob(os.path.join(src, "*", "*.c")))]
+    missing = [o for o in objs if not os.path.exists(o)]
+    if missing:
+        print(f"names: {missing[0]} is missing (run make build first)", file=sys.stderr)
+        return 1
     if not objs:
         print(f"names: no objects under {root} (run make build first)", file=sys.stderr)
         return 1

@@ -39,7 +39,7 @@
 
 #define SB_VERSION "0.1.0"
 
-static void healthz(sb_req *req) { sb_respond_json(req, 200, json_pack("{s:s}", "status", "ok")); }
+static void healthz(sb_req *req) { http_respond_json(req, 200, json_pack("{s:s}", "status", "ok")); }
 
 /* Ready when every reactor's database pool has a live connection (or no
  * database is configured). Redis is reported ("ok", "down",
@@ -49,7 +49,7 @@ static void healthz(sb_req *req) { sb_respond_json(req, 200, json_pack("{s:s}", 
 static void readyz(sb_req *req)
 {
     bool db_ok = true;
-    if (g_cfg.database_url[0])
+    if (g_config.database_url[0])
         for (int i = 0; i < reactor_count; i++)
             if (!db_of(&reactor_all[i]) || !db_pool_ready(db_of(&reactor_all[i])))
                 db_ok = false;
@@ -57,11 +57,11 @@ static void readyz(sb_req *req)
     bool redis_ok = strcmp(redis, "down") != 0;
     json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "status",
                           !db_ok ? "unavailable" : redis_ok ? "ok" : "degraded", "checks",
-                          "postgres", !g_cfg.database_url[0] ? "not_configured" : db_ok ? "ok" : "down",
+                          "postgres", !g_config.database_url[0] ? "not_configured" : db_ok ? "ok" : "down",
                           "redis", redis);
     json_t *bus = bus_redis_stats();
     if (bus) json_object_set_new(o, "bus", bus);
-    sb_respond_json(req, db_ok ? 200 : 503, o);
+    http_respond_json(req, db_ok ? 200 : 503, o);
 }
 
 /* ---- hooks: what the lower layers call without naming ---- */
@@ -70,7 +70,7 @@ static void readyz(sb_req *req)
  * they would have expired anyway. */
 static void revoke_listener(const bus_ctl *ev, void *arg)
 {
-    rest_revoke_session(ev->id, (int64_t)time(NULL) + g_cfg.access_ttl_s + 5);
+    rest_revoke_session(ev->id, (int64_t)time(NULL) + g_config.access_ttl_s + 5);
 }
 
 /* A session revoked, or a user to disconnect, on any node: its sockets on
@@ -87,7 +87,7 @@ static const reactor_hooks accounts_hooks = {.tick = accounts_tick};
  * hooks run in it), the Phoenix fan-out and the control-event listeners. */
 static int register_hooks(void)
 {
-    if (db_register(g_cfg.database_url, g_cfg.db_pool_size) != 0 || pubsub_register() != 0 ||
+    if (db_register(g_config.database_url, g_config.db_pool_size) != 0 || pubsub_register() != 0 ||
         longpoll_register() != 0 || reactor_register(&accounts_hooks) < 0 ||
         phx_fanout_init() != 0)
         return -1;
@@ -114,7 +114,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void *watchdog(void *arg)
 {
-    usleep((useconds_t)((g_cfg.shutdown_ms + 1500) * 1000));
+    usleep((useconds_t)((g_config.shutdown_ms + 1500) * 1000));
     log_msg(LOG_WARN, "shutdown_forced", NULL);
     _exit(0);
     return NULL;
@@ -123,16 +123,16 @@ static void *watchdog(void *arg)
 static int cmd_serve(int argc, char **argv)
 {
     if (config_load(argc, argv) != 0) return 2;
-    log_set_level(g_cfg.log_level);
-    if (g_cfg.secret_len < 32) {
+    log_set_level(g_config.log_level);
+    if (g_config.secret_len < 32) {
         fprintf(stderr, "switchboard: SB_SECRET (or --secret) must be at least 32 bytes\n");
         return 2;
     }
     if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
     signal(SIGPIPE, SIG_IGN);
-    if (g_cfg.database_url[0] && g_cfg.migrate_on_start) {
+    if (g_config.database_url[0] && g_config.migrate_on_start) {
         char err[512] = "";
-        if (migrate_run(g_cfg.database_url, g_cfg.migrations_dir, err, sizeof err) != 0) {
+        if (migrate_run(g_config.database_url, g_config.migrations_dir, err, sizeof err) != 0) {
             log_msg(LOG_ERROR, "migrate_failed", "error", json_string(err), NULL);
             return 1;
         }
@@ -150,28 +150,28 @@ static int cmd_serve(int argc, char **argv)
     router_add_admin(HTTP_GET, "/healthz", healthz);
     router_add_admin(HTTP_GET, "/readyz", readyz);
     if (accounts_routes() != 0) return 1;
-    if (g_cfg.database_url[0]) accounts_load_revoked(g_cfg.database_url);
+    if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
     sync_routes();
     ch_user_register();
-    if (g_cfg.test_channels) ch_echo_register();
+    if (g_config.test_channels) ch_echo_register();
 
     presence_cluster_init();
     if (register_hooks() != 0) return 1;
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
-    int rc = reactor_start_all(g_cfg.reactors, g_cfg.host, g_cfg.port, g_cfg.admin_host,
-                               g_cfg.admin_port, &port, &admin_port);
+    int rc = reactor_start_all(g_config.reactors, g_config.host, g_config.port, g_config.admin_host,
+                               g_config.admin_port, &port, &admin_port);
     if (rc != 0) {
         log_msg(LOG_ERROR, "listen_failed", "error", json_string(uv_strerror(rc)), "port",
-                json_integer(g_cfg.port), NULL);
+                json_integer(g_config.port), NULL);
         return 1;
     }
     tailer_start();
     bus_redis_run();
-    log_msg(LOG_INFO, "listening", "host", json_string(g_cfg.host), "port", json_integer(port),
-            "admin_port", json_integer(admin_port), "reactors", json_integer(g_cfg.reactors),
-            "node", json_string(g_cfg.node_id), "cluster", json_boolean(bus_is_cluster()), "version", json_string(SB_VERSION), NULL);
+    log_msg(LOG_INFO, "listening", "host", json_string(g_config.host), "port", json_integer(port),
+            "admin_port", json_integer(admin_port), "reactors", json_integer(g_config.reactors),
+            "node", json_string(g_config.node_id), "cluster", json_boolean(bus_is_cluster()), "version", json_string(SB_VERSION), NULL);
 
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t sterm, sint;
@@ -193,12 +193,12 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_migrate(int argc, char **argv)
 {
     if (config_load(argc, argv) != 0) return 2;
-    if (!g_cfg.database_url[0]) {
+    if (!g_config.database_url[0]) {
         fprintf(stderr, "switchboard migrate: SB_DATABASE_URL is not set\n");
         return 2;
     }
     char err[512] = "";
-    if (migrate_run(g_cfg.database_url, g_cfg.migrations_dir, err, sizeof err) != 0) {
+    if (migrate_run(g_config.database_url, g_config.migrations_dir, err, sizeof err) != 0) {
         fprintf(stderr, "switchboard migrate: %s\n", err);
         return 1;
     }
@@ -216,12 +216,12 @@ static int cmd_token(int argc, char **argv)
         else if (argv[i][0] != '-' && !user) user = argv[i];
     }
     if (config_load(0, NULL) != 0) return 2;
-    if (!user || g_cfg.secret_len < 32) {
+    if (!user || g_config.secret_len < 32) {
         fprintf(stderr, "usage: SB_SECRET=<32+ bytes> switchboard token <user_id> [--ttl seconds] [--session id]\n");
         return 2;
     }
-    char *t = token_mint((const uint8_t *)g_cfg.secret, g_cfg.secret_len, user, session,
-                         now_unix_ms() / 1000 + ttl);
+    char *t = token_mint((const uint8_t *)g_config.secret, g_config.secret_len, user, session,
+                         util_now_unix_ms() / 1000 + ttl);
     if (!t) {
         fprintf(stderr, "switchboard token: invalid user id\n");
         return 2;

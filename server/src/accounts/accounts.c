@@ -19,6 +19,7 @@
 #include "net/reactor.h"
 #include "store/db.h"
 #include "store/pgval.h"
+#include "base/b64url.h"
 
 accounts_presence_fn accounts_presence_hook;
 
@@ -69,7 +70,7 @@ static void sha256_hex(const void *data, size_t len, char out[65])
     uint8_t md[32];
     unsigned int mdlen = 0;
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    hex_encode(md, 32, out);
+    util_hex_encode(md, 32, out);
 }
 
 /* Makes a new refresh token (base64url of 32 random bytes) into tok and its
@@ -77,7 +78,7 @@ static void sha256_hex(const void *data, size_t len, char out[65])
 int accounts_refresh_new(char tok[48], char hash[65])
 {
     uint8_t raw[REFRESH_BYTES];
-    if (random_bytes(raw, sizeof raw) != 0) return -1;
+    if (util_random_bytes(raw, sizeof raw) != 0) return -1;
     char *s = b64url_encode(raw, sizeof raw);
     if (!s) return -1;
     snprintf(tok, 48, "%s", s);
@@ -130,7 +131,7 @@ void accounts_tick(struct reactor *r)
     if (now - prev < 3600 || !r || !db_of(r) || !db_pool_ready(db_of(r))) return;
     if (!atomic_compare_exchange_strong(&last, &prev, now)) return;
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.refresh_ttl_s);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
     const char *p[1] = {ttl};
     db_query(db_of(r), SQL_PRUNE_TOKENS, 0, NULL, accounts_ignore_result, NULL);
     db_query(db_of(r), SQL_PRUNE_SESSIONS, 1, p, accounts_ignore_result, NULL);

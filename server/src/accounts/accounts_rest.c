@@ -92,13 +92,13 @@ static actx *ctx_new(sb_req *req)
 {
     actx *c = calloc(1, sizeof *c);
     if (!c) {
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return NULL;
     }
     c->req = req;
     c->db = req->r ? db_of(req->r) : NULL;
     c->loop = req->r ? &req->r->loop : uv_default_loop();
-    ascii_copy(sb_req_header(req, "user-agent"), c->ua, sizeof c->ua);
+    ascii_copy(http_req_header(req, "user-agent"), c->ua, sizeof c->ua);
     ascii_copy(req->client_ip, c->ip, sizeof c->ip);
     return c;
 }
@@ -120,19 +120,19 @@ static void ctx_free(actx *c)
  * minting the access token for c->user_id / c->sid; steals user. Frees c. */
 static void respond_tokens(actx *c, int status, json_t *user)
 {
-    char *access = token_mint((const uint8_t *)g_cfg.secret, g_cfg.secret_len, c->user_id, c->sid,
-                              (int64_t)time(NULL) + g_cfg.access_ttl_s);
+    char *access = token_mint((const uint8_t *)g_config.secret, g_config.secret_len, c->user_id, c->sid,
+                              (int64_t)time(NULL) + g_config.access_ttl_s);
     if (!access) {
         json_decref(user);
-        sb_respond_error(c->req, 500, "internal", "could not mint a token", NULL);
+        http_respond_error(c->req, 500, "internal", "could not mint a token", NULL);
         ctx_free(c);
         return;
     }
     json_t *o =
         json_pack("{s:o,s:s,s:s,s:I}", "user", user, "access_token", access, "refresh_token",
-                  c->refresh, "expires_in", (json_int_t)g_cfg.access_ttl_s);
+                  c->refresh, "expires_in", (json_int_t)g_config.access_ttl_s);
     free(access);
-    sb_respond_json(c->req, status, o);
+    http_respond_json(c->req, status, o);
     ctx_free(c);
 }
 
@@ -174,7 +174,7 @@ static const char SQL_SIGNUP[] =
 /* Answers 409 conflict for a username already in use. */
 static void respond_taken(sb_req *req)
 {
-    sb_respond_error(req, 409, "conflict", "username is already taken",
+    http_respond_error(req, 409, "conflict", "username is already taken",
                      json_pack("{s:s}", "username", "is already taken"));
 }
 
@@ -202,18 +202,18 @@ static void signup_hashed(char *encoded, void *arg)
 {
     actx *c = arg;
     if (!encoded) {
-        sb_respond_error(c->req, 500, "internal", "password hashing failed", NULL);
+        http_respond_error(c->req, 500, "internal", "password hashing failed", NULL);
         ctx_free(c);
         return;
     }
     if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
         free(encoded);
-        sb_respond_error(c->req, 500, "internal", "no randomness", NULL);
+        http_respond_error(c->req, 500, "internal", "no randomness", NULL);
         ctx_free(c);
         return;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.refresh_ttl_s);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
     const char *p[7] = {c->username, c->display_name, encoded, c->ua, c->ip, c->refresh_h, ttl};
     db_query(c->db, SQL_SIGNUP, 7, p, signup_inserted, c);
     free(encoded);
@@ -277,7 +277,7 @@ static void h_signup(sb_req *req)
     c->display_name = strdup(display ? display : uname);
     if (!c->display_name || ctx_set_password(c, password) != 0) {
         json_decref(b);
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         ctx_free(c);
         return;
     }
@@ -305,7 +305,7 @@ static const char SQL_SESSION_NEW[] =
 /* The one answer for an unknown account or a wrong password. */
 static void respond_bad_login(sb_req *req)
 {
-    sb_respond_error(req, 401, "unauthorized", "invalid username or password", NULL);
+    http_respond_error(req, 401, "unauthorized", "invalid username or password", NULL);
 }
 
 /* Login step 4: the new session and its refresh token are stored -> 200. */
@@ -329,7 +329,7 @@ static void login_verified(int ok, void *arg)
     if (ok < 0 && c->found) {
         log_msg(LOG_ERROR, "login: stored password hash is malformed", "user_id",
                 json_string(c->user_id), NULL);
-        sb_respond_error(c->req, 500, "internal", "internal error", NULL);
+        http_respond_error(c->req, 500, "internal", "internal error", NULL);
         ctx_free(c);
         return;
     }
@@ -339,17 +339,17 @@ static void login_verified(int ok, void *arg)
         return;
     }
     if (c->banned) {
-        sb_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
+        http_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
         ctx_free(c);
         return;
     }
     if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
-        sb_respond_error(c->req, 500, "internal", "no randomness", NULL);
+        http_respond_error(c->req, 500, "internal", "no randomness", NULL);
         ctx_free(c);
         return;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.refresh_ttl_s);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
     const char *p[5] = {c->user_id, c->ua, c->ip, c->refresh_h, ttl};
     db_query(c->db, SQL_SESSION_NEW, 5, p, login_session, c);
 }
@@ -369,7 +369,7 @@ static void login_looked_up(const PGresult *res, const char *err, void *arg)
         c->user = accounts_user_json(res, 0);
         c->stored_hash = strdup(PQgetvalue(res, 0, UC_N));
         if (!c->stored_hash) {
-            sb_respond_error(c->req, 500, "internal", "out of memory", NULL);
+            http_respond_error(c->req, 500, "internal", "out of memory", NULL);
             ctx_free(c);
             return;
         }
@@ -421,7 +421,7 @@ static void h_login(sb_req *req)
     int rc = ctx_set_password(c, password);
     json_decref(b);
     if (rc != 0) {
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         ctx_free(c);
         return;
     }
@@ -478,10 +478,10 @@ static void refresh_reuse_checked(const PGresult *res, const char *err, void *ar
         log_msg(LOG_WARN, "refresh token reuse: session revoked", "session_id", json_string(sid),
                 "user_id", json_string(PQgetvalue(res, 0, 1)), "ip", json_string(c->ip), NULL);
         session_kill(sid);
-        sb_respond_error(c->req, 401, "unauthorized",
+        http_respond_error(c->req, 401, "unauthorized",
                          "refresh token was already used; the session has been revoked", NULL);
     } else {
-        sb_respond_error(c->req, 401, "unauthorized", "invalid or expired refresh token", NULL);
+        http_respond_error(c->req, 401, "unauthorized", "invalid or expired refresh token", NULL);
     }
     ctx_free(c);
 }
@@ -505,7 +505,7 @@ static void refresh_rotated(const PGresult *res, const char *err, void *arg)
         const char *p[2] = {c->sid, "banned"};
         db_query(c->db, SQL_REVOKE_SID, 2, p, accounts_ignore_result, NULL);
         session_kill(c->sid);
-        sb_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
+        http_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
         ctx_free(c);
         return;
     }
@@ -529,19 +529,19 @@ static void h_refresh(sb_req *req)
     int bad = accounts_refresh_hash(tok, h);
     json_decref(b);
     if (bad) {
-        sb_respond_error(req, 401, "unauthorized", "invalid or expired refresh token", NULL);
+        http_respond_error(req, 401, "unauthorized", "invalid or expired refresh token", NULL);
         return;
     }
     actx *c = ctx_new(req);
     if (!c) return;
     memcpy(c->old_h, h, sizeof h);
     if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
-        sb_respond_error(req, 500, "internal", "no randomness", NULL);
+        http_respond_error(req, 500, "internal", "no randomness", NULL);
         ctx_free(c);
         return;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.refresh_ttl_s);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
     const char *p[3] = {c->old_h, c->refresh_h, ttl};
     db_query(c->db, SQL_ROTATE, 3, p, refresh_rotated, c);
 }
@@ -577,14 +577,14 @@ static void logout_done(const PGresult *res, const char *err, void *arg)
     }
     if (!c->sid[0]) { /* by refresh token: the session is what the token names */
         if (PQntuples(res) == 0) {
-            sb_respond_error(c->req, 401, "unauthorized", "invalid refresh token", NULL);
+            http_respond_error(c->req, 401, "unauthorized", "invalid refresh token", NULL);
             ctx_free(c);
             return;
         }
         snprintf(c->sid, sizeof c->sid, "%s", PQgetvalue(res, 0, 0));
     }
     session_kill(c->sid);
-    sb_respond(c->req, 204, NULL, NULL, 0, NULL);
+    http_respond(c->req, 204, NULL, NULL, 0, NULL);
     ctx_free(c);
 }
 
@@ -598,7 +598,7 @@ static void h_logout(sb_req *req)
         char h[65];
         if (!json_is_string(rt) || accounts_refresh_hash(json_string_value(rt), h) != 0) {
             json_decref(b);
-            sb_respond_error(req, 401, "unauthorized", "invalid refresh token", NULL);
+            http_respond_error(req, 401, "unauthorized", "invalid refresh token", NULL);
             return;
         }
         json_decref(b);
@@ -617,7 +617,7 @@ static void h_logout(sb_req *req)
     if (!sid_param(req) || !id_parse(req->auth.user_id)) {
         /* not a database session (e.g. a `switchboard token` token): nothing stored */
         session_kill(c->sid);
-        sb_respond(req, 204, NULL, NULL, 0, NULL);
+        http_respond(req, 204, NULL, NULL, 0, NULL);
         ctx_free(c);
         return;
     }
@@ -640,7 +640,7 @@ int accounts_load_revoked(const char *conninfo)
         return -1;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_cfg.access_ttl_s + 5);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.access_ttl_s + 5);
     const char *p[1] = {ttl};
     PGresult *res = PQexecParams(pg,
                                  "SELECT id::text, floor(extract(epoch from revoked_at))::int8 FROM sessions"
@@ -651,7 +651,7 @@ int accounts_load_revoked(const char *conninfo)
         n = PQntuples(res);
         for (int i = 0; i < n; i++)
             rest_revoke_session(PQgetvalue(res, i, 0),
-                                strtoll(PQgetvalue(res, i, 1), NULL, 10) + g_cfg.access_ttl_s + 5);
+                                strtoll(PQgetvalue(res, i, 1), NULL, 10) + g_config.access_ttl_s + 5);
         log_msg(LOG_INFO, "revoked_sessions_loaded", "count", json_integer(n), NULL);
     } else {
         log_msg(LOG_WARN, "revoked_sessions_not_loaded", "error", json_string(PQerrorMessage(pg)), NULL);
@@ -663,8 +663,8 @@ int accounts_load_revoked(const char *conninfo)
 
 int accounts_routes(void)
 {
-    if (ratelimit_configure(g_cfg.ratelimit_login_ip, g_cfg.ratelimit_login_account,
-                            g_cfg.ratelimit_signup_ip, g_cfg.ratelimit_connect_ip) != 0) {
+    if (ratelimit_configure(g_config.ratelimit_login_ip, g_config.ratelimit_login_account,
+                            g_config.ratelimit_signup_ip, g_config.ratelimit_connect_ip) != 0) {
         log_msg(LOG_ERROR, "bad_config", "error",
                 json_string("SB_RATELIMIT_LOGIN_IP, SB_RATELIMIT_LOGIN_ACCOUNT, SB_RATELIMIT_SIGNUP_IP and "
                             "SB_RATELIMIT_CONNECT_IP take N/seconds, e.g. 30/60, or off"),

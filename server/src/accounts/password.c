@@ -27,7 +27,7 @@ int password_hash(const char *pw, size_t len, int t_cost, int m_kib, char *out, 
     if (argon2_encodedlen((uint32_t)t_cost, (uint32_t)m_kib, 1, SALT_LEN, HASH_LEN, Argon2_id) >
         outlen)
         return -1;
-    if (random_bytes(salt, sizeof salt) != 0) return -1;
+    if (util_random_bytes(salt, sizeof salt) != 0) return -1;
     int rc = argon2id_hash_encoded((uint32_t)t_cost, (uint32_t)m_kib, 1, pw, len, salt, SALT_LEN,
                                    HASH_LEN, out, outlen);
     return rc == ARGON2_OK ? 0 : -1;
@@ -65,8 +65,8 @@ static char g_dummy[PASSWORD_ENCODED_MAX];
 static void dummy_init(void)
 {
     uint8_t pw[16];
-    random_bytes(pw, sizeof pw);
-    if (password_hash((const char *)pw, sizeof pw, g_cfg.argon2_t_cost, g_cfg.argon2_m_kib, g_dummy,
+    util_random_bytes(pw, sizeof pw);
+    if (password_hash((const char *)pw, sizeof pw, g_config.argon2_t_cost, g_config.argon2_m_kib, g_dummy,
                       sizeof g_dummy) != 0)
         g_dummy[0] = 0;
 }
@@ -102,7 +102,7 @@ static void job_work(uv_work_t *w)
         }
     } else {
         char out[PASSWORD_ENCODED_MAX];
-        if (password_hash(j->pw, j->len, g_cfg.argon2_t_cost, g_cfg.argon2_m_kib, out,
+        if (password_hash(j->pw, j->len, g_config.argon2_t_cost, g_config.argon2_m_kib, out,
                           sizeof out) == 0)
             j->encoded = strdup(out);
     }

@@ -33,7 +33,7 @@ int password_hash(const char *pw, size_t len, int t_cost, int m_kib, char *out, 
  * time. Blocking. Returns 1 (match), 0 (mismatch) or -1 (malformed hash). */
 int password_verify(const char *encoded, const char *pw, size_t len);
 
-/* Queues password_hash(pw, len, g_cfg.argon2_t_cost, g_cfg.argon2_m_kib) on
+/* Queues password_hash(pw, len, g_config.argon2_t_cost, g_config.argon2_m_kib) on
  * the thread pool; cb runs later on `loop`'s thread. pw is copied (and wiped
  * after use). Returns 0 if queued, -1 if refused (too many jobs pending, or
  * out of memory): cb is then never called. */

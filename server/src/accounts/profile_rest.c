@@ -58,14 +58,14 @@ static void me_done(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (PQntuples(res) != 1) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     if (accounts_row_banned(res, 0)) {
-        sb_respond_error(req, 403, "forbidden", "this account is banned", NULL);
+        http_respond_error(req, 403, "forbidden", "this account is banned", NULL);
         return;
     }
-    sb_respond_json(req, 200, json_pack("{s:o}", "user", accounts_user_json(res, 0)));
+    http_respond_json(req, 200, json_pack("{s:o}", "user", accounts_user_json(res, 0)));
 }
 
 /* GET /me: the caller's own account. */
@@ -73,7 +73,7 @@ static void h_me(sb_req *req)
 {
     if (!rest_auth(req)) return;
     if (!id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     const char *p[1] = {req->auth.user_id};
@@ -126,7 +126,7 @@ static void h_me_patch(sb_req *req)
     }
     if (!id_parse(req->auth.user_id)) {
         json_decref(b);
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     const char *p[7] = {
@@ -172,7 +172,7 @@ static void search_done(const PGresult *res, const char *err, void *arg)
     char next[64];
     bool more = n > limit;
     if (more) snprintf(next, sizeof next, "u:%s", PQgetvalue(res, limit - 1, UC_USERNAME));
-    sb_respond_json(req, 200, page_body(items, more ? next : NULL));
+    http_respond_json(req, 200, page_body(items, more ? next : NULL));
 }
 
 /* GET /users?q=: prefix search over usernames (banned users hidden). */
@@ -182,7 +182,7 @@ static void h_users_search(sb_req *req)
     verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
-    char *q = sb_req_query(req, "q", true);
+    char *q = http_req_query(req, "q", true);
     const char *after = "";
     if (pg.cursor) {
         if (strncmp(pg.cursor, "u:", 2) != 0)
@@ -214,13 +214,13 @@ static void h_users_search(sb_req *req)
     free(q);
     if (!possible) {
         rest_page_free(&pg);
-        sb_respond_json(req, 200, page_body(json_array(), NULL));
+        http_respond_json(req, 200, page_body(json_array(), NULL));
         return;
     }
     search_ctx *s = malloc(sizeof *s);
     if (!s) {
         rest_page_free(&pg);
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
     s->req = req;
@@ -247,7 +247,7 @@ static void user_done(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (PQntuples(res) != 1) {
-        sb_respond_error(req, 404, "not_found", "no such user", NULL);
+        http_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
     json_t *u = accounts_user_json(res, 0);
@@ -262,12 +262,12 @@ static void user_done(const PGresult *res, const char *err, void *arg)
     json_object_set_new(u, "online", json_boolean(online));
     if (seen >= 0) {
         char ts[40];
-        format_rfc3339_ms(seen, ts, sizeof ts);
+        util_format_rfc3339_ms(seen, ts, sizeof ts);
         json_object_set_new(u, "last_seen_at", json_string(ts));
     } else {
         json_object_set_new(u, "last_seen_at", json_null());
     }
-    sb_respond_json(req, 200, json_pack("{s:o}", "user", u));
+    http_respond_json(req, 200, json_pack("{s:o}", "user", u));
 }
 
 /* GET /users/:id: any signed-in user may look up any account. */
@@ -275,7 +275,7 @@ static void h_user(sb_req *req)
 {
     if (!rest_auth(req)) return;
     if (req->nparams < 1 || !id_parse(req->params[0])) {
-        sb_respond_error(req, 404, "not_found", "no such user", NULL);
+        http_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
     const char *p[1] = {req->params[0]};
@@ -305,7 +305,7 @@ static void device_added(const PGresult *res, const char *err, void *arg)
     if (res && err && PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
         !strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23503")) {
         /* the user row is gone (foreign key) */
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     if (!res || err || PQntuples(res) != 1) {
@@ -317,7 +317,7 @@ static void device_added(const PGresult *res, const char *err, void *arg)
     json_object_set_new(d, "platform", pgval_str(res, 0, 1));
     json_object_set_new(d, "push_token", pgval_str(res, 0, 2));
     json_object_set_new(d, "created_at", pgval_time(res, 0, 3));
-    sb_respond_json(req, 201, json_pack("{s:o}", "device", d));
+    http_respond_json(req, 201, json_pack("{s:o}", "device", d));
 }
 
 /* POST /devices: registers (or moves) a push token to the caller's session. */
@@ -337,7 +337,7 @@ static void h_device_add(sb_req *req)
         verr_add(&v, "push_token", "is too long");
     if (!verr_any(&v) && !id_parse(req->auth.user_id)) {
         json_decref(b);
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     if (verr_any(&v)) {
@@ -359,10 +359,10 @@ static void device_deleted(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (PQntuples(res) != 1) {
-        sb_respond_error(req, 404, "not_found", "no such device", NULL);
+        http_respond_error(req, 404, "not_found", "no such device", NULL);
         return;
     }
-    sb_respond(req, 204, NULL, NULL, 0, NULL);
+    http_respond(req, 204, NULL, NULL, 0, NULL);
 }
 
 /* DELETE /devices/:id: only the caller's own devices. */
@@ -370,7 +370,7 @@ static void h_device_del(sb_req *req)
 {
     if (!rest_auth(req)) return;
     if (req->nparams < 1 || !id_parse(req->params[0]) || !id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 404, "not_found", "no such device", NULL);
+        http_respond_error(req, 404, "not_found", "no such device", NULL);
         return;
     }
     const char *p[2] = {req->params[0], req->auth.user_id};

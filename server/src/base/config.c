@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-sb_config g_cfg;
+sb_config g_config;
 
 typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_U64, T_BOOL } opt_type;
 
@@ -22,8 +22,8 @@ typedef struct opt {
     const char *help;
 } opt;
 
-#define S(f) &g_cfg.f, sizeof g_cfg.f
-#define N(f) &g_cfg.f, 0
+#define S(f) &g_config.f, sizeof g_config.f
+#define N(f) &g_config.f, 0
 
 static const opt opts[] = {
     {"host", "SB_HOST", T_STR, "0.0.0.0", S(host), "address the public HTTP/WebSocket listener binds"},
@@ -116,7 +116,7 @@ static int set_opt(const opt *o, const char *v)
 
 int config_load(int argc, char **argv)
 {
-    memset(&g_cfg, 0, sizeof g_cfg);
+    memset(&g_config, 0, sizeof g_config);
     size_t n = sizeof opts / sizeof opts[0];
     for (size_t i = 0; i < n; i++) {
         const char *v = getenv(opts[i].env);
@@ -141,12 +141,12 @@ int config_load(int argc, char **argv)
             return -1;
         }
     }
-    if (g_cfg.reactors <= 0) {
+    if (g_config.reactors <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
-        g_cfg.reactors = c > 0 ? (int)c : 1;
+        g_config.reactors = c > 0 ? (int)c : 1;
     }
-    if (g_cfg.reactors > 64) g_cfg.reactors = 64;
-    if (!g_cfg.node_id[0]) {
+    if (g_config.reactors > 64) g_config.reactors = 64;
+    if (!g_config.node_id[0]) {
         char hn[40] = "node";
         gethostname(hn, sizeof hn - 1);
         unsigned rnd = 0;
@@ -155,11 +155,11 @@ int config_load(int argc, char **argv)
             if (fread(&rnd, sizeof rnd, 1, ur) != 1) rnd = 0;
             fclose(ur);
         }
-        snprintf(g_cfg.node_id, sizeof g_cfg.node_id, "%.40s-%d-%04x", hn, (int)getpid(), rnd & 0xffff);
+        snprintf(g_config.node_id, sizeof g_config.node_id, "%.40s-%d-%04x", hn, (int)getpid(), rnd & 0xffff);
     }
-    g_cfg.secret_len = strlen(g_cfg.secret);
+    g_config.secret_len = strlen(g_config.secret);
     char err[256];
-    if (cidr_list_parse(g_cfg.trusted_proxies, &g_cfg.trusted_nets, err, sizeof err) != 0) {
+    if (cidr_list_parse(g_config.trusted_proxies, &g_config.trusted_nets, err, sizeof err) != 0) {
         fprintf(stderr, "switchboard: bad value for SB_TRUSTED_PROXIES (--trusted-proxies): %s\n", err);
         return -1;
     }

@@ -66,9 +66,9 @@ typedef struct sb_config {
     size_t sync_window_bytes;      /* bytes of recent events kept in memory for sync (0 = off) */
 } sb_config;
 
-extern sb_config g_cfg;
+extern sb_config g_config;
 
-/* Fills g_cfg from defaults, environment and argv flags (--name=value or
+/* Fills g_config from defaults, environment and argv flags (--name=value or
  * --name value, after the subcommand). Returns 0, or -1 with a message on
  * stderr for an unknown flag or a bad value. */
 int config_load(int argc, char **argv);

@@ -27,7 +27,7 @@ void log_msg(int level, const char *msg, ...)
     json_t *o = log_enabled(level) ? json_object() : NULL;
     char ts[32];
     if (o) {
-        format_rfc3339_ms(now_unix_ms(), ts, sizeof ts);
+        util_format_rfc3339_ms(util_now_unix_ms(), ts, sizeof ts);
         json_object_set_new(o, "ts", json_string(ts));
         json_object_set_new(o, "level", json_string(names[level]));
         json_object_set_new(o, "msg", json_string(msg));

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/token.h"
+#include "base/b64url.h"
 
 char *page_cursor_encode(const char *text)
 {

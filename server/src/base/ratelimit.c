@@ -17,7 +17,7 @@
 /* Bucket math                                                               */
 /* ------------------------------------------------------------------------ */
 
-int64_t rl_bucket_take(rl_bucket *b, const rl_limit *lim, int64_t now_ms, double cost)
+int64_t ratelimit_bucket_take(ratelimit_bucket *b, const ratelimit_limit *lim, int64_t now_ms, double cost)
 {
     if (lim->burst <= 0 || lim->period_s <= 0) return 0;
     double rate = lim->burst / (lim->period_s * 1000.0); /* tokens per ms */
@@ -43,7 +43,7 @@ int64_t rl_bucket_take(rl_bucket *b, const rl_limit *lim, int64_t now_ms, double
     return (int64_t)wait;
 }
 
-int rl_limit_parse(const char *spec, rl_limit *out)
+int ratelimit_limit_parse(const char *spec, ratelimit_limit *out)
 {
     if (!spec) return -1;
     if (!strcmp(spec, "0") || !strcmp(spec, "off")) {
@@ -119,28 +119,28 @@ static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0, uint64_t k1)
 /* The table: chained hash + LRU list, under one mutex                       */
 /* ------------------------------------------------------------------------ */
 
-typedef struct rl_entry {
-    struct rl_entry *chain;         /* next in the hash chain */
-    struct rl_entry *newer, *older; /* LRU list */
+typedef struct ratelimit_entry {
+    struct ratelimit_entry *chain;         /* next in the hash chain */
+    struct ratelimit_entry *newer, *older; /* LRU list */
     uint64_t hash;
-    rl_bucket b;
+    ratelimit_bucket b;
     uint8_t keylen;
     char key[];
-} rl_entry;
+} ratelimit_entry;
 
-struct rl_table {
+struct ratelimit_table {
     pthread_mutex_t mu;
-    rl_entry **slots;
+    ratelimit_entry **slots;
     size_t nslots; /* power of two */
     size_t n, max;
-    rl_entry *newest, *oldest;
+    ratelimit_entry *newest, *oldest;
     uint64_t k0, k1;
 };
 
-rl_table *rl_table_new(size_t max_entries)
+ratelimit_table *ratelimit_table_new(size_t max_entries)
 {
     if (max_entries < 1) max_entries = 1;
-    rl_table *t = calloc(1, sizeof *t);
+    ratelimit_table *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->nslots = 16;
     while (t->nslots < max_entries && t->nslots < ((size_t)1 << 24))
@@ -152,17 +152,17 @@ rl_table *rl_table_new(size_t max_entries)
     }
     t->max = max_entries;
     uint64_t k[2] = {0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL};
-    random_bytes(k, sizeof k);
+    util_random_bytes(k, sizeof k);
     t->k0 = k[0];
     t->k1 = k[1];
     pthread_mutex_init(&t->mu, NULL);
     return t;
 }
 
-void rl_table_free(rl_table *t)
+void ratelimit_table_free(ratelimit_table *t)
 {
     if (!t) return;
-    for (rl_entry *e = t->newest, *next; e; e = next) {
+    for (ratelimit_entry *e = t->newest, *next; e; e = next) {
         next = e->older;
         free(e);
     }
@@ -172,7 +172,7 @@ void rl_table_free(rl_table *t)
 }
 
 /* Removes e from the LRU list. */
-static void lru_unlink(rl_table *t, rl_entry *e)
+static void lru_unlink(ratelimit_table *t, ratelimit_entry *e)
 {
     if (e->newer)
         e->newer->older = e->older;
@@ -186,7 +186,7 @@ static void lru_unlink(rl_table *t, rl_entry *e)
 }
 
 /* Puts e at the recent end of the LRU list. */
-static void lru_push(rl_table *t, rl_entry *e)
+static void lru_push(ratelimit_table *t, ratelimit_entry *e)
 {
     e->newer = NULL;
     e->older = t->newest;
@@ -196,9 +196,9 @@ static void lru_push(rl_table *t, rl_entry *e)
 }
 
 /* Removes e from its chain and the LRU list and frees it. */
-static void entry_drop(rl_table *t, rl_entry *e)
+static void entry_drop(ratelimit_table *t, ratelimit_entry *e)
 {
-    rl_entry **pp = &t->slots[e->hash & (t->nslots - 1)];
+    ratelimit_entry **pp = &t->slots[e->hash & (t->nslots - 1)];
     while (*pp && *pp != e)
         pp = &(*pp)->chain;
     if (*pp) *pp = e->chain;
@@ -207,7 +207,7 @@ static void entry_drop(rl_table *t, rl_entry *e)
     free(e);
 }
 
-int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t now_ms,
+int64_t ratelimit_table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
                       double cost)
 {
     if (lim->burst <= 0 || lim->period_s <= 0) return 0;
@@ -215,7 +215,7 @@ int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t
     if (klen > RL_KEY_MAX) klen = RL_KEY_MAX;
     uint64_t h = siphash((const uint8_t *)key, klen, t->k0, t->k1);
     pthread_mutex_lock(&t->mu);
-    rl_entry *e = t->slots[h & (t->nslots - 1)];
+    ratelimit_entry *e = t->slots[h & (t->nslots - 1)];
     while (e && !(e->hash == h && e->keylen == klen && !memcmp(e->key, key, klen)))
         e = e->chain;
     if (e) {
@@ -237,12 +237,12 @@ int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t
         lru_push(t, e);
         t->n++;
     }
-    int64_t wait = rl_bucket_take(&e->b, lim, now_ms, cost);
+    int64_t wait = ratelimit_bucket_take(&e->b, lim, now_ms, cost);
     pthread_mutex_unlock(&t->mu);
     return wait;
 }
 
-size_t rl_table_size(rl_table *t)
+size_t ratelimit_table_size(ratelimit_table *t)
 {
     pthread_mutex_lock(&t->mu);
     size_t n = t->n;
@@ -255,8 +255,8 @@ size_t rl_table_size(rl_table *t)
 /* ------------------------------------------------------------------------ */
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static rl_table *g_table;
-static rl_limit g_limits[RL_NKINDS];
+static ratelimit_table *g_table;
+static ratelimit_limit g_limits[RL_NKINDS];
 static bool g_limits_set;
 static const char *const g_defaults[RL_NKINDS] = {RL_DEFAULT_LOGIN_IP, RL_DEFAULT_LOGIN_ACCOUNT,
                                                   RL_DEFAULT_SIGNUP_IP, RL_DEFAULT_CONNECT_IP};
@@ -266,13 +266,13 @@ static void init_locked(void)
 {
     if (!g_limits_set) {
         for (int k = 0; k < RL_NKINDS; k++)
-            rl_limit_parse(g_defaults[k], &g_limits[k]);
+            ratelimit_limit_parse(g_defaults[k], &g_limits[k]);
         g_limits_set = true;
     }
-    if (!g_table) g_table = rl_table_new(RL_TABLE_MAX);
+    if (!g_table) g_table = ratelimit_table_new(RL_TABLE_MAX);
 }
 
-void ratelimit_set(int kind, rl_limit lim)
+void ratelimit_set(int kind, ratelimit_limit lim)
 {
     if (kind < 0 || kind >= RL_NKINDS) return;
     pthread_mutex_lock(&g_mu);
@@ -285,9 +285,9 @@ int ratelimit_configure(const char *login_ip, const char *login_account, const c
                         const char *connect_ip)
 {
     const char *specs[RL_NKINDS] = {login_ip, login_account, signup_ip, connect_ip};
-    rl_limit parsed[RL_NKINDS];
+    ratelimit_limit parsed[RL_NKINDS];
     for (int k = 0; k < RL_NKINDS; k++)
-        if (specs[k] && specs[k][0] && rl_limit_parse(specs[k], &parsed[k]) != 0) return -1;
+        if (specs[k] && specs[k][0] && ratelimit_limit_parse(specs[k], &parsed[k]) != 0) return -1;
     for (int k = 0; k < RL_NKINDS; k++)
         if (specs[k] && specs[k][0]) ratelimit_set(k, parsed[k]);
     return 0;
@@ -306,13 +306,13 @@ int ratelimit_hit(int kind, const char *key)
     if (kind < 0 || kind >= RL_NKINDS) return 0;
     pthread_mutex_lock(&g_mu);
     init_locked();
-    rl_limit lim = g_limits[kind];
-    rl_table *t = g_table;
+    ratelimit_limit lim = g_limits[kind];
+    ratelimit_table *t = g_table;
     pthread_mutex_unlock(&g_mu);
     if (!t) return 0;
     char k[RL_KEY_MAX + 1];
     snprintf(k, sizeof k, "%d:%s", kind, key);
-    int64_t ms = rl_table_take(t, k, &lim, mono_ms(), 1.0);
+    int64_t ms = ratelimit_table_take(t, k, &lim, mono_ms(), 1.0);
     if (ms <= 0) return 0;
     int64_t s = (ms + 999) / 1000;
     return s > 1000000 ? 1000000 : (int)s;

@@ -8,46 +8,46 @@
  *
  * The accounts limits (login per IP, login per account, sign-up per IP) are
  * named kinds in one shared table; other modules may make tables of their
- * own with rl_table_new. */
+ * own with ratelimit_table_new. */
 #ifndef SB_RATELIMIT_H
 #define SB_RATELIMIT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct rl_limit {
+typedef struct ratelimit_limit {
     double burst;    /* bucket size; <= 0 means unlimited */
     double period_s; /* seconds to refill a whole bucket */
-} rl_limit;
+} ratelimit_limit;
 
-typedef struct rl_bucket {
+typedef struct ratelimit_bucket {
     double tokens;
     int64_t last_ms; /* when tokens was last brought up to date; 0 = new */
-} rl_bucket;
+} ratelimit_bucket;
 
 /* Brings b up to now_ms (never above burst; a new bucket starts full) and
  * takes `cost` tokens if that many are there. Returns 0 when taken, else the
  * milliseconds until they will be (>= 1; nothing is taken then). A limit
  * whose burst is <= 0 always returns 0. Pure: no locking. */
-int64_t rl_bucket_take(rl_bucket *b, const rl_limit *lim, int64_t now_ms, double cost);
+int64_t ratelimit_bucket_take(ratelimit_bucket *b, const ratelimit_limit *lim, int64_t now_ms, double cost);
 
 /* Parses "N/S" (N events per S seconds, both > 0; decimals allowed) or "0"
  * / "off" (unlimited) into *out. Returns 0, or -1 if malformed. */
-int rl_limit_parse(const char *spec, rl_limit *out);
+int ratelimit_limit_parse(const char *spec, ratelimit_limit *out);
 
-typedef struct rl_table rl_table;
+typedef struct ratelimit_table ratelimit_table;
 
 /* A table of at most max_entries buckets (>= 1). Returns NULL when out of
  * memory. */
-rl_table *rl_table_new(size_t max_entries);
-void rl_table_free(rl_table *t);
-/* rl_bucket_take on the bucket of `key` (NUL-terminated; only its first 128
+ratelimit_table *ratelimit_table_new(size_t max_entries);
+void ratelimit_table_free(ratelimit_table *t);
+/* ratelimit_bucket_take on the bucket of `key` (NUL-terminated; only its first 128
  * bytes count), creating it if needed. Thread-safe. Returns 0 when allowed,
  * else the milliseconds to wait. When out of memory it allows. */
-int64_t rl_table_take(rl_table *t, const char *key, const rl_limit *lim, int64_t now_ms,
+int64_t ratelimit_table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
                       double cost);
 /* Buckets currently held. Thread-safe. */
-size_t rl_table_size(rl_table *t);
+size_t ratelimit_table_size(ratelimit_table *t);
 
 /* ---- the named limits of the accounts endpoints ---- */
 enum { RL_LOGIN_IP = 0, RL_LOGIN_ACCOUNT, RL_SIGNUP_IP, RL_CONNECT_IP, RL_NKINDS };
@@ -59,7 +59,7 @@ enum { RL_LOGIN_IP = 0, RL_LOGIN_ACCOUNT, RL_SIGNUP_IP, RL_CONNECT_IP, RL_NKINDS
 #define RL_TABLE_MAX 65536                /* buckets kept for the named limits */
 
 /* Sets the limit of one kind (thread-safe; normally once at start). */
-void ratelimit_set(int kind, rl_limit lim);
+void ratelimit_set(int kind, ratelimit_limit lim);
 /* Sets each kind from its spec string ("N/S"; NULL or "" keeps the current
  * value). Returns 0, or -1 (with nothing changed) if one is malformed. */
 int ratelimit_configure(const char *login_ip, const char *login_account, const char *signup_ip,

@@ -29,9 +29,4 @@ char *token_mint(const uint8_t *secret, size_t secret_len, const char *user_id,
 int token_verify(const uint8_t *secret, size_t secret_len, const char *tok, size_t len,
                  int64_t now_unix, token_claims *out);
 
-/* base64url without padding. Encode returns a malloc'd string; decode writes
- * at most *outlen bytes into out and returns 0, or -1 on invalid input. */
-char *b64url_encode(const void *data, size_t len);
-int b64url_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen);
-
 #endif

@@ -8,57 +8,14 @@
 #include <string.h>
 #include <time.h>
 
-int strbuf_add(strbuf *s, const void *data, size_t len, size_t limit)
-{
-    if (limit && s->len + len > limit) return -1;
-    if (s->len + len + 1 > s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        while (ncap < s->len + len + 1) ncap *= 2;
-        char *np = realloc(s->p, ncap);
-        if (!np) return -1;
-        s->p = np;
-        s->cap = ncap;
-    }
-    if (len) memcpy(s->p + s->len, data, len);
-    s->len += len;
-    s->p[s->len] = 0;
-    return 0;
-}
-
-int strbuf_addf(strbuf *s, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return -1;
-    if ((size_t)n < sizeof tmp) return strbuf_add(s, tmp, (size_t)n, 0);
-    char *big = malloc((size_t)n + 1);
-    if (!big) return -1;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    int rc = strbuf_add(s, big, (size_t)n, 0);
-    free(big);
-    return rc;
-}
-
-void strbuf_free(strbuf *s)
-{
-    free(s->p);
-    s->p = NULL;
-    s->len = s->cap = 0;
-}
-
-int64_t now_unix_ms(void)
+int64_t util_now_unix_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void format_rfc3339_ms(int64_t ms, char *out, size_t outlen)
+void util_format_rfc3339_ms(int64_t ms, char *out, size_t outlen)
 {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
@@ -67,7 +24,7 @@ void format_rfc3339_ms(int64_t ms, char *out, size_t outlen)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-bool utf8_valid(const uint8_t *s, size_t len)
+bool util_utf8_valid(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -110,7 +67,7 @@ static int hexval(char c)
     return -1;
 }
 
-char *url_decode(const char *in, size_t len, bool plus)
+char *util_url_decode(const char *in, size_t len, bool plus)
 {
     char *out = malloc(len + 1);
     if (!out) return NULL;
@@ -144,7 +101,7 @@ char *url_decode(const char *in, size_t len, bool plus)
     return out;
 }
 
-bool ascii_ieq(const char *a, size_t n, const char *b)
+bool util_ascii_ieq(const char *a, size_t n, const char *b)
 {
     size_t i = 0;
     for (; i < n; i++) {
@@ -157,12 +114,12 @@ bool ascii_ieq(const char *a, size_t n, const char *b)
     return b[i] == 0;
 }
 
-int random_bytes(void *buf, size_t n)
+int util_random_bytes(void *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
 }
 
-void hex_encode(const uint8_t *data, size_t n, char *out)
+void util_hex_encode(const uint8_t *data, size_t n, char *out)
 {
     static const char d[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {

@@ -88,7 +88,7 @@ char *bus_resp_publish(const char *prefix, const char *mid, const char *topic, i
 /* Copies the percent-decoded in[0..n) into out[cap]. Returns 0 or -1. */
 static int decode_into(const char *in, size_t n, char *out, size_t cap)
 {
-    char *d = url_decode(in, n, false);
+    char *d = util_url_decode(in, n, false);
     if (!d) return -1;
     size_t l = strlen(d);
     if (l >= cap) {

@@ -131,7 +131,7 @@ static void update_status(void)
     if (up != B.was_up) {
         B.was_up = up;
         log_msg(up ? LOG_INFO : LOG_WARN, up ? "redis_bus_up" : "redis_bus_down", "node",
-                json_string(g_cfg.node_id), NULL);
+                json_string(g_config.node_id), NULL);
     }
 }
 
@@ -168,7 +168,7 @@ static void op_free(bus_op *op)
 static void enqueue_pub(char *cmd, size_t len)
 {
     size_t prev = atomic_fetch_add(&B.queued, len);
-    if (prev + len > g_cfg.redis_queue_max) {
+    if (prev + len > g_config.redis_queue_max) {
         atomic_fetch_sub(&B.queued, len);
         atomic_fetch_add(&B.dropped, 1);
         free(cmd);
@@ -194,7 +194,7 @@ static void redis_publish(const char *topic, int kind, const char *event, const 
                           size_t len)
 {
     size_t n;
-    char *cmd = bus_resp_publish(B.prefix, "t:", topic, kind, g_cfg.node_id, event, payload, len, &n);
+    char *cmd = bus_resp_publish(B.prefix, "t:", topic, kind, g_config.node_id, event, payload, len, &n);
     if (!cmd) {
         atomic_fetch_add(&B.dropped, 1);
         return;
@@ -206,7 +206,7 @@ static void redis_publish(const char *topic, int kind, const char *event, const 
 static void redis_control(const char *event, const char *payload_json)
 {
     size_t n;
-    char *cmd = bus_resp_publish(B.prefix, "ctl", "", BUS_CONTROL, g_cfg.node_id, event,
+    char *cmd = bus_resp_publish(B.prefix, "ctl", "", BUS_CONTROL, g_config.node_id, event,
                                  payload_json, strlen(payload_json), &n);
     if (!cmd) {
         atomic_fetch_add(&B.dropped, 1);
@@ -420,7 +420,7 @@ static void pub_send(bus_op *op)
 /* Drops held publications older than SB_REDIS_QUEUE_MS (counted). */
 static void hold_drop_old(uint64_t now)
 {
-    while (B.hold_head && now - B.hold_head->at_ms > g_cfg.redis_queue_ms) {
+    while (B.hold_head && now - B.hold_head->at_ms > g_config.redis_queue_ms) {
         bus_op *op = B.hold_head;
         B.hold_head = op->next;
         if (!B.hold_head) B.hold_tail = NULL;
@@ -467,12 +467,12 @@ static void control_now(const char *event, json_t *payload)
     json_decref(payload);
     if (!pj) return;
     size_t n;
-    char *cmd = bus_resp_publish(B.prefix, "ctl", "", BUS_CONTROL, g_cfg.node_id, event, pj,
+    char *cmd = bus_resp_publish(B.prefix, "ctl", "", BUS_CONTROL, g_config.node_id, event, pj,
                                  strlen(pj), &n);
     free(pj);
     if (!cmd) return;
     size_t prev = atomic_fetch_add(&B.queued, n);
-    if (prev + n > g_cfg.redis_queue_max) {
+    if (prev + n > g_config.redis_queue_max) {
         atomic_fetch_sub(&B.queued, n);
         atomic_fetch_add(&B.dropped, 1);
         free(cmd);
@@ -623,7 +623,7 @@ static void on_message(const char *chan, size_t chlen, const char *data, size_t 
     node[env.node_len] = 0;
     memcpy(event, env.event, env.event_len);
     event[env.event_len] = 0;
-    if (!strcmp(node, g_cfg.node_id)) {
+    if (!strcmp(node, g_config.node_id)) {
         atomic_fetch_add(&B.own, 1);
         if (env.kind == BUS_CONTROL && !strcmp(event, "hb") && env.payload_len >= 40 &&
             !memmem(env.payload, env.payload_len, B.boot, 32)) {
@@ -715,9 +715,9 @@ static void schedule(uv_timer_t *t, uint64_t *backoff, uv_timer_cb cb)
     if (B.stopping || B.closed) return;
     uint64_t d = *backoff ? *backoff : 100;
     uint64_t jitter = 0;
-    random_bytes(&jitter, sizeof jitter);
+    util_random_bytes(&jitter, sizeof jitter);
     uint64_t wait = d - d / 5 + jitter % (d / 5 * 2 + 1);
-    *backoff = d * 2 > g_cfg.redis_retry_max_ms ? g_cfg.redis_retry_max_ms : d * 2;
+    *backoff = d * 2 > g_config.redis_retry_max_ms ? g_config.redis_retry_max_ms : d * 2;
     uv_timer_start(t, cb, wait, 0);
 }
 
@@ -870,7 +870,7 @@ static void sub_connect(uv_timer_t *t)
  * and reconnected. */
 static void watchdog(uint64_t now)
 {
-    uint64_t limit = g_cfg.redis_node_timeout_ms;
+    uint64_t limit = g_config.redis_node_timeout_ms;
     if (B.pub && !B.pub_up && now - B.pub_since > CONNECT_TIMEOUT_MS) {
         redisAsyncFree(B.pub); /* never connected: no callback */
         B.pub = NULL;
@@ -896,7 +896,7 @@ static void on_tick(uv_timer_t *t)
     if (B.pub_up) control_now("hb", json_pack("{s:s}", "boot", B.boot));
     for (peer *p = B.peers, *next; p; p = next) {
         next = p->next;
-        if (now - p->last_ms > g_cfg.redis_node_timeout_ms) {
+        if (now - p->last_ms > g_config.redis_node_timeout_ms) {
             char node[BUS_NAME_MAX + 1];
             snprintf(node, sizeof node, "%s", p->node);
             peer_remove(p);
@@ -923,7 +923,7 @@ static void start_task(void *arg)
     uv_timer_init(&B.r->loop, &B.pub_retry);
     uv_timer_init(&B.r->loop, &B.sub_retry);
     uv_timer_init(&B.r->loop, &B.tick);
-    uv_timer_start(&B.tick, on_tick, g_cfg.redis_heartbeat_ms, g_cfg.redis_heartbeat_ms);
+    uv_timer_start(&B.tick, on_tick, g_config.redis_heartbeat_ms, g_config.redis_heartbeat_ms);
     pub_connect(NULL);
     sub_connect(NULL);
     drain_task(NULL);
@@ -933,26 +933,26 @@ static void start_task(void *arg)
 
 int bus_redis_start(void)
 {
-    if (!g_cfg.redis_url[0]) return 0;
+    if (!g_config.redis_url[0]) return 0;
     char err[128];
-    if (bus_parse_redis_url(g_cfg.redis_url, &B.url, err, sizeof err) != 0) {
+    if (bus_parse_redis_url(g_config.redis_url, &B.url, err, sizeof err) != 0) {
         fprintf(stderr, "switchboard: bad SB_REDIS_URL: %s\n", err);
         return -1;
     }
-    if (strlen(g_cfg.node_id) > BUS_NAME_MAX || !g_cfg.node_id[0]) {
+    if (strlen(g_config.node_id) > BUS_NAME_MAX || !g_config.node_id[0]) {
         fprintf(stderr, "switchboard: SB_NODE_ID must be 1..%d bytes\n", BUS_NAME_MAX);
         return -1;
     }
-    if (g_cfg.redis_heartbeat_ms == 0) g_cfg.redis_heartbeat_ms = 1000;
-    if (g_cfg.redis_retry_max_ms < 100) g_cfg.redis_retry_max_ms = 100;
-    if (g_cfg.redis_node_timeout_ms < 2 * g_cfg.redis_heartbeat_ms)
-        g_cfg.redis_node_timeout_ms = 2 * g_cfg.redis_heartbeat_ms;
-    snprintf(B.prefix, sizeof B.prefix, "%s", g_cfg.redis_prefix);
+    if (g_config.redis_heartbeat_ms == 0) g_config.redis_heartbeat_ms = 1000;
+    if (g_config.redis_retry_max_ms < 100) g_config.redis_retry_max_ms = 100;
+    if (g_config.redis_node_timeout_ms < 2 * g_config.redis_heartbeat_ms)
+        g_config.redis_node_timeout_ms = 2 * g_config.redis_heartbeat_ms;
+    snprintf(B.prefix, sizeof B.prefix, "%s", g_config.redis_prefix);
     snprintf(B.ctl, sizeof B.ctl, "%sctl", B.prefix);
     B.prefix_t_len = strlen(B.prefix) + 2;
     uint8_t rnd[16];
-    random_bytes(rnd, sizeof rnd);
-    hex_encode(rnd, sizeof rnd, B.boot);
+    util_random_bytes(rnd, sizeof rnd);
+    util_hex_encode(rnd, sizeof rnd, B.boot);
     g_bus = &bus_redis_ops;
     return 0;
 }
@@ -972,7 +972,7 @@ void bus_set_listener(const bus_listener *l) { B.listener = l; }
 bool bus_lowest_node(void)
 {
     for (peer *p = B.peers; p; p = p->next)
-        if (strcmp(p->node, g_cfg.node_id) < 0) return false;
+        if (strcmp(p->node, g_config.node_id) < 0) return false;
     return true;
 }
 
@@ -983,7 +983,7 @@ void bus_foreach_topic(void (*fn)(const char *topic, void *arg), void *arg)
             if (e->count > 0 && e->rstate == R_SUBSCRIBED) fn(e->topic, arg);
 }
 bool bus_is_cluster(void) { return g_bus == &bus_redis_ops; }
-const char *bus_node_id(void) { return g_cfg.node_id; }
+const char *bus_node_id(void) { return g_config.node_id; }
 
 /* On reactor 0: goodbye to the peers, then close both connections (the
  * publisher after its pending replies), stop the timers, free what is held. */
@@ -1016,7 +1016,7 @@ void bus_redis_shutdown(void)
 json_t *bus_redis_stats(void)
 {
     if (g_bus != &bus_redis_ops) return NULL;
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "node", g_cfg.node_id, "published",
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "node", g_config.node_id, "published",
                      (json_int_t)atomic_load(&B.published), "received",
                      (json_int_t)atomic_load(&B.received), "dropped",
                      (json_int_t)atomic_load(&B.dropped), "queued_bytes",

@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "net/reactor.h"
 
 /* Wire encodings a message can carry (what enc[i] means is the encoder's). */

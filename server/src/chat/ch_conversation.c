@@ -26,8 +26,8 @@ typedef struct conv_state {
     bool removed;               /* the user left the conversation: deaf and mute */
 } conv_state;
 
-static rl_table *g_typing_rl;
-static rl_limit g_typing_lim;
+static ratelimit_table *g_typing_rl;
+static ratelimit_limit g_typing_lim;
 
 static json_t *not_found(void)
 {
@@ -133,7 +133,7 @@ static int conv_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
     if (g_typing_rl) {
         char key[160];
         snprintf(key, sizeof key, "%s|%s", uid, ch->topic);
-        if (rl_table_take(g_typing_rl, key, &g_typing_lim, now_unix_ms(), 1) > 0) {
+        if (ratelimit_table_take(g_typing_rl, key, &g_typing_lim, util_now_unix_ms(), 1) > 0) {
             *reply = json_pack("{s:s,s:s}", "reason", "rate_limited", "message",
                                "too many typing events");
             return PHX_ERROR;
@@ -211,10 +211,10 @@ static const channel_handler conversation_handler = {
 
 void ch_conversation_register(void)
 {
-    if (rl_limit_parse(g_cfg.ratelimit_typing, &g_typing_lim) != 0) {
+    if (ratelimit_limit_parse(g_config.ratelimit_typing, &g_typing_lim) != 0) {
         log_msg(LOG_WARN, "bad SB_RATELIMIT_TYPING (want N/seconds); using 10/10", NULL);
-        rl_limit_parse("10/10", &g_typing_lim);
+        ratelimit_limit_parse("10/10", &g_typing_lim);
     }
-    if (!g_typing_rl) g_typing_rl = rl_table_new(RL_TABLE_MAX);
+    if (!g_typing_rl) g_typing_rl = ratelimit_table_new(RL_TABLE_MAX);
     channel_register(&conversation_handler);
 }

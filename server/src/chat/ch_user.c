@@ -92,7 +92,7 @@ static int user_join(phx_channel *ch, json_t *payload, json_t **reply)
         return PHX_ERROR;
     }
     char now[32];
-    format_rfc3339_ms(now_unix_ms(), now, sizeof now);
+    util_format_rfc3339_ms(util_now_unix_ms(), now, sizeof now);
     json_t *ok = json_pack("{s:{s:s},s:s}", "user", "id", id, "server_time", now);
     int rc = ch_user_sync_join(ch, payload, ok, reply); /* cursor and catch-up */
     if (rc == PHX_OK) *reply = ok;

@@ -20,7 +20,7 @@ struct db_pool;
 
 /* Registers the chat REST routes and the conversation:<id> channel, and
  * installs the online-state hook of GET /users/:id (call once, before the
- * reactors start); reads the chat rate limits from g_cfg. */
+ * reactors start); reads the chat rate limits from g_config. */
 void chat_routes(void);
 
 /* Registers the user:<id> channel (ch_user.c): its join, online state,
@@ -30,7 +30,7 @@ void ch_user_register(void);
 /* Registers the conversation:<id> channel (ch_conversation.c). */
 void ch_conversation_register(void);
 
-/* Sets up the send rate limit from g_cfg (chat_routes calls it). */
+/* Sets up the send rate limit from g_config (chat_routes calls it). */
 void chat_ops_init(void);
 
 /* ---- the operations, shared by REST and channel (chat_ops.c) ---- */

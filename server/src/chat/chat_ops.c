@@ -336,9 +336,9 @@ static int get_body(json_t *b, bool required, verr *v, const char **out)
 {
     int rc = verr_get_string(b, "body", (required ? VERR_REQUIRED : 0) | VERR_NULLABLE,
                              required ? 1 : 0, (size_t)-1, v, out);
-    if (rc == 1 && *out && strlen(*out) > g_cfg.message_max_bytes) {
+    if (rc == 1 && *out && strlen(*out) > g_config.message_max_bytes) {
         char msg[80];
-        snprintf(msg, sizeof msg, "must be at most %zu bytes", g_cfg.message_max_bytes);
+        snprintf(msg, sizeof msg, "must be at most %zu bytes", g_config.message_max_bytes);
         verr_add(v, "body", msg);
         return -1;
     }
@@ -406,8 +406,8 @@ static json_t *get_contact(json_t *x, verr *v)
 /* message:send / POST /conversations/:id/messages                           */
 /* ------------------------------------------------------------------------ */
 
-static rl_table *g_send_rl;
-static rl_limit g_send_lim;
+static ratelimit_table *g_send_rl;
+static ratelimit_limit g_send_lim;
 
 static const char *const KINDS[] = {"text",  "image",    "video",   "audio",      "voice",
                                     "file",  "location", "contact", "ciphertext", NULL};
@@ -451,7 +451,7 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
         return;
     }
     if (g_send_rl) {
-        int64_t wait = rl_table_take(g_send_rl, user_id, &g_send_lim, now_unix_ms(), 1);
+        int64_t wait = ratelimit_table_take(g_send_rl, user_id, &g_send_lim, util_now_unix_ms(), 1);
         if (wait > 0) {
             json_decref(loc);
             json_decref(contact);
@@ -551,7 +551,7 @@ static bool emoji_ok(const char *e)
     if (n < 1 || n > EMOJI_MAX_BYTES) return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)e[i] <= 0x20 || e[i] == 0x7f) return false;
-    return utf8_valid((const uint8_t *)e, n);
+    return util_utf8_valid((const uint8_t *)e, n);
 }
 
 void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const char *emoji,
@@ -617,9 +617,9 @@ void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, con
 
 void chat_ops_init(void)
 {
-    if (rl_limit_parse(g_cfg.ratelimit_send, &g_send_lim) != 0) {
+    if (ratelimit_limit_parse(g_config.ratelimit_send, &g_send_lim) != 0) {
         log_msg(LOG_WARN, "bad SB_RATELIMIT_SEND (want N/seconds); using 200/20", NULL);
-        rl_limit_parse("200/20", &g_send_lim);
+        ratelimit_limit_parse("200/20", &g_send_lim);
     }
-    if (!g_send_rl) g_send_rl = rl_table_new(RL_TABLE_MAX);
+    if (!g_send_rl) g_send_rl = ratelimit_table_new(RL_TABLE_MAX);
 }

@@ -43,9 +43,9 @@ static void rest_sink_ok(void *to, chat_reply kind, json_t *body)
     sb_req *req = to;
     if (kind == CHAT_REPLY_NONE) {
         json_decref(body);
-        sb_respond(req, 204, NULL, NULL, 0, NULL);
+        http_respond(req, 204, NULL, NULL, 0, NULL);
     } else {
-        sb_respond_json(req, kind == CHAT_REPLY_CREATED ? 201 : 200, body);
+        http_respond_json(req, kind == CHAT_REPLY_CREATED ? 201 : 200, body);
     }
 }
 
@@ -54,7 +54,7 @@ static void rest_sink_fail(void *to, const char *code, const char *message, json
 {
     char h[48];
     if (retry_after_s > 0) snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
-    sb_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
+    http_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
 }
 
 static const chat_sink_ops REST_SINK = {.ok = rest_sink_ok, .fail = rest_sink_fail};
@@ -63,7 +63,7 @@ static const chat_sink_ops REST_SINK = {.ok = rest_sink_ok, .fail = rest_sink_fa
 static chat_sink *rest_sink(sb_req *req)
 {
     chat_sink *s = chat_sink_new(&REST_SINK, req, req->r ? db_of(req->r) : NULL);
-    if (!s) sb_respond_error(req, 500, "internal", "out of memory", NULL);
+    if (!s) http_respond_error(req, 500, "internal", "out of memory", NULL);
     return s;
 }
 
@@ -109,7 +109,7 @@ static json_t *begin_body(sb_req *req, chat_sink **sink, const char **id, const 
  * valid (into out), 0 when absent, -1 (error recorded) when malformed. */
 static int query_seq(sb_req *req, const char *name, verr *v, char out[24])
 {
-    char *q = sb_req_query(req, name, true);
+    char *q = http_req_query(req, name, true);
     if (!q) return 0;
     size_t n = strlen(q);
     bool ok = n >= 1 && n <= 18;
@@ -170,7 +170,7 @@ static void h_chats(sb_req *req)
     verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
-    char *arch = sb_req_query(req, "archived", true);
+    char *arch = http_req_query(req, "archived", true);
     bool archived = false;
     if (arch && !strcmp(arch, "true")) archived = true;
     else if (arch && strcmp(arch, "false")) verr_add(&v, "archived", "must be true or false");
@@ -579,7 +579,7 @@ static void h_delete(sb_req *req)
     if (!s) return;
     const char *id = path_id(s, req, 0, "message");
     if (!id) return;
-    char *f = sb_req_query(req, "for", true);
+    char *f = http_req_query(req, "for", true);
     json_t *b = json_object();
     if (f) json_object_set_new(b, "for", json_string(f));
     free(f);

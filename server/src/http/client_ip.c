@@ -102,20 +102,20 @@ int client_ip_configure(const char *spec, char *err, size_t errlen)
 {
     cidr_list l;
     if (cidr_list_parse(spec ? spec : "", &l, err, errlen) != 0) return -1;
-    g_cfg.trusted_nets = l;
+    g_config.trusted_nets = l;
     return 0;
 }
 
 int client_ip_trusted_count(void)
 {
-    return g_cfg.trusted_nets.n;
+    return g_config.trusted_nets.n;
 }
 
 void client_ip_of_request(sb_req *req, const char *peer)
 {
     char p[sizeof req->client_ip]; /* peer may be req->client_ip itself */
     snprintf(p, sizeof p, "%s", peer ? peer : "");
-    if (g_cfg.trusted_nets.n == 0) {
+    if (g_config.trusted_nets.n == 0) {
         memcpy(req->client_ip, p, sizeof p);
         return;
     }
@@ -134,5 +134,5 @@ void client_ip_of_request(sb_req *req, const char *peer)
         xff[i] = xff[n - 1 - i];
         xff[n - 1 - i] = t;
     }
-    client_ip_resolve(&g_cfg.trusted_nets, p, xff, n, real_ip, req->client_ip, sizeof req->client_ip);
+    client_ip_resolve(&g_config.trusted_nets, p, xff, n, real_ip, req->client_ip, sizeof req->client_ip);
 }

@@ -48,7 +48,7 @@ int client_ip_hop_parse(const char *s, size_t len, cidr_addr *out);
 void client_ip_resolve(const cidr_list *trusted, const char *peer, const char *const *xff,
                        int nxff, const char *real_ip, char *out, size_t outlen);
 
-/* Sets the process-wide trusted proxies (g_cfg.trusted_nets, which
+/* Sets the process-wide trusted proxies (g_config.trusted_nets, which
  * config_load fills from SB_TRUSTED_PROXIES) from that syntax. Call before
  * any request is served (not synchronised with readers). Returns 0, or -1
  * with a message in err (nothing is changed). */

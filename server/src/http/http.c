@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "http/router.h"
 #include "base/util.h"
+#include "base/strbuf.h"
 
 typedef struct http_state {
     llhttp_t parser;
@@ -111,7 +112,7 @@ static int on_message_begin(llhttp_t *p)
 static int limit_head(http_state *h, size_t n)
 {
     h->head_bytes += n;
-    if (h->head_bytes > g_cfg.http_max_header) {
+    if (h->head_bytes > g_config.http_max_header) {
         h->err_status = 431;
         return -1;
     }
@@ -148,7 +149,7 @@ static int on_headers_complete(llhttp_t *p)
     http_state *h = H(p);
     if (h->hstate == 1) h->hstate = 2; /* a field with an empty value */
     if (push_header(h)) return -1;
-    if (p->content_length > g_cfg.http_max_body && (p->flags & F_CONTENT_LENGTH)) {
+    if (p->content_length > g_config.http_max_body && (p->flags & F_CONTENT_LENGTH)) {
         h->err_status = 413;
         return -1;
     }
@@ -158,7 +159,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     http_state *h = H(p);
-    if (strbuf_add(&h->body, at, n, g_cfg.http_max_body)) {
+    if (strbuf_add(&h->body, at, n, g_config.http_max_body)) {
         h->err_status = 413;
         return -1;
     }
@@ -332,7 +333,7 @@ static void answered(sb_conn *c, bool ka)
     }
 }
 
-void sb_respond(sb_req *req, int status, const char *ctype, const void *body, size_t len,
+void http_respond(sb_req *req, int status, const char *ctype, const void *body, size_t len,
                 const char *extra)
 {
     sb_conn *c = req->conn;
@@ -347,7 +348,7 @@ void sb_respond(sb_req *req, int status, const char *ctype, const void *body, si
 
 #define BODY_HEAD_ROOM 256 /* room for the status line and headers in front of a body */
 
-/* Each thread keeps a few response buffers of sb_respond_body_new for
+/* Each thread keeps a few response buffers of http_respond_body_new for
  * reuse once their response is written (the pool then holds the only
  * reference): a body over 64 KiB allocated and freed per request makes
  * glibc trim its heap on each free (madvise, then page faults and TLB
@@ -406,7 +407,7 @@ static sb_buf *body_buf(size_t cap)
     return sb_buf_ref(b);
 }
 
-sb_buf *sb_respond_body_new(size_t body_cap, char **body)
+sb_buf *http_respond_body_new(size_t body_cap, char **body)
 {
     *body = NULL;
     if (body_cap > UINT32_MAX - BODY_HEAD_ROOM - SB_BUF_HEADROOM - 65536) return NULL;
@@ -415,7 +416,7 @@ sb_buf *sb_respond_body_new(size_t body_cap, char **body)
     return b;
 }
 
-void sb_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size_t len)
+void http_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size_t len)
 {
     sb_conn *c = req->conn;
     http_state *h = c ? http_of(c) : NULL;
@@ -425,7 +426,7 @@ void sb_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size
         int n = head_text(head, sizeof head, status, ctype, len, ka);
         if (n <= 0 || n >= BODY_HEAD_ROOM) { /* cannot happen with our headers: copy */
             sb_buf_unref(b);
-            sb_respond(req, 500, NULL, NULL, 0, NULL);
+            http_respond(req, 500, NULL, NULL, 0, NULL);
             return;
         }
         /* the head goes right in front of the body: one buffer, no copy */
@@ -440,19 +441,19 @@ void sb_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, size
     req_free(req);
 }
 
-void sb_respond_json(sb_req *req, int status, json_t *body)
+void http_respond_json(sb_req *req, int status, json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(body);
     if (!s) {
-        sb_respond(req, 500, "application/json", "{\"error\":{\"code\":\"internal\",\"message\":\"encoding failed\",\"details\":{}}}", 79, NULL);
+        http_respond(req, 500, "application/json", "{\"error\":{\"code\":\"internal\",\"message\":\"encoding failed\",\"details\":{}}}", 79, NULL);
         return;
     }
-    sb_respond(req, status, "application/json; charset=utf-8", s, strlen(s), NULL);
+    http_respond(req, status, "application/json; charset=utf-8", s, strlen(s), NULL);
     free(s);
 }
 
-void sb_respond_error_h(sb_req *req, int status, const char *code, const char *message,
+void http_respond_error_h(sb_req *req, int status, const char *code, const char *message,
                         json_t *details, const char *extra)
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
@@ -460,20 +461,20 @@ void sb_respond_error_h(sb_req *req, int status, const char *code, const char *m
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
-        sb_respond(req, status, NULL, NULL, 0, extra);
+        http_respond(req, status, NULL, NULL, 0, extra);
         return;
     }
-    sb_respond(req, status, "application/json; charset=utf-8", s, strlen(s), extra);
+    http_respond(req, status, "application/json; charset=utf-8", s, strlen(s), extra);
     free(s);
 }
 
-void sb_respond_error(sb_req *req, int status, const char *code, const char *message,
+void http_respond_error(sb_req *req, int status, const char *code, const char *message,
                       json_t *details)
 {
-    sb_respond_error_h(req, status, code, message, details, NULL);
+    http_respond_error_h(req, status, code, message, details, NULL);
 }
 
-const char *sb_req_header(const sb_req *req, const char *name)
+const char *http_req_header(const sb_req *req, const char *name)
 {
     for (int i = 0; i < req->nheaders; i++)
         if (strcmp(req->headers[i].name, name) == 0) return req->headers[i].value;
@@ -496,7 +497,7 @@ static char *query_find(const sb_req *req, const char *name, bool last, int *cou
             cnt++;
             if (!count && (last || !found)) {
                 free(found);
-                found = eq ? url_decode(eq + 1, seg - klen - 1, true) : strdup("");
+                found = eq ? util_url_decode(eq + 1, seg - klen - 1, true) : strdup("");
                 if (!last) break;
             }
         }
@@ -506,12 +507,12 @@ static char *query_find(const sb_req *req, const char *name, bool last, int *cou
     return found;
 }
 
-char *sb_req_query(const sb_req *req, const char *name, bool last)
+char *http_req_query(const sb_req *req, const char *name, bool last)
 {
     return query_find(req, name, last, NULL);
 }
 
-int sb_req_query_count(const sb_req *req, const char *name)
+int http_req_query_count(const sb_req *req, const char *name)
 {
     int n = 0;
     query_find(req, name, false, &n);
@@ -534,13 +535,13 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
     char *qm = strchr(t, '?');
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
     req->query = qm ? qm + 1 : t + plen;
-    req->path = url_decode(t, plen, false);
+    req->path = util_url_decode(t, plen, false);
     if (upgrade) req->keep_alive = false; /* what follows is not HTTP */
     /* reading pauses while the request is handled (parse_loop, after this
      * returns): a request answered (or upgraded, e.g. a WebSocket route) at
      * once costs no pause and resume (two epoll_ctl calls per connection) */
     if (!req->path || req->path[0] != '/') {
-        sb_respond_error(req, 400, "bad_request", "malformed request target", NULL);
+        http_respond_error(req, 400, "bad_request", "malformed request target", NULL);
         return;
     }
     router_dispatch(req, c->admin);
@@ -599,7 +600,7 @@ static void http_on_data(sb_conn *c, const char *data, size_t len)
 {
     http_state *h = c->proto;
     if (!h) return;
-    size_t cap = g_cfg.http_max_header + g_cfg.http_max_body + 65536;
+    size_t cap = g_config.http_max_header + g_config.http_max_body + 65536;
     if (h->pending_len + len > cap) {
         conn_close(c);
         return;
@@ -637,10 +638,10 @@ static void http_sweep(sb_conn *c, uint64_t now)
     http_state *h = c->proto;
     if (!h || h->active) return;
     bool mid_request = h->req != NULL || h->pending_len > 0;
-    if (mid_request && now - c->mark_ms > g_cfg.http_idle_ms) {
+    if (mid_request && now - c->mark_ms > g_config.http_idle_ms) {
         const char *body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"request took too long\",\"details\":{}}}";
         write_response(c, 408, "application/json; charset=utf-8", body, strlen(body), NULL, false, false);
-    } else if (!mid_request && now - c->last_rx_ms > g_cfg.http_idle_ms) {
+    } else if (!mid_request && now - c->last_rx_ms > g_config.http_idle_ms) {
         conn_close(c);
     }
 }

@@ -3,7 +3,7 @@
  * A request is parsed whole (headers and a body bounded by the configured
  * maximum) and handed to the router. Handlers may answer at once or later
  * (after a database round trip): every request must be answered exactly once
- * with one of the sb_respond* functions, which also frees it. While a request
+ * with one of the http_respond* functions, which also frees it. While a request
  * is being handled the connection reads no further request (pipelined
  * requests wait, so responses leave in order). If the client goes away first,
  * req->conn becomes NULL; answering then just frees the request. */
@@ -46,33 +46,33 @@ typedef struct sb_req {
 } sb_req;
 
 /* The value of header `name` (lower-case), or NULL. */
-const char *sb_req_header(const sb_req *req, const char *name);
+const char *http_req_header(const sb_req *req, const char *name);
 /* The percent-decoded value of query parameter `name`: the last occurrence
  * when `last`, else the first. Returns a malloc'd string or NULL if absent. */
-char *sb_req_query(const sb_req *req, const char *name, bool last);
+char *http_req_query(const sb_req *req, const char *name, bool last);
 /* Counts occurrences of query parameter `name`. */
-int sb_req_query_count(const sb_req *req, const char *name);
+int http_req_query_count(const sb_req *req, const char *name);
 
 /* Sends a complete response and frees the request. `extra_headers` is either
  * NULL or CRLF-terminated header lines ("Retry-After: 3\r\n"). */
-void sb_respond(sb_req *req, int status, const char *content_type, const void *body, size_t len,
+void http_respond(sb_req *req, int status, const char *content_type, const void *body, size_t len,
                 const char *extra_headers);
 /* A response whose body the handler encodes in place (no copy of the
- * body): sb_respond_body_new returns a buffer with room for `body_cap`
- * bytes at *body (NULL when out of memory); sb_respond_body sends the
+ * body): http_respond_body_new returns a buffer with room for `body_cap`
+ * bytes at *body (NULL when out of memory); http_respond_body sends the
  * first `len` bytes of them with the status line and headers in front, and
  * frees the request and (its reference to) the buffer. */
-struct sb_buf *sb_respond_body_new(size_t body_cap, char **body);
-void sb_respond_body(sb_req *req, int status, const char *content_type, struct sb_buf *b,
+struct sb_buf *http_respond_body_new(size_t body_cap, char **body);
+void http_respond_body(sb_req *req, int status, const char *content_type, struct sb_buf *b,
                      size_t len);
 /* Sends `body` as JSON (compact) and frees the request; steals `body`. */
-void sb_respond_json(sb_req *req, int status, json_t *body);
+void http_respond_json(sb_req *req, int status, json_t *body);
 /* Sends the error shape {"error":{"code","message","details"}}; steals details
  * (may be NULL, then {}); frees the request. */
-void sb_respond_error(sb_req *req, int status, const char *code, const char *message,
+void http_respond_error(sb_req *req, int status, const char *code, const char *message,
                       json_t *details);
-/* Like sb_respond_error, with extra header lines (e.g. Retry-After). */
-void sb_respond_error_h(sb_req *req, int status, const char *code, const char *message,
+/* Like http_respond_error, with extra header lines (e.g. Retry-After). */
+void http_respond_error_h(sb_req *req, int status, const char *code, const char *message,
                         json_t *details, const char *extra_headers);
 /* Status line reason phrase. */
 const char *http_reason(int status);

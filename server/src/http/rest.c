@@ -30,21 +30,21 @@ static bool all_space(const char *s, size_t n)
 
 json_t *rest_body(sb_req *req, bool required)
 {
-    if (g_cfg.http_max_body && req->body_len > g_cfg.http_max_body) {
+    if (g_config.http_max_body && req->body_len > g_config.http_max_body) {
         char msg[96];
-        snprintf(msg, sizeof msg, "request body is larger than %zu bytes", g_cfg.http_max_body);
-        sb_respond_error(req, 413, "payload_too_large", msg, NULL);
+        snprintf(msg, sizeof msg, "request body is larger than %zu bytes", g_config.http_max_body);
+        http_respond_error(req, 413, "payload_too_large", msg, NULL);
         return NULL;
     }
     if (!req->body || all_space(req->body, req->body_len)) {
         if (!required) return json_object();
-        sb_respond_error(req, 400, "bad_request", "request body must be a JSON object", NULL);
+        http_respond_error(req, 400, "bad_request", "request body must be a JSON object", NULL);
         return NULL;
     }
     if (!json_depth_ok(req->body, req->body_len, REST_MAX_DEPTH)) {
         char msg[96];
         snprintf(msg, sizeof msg, "JSON nested deeper than %d levels", REST_MAX_DEPTH);
-        sb_respond_error(req, 400, "bad_request", msg, NULL);
+        http_respond_error(req, 400, "bad_request", msg, NULL);
         return NULL;
     }
     json_error_t e;
@@ -53,12 +53,12 @@ json_t *rest_body(sb_req *req, bool required)
         char msg[256];
         snprintf(msg, sizeof msg, "invalid JSON: %s (line %d, column %d)", e.text, e.line,
                  e.column);
-        sb_respond_error(req, 400, "bad_request", msg, NULL);
+        http_respond_error(req, 400, "bad_request", msg, NULL);
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        sb_respond_error(req, 400, "bad_request", "request body must be a JSON object", NULL);
+        http_respond_error(req, 400, "bad_request", "request body must be a JSON object", NULL);
         return NULL;
     }
     return j;
@@ -72,7 +72,7 @@ void rest_verr_respond(sb_req *req, verr *v)
 {
     json_t *d = v->details ? v->details : json_object();
     v->details = NULL;
-    sb_respond_error(req, 422, "validation_failed", "some fields are invalid", d);
+    http_respond_error(req, 422, "validation_failed", "some fields are invalid", d);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -190,7 +190,7 @@ static uint64_t fnv64(const char *p, size_t n)
 static int verify_cached(const char *tok, size_t len, int64_t now, token_claims *out)
 {
     auth_cached *e = NULL;
-    uint64_t sh = fnv64(g_cfg.secret, g_cfg.secret_len);
+    uint64_t sh = fnv64(g_config.secret, g_config.secret_len);
     if (len <= AUTH_CACHE_TOK) {
         e = &t_auth[fnv64(tok, len) % AUTH_CACHE];
         if (e->len == len && e->secret == sh && CRYPTO_memcmp(e->tok, tok, len) == 0) {
@@ -202,7 +202,7 @@ static int verify_cached(const char *tok, size_t len, int64_t now, token_claims 
             return TOKEN_OK;
         }
     }
-    int rc = token_verify((const uint8_t *)g_cfg.secret, g_cfg.secret_len, tok, len, now, out);
+    int rc = token_verify((const uint8_t *)g_config.secret, g_config.secret_len, tok, len, now, out);
     if (rc == TOKEN_OK && e) {
         memcpy(e->tok, tok, len);
         e->len = len;
@@ -214,7 +214,7 @@ static int verify_cached(const char *tok, size_t len, int64_t now, token_claims 
 
 int rest_auth_check(sb_req *req)
 {
-    const char *h = sb_req_header(req, "authorization");
+    const char *h = http_req_header(req, "authorization");
     if (!h) return REST_AUTH_MISSING;
     while (*h == ' ' || *h == '\t')
         h++;
@@ -240,18 +240,18 @@ bool rest_auth(sb_req *req)
     int rc = rest_auth_check(req);
     if (rc == TOKEN_OK) return true;
     if (rc == REST_AUTH_MISSING) {
-        sb_respond_error_h(req, 401, "unauthorized", "missing bearer token", NULL,
+        http_respond_error_h(req, 401, "unauthorized", "missing bearer token", NULL,
                            "WWW-Authenticate: Bearer realm=\"switchboard\"\r\n");
     } else if (rc == REST_AUTH_REVOKED) {
-        sb_respond_error_h(req, 401, "unauthorized", "this session has been signed out", NULL,
+        http_respond_error_h(req, 401, "unauthorized", "this session has been signed out", NULL,
                            "WWW-Authenticate: Bearer realm=\"switchboard\", "
                            "error=\"invalid_token\", error_description=\"revoked\"\r\n");
     } else if (rc == TOKEN_EXPIRED) {
-        sb_respond_error_h(req, 401, "unauthorized", "access token expired", NULL,
+        http_respond_error_h(req, 401, "unauthorized", "access token expired", NULL,
                            "WWW-Authenticate: Bearer realm=\"switchboard\", "
                            "error=\"invalid_token\", error_description=\"expired\"\r\n");
     } else {
-        sb_respond_error_h(req, 401, "unauthorized", "invalid access token", NULL,
+        http_respond_error_h(req, 401, "unauthorized", "invalid access token", NULL,
                            "WWW-Authenticate: Bearer realm=\"switchboard\", "
                            "error=\"invalid_token\"\r\n");
     }
@@ -267,7 +267,7 @@ int rest_page_parse(const sb_req *req, rest_page *pg, verr *v)
     pg->limit = REST_PAGE_DEFAULT;
     pg->cursor = NULL;
     int rc = 0;
-    char *lim = sb_req_query(req, "limit", true);
+    char *lim = http_req_query(req, "limit", true);
     if (lim && *lim) {
         long x = 0;
         bool ok = true;
@@ -292,7 +292,7 @@ int rest_page_parse(const sb_req *req, rest_page *pg, verr *v)
         rc = -1;
     }
     free(lim);
-    char *cur = sb_req_query(req, "cursor", true);
+    char *cur = http_req_query(req, "cursor", true);
     if (cur && *cur) {
         pg->cursor = page_cursor_decode(cur);
         if (!pg->cursor) {
@@ -316,7 +316,7 @@ void rest_page_free(rest_page *pg)
 
 void rest_unavailable(sb_req *req)
 {
-    sb_respond_error_h(req, 503, "unavailable", "the database is unavailable; nothing was done",
+    http_respond_error_h(req, 503, "unavailable", "the database is unavailable; nothing was done",
                        NULL, "Retry-After: 1\r\n");
 }
 
@@ -326,7 +326,7 @@ void rest_rate_limited(sb_req *req, int retry_after_s)
     if (retry_after_s < 1) retry_after_s = 1;
     snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
     json_t *d = json_pack("{s:i}", "retry_after", retry_after_s);
-    sb_respond_error_h(req, 429, "rate_limited", "too many requests; try again later", d, h);
+    http_respond_error_h(req, 429, "rate_limited", "too many requests; try again later", d, h);
 }
 
 void rest_db_error(sb_req *req, const PGresult *res, const char *err)
@@ -340,10 +340,10 @@ void rest_db_error(sb_req *req, const PGresult *res, const char *err)
         return;
     }
     if (!strcmp(st, "23505")) {
-        sb_respond_error(req, 409, "conflict", "conflicts with an existing record", NULL);
+        http_respond_error(req, 409, "conflict", "conflicts with an existing record", NULL);
         return;
     }
     log_msg(LOG_ERROR, "db error", "sqlstate", json_string(st), "error",
             json_string(err ? err : ""), "path", json_string(req->path ? req->path : ""), NULL);
-    sb_respond_error(req, 500, "internal", "internal error", NULL);
+    http_respond_error(req, 500, "internal", "internal error", NULL);
 }

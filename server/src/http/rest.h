@@ -26,7 +26,7 @@
 /* ------------------------------------------------------------------------ */
 
 /* Parses req->body as a JSON object. An empty body is {} when !required.
- * On failure answers 413 payload_too_large (over g_cfg.http_max_body) or 400
+ * On failure answers 413 payload_too_large (over g_config.http_max_body) or 400
  * bad_request (empty when required, not JSON, duplicate keys, nested deeper
  * than REST_MAX_DEPTH, not an object) and returns NULL. The caller owns
  * (json_decref) what is returned. */
@@ -44,7 +44,7 @@ void rest_verr_respond(sb_req *req, verr *v);
 /* ------------------------------------------------------------------------ */
 
 /* Checks "Authorization: Bearer <access token>" with token_verify under
- * g_cfg.secret and the local list of revoked sessions. On success fills
+ * g_config.secret and the local list of revoked sessions. On success fills
  * req->auth, sets req->authed and returns true; otherwise answers 401
  * unauthorized (with WWW-Authenticate) and returns false. */
 bool rest_auth(sb_req *req);

@@ -94,12 +94,12 @@ void router_dispatch(sb_req *req, bool admin)
     }
     if (path_matched) {
         strcat(allow, "\r\n");
-        sb_respond_error_h(req, 405, "method_not_allowed", "method not allowed for this path", NULL,
+        http_respond_error_h(req, 405, "method_not_allowed", "method not allowed for this path", NULL,
                            allow);
         return;
     }
     if (!admin && g_fallback && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&
         strncmp(req->path, "/api/", 5) != 0 && g_fallback(req))
         return;
-    sb_respond_error(req, 404, "not_found", "no such route", NULL);
+    http_respond_error(req, 404, "not_found", "no such route", NULL);
 }

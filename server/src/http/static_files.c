@@ -50,7 +50,7 @@ static bool has_hidden_segment(const char *p)
 static bool inside_root(const char *full)
 {
     char root[PATH_MAX], real[PATH_MAX];
-    if (!realpath(g_cfg.web_root, root) || !realpath(full, real)) return false;
+    if (!realpath(g_config.web_root, root) || !realpath(full, real)) return false;
     size_t n = strlen(root);
     if (n == 1) return true; /* the root is "/" */
     return strncmp(real, root, n) == 0 && real[n] == '/';
@@ -81,12 +81,12 @@ bool static_files_serve(sb_req *req)
 {
     const char *p = req->path;
     if (strstr(p, "..") || strchr(p, '\\')) {
-        sb_respond_error(req, 400, "bad_request", "invalid path", NULL);
+        http_respond_error(req, 400, "bad_request", "invalid path", NULL);
         return true;
     }
-    if (!g_cfg.web_root[0] || has_hidden_segment(p)) return false;
+    if (!g_config.web_root[0] || has_hidden_segment(p)) return false;
     char full[1024];
-    int n = snprintf(full, sizeof full, "%s%s%s", g_cfg.web_root, p,
+    int n = snprintf(full, sizeof full, "%s%s%s", g_config.web_root, p,
                      p[strlen(p) - 1] == '/' ? "index.html" : "");
     if (n <= 0 || (size_t)n >= sizeof full) return false;
     int fd = open(full, O_RDONLY | O_CLOEXEC);
@@ -107,10 +107,10 @@ bool static_files_serve(sb_req *req)
                    "img-src 'self' data: blob:; frame-ancestors 'none'\r\n"
                    "referrer-policy: no-referrer\r\n"
                  : "");
-    const char *inm = sb_req_header(req, "if-none-match");
+    const char *inm = http_req_header(req, "if-none-match");
     if (inm && etag_matches(inm, etag)) {
         close(fd);
-        sb_respond(req, 304, NULL, NULL, 0, hdrs);
+        http_respond(req, 304, NULL, NULL, 0, hdrs);
         return true;
     }
     char *buf = malloc((size_t)st.st_size + 1);
@@ -118,10 +118,10 @@ bool static_files_serve(sb_req *req)
     close(fd);
     if (got != st.st_size) {
         free(buf);
-        sb_respond_error(req, 500, "internal", "could not read file", NULL);
+        http_respond_error(req, 500, "internal", "could not read file", NULL);
         return true;
     }
-    sb_respond(req, 200, mime, buf, (size_t)got, hdrs);
+    http_respond(req, 200, mime, buf, (size_t)got, hdrs);
     free(buf);
     return true;
 }

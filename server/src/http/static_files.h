@@ -1,4 +1,4 @@
-/* static_files.h — serves the web client from g_cfg.web_root. */
+/* static_files.h — serves the web client from g_config.web_root. */
 #ifndef SB_STATIC_FILES_H
 #define SB_STATIC_FILES_H
 

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "net/reactor.h"
 
 struct sb_conn;

@@ -190,7 +190,7 @@ static void stop_when_done(uv_timer_t *t)
 {
     reactor *r = t->data;
     uint64_t now = uv_now(&r->loop);
-    bool deadline = now - r->stop_ms >= g_cfg.shutdown_ms;
+    bool deadline = now - r->stop_ms >= g_config.shutdown_ms;
     if (r->nconns == 0 || deadline) {
         if (deadline)
             for (sb_conn *c = r->conns, *next; c; c = next) {

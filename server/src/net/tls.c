@@ -62,7 +62,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 
 int tls_init(void)
 {
-    bool cert = g_cfg.tls_cert[0], key = g_cfg.tls_key[0];
+    bool cert = g_config.tls_cert[0], key = g_config.tls_key[0];
     if (!cert && !key) return 0;
     if (!cert || !key) {
         fprintf(stderr, "switchboard: SB_TLS_CERT and SB_TLS_KEY must be set together\n");
@@ -80,14 +80,14 @@ int tls_init(void)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_sess_set_cache_size(ctx, 4096);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, g_cfg.tls_cert) != 1) {
-        fprintf(stderr, "switchboard: TLS certificate %s: %s\n", g_cfg.tls_cert, ssl_err());
+    if (SSL_CTX_use_certificate_chain_file(ctx, g_config.tls_cert) != 1) {
+        fprintf(stderr, "switchboard: TLS certificate %s: %s\n", g_config.tls_cert, ssl_err());
         SSL_CTX_free(ctx);
         return -1;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, g_cfg.tls_key, SSL_FILETYPE_PEM) != 1 ||
+    if (SSL_CTX_use_PrivateKey_file(ctx, g_config.tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "switchboard: TLS key %s: %s\n", g_cfg.tls_key, ssl_err());
+        fprintf(stderr, "switchboard: TLS key %s: %s\n", g_config.tls_key, ssl_err());
         SSL_CTX_free(ctx);
         return -1;
     }
@@ -328,7 +328,7 @@ void tls_close_notify(sb_conn *c)
 bool tls_sweep(sb_conn *c, uint64_t now)
 {
     tls_conn *t = c->tls;
-    if (!t || t->done || t->failed || now - c->mark_ms <= g_cfg.tls_handshake_ms) return false;
+    if (!t || t->done || t->failed || now - c->mark_ms <= g_config.tls_handshake_ms) return false;
     conn_close(c); /* a stalled handshake */
     return true;
 }

@@ -7,7 +7,7 @@
  * plaintext written by conn.c's flush is encrypted into the other memory BIO
  * and written to the stream with its own uv_write requests. The handshake is
  * non-blocking, driven by received bytes, and must finish within
- * g_cfg.tls_handshake_ms of the accept. Ciphertext waiting for the socket is
+ * g_config.tls_handshake_ms of the accept. Ciphertext waiting for the socket is
  * bounded (TLS_PENDING_MAX): past it the connection's flush waits, so its
  * plaintext stays in its bounded outbound queue (SB_OUTBOUND_MAX, then 1013).
  * Enabled when SB_TLS_CERT and SB_TLS_KEY are set; the admin listener always
@@ -24,7 +24,7 @@ struct sb_conn;
 
 #define TLS_PENDING_MAX (256 * 1024) /* ciphertext queued to the socket per connection */
 
-/* Loads g_cfg.tls_cert (PEM chain) and g_cfg.tls_key (PEM key) into the
+/* Loads g_config.tls_cert (PEM chain) and g_config.tls_key (PEM key) into the
  * process's TLS context. Returns 0 (also when neither is set: TLS off), or
  * -1 with a message on stderr (only one set, unreadable, key not matching). */
 int tls_init(void);
@@ -48,7 +48,7 @@ int tls_try_write(struct sb_conn *c, const uv_buf_t *bufs, unsigned nbufs);
 /* Queues a close_notify alert (before conn.c half-closes the stream). */
 void tls_close_notify(struct sb_conn *c);
 /* Housekeeping once a second: closes c if its handshake has not finished
- * within g_cfg.tls_handshake_ms. Returns true when it closed c. */
+ * within g_config.tls_handshake_ms. Returns true when it closed c. */
 bool tls_sweep(struct sb_conn *c, uint64_t now);
 /* The connection is closing: frees its TLS state (pending writes free their
  * own buffers). */

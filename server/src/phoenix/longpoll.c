@@ -86,7 +86,7 @@ typedef struct lp_answer {
 static void answer_task(void *arg)
 {
     lp_answer *a = arg;
-    sb_respond(a->req, 200, "application/json; charset=utf-8", a->body, strlen(a->body), LP_HEADERS);
+    http_respond(a->req, 200, "application/json; charset=utf-8", a->body, strlen(a->body), LP_HEADERS);
     free(a->body);
     free(a);
 }
@@ -98,7 +98,7 @@ static void answer(sb_req *req, reactor *rr, json_t *o)
     json_decref(o);
     if (!s) s = strdup("{\"status\":500}");
     if (rr == reactor_self()) {
-        sb_respond(req, 200, "application/json; charset=utf-8", s, strlen(s), LP_HEADERS);
+        http_respond(req, 200, "application/json; charset=utf-8", s, strlen(s), LP_HEADERS);
         free(s);
         return;
     }
@@ -194,7 +194,7 @@ static int lp_send(void *t, sb_buf *b)
     lp_session *s = t;
     if (s->closed) return -1;
     if (b->opcode == 2) return 0; /* binary frames do not travel over long-poll */
-    if (s->n == LP_MAX_MESSAGES || s->bytes + b->len > g_cfg.outbound_max) {
+    if (s->n == LP_MAX_MESSAGES || s->bytes + b->len > g_config.outbound_max) {
         s->closed = true; /* slow consumer: the next poll learns it is gone */
         return -1;
     }
@@ -298,13 +298,13 @@ static void open_session(sb_req *req, const char *auth_token)
     }
     lp_session *s = calloc(1, sizeof *s);
     uint8_t rnd[16];
-    if (!s || random_bytes(rnd, sizeof rnd) != 0) {
+    if (!s || util_random_bytes(rnd, sizeof rnd) != 0) {
         free(s);
         answer(req, req->r, status_only(500));
         return;
     }
     strcpy(s->id, "lp.");
-    hex_encode(rnd, sizeof rnd, s->id + 3);
+    util_hex_encode(rnd, sizeof rnd, s->id + 3);
     s->owner = req->r;
     s->last_seen = uv_now(&req->r->loop);
     s->sock = phx_socket_new(req->r, cr.vsn, &cr.claims, &lp_ops, s);
@@ -323,12 +323,12 @@ void longpoll_handle(sb_req *req)
 {
     bool post = req->method == HTTP_POST;
     if (!post && req->method != HTTP_GET) {
-        sb_respond_error(req, 405, "method_not_allowed", "long-poll takes GET and POST", NULL);
+        http_respond_error(req, 405, "method_not_allowed", "long-poll takes GET and POST", NULL);
         return;
     }
-    int ntok = sb_req_query_count(req, "token");
-    char *first = sb_req_query(req, "token", false);
-    char *last = sb_req_query(req, "token", true);
+    int ntok = http_req_query_count(req, "token");
+    char *first = http_req_query(req, "token", false);
+    char *last = http_req_query(req, "token", true);
     /* The session token comes last (phoenix.js appends it after the auth
      * params); a lone token is a session token only if it has our form. */
     const char *session = NULL, *auth = first;
@@ -363,7 +363,7 @@ void longpoll_handle(sb_req *req)
     c->owner = &reactor_all[owner];
     strcpy(c->id, session);
     c->post = post;
-    const char *ct = sb_req_header(req, "content-type");
+    const char *ct = http_req_header(req, "content-type");
     c->ndjson = ct && strstr(ct, "ndjson");
     if (post) {
         c->body = malloc(req->body_len + 1);
@@ -385,8 +385,8 @@ void longpoll_sweep(reactor *r)
     uint64_t now = uv_now(&r->loop);
     for (lp_session *s = *sessions_of(r), *next; s; s = next) {
         next = s->next;
-        if (s->wait_req && now - s->wait_since >= g_cfg.longpoll_window_ms) flush_to_waiter(s);
-        if (s->closed || (!s->wait_req && now - s->last_seen > 2 * g_cfg.longpoll_window_ms))
+        if (s->wait_req && now - s->wait_since >= g_config.longpoll_window_ms) flush_to_waiter(s);
+        if (s->closed || (!s->wait_req && now - s->last_seen > 2 * g_config.longpoll_window_ms))
             session_end(s);
     }
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/ratelimit.h"
+#include "base/b64url.h"
 
 #define TOKEN_MAX_TEXT 2048 /* a longer token is refused (ours are far shorter) */
 
@@ -44,7 +45,7 @@ static bool subprotocol_token(const char *hdr, char *out, size_t outlen)
 
 static int parse_vsn(const sb_req *req, phx_vsn *out)
 {
-    char *v = sb_req_query(req, "vsn", false);
+    char *v = http_req_query(req, "vsn", false);
     int rc = 0;
     if (!v || strcmp(v, "1.0.0") == 0) *out = PHX_V1;
     else if (strcmp(v, "2.0.0") == 0) *out = PHX_V2;
@@ -64,7 +65,7 @@ int phx_connect_run(const sb_req *req, const char *token, bool subprotocol, phx_
         memcpy(tok, token, n);
         tok[n] = 0;
     } else {
-        const char *sp = subprotocol ? sb_req_header(req, "sec-websocket-protocol") : NULL;
+        const char *sp = subprotocol ? http_req_header(req, "sec-websocket-protocol") : NULL;
         if (!sp || !subprotocol_token(sp, tok, sizeof tok)) return -1;
         out->via_subprotocol = true;
     }

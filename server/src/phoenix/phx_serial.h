@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 
 typedef enum { PHX_V1 = 1, PHX_V2 = 2 } phx_vsn;
 

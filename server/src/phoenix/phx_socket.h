@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "bus/pubsub.h"
 #include "phoenix/channel.h"
 #include "phoenix/phx_serial.h"

@@ -35,19 +35,19 @@ void phx_websocket_handle(sb_req *req)
         rest_rate_limited(req, wait);
         return;
     }
-    char *tok = sb_req_query(req, "token", false);
+    char *tok = http_req_query(req, "token", false);
     phx_connect_result cr;
     int rc = phx_connect_run(req, tok, true, &cr);
     free(tok);
     if (rc != 0) {
-        sb_respond(req, 403, NULL, NULL, 0, "cache-control: max-age=0, private, must-revalidate\r\n");
+        http_respond(req, 403, NULL, NULL, 0, "cache-control: max-age=0, private, must-revalidate\r\n");
         return;
     }
     if (ws_upgrade_check(req) != 0) return;
     sb_conn *c = req->conn;
     phx_socket *s = phx_socket_new(c->r, cr.vsn, &cr.claims, &g_ops, c);
     if (!s) {
-        sb_respond_error(req, 503, "unavailable", "out of memory", NULL);
+        http_respond_error(req, 503, "unavailable", "out of memory", NULL);
         return;
     }
     if (ws_upgrade(req, cr.via_subprotocol ? "sec-websocket-protocol: phoenix\r\n" : NULL, s) != 0)

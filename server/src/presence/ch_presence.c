@@ -1,7 +1,7 @@
 /* ch_presence.c — a channel as a presence joiner (see ch_presence.h). */
 #include "presence/ch_presence.h"
 
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "phoenix/phx_serial.h"
 #include "phoenix/phx_socket.h"
 

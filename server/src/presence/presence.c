@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "base/id.h"
 #include "store/pgval.h"
+#include "base/strbuf.h"
 
 #define KEY_MAX PTAB_KEY_MAX /* user ids: up to 20 digits */
 #define NODE_MAX 64           /* node names (SB_NODE_ID); "" = this node */
@@ -117,7 +118,7 @@ static void make_ref(char out[PRESENCE_REF_MAX])
     uint8_t raw[12];
     uint64_t c = atomic_fetch_add(&ctr, 1);
     memcpy(raw, &c, 8);
-    if (random_bytes(raw + 8, 4) != 0) memset(raw + 8, 0x5a, 4);
+    if (util_random_bytes(raw + 8, 4) != 0) memset(raw + 8, 0x5a, 4);
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     int o = 0;
     for (int i = 0; i < 12; i += 3) {
@@ -342,7 +343,7 @@ int presence_track(const char *topic, const char *key, const presence_joiner *j,
     if (strlen(key) >= KEY_MAX) return -1;
     strcpy(p.key, key);
     make_ref(p.ref);
-    p.online_at = now_unix_ms() / 1000;
+    p.online_at = util_now_unix_ms() / 1000;
     pthread_mutex_lock(&g_mu);
     ptopic *t = topic_get(topic, true);
     int rc = t ? presence_table_add(t->t, &p) : -1;
@@ -765,6 +766,6 @@ bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
     bool on = o && o->count > 0;
     pthread_mutex_unlock(&o_mu);
     if (!on) on = presence_cluster_user_remote(user_id); /* on another node */
-    if (on && last_seen_ms) *last_seen_ms = now_unix_ms();
+    if (on && last_seen_ms) *last_seen_ms = util_now_unix_ms();
     return on;
 }

@@ -481,7 +481,7 @@ db_pool *db_pool_new(reactor *r, const char *conninfo, int size)
     p->r = r;
     p->loop = &r->loop;
     p->size = size;
-    p->pending_max = g_cfg.db_pending_max > 0 ? g_cfg.db_pending_max : DB_MAX_PENDING;
+    p->pending_max = g_config.db_pending_max > 0 ? g_config.db_pending_max : DB_MAX_PENDING;
     p->starting = true;
     uv_timer_init(p->loop, &p->watchdog);
     p->watchdog.data = p;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include "base/log.h"
 #include "base/util.h"
+#include "base/strbuf.h"
 
 #define MIGRATE_LOCK_KEY "5346480813370001" /* pg_advisory_lock key of migrations */
 #define MIGRATE_MAX_FILE (16 << 20)
@@ -161,7 +162,7 @@ static int apply_one(PGconn *pg, const char *dir, const mig *m, char *err, size_
     snprintf(path, sizeof path, "%s/%s", dir, m->file);
     char *sql = read_file(path, err, errlen);
     if (!sql) return -1;
-    int64_t t0 = now_unix_ms();
+    int64_t t0 = util_now_unix_ms();
     char what[600];
     snprintf(what, sizeof what, "migration %s failed", m->file);
     char ver[32];
@@ -178,7 +179,7 @@ static int apply_one(PGconn *pg, const char *dir, const mig *m, char *err, size_
         return -1;
     }
     log_msg(LOG_INFO, "migration applied", "version", json_integer(m->version), "name",
-            json_string(m->name), "ms", json_integer(now_unix_ms() - t0), NULL);
+            json_string(m->name), "ms", json_integer(util_now_unix_ms() - t0), NULL);
     return 0;
 }
 

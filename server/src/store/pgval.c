@@ -8,7 +8,7 @@ json_t *pgval_time(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col)) return json_null();
     char buf[40];
-    format_rfc3339_ms(strtoll(PQgetvalue(res, row, col), NULL, 10), buf, sizeof buf);
+    util_format_rfc3339_ms(strtoll(PQgetvalue(res, row, col), NULL, 10), buf, sizeof buf);
     return json_string(buf);
 }
 

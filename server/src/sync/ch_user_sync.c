@@ -122,7 +122,7 @@ bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
     if (st->catching) {
         sb_buf *b = buf_for(ch->sock, m);
         if (!b || st->overflow) return false;
-        size_t held_cap = g_cfg.outbound_max ? g_cfg.outbound_max / 4 : SJ_HELD_MAX_BYTES;
+        size_t held_cap = g_config.outbound_max ? g_config.outbound_max / 4 : SJ_HELD_MAX_BYTES;
         if (held_cap > SJ_HELD_MAX_BYTES) held_cap = SJ_HELD_MAX_BYTES;
         if (st->nheld == SJ_HELD_MAX || st->held_bytes + b->len > held_cap) {
             /* drop them all: the next round reads the durable ones again */
@@ -245,7 +245,7 @@ static size_t sock_queued(const phx_socket *s)
  * quarter of the outbound cap if that is smaller. */
 static size_t pace_high(void)
 {
-    size_t q = g_cfg.outbound_max ? g_cfg.outbound_max / 4 : SJ_PACE_HIGH;
+    size_t q = g_config.outbound_max ? g_config.outbound_max / 4 : SJ_PACE_HIGH;
     return q < SJ_PACE_HIGH ? q : SJ_PACE_HIGH;
 }
 
@@ -322,8 +322,8 @@ static void first_fetch(void *arg)
 static bool push_page(sj_state *st, const sync_page *pg)
 {
     phx_channel *ch = st->ch;
-    int64_t now_s = now_unix_ms() / 1000;
-    size_t stop_at = g_cfg.outbound_max ? g_cfg.outbound_max / 2 : (size_t)-1;
+    int64_t now_s = util_now_unix_ms() / 1000;
+    size_t stop_at = g_config.outbound_max ? g_config.outbound_max / 2 : (size_t)-1;
     /* the page's cursors at once (one AES key, cursor.h); one at a time
      * when out of memory */
     sync_pos *pos = pg->n > 0 ? malloc((size_t)pg->n * sizeof *pos) : NULL;
@@ -331,7 +331,7 @@ static bool push_page(sj_state *st, const sync_page *pg)
     bool batch = pos && all;
     for (int i = 0; batch && i < pg->n; i++) pos[i] = pg->ev[i].pos;
     if (batch)
-        batch = cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, pos,
+        batch = cursor_encode_many((const uint8_t *)g_config.secret, g_config.secret_len, st->uid, pos,
                                    (size_t)pg->n, now_s, all) == 0;
     free(pos);
     for (int i = 0; i < pg->n; i++) {
@@ -345,7 +345,7 @@ static bool push_page(sj_state *st, const sync_page *pg)
             memcpy(cur, all + (size_t)i * CURSOR_LEN, CURSOR_LEN);
             cur[CURSOR_LEN] = 0;
         } else {
-            cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, st->uid, e->pos, now_s,
+            cursor_encode((const uint8_t *)g_config.secret, g_config.secret_len, st->uid, e->pos, now_s,
                           cur);
         }
         size_t tl;
@@ -468,8 +468,8 @@ int ch_user_sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **
             return PHX_OK;
         }
         char cur[CURSOR_LEN + 1];
-        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, p,
-                      now_unix_ms() / 1000, cur);
+        cursor_encode((const uint8_t *)g_config.secret, g_config.secret_len, uid, p,
+                      util_now_unix_ms() / 1000, cur);
         json_object_set_new(reply, "cursor", json_string(cur));
         return PHX_OK;
     }

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 #include "base/token.h"
+#include "base/b64url.h"
 
 #define CUR_VERSION 1
 #define CUR_VERSION_PAGE 2 /* a page's cursors: AES tags under a per-user key (cursor.h) */

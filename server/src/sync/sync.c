@@ -18,11 +18,11 @@
 int sync_cursor_check(const char *user_id, const char *s, size_t len, sync_pos *pos)
 {
     int64_t issued = 0;
-    if (cursor_decode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, user_id, s, len, pos,
+    if (cursor_decode((const uint8_t *)g_config.secret, g_config.secret_len, user_id, s, len, pos,
                       &issued) != CURSOR_OK)
         return SYNC_CUR_BAD;
-    int64_t now_s = now_unix_ms() / 1000;
-    if (g_cfg.sync_retention_s > 0 && issued < now_s - g_cfg.sync_retention_s)
+    int64_t now_s = util_now_unix_ms() / 1000;
+    if (g_config.sync_retention_s > 0 && issued < now_s - g_config.sync_retention_s)
         return SYNC_CUR_EXPIRED;
     return SYNC_CUR_OK;
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "base/config.h"
 #include "base/id.h"
 #include "base/log.h"
@@ -20,6 +20,7 @@
 #include "net/reactor.h"
 #include "sync/sync_window.h"
 #include "sync/tailer.h"
+#include "base/strbuf.h"
 
 /* ------------------------------------------------------------------------ */
 /* GET /api/v1/sync                                                          */
@@ -62,12 +63,12 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
         if (strcmp(err, "unavailable") == 0) rest_unavailable(req);
         else {
             log_msg(LOG_ERROR, "sync_query_failed", "error", json_string(err), NULL);
-            sb_respond_error(req, 500, "internal", "sync failed", NULL);
+            http_respond_error(req, 500, "internal", "sync failed", NULL);
         }
         return;
     }
     if (pg->expired) {
-        sb_respond_error(req, 410, "cursor_expired",
+        http_respond_error(req, 410, "cursor_expired",
                          "events after this cursor were pruned: bootstrap again", NULL);
         return;
     }
@@ -79,8 +80,8 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
     for (int i = 0; rc == 0 && i < pg->n; i++) pos[i] = pg->ev[i].pos;
     if (rc == 0) {
         pos[pg->n] = pg->next;
-        rc = cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, n,
-                                now_unix_ms() / 1000, cur);
+        rc = cursor_encode_many((const uint8_t *)g_config.secret, g_config.secret_len, uid, pos, n,
+                                util_now_unix_ms() / 1000, cur);
     }
     strbuf b = {0};
     size_t want = 128; /* the whole body in one allocation */
@@ -98,10 +99,10 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
     free(cur);
     if (rc != 0) {
         strbuf_free(&b);
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
-    sb_respond(req, 200, "application/json", b.p, b.len, NULL);
+    http_respond(req, 200, "application/json", b.p, b.len, NULL);
     strbuf_free(&b);
 }
 
@@ -136,7 +137,7 @@ static char *window_body(size_t len, void *arg)
 {
     window_req *w = arg;
     char *body = NULL;
-    w->buf = sb_respond_body_new(len, &body);
+    w->buf = http_respond_body_new(len, &body);
     return body;
 }
 
@@ -144,8 +145,8 @@ static char *window_body(size_t len, void *arg)
 static int window_cursors(const sync_pos *pos, size_t n, char *out, void *arg)
 {
     window_req *w = arg;
-    return cursor_encode_many((const uint8_t *)g_cfg.secret, g_cfg.secret_len, w->req->auth.user_id,
-                              pos, n, now_unix_ms() / 1000, out);
+    return cursor_encode_many((const uint8_t *)g_config.secret, g_config.secret_len, w->req->auth.user_id,
+                              pos, n, util_now_unix_ms() / 1000, out);
 }
 
 /* Answers w from this node's window of recent events when its cursor is
@@ -162,7 +163,7 @@ static void window_try(window_req *w)
     int rc = sync_window_read(id_parse(req->auth.user_id), w->from, w->limit, &w->ticket,
                               &fns, &pg);
     if (rc == SW_HIT) {
-        sb_respond_body(req, 200, "application/json", w->buf, pg.len);
+        http_respond_body(req, 200, "application/json", w->buf, pg.len);
         free(w);
         return;
     }
@@ -189,11 +190,11 @@ static void sync_get(sb_req *req)
     if (!rest_auth(req)) return;
     const char *uid = req->auth.user_id;
     if (id_parse(uid) == 0) {
-        sb_respond_error(req, 400, "bad_request", "this user has no event stream", NULL);
+        http_respond_error(req, 400, "bad_request", "this user has no event stream", NULL);
         return;
     }
     int limit = SYNC_LIMIT_DEFAULT;
-    char *ls = sb_req_query(req, "limit", true);
+    char *ls = http_req_query(req, "limit", true);
     if (ls) {
         char *end = NULL;
         long v = strtol(ls, &end, 10);
@@ -207,9 +208,9 @@ static void sync_get(sb_req *req)
         }
         limit = (int)v;
     }
-    char *cs = sb_req_query(req, "cursor", true);
-    if (!cs && sb_req_query_count(req, "cursor") > 0) { /* present but not decodable */
-        sb_respond_error(req, 400, "bad_request", "invalid cursor",
+    char *cs = http_req_query(req, "cursor", true);
+    if (!cs && http_req_query_count(req, "cursor") > 0) { /* present but not decodable */
+        http_respond_error(req, 400, "bad_request", "invalid cursor",
                          json_pack("{s:s}", "cursor", "not a cursor this server issued to you"));
         return;
     }
@@ -222,12 +223,12 @@ static void sync_get(sb_req *req)
     int rc = sync_cursor_check(uid, cs, strlen(cs), &pos);
     free(cs);
     if (rc == SYNC_CUR_BAD) {
-        sb_respond_error(req, 400, "bad_request", "invalid cursor",
+        http_respond_error(req, 400, "bad_request", "invalid cursor",
                          json_pack("{s:s}", "cursor", "not a cursor this server issued to you"));
         return;
     }
     if (rc == SYNC_CUR_EXPIRED) {
-        sb_respond_error(req, 410, "cursor_expired",
+        http_respond_error(req, 410, "cursor_expired",
                          "this cursor is older than the retention window: bootstrap again", NULL);
         return;
     }
@@ -296,12 +297,12 @@ static void bootstrap_read(const PGresult *res, const char *err, void *arg)
     }
     uint64_t h = 0;
     if (PQntuples(res) != 1 || cursor_parse_u64(PQgetvalue(res, 0, 0), &h) != 0) {
-        sb_respond_error(req, 500, "internal", "bad horizon", NULL);
+        http_respond_error(req, 500, "internal", "bad horizon", NULL);
         return;
     }
     char cur[CURSOR_LEN + 1];
-    cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, req->auth.user_id,
-                  (sync_pos){h, 0}, now_unix_ms() / 1000, cur);
+    cursor_encode((const uint8_t *)g_config.secret, g_config.secret_len, req->auth.user_id,
+                  (sync_pos){h, 0}, util_now_unix_ms() / 1000, cur);
     bool truncated = PQgetvalue(res, 0, 1)[0] == 't';
     /* the JSON arrays come from Postgres already encoded: spliced, not parsed */
     strbuf b = {0};
@@ -314,10 +315,10 @@ static void bootstrap_read(const PGresult *res, const char *err, void *arg)
                          truncated ? "true" : "false", cur);
     if (rc != 0) {
         strbuf_free(&b);
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
-    sb_respond(req, 200, "application/json", b.p, b.len, NULL);
+    http_respond(req, 200, "application/json", b.p, b.len, NULL);
     strbuf_free(&b);
 }
 

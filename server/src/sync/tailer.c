@@ -195,7 +195,7 @@ static int deliver_event(const char *arr, const char *type, const char *payload,
             break;
         }
         char cur[CURSOR_LEN + 1];
-        cursor_encode((const uint8_t *)g_cfg.secret, g_cfg.secret_len, uid, pos, now_s, cur);
+        cursor_encode((const uint8_t *)g_config.secret, g_config.secret_len, uid, pos, now_s, cur);
         size_t tl;
         char *text = tailer_splice(prefix, plen, cur, &tl);
         char topic[32];
@@ -296,7 +296,7 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
     }
     /* a full batch, or one cut at about 4 MiB of payloads: more is waiting */
     bool cut = PQnfields(res) > 7 && PQgetvalue(res, 0, 7)[0] == 't';
-    bool full = events >= g_cfg.tailer_batch || cut;
+    bool full = events >= g_config.tailer_batch || cut;
     sync_pos next = last;
     if (!full) { /* every stable event was read: move to the horizon */
         sync_pos h = {horizon, 0};
@@ -305,7 +305,7 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
     if (sync_pos_cmp(next, t->pos) > 0) t->pos = next;
     publish_pos(t->pos); /* before handing the events out (tailer.h) */
     sync_window_advance(t->pos, full ? 0 : t->fetch_seq);
-    int64_t now_s = now_unix_ms() / 1000;
+    int64_t now_s = util_now_unix_ms() / 1000;
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, 2)) continue;
         sync_pos p;
@@ -410,7 +410,7 @@ static void send_fetch(tailer *t)
     char tx[24], id[24], lim[16];
     snprintf(tx, sizeof tx, "%llu", (unsigned long long)t->pos.tx);
     snprintf(id, sizeof id, "%lld", (long long)t->pos.id);
-    snprintf(lim, sizeof lim, "%d", g_cfg.tailer_batch > 0 ? g_cfg.tailer_batch : 500);
+    snprintf(lim, sizeof lim, "%d", g_config.tailer_batch > 0 ? g_config.tailer_batch : 500);
     const char *p[3] = {tx, id, lim};
     t->want = false;
     t->fetch_seq = sync_window_fetch_sent(); /* sync requests before now wait for it */
@@ -430,7 +430,7 @@ static void tl_next(tailer *t)
         tl_send(t, Q_START, SQL_START, 0, NULL);
         return;
     }
-    if (t->backfill == 0) t->backfill = g_cfg.sync_window_bytes > 0 ? 1 : 2;
+    if (t->backfill == 0) t->backfill = g_config.sync_window_bytes > 0 ? 1 : 2;
     if (t->backfill == 1 && t->backfill_turn) { /* a chunk between two fetches */
         t->backfill_turn = false;
         sync_window_stats(&t->backfill_base, NULL, NULL, NULL);
@@ -443,11 +443,11 @@ static void tl_next(tailer *t)
     }
     t->backfill_turn = true;
     uint64_t now = uv_now(t->loop);
-    if (g_cfg.sync_prune_interval_s > 0 &&
-        now - t->last_prune_ms >= (uint64_t)g_cfg.sync_prune_interval_s * 1000) {
+    if (g_config.sync_prune_interval_s > 0 &&
+        now - t->last_prune_ms >= (uint64_t)g_config.sync_prune_interval_s * 1000) {
         t->last_prune_ms = now;
         char ret[24];
-        snprintf(ret, sizeof ret, "%lld", (long long)g_cfg.sync_retention_s);
+        snprintf(ret, sizeof ret, "%lld", (long long)g_config.sync_retention_s);
         const char *p[1] = {ret};
         tl_send(t, Q_PRUNE, SQL_PRUNE, 1, p);
         return;
@@ -472,7 +472,7 @@ static void tl_done(tailer *t, PGresult *res)
         tl_teardown(t, m ? m : "query failed");
         return;
     }
-    uint64_t delay = g_cfg.tailer_poll_ms ? g_cfg.tailer_poll_ms : 500;
+    uint64_t delay = g_config.tailer_poll_ms ? g_config.tailer_poll_ms : 500;
     switch (q) {
     case Q_LISTEN:
         if (!PQsendPrepare(t->pc.pg, "tl_fetch", SQL_FETCH, 3, NULL)) {
@@ -493,7 +493,7 @@ static void tl_done(tailer *t, PGresult *res)
         t->pos = (sync_pos){h, 0};
         t->positioned = true;
         publish_pos(t->pos);
-        sync_window_start(t->pos, g_cfg.sync_window_bytes);
+        sync_window_start(t->pos, g_config.sync_window_bytes);
         log_msg(LOG_INFO, "tailer_started", "horizon", json_integer((json_int_t)h), NULL);
         tl_next(t);
         return;
@@ -503,7 +503,7 @@ static void tl_done(tailer *t, PGresult *res)
             log_msg(LOG_INFO, "events_pruned", "count", json_integer(atoll(PQgetvalue(res, 0, 0))),
                     NULL);
             /* more may be left: another round in a second */
-            t->last_prune_ms = uv_now(t->loop) - (uint64_t)g_cfg.sync_prune_interval_s * 1000 + 1000;
+            t->last_prune_ms = uv_now(t->loop) - (uint64_t)g_config.sync_prune_interval_s * 1000 + 1000;
         }
         tl_next(t);
         return;
@@ -662,7 +662,7 @@ static void start_task(void *arg)
     uv_unref((uv_handle_t *)&g_watchdog);
     t->last_prune_ms = uv_now(t->loop); /* the first prune one interval after start */
     g_tl = t;
-    pg_conn_init(&t->pc, t->loop, &tl_hooks, t, g_cfg.database_url, "switchboard-tailer", false);
+    pg_conn_init(&t->pc, t->loop, &tl_hooks, t, g_config.database_url, "switchboard-tailer", false);
     pg_conn_start(&t->pc);
 }
 
@@ -691,7 +691,7 @@ void tailer_kick(void)
 
 int tailer_start(void)
 {
-    if (!g_cfg.database_url[0] || reactor_count < 1) return 0;
+    if (!g_config.database_url[0] || reactor_count < 1) return 0;
     if (reactor_post(&reactor_all[0], start_task, NULL) != 0) return -1;
     atomic_store(&g_started, true);
     return 0;

@@ -72,7 +72,7 @@ static bool header_has_token(const char *v, const char *tok)
         const char *end = strchr(v, ',');
         size_t n = end ? (size_t)(end - v) : strlen(v);
         while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
-        if (n == tl && ascii_ieq(v, n, tok)) return true;
+        if (n == tl && util_ascii_ieq(v, n, tok)) return true;
         v = end;
     }
     return false;
@@ -80,24 +80,24 @@ static bool header_has_token(const char *v, const char *tok)
 
 int ws_upgrade_check(sb_req *req)
 {
-    const char *conn_h = sb_req_header(req, "connection");
+    const char *conn_h = http_req_header(req, "connection");
     if (!conn_h || !header_has_token(conn_h, "upgrade")) {
         char body[300];
         snprintf(body, sizeof body, "'connection' header must contain 'upgrade', got [\"%.200s\"]",
                  conn_h ? conn_h : "");
-        sb_respond(req, 400, "text/plain; charset=utf-8", body, strlen(body), NULL);
+        http_respond(req, 400, "text/plain; charset=utf-8", body, strlen(body), NULL);
         return -1;
     }
-    const char *up = sb_req_header(req, "upgrade");
-    const char *ver = sb_req_header(req, "sec-websocket-version");
-    const char *key = sb_req_header(req, "sec-websocket-key");
+    const char *up = http_req_header(req, "upgrade");
+    const char *ver = http_req_header(req, "sec-websocket-version");
+    const char *key = http_req_header(req, "sec-websocket-key");
     const char *bad = NULL;
     if (req->method != 1 /* HTTP_GET */) bad = "WebSocket upgrade needs GET";
     else if (!up || !header_has_token(up, "websocket")) bad = "'upgrade' header must contain 'websocket'";
     else if (!ver || strcmp(ver, "13") != 0) bad = "'sec-websocket-version' must be 13";
     else if (!key || strlen(key) != 24) bad = "'sec-websocket-key' must be 16 bytes in base64";
     if (bad) {
-        sb_respond(req, 400, "text/plain; charset=utf-8", bad, strlen(bad), NULL);
+        http_respond(req, 400, "text/plain; charset=utf-8", bad, strlen(bad), NULL);
         return -1;
     }
     return 0;
@@ -106,7 +106,7 @@ int ws_upgrade_check(sb_req *req)
 int ws_upgrade(sb_req *req, const char *extra_headers, void *ud)
 {
     /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
-    const char *key = sb_req_header(req, "sec-websocket-key");
+    const char *key = http_req_header(req, "sec-websocket-key");
     char cat[64];
     snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key ? key : "");
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -118,7 +118,7 @@ int ws_upgrade(sb_req *req, const char *extra_headers, void *ud)
     sb_conn *c = req->conn;
     ws_state *w = calloc(1, sizeof *w);
     if (!w) {
-        sb_respond_error(req, 503, "unavailable", "out of memory", NULL);
+        http_respond_error(req, 503, "unavailable", "out of memory", NULL);
         return -1;
     }
     w->ud = ud;
@@ -131,7 +131,7 @@ int ws_upgrade(sb_req *req, const char *extra_headers, void *ud)
     http_send_raw(c, head, (size_t)n);
     if (c->closing) { /* out of memory: c is closed and req detached from it */
         free(w);
-        sb_respond_error(req, 503, "unavailable", "out of memory", NULL); /* just frees req */
+        http_respond_error(req, 503, "unavailable", "out of memory", NULL); /* just frees req */
         return -1;
     }
     size_t rest_len = 0;
@@ -187,7 +187,7 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
         w->in_msg = !a->fin;
         /* refuse an oversize message from its header, before its payload */
         w->msg_len += len;
-        if (w->msg_len > g_cfg.ws_max_message) ws_close((sb_conn *)ud, 1009);
+        if (w->msg_len > g_config.ws_max_message) ws_close((sb_conn *)ud, 1009);
     }
 }
 
@@ -225,13 +225,13 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
                          (code >= 3000 && code <= 4999);
             if (!known) code = 1002;
-            else if (!utf8_valid(a->msg + 2, a->msg_length - 2)) code = 1007;
+            else if (!util_utf8_valid(a->msg + 2, a->msg_length - 2)) code = 1007;
         }
         ws_close(c, code);
         return;
     }
     if (a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME) return;
-    if (a->opcode == WSLAY_TEXT_FRAME && !utf8_valid(a->msg, a->msg_length)) {
+    if (a->opcode == WSLAY_TEXT_FRAME && !util_utf8_valid(a->msg, a->msg_length)) {
         ws_close(c, 1007);
         return;
     }
@@ -272,7 +272,7 @@ static void ws_on_data(sb_conn *c, const char *data, size_t len)
     if (!w || w->closing) return;
     if (w->fed == w->consumed &&
         (w->in_msg ? w->msg_len : 0) + announced_length((const uint8_t *)data, len) >
-            g_cfg.ws_max_message) {
+            g_config.ws_max_message) {
         ws_close(c, 1009);
         return;
     }
@@ -281,7 +281,7 @@ static void ws_on_data(sb_conn *c, const char *data, size_t len)
             conn_close(c);
             return;
         }
-        wslay_event_config_set_max_recv_msg_length(w->ctx, g_cfg.ws_max_message);
+        wslay_event_config_set_max_recv_msg_length(w->ctx, g_config.ws_max_message);
     }
     const char *saved_feed = t_feed; /* in case of a nested call */
     size_t saved_len = t_feed_len;
@@ -339,7 +339,7 @@ int ws_send(sb_conn *c, sb_buf *b)
 {
     ws_state *w = ws_of(c);
     if (!w || w->closing || w->overflow || c->closing) return -1;
-    if (conn_send(c, b, g_cfg.outbound_max) != 0) {
+    if (conn_send(c, b, g_config.outbound_max) != 0) {
         /* closed at the next flush, outside any delivery loop */
         w->overflow = true;
         conn_mark_dirty(c);
@@ -379,5 +379,5 @@ static void ws_conn_gone(sb_conn *c)
 static void ws_sweep(sb_conn *c, uint64_t now)
 {
     ws_state *w = c->proto;
-    if (w && !w->closing && now - c->last_rx_ms >= g_cfg.idle_timeout_ms) ws_close(c, 1000);
+    if (w && !w->closing && now - c->last_rx_ms >= g_config.idle_timeout_ms) ws_close(c, 1000);
 }

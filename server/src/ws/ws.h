@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "http/http.h"
 
 struct sb_conn;

@@ -12,6 +12,7 @@
 
 #include "sync/cursor.h"
 #include "base/token.h"
+#include "base/b64url.h"
 
 static const uint8_t SECRET[] = "0123456789abcdef0123456789abcdef";
 #define SL (sizeof SECRET - 1)

@@ -15,9 +15,9 @@
 
 static int setup(void **state)
 {
-    memset(&g_cfg, 0, sizeof g_cfg);
-    g_cfg.argon2_t_cost = 1;
-    g_cfg.argon2_m_kib = 64; /* cheap for tests; the default is 19456 */
+    memset(&g_config, 0, sizeof g_config);
+    g_config.argon2_t_cost = 1;
+    g_config.argon2_m_kib = 64; /* cheap for tests; the default is 19456 */
     return 0;
 }
 
@@ -132,7 +132,7 @@ static void test_async_cap(void **state)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    g_cfg.argon2_m_kib = 8;
+    g_config.argon2_m_kib = 8;
     int queued = 0, refused = 0;
     for (int i = 0; i < PASSWORD_MAX_PENDING + 20; i++) {
         if (password_hash_async(&loop, "pw", 2, count_hash, NULL) == 0)

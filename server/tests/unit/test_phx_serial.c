@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "base/json_depth.h"
 #include "phoenix/phx_serial.h"
 

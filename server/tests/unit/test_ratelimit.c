@@ -13,118 +13,118 @@
 
 static void test_bucket_math(void **state)
 {
-    rl_limit lim = {.burst = 3, .period_s = 3}; /* 3 at once, then 1 per second */
-    rl_bucket b = {0};
+    ratelimit_limit lim = {.burst = 3, .period_s = 3}; /* 3 at once, then 1 per second */
+    ratelimit_bucket b = {0};
     int64_t t = 1000000;
-    assert_int_equal(rl_bucket_take(&b, &lim, t, 1), 0); /* a new bucket starts full */
-    assert_int_equal(rl_bucket_take(&b, &lim, t, 1), 0);
-    assert_int_equal(rl_bucket_take(&b, &lim, t, 1), 0);
-    assert_int_equal(rl_bucket_take(&b, &lim, t, 1), 1000); /* empty: one token per second */
-    assert_int_equal(rl_bucket_take(&b, &lim, t + 400, 1), 600);
-    assert_int_equal(rl_bucket_take(&b, &lim, t + 999, 1), 1);
-    assert_int_equal(rl_bucket_take(&b, &lim, t + 1000, 1), 0);
-    assert_int_equal(rl_bucket_take(&b, &lim, t + 1000, 1), 1000);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t, 1), 0); /* a new bucket starts full */
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t, 1), 0);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t, 1), 0);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t, 1), 1000); /* empty: one token per second */
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t + 400, 1), 600);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t + 999, 1), 1);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t + 1000, 1), 0);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t + 1000, 1), 1000);
     /* a long pause refills to the burst, never beyond */
     t += 1000000;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(rl_bucket_take(&b, &lim, t, 1), 0);
-    assert_true(rl_bucket_take(&b, &lim, t, 1) > 0);
+        assert_int_equal(ratelimit_bucket_take(&b, &lim, t, 1), 0);
+    assert_true(ratelimit_bucket_take(&b, &lim, t, 1) > 0);
     /* the clock going back refills nothing and does not underflow */
-    assert_int_equal(rl_bucket_take(&b, &lim, t - 5000, 1), 1000);
-    assert_int_equal(rl_bucket_take(&b, &lim, t - 4000, 1), 0);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t - 5000, 1), 1000);
+    assert_int_equal(ratelimit_bucket_take(&b, &lim, t - 4000, 1), 0);
     /* costs above one */
-    rl_bucket c = {0};
-    assert_int_equal(rl_bucket_take(&c, &lim, 10, 2), 0);
-    assert_int_equal(rl_bucket_take(&c, &lim, 10, 2), 1000); /* 1 left, needs 2 */
+    ratelimit_bucket c = {0};
+    assert_int_equal(ratelimit_bucket_take(&c, &lim, 10, 2), 0);
+    assert_int_equal(ratelimit_bucket_take(&c, &lim, 10, 2), 1000); /* 1 left, needs 2 */
     /* unlimited */
-    rl_limit off = {0, 0};
-    rl_bucket d = {0};
+    ratelimit_limit off = {0, 0};
+    ratelimit_bucket d = {0};
     for (int i = 0; i < 1000; i++)
-        assert_int_equal(rl_bucket_take(&d, &off, 10, 1), 0);
+        assert_int_equal(ratelimit_bucket_take(&d, &off, 10, 1), 0);
     /* fractional rates round the wait up */
-    rl_limit slow = {.burst = 1, .period_s = 7.5};
-    rl_bucket e = {0};
-    assert_int_equal(rl_bucket_take(&e, &slow, 1, 1), 0);
-    assert_int_equal(rl_bucket_take(&e, &slow, 1, 1), 7500);
+    ratelimit_limit slow = {.burst = 1, .period_s = 7.5};
+    ratelimit_bucket e = {0};
+    assert_int_equal(ratelimit_bucket_take(&e, &slow, 1, 1), 0);
+    assert_int_equal(ratelimit_bucket_take(&e, &slow, 1, 1), 7500);
 }
 
 static void test_parse(void **state)
 {
-    rl_limit l;
-    assert_int_equal(rl_limit_parse("10/60", &l), 0);
+    ratelimit_limit l;
+    assert_int_equal(ratelimit_limit_parse("10/60", &l), 0);
     assert_true(l.burst == 10 && l.period_s == 60);
-    assert_int_equal(rl_limit_parse("1.5/0.5", &l), 0);
+    assert_int_equal(ratelimit_limit_parse("1.5/0.5", &l), 0);
     assert_true(l.burst == 1.5 && l.period_s == 0.5);
-    assert_int_equal(rl_limit_parse("0", &l), 0);
+    assert_int_equal(ratelimit_limit_parse("0", &l), 0);
     assert_true(l.burst == 0);
-    assert_int_equal(rl_limit_parse("off", &l), 0);
+    assert_int_equal(ratelimit_limit_parse("off", &l), 0);
     const char *bad[] = {"",     "10",   "10/",  "/10",    "a/b",    "10/0",
                          "0/10", "-1/5", "5/-1", "10/60x", "10 /60", "1e99/1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(rl_limit_parse(bad[i], &l), -1);
-    assert_int_equal(rl_limit_parse(NULL, &l), -1);
+        assert_int_equal(ratelimit_limit_parse(bad[i], &l), -1);
+    assert_int_equal(ratelimit_limit_parse(NULL, &l), -1);
 }
 
 static void test_table_keys_and_lru(void **state)
 {
-    rl_table *t = rl_table_new(3);
+    ratelimit_table *t = ratelimit_table_new(3);
     assert_non_null(t);
-    rl_limit lim = {.burst = 1, .period_s = 1000};
-    assert_int_equal(rl_table_take(t, "a", &lim, 10, 1), 0);
-    assert_true(rl_table_take(t, "a", &lim, 10, 1) > 0);     /* a is spent */
-    assert_int_equal(rl_table_take(t, "b", &lim, 10, 1), 0); /* b is its own bucket */
-    assert_int_equal(rl_table_take(t, "c", &lim, 10, 1), 0);
-    assert_int_equal(rl_table_size(t), 3);
-    assert_true(rl_table_take(t, "a", &lim, 10, 1) > 0);     /* touch a: b is now the oldest */
-    assert_int_equal(rl_table_take(t, "d", &lim, 10, 1), 0); /* evicts b */
-    assert_int_equal(rl_table_size(t), 3);
-    assert_true(rl_table_take(t, "a", &lim, 10, 1) > 0);     /* a survived */
-    assert_int_equal(rl_table_take(t, "b", &lim, 10, 1), 0); /* b was forgotten: full again */
-    assert_int_equal(rl_table_size(t), 3);
+    ratelimit_limit lim = {.burst = 1, .period_s = 1000};
+    assert_int_equal(ratelimit_table_take(t, "a", &lim, 10, 1), 0);
+    assert_true(ratelimit_table_take(t, "a", &lim, 10, 1) > 0);     /* a is spent */
+    assert_int_equal(ratelimit_table_take(t, "b", &lim, 10, 1), 0); /* b is its own bucket */
+    assert_int_equal(ratelimit_table_take(t, "c", &lim, 10, 1), 0);
+    assert_int_equal(ratelimit_table_size(t), 3);
+    assert_true(ratelimit_table_take(t, "a", &lim, 10, 1) > 0);     /* touch a: b is now the oldest */
+    assert_int_equal(ratelimit_table_take(t, "d", &lim, 10, 1), 0); /* evicts b */
+    assert_int_equal(ratelimit_table_size(t), 3);
+    assert_true(ratelimit_table_take(t, "a", &lim, 10, 1) > 0);     /* a survived */
+    assert_int_equal(ratelimit_table_take(t, "b", &lim, 10, 1), 0); /* b was forgotten: full again */
+    assert_int_equal(ratelimit_table_size(t), 3);
     /* keys longer than 128 bytes count by their first 128 */
     char k1[300], k2[300];
     memset(k1, 'x', 299);
     k1[299] = 0;
     memcpy(k2, k1, 300);
     k2[200] = 'y';
-    assert_int_equal(rl_table_take(t, k1, &lim, 10, 1), 0);
-    assert_true(rl_table_take(t, k2, &lim, 10, 1) > 0);
+    assert_int_equal(ratelimit_table_take(t, k1, &lim, 10, 1), 0);
+    assert_true(ratelimit_table_take(t, k2, &lim, 10, 1) > 0);
     /* an unlimited limit never creates a bucket */
-    rl_table *u = rl_table_new(1);
-    rl_limit off = {0, 0};
-    assert_int_equal(rl_table_take(u, "z", &off, 10, 1), 0);
-    assert_int_equal(rl_table_size(u), 0);
-    rl_table_free(u);
-    rl_table_free(t);
+    ratelimit_table *u = ratelimit_table_new(1);
+    ratelimit_limit off = {0, 0};
+    assert_int_equal(ratelimit_table_take(u, "z", &off, 10, 1), 0);
+    assert_int_equal(ratelimit_table_size(u), 0);
+    ratelimit_table_free(u);
+    ratelimit_table_free(t);
 }
 
 static void test_table_many_keys_bounded(void **state)
 {
-    rl_table *t = rl_table_new(1000);
-    rl_limit lim = {.burst = 5, .period_s = 60};
+    ratelimit_table *t = ratelimit_table_new(1000);
+    ratelimit_limit lim = {.burst = 5, .period_s = 60};
     char k[32];
     for (int i = 0; i < 100000; i++) {
         snprintf(k, sizeof k, "ip-%d", i);
-        assert_int_equal(rl_table_take(t, k, &lim, 10, 1), 0);
+        assert_int_equal(ratelimit_table_take(t, k, &lim, 10, 1), 0);
     }
-    assert_int_equal(rl_table_size(t), 1000);
-    rl_table_free(t);
+    assert_int_equal(ratelimit_table_size(t), 1000);
+    ratelimit_table_free(t);
 }
 
 typedef struct worker {
-    rl_table *t;
+    ratelimit_table *t;
     int allowed;
 } worker;
 
 static void *hammer(void *arg)
 {
     worker *w = arg;
-    rl_limit lim = {.burst = 1000, .period_s = 1e9};
+    ratelimit_limit lim = {.burst = 1000, .period_s = 1e9};
     char k[16];
     for (int i = 0; i < 2000; i++) {
-        if (rl_table_take(w->t, "shared", &lim, 10, 1) == 0) w->allowed++;
+        if (ratelimit_table_take(w->t, "shared", &lim, 10, 1) == 0) w->allowed++;
         snprintf(k, sizeof k, "k%d", i % 300);
-        rl_table_take(w->t, k, &lim, 10, 1);
+        ratelimit_table_take(w->t, k, &lim, 10, 1);
     }
     return NULL;
 }
@@ -133,7 +133,7 @@ static void *hammer(void *arg)
  * table stays consistent (run under ASan/UBSan by `make test`). */
 static void test_table_threads(void **state)
 {
-    rl_table *t = rl_table_new(1024);
+    ratelimit_table *t = ratelimit_table_new(1024);
     pthread_t th[4];
     worker w[4];
     for (int i = 0; i < 4; i++) {
@@ -146,8 +146,8 @@ static void test_table_threads(void **state)
         total += w[i].allowed;
     }
     assert_int_equal(total, 1000);
-    assert_int_equal(rl_table_size(t), 301);
-    rl_table_free(t);
+    assert_int_equal(ratelimit_table_size(t), 301);
+    ratelimit_table_free(t);
 }
 
 static void test_named_limits(void **state)

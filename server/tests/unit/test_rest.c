@@ -21,7 +21,7 @@
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 
-/* A heap request shaped like the ones http.c makes (the sb_respond*
+/* A heap request shaped like the ones http.c makes (the http_respond*
  * functions free it with everything it owns). */
 static sb_req *mkreq(const char *body, const char *query, const char *auth)
 {
@@ -44,16 +44,16 @@ static sb_req *mkreq(const char *body, const char *query, const char *auth)
 /* Frees a request that no helper answered. */
 static void freereq(sb_req *r)
 {
-    sb_respond(r, 200, NULL, NULL, 0, NULL); /* no connection: just frees */
+    http_respond(r, 200, NULL, NULL, 0, NULL); /* no connection: just frees */
 }
 
 static int setup(void **state)
 {
-    memset(&g_cfg, 0, sizeof g_cfg);
-    strcpy(g_cfg.secret, SECRET);
-    g_cfg.secret_len = strlen(SECRET);
-    g_cfg.http_max_body = 1 << 20;
-    g_cfg.access_ttl_s = 900;
+    memset(&g_config, 0, sizeof g_config);
+    strcpy(g_config.secret, SECRET);
+    g_config.secret_len = strlen(SECRET);
+    g_config.http_max_body = 1 << 20;
+    g_config.access_ttl_s = 900;
     return 0;
 }
 
@@ -110,10 +110,10 @@ static void test_body_refused(void **state)
     sb_req *r = mkreq(deep, NULL, NULL);
     assert_null(rest_body(r, true));
     /* over the size limit */
-    g_cfg.http_max_body = 8;
+    g_config.http_max_body = 8;
     r = mkreq("{\"abc\":12345}", NULL, NULL);
     assert_null(rest_body(r, true));
-    g_cfg.http_max_body = 1 << 20;
+    g_config.http_max_body = 1 << 20;
 }
 
 /* ---- validation ---- */
@@ -402,11 +402,11 @@ static void test_parse_id(void **state)
 static void test_time(void **state)
 {
     char b[40];
-    format_rfc3339_ms(0, b, sizeof b);
+    util_format_rfc3339_ms(0, b, sizeof b);
     assert_string_equal(b, "1970-01-01T00:00:00.000Z");
-    format_rfc3339_ms(1795530299123LL, b, sizeof b);
+    util_format_rfc3339_ms(1795530299123LL, b, sizeof b);
     assert_string_equal(b, "2026-11-24T14:24:59.123Z");
-    format_rfc3339_ms(1795530299007LL, b, sizeof b);
+    util_format_rfc3339_ms(1795530299007LL, b, sizeof b);
     assert_string_equal(b, "2026-11-24T14:24:59.007Z");
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/token.h"
+#include "base/b64url.h"
 
 static const uint8_t SECRET[] = "secret";
 #define SECRET_LEN (sizeof SECRET - 1)

@@ -7,10 +7,10 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/buf.h"
+#include "base/sb_buf.h"
 #include "base/util.h"
 
-static bool valid(const char *s, size_t n) { return utf8_valid((const uint8_t *)s, n); }
+static bool valid(const char *s, size_t n) { return util_utf8_valid((const uint8_t *)s, n); }
 
 static void test_utf8_accepts_valid(void **st)
 {
@@ -37,22 +37,22 @@ static void test_utf8_rejects_invalid(void **st)
 
 static void test_url_decode(void **st)
 {
-    char *s = url_decode("a%20b+c", 7, true);
+    char *s = util_url_decode("a%20b+c", 7, true);
     assert_string_equal(s, "a b c");
     free(s);
-    s = url_decode("a+b", 3, false);
+    s = util_url_decode("a+b", 3, false);
     assert_string_equal(s, "a+b");
     free(s);
-    assert_null(url_decode("%zz", 3, false));
-    assert_null(url_decode("%2", 2, false));
-    assert_null(url_decode("%", 1, false));
-    assert_null(url_decode("a%00b", 5, false)); /* embedded NUL refused */
+    assert_null(util_url_decode("%zz", 3, false));
+    assert_null(util_url_decode("%2", 2, false));
+    assert_null(util_url_decode("%", 1, false));
+    assert_null(util_url_decode("a%00b", 5, false)); /* embedded NUL refused */
 }
 
 static void test_rfc3339(void **st)
 {
     char out[32];
-    format_rfc3339_ms(1795515925123LL, out, sizeof out);
+    util_format_rfc3339_ms(1795515925123LL, out, sizeof out);
     assert_string_equal(out, "2026-11-24T10:25:25.123Z");
 }
 

@@ -1,5 +1,5 @@
-/* buf.c — reference-counted byte buffers (see buf.h). */
-#include "base/buf.h"
+/* sb_buf.c — reference-counted byte buffers (see sb_buf.h). */
+#include "base/sb_buf.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* buf.h — reference-counted byte buffers shared across connections and reactors.
+/* sb_buf.h — reference-counted byte buffers shared across connections and reactors.
  *
  * A broadcast is encoded once into an sb_buf and the same buffer is queued on
  * every subscriber's connection; the last writer to finish drops the last
