@@ -1,26 +1,10 @@
 /* cidr.c — addresses, CIDR blocks and lists of them (see cidr.h). */
 #include "base/cidr.h"
+#include "base/util.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-
-/* True for a space or a tab (HTTP's optional whitespace). */
-static bool ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Narrows s[0..*len) past leading and trailing spaces and tabs. */
-static const char *trim(const char *s, size_t *len)
-{
-    while (*len && ows(s[0])) {
-        s++;
-        (*len)--;
-    }
-    while (*len && ows(s[*len - 1])) (*len)--;
-    return s;
-}
 
 int cidr_addr_parse(const char *s, size_t len, cidr_addr *out)
 {
@@ -88,14 +72,14 @@ int cidr_list_parse(const char *spec, cidr_list *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     if (errlen) err[0] = 0;
     size_t total = strlen(spec);
-    const char *s = trim(spec, &total);
+    const char *s = util_trim_ows(spec, &total);
     if (total == 0) return 0;
     int idx = 0;
     for (;;) {
         const char *comma = memchr(s, ',', total);
         size_t len = comma ? (size_t)(comma - s) : total;
         size_t elen = len;
-        const char *e = trim(s, &elen);
+        const char *e = util_trim_ows(s, &elen);
         idx++;
         if (elen == 0) {
             snprintf(err, errlen, "entry %d is empty", idx);

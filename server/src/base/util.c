@@ -128,3 +128,13 @@ void util_hex_encode(const uint8_t *data, size_t n, char *out)
     }
     out[2 * n] = 0;
 }
+
+const char *util_trim_ows(const char *s, size_t *len)
+{
+    while (*len && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        (*len)--;
+    }
+    while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t')) (*len)--;
+    return s;
+}

@@ -21,5 +21,8 @@ bool util_ascii_ieq(const char *a, size_t n, const char *b);
 int util_random_bytes(void *buf, size_t n);
 /* Writes 2n hex digits of data plus NUL into out. */
 void util_hex_encode(const uint8_t *data, size_t n, char *out);
+/* Narrows s[0..*len) past leading and trailing spaces and tabs (HTTP's
+ * optional whitespace); returns the new start and updates *len. */
+const char *util_trim_ows(const char *s, size_t *len);
 
 #endif

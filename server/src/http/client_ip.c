@@ -6,23 +6,7 @@
 #include <string.h>
 #include "base/config.h"
 #include "http/http.h"
-
-/* True for a space or a tab (HTTP's optional whitespace). */
-static bool ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Narrows s[0..*len) past leading and trailing spaces and tabs. */
-static const char *trim(const char *s, size_t *len)
-{
-    while (*len && ows(s[0])) {
-        s++;
-        (*len)--;
-    }
-    while (*len && ows(s[*len - 1])) (*len)--;
-    return s;
-}
+#include "base/util.h"
 
 /* True when s[0..len) is 1 to 5 decimal digits. */
 static bool is_port(const char *s, size_t len)
@@ -35,7 +19,7 @@ static bool is_port(const char *s, size_t len)
 
 int client_ip_hop_parse(const char *s, size_t len, cidr_addr *out)
 {
-    s = trim(s, &len);
+    s = util_trim_ows(s, &len);
     if (len && s[0] == '[') { /* "[v6]" or "[v6]:port" */
         const char *close = memchr(s, ']', len);
         if (!close) return -1;
@@ -82,7 +66,7 @@ void client_ip_resolve(const cidr_list *trusted, const char *peer, const char *c
             seen++;
             const char *comma = memrchr(v, ',', end);
             size_t start = comma ? (size_t)(comma - v) + 1 : 0, len = end - start;
-            const char *e = trim(v + start, &len);
+            const char *e = util_trim_ows(v + start, &len);
             if (len) { /* empty list elements are skipped */
                 cidr_addr a;
                 if (client_ip_hop_parse(e, len, &a) != 0) goto done; /* garbage: stop */
