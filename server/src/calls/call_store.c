@@ -239,7 +239,7 @@ static void loaded(const PGresult *res, const char *err, void *arg)
     snprintf(version, sizeof version, "%lld",
              (long long)json_integer_value(json_object_get(r, "version")));
     json_decref(r);
-    snprintf(connect_ms, sizeof connect_ms, "%llu", (unsigned long long)g_cfg.call_connect_ms);
+    snprintf(connect_ms, sizeof connect_ms, "%llu", (unsigned long long)g_config.call_connect_ms);
     const char *p[14] = {
         o->call_id,
         version,
@@ -370,7 +370,7 @@ void call_store_create(struct db_pool *db, const char *user, const char *session
     c->done = done;
     c->arg = arg;
     char ring[24], max[8];
-    snprintf(ring, sizeof ring, "%llu", (unsigned long long)g_cfg.call_ring_ms);
+    snprintf(ring, sizeof ring, "%llu", (unsigned long long)g_config.call_ring_ms);
     snprintf(max, sizeof max, "%d", CALL_MAX_PARTICIPANTS);
     const char *p[7] = {user, c->session, other, conv, media, ring, max};
     db_query(db, "SELECT sb_call_create($1::int8, $2, $3::int8, $4::int8, $5, $6::int, $7::int)::text",
@@ -453,7 +453,7 @@ static void ignore_cb(const PGresult *res, const char *err, void *arg)
 void call_store_presence(struct db_pool *db, const char *call_id, const char *user, int delta)
 {
     if (!db) return;
-    const char *p[4] = {call_id, user, g_cfg.node_id, delta > 0 ? "1" : "-1"};
+    const char *p[4] = {call_id, user, g_config.node_id, delta > 0 ? "1" : "-1"};
     db_query(db, "SELECT sb_call_presence($1::int8, $2::int8, $3, $4::int)", 4, p, ignore_cb,
              (void *)"presence");
 }
@@ -500,7 +500,7 @@ static void tick_cb(const PGresult *res, const char *err, void *arg)
     json_t *items = PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
     size_t i;
     json_t *it;
-    db_pool *db = g_reactors[0].db;
+    db_pool *db = db_of(&reactor_all[0]);
     json_array_foreach(items, i, it) {
         const char *id = json_string_value(json_object_get(it, "call_id"));
         const char *ev = json_string_value(json_object_get(it, "event"));
@@ -517,15 +517,15 @@ static void tick_cb(const PGresult *res, const char *err, void *arg)
 static void on_tick(uv_timer_t *h)
 {
     (void)h;
-    db_pool *db = g_reactors[0].db;
+    db_pool *db = db_of(&reactor_all[0]);
     if (!db || g_tick_busy) return;
     g_tick_busy = true;
     char grace[24], stale[24];
-    uint64_t st = g_cfg.call_tick_ms * 4;
+    uint64_t st = g_config.call_tick_ms * 4;
     if (st < 2000) st = 2000;
-    snprintf(grace, sizeof grace, "%llu", (unsigned long long)g_cfg.call_grace_ms);
+    snprintf(grace, sizeof grace, "%llu", (unsigned long long)g_config.call_grace_ms);
     snprintf(stale, sizeof stale, "%llu", (unsigned long long)st);
-    const char *p[3] = {g_cfg.node_id, grace, stale};
+    const char *p[3] = {g_config.node_id, grace, stale};
     db_query(db, "SELECT sb_call_tick($1, $2::int, $3::int)::text", 3, p, tick_cb, NULL);
 }
 
@@ -534,13 +534,13 @@ static void timers_start_here(void *arg)
     (void)arg;
     reactor *r = reactor_self();
     if (!r) return;
-    uint64_t ms = g_cfg.call_tick_ms ? g_cfg.call_tick_ms : 250;
+    uint64_t ms = g_config.call_tick_ms ? g_config.call_tick_ms : 250;
     uv_timer_init(&r->loop, &g_tick_timer);
     uv_timer_start(&g_tick_timer, on_tick, ms, ms);
 }
 
 void call_store_timers_start(void)
 {
-    if (!g_cfg.database_url[0] || g_nreactors < 1) return;
-    reactor_post(&g_reactors[0], timers_start_here, NULL);
+    if (!g_config.database_url[0] || reactor_count < 1) return;
+    reactor_post(&reactor_all[0], timers_start_here, NULL);
 }

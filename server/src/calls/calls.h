@@ -4,7 +4,7 @@
 #define SB_CALLS_H
 
 /* Registers POST /api/v1/calls, GET /api/v1/calls/active, GET /api/v1/calls
- * and the call:<id> channel; reads the call rate limit from g_cfg. Call
+ * and the call:<id> channel; reads the call rate limit from g_config. Call
  * once, before the reactors start; call_store_timers_start after. */
 void calls_routes(void);
 

@@ -19,9 +19,10 @@
 #include "http/rest.h"
 #include "http/router.h"
 #include "net/reactor.h"
+#include "store/db.h"
 
-static rl_table *g_call_rl;
-static rl_limit g_call_lim;
+static ratelimit_table *g_call_rl;
+static ratelimit_limit g_call_lim;
 static bool g_call_rl_on;
 
 static int code_status(const char *code)
@@ -40,9 +41,9 @@ static int code_status(const char *code)
 static void fail(sb_req *req, const char *code, const char *message)
 {
     if (!strcmp(code, "unavailable"))
-        sb_respond_error_h(req, 503, code, message, NULL, "Retry-After: 1\r\n");
+        http_respond_error_h(req, 503, code, message, NULL, "Retry-After: 1\r\n");
     else
-        sb_respond_error(req, code_status(code), code, message, NULL);
+        http_respond_error(req, code_status(code), code, message, NULL);
 }
 
 /* {call} + ice_servers of the requesting user. */
@@ -55,7 +56,7 @@ static void call_answered(void *arg, json_t *body, const char *code, const char 
         return;
     }
     json_object_set_new(body, "ice_servers", turn_ice_servers(req->auth.user_id));
-    sb_respond_json(req, created ? 201 : 200, body);
+    http_respond_json(req, created ? 201 : 200, body);
 }
 
 static void h_create(sb_req *req)
@@ -92,17 +93,17 @@ static void h_create(sb_req *req)
         return;
     }
     if (!id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     if (g_call_rl_on) {
-        int64_t wait = rl_table_take(g_call_rl, req->auth.user_id, &g_call_lim, now_unix_ms(), 1);
+        int64_t wait = ratelimit_table_take(g_call_rl, req->auth.user_id, &g_call_lim, util_now_unix_ms(), 1);
         if (wait > 0) {
             rest_rate_limited(req, (int)((wait + 999) / 1000));
             return;
         }
     }
-    call_store_create(req->r ? req->r->db : NULL, req->auth.user_id, req->auth.session_id,
+    call_store_create(req->r ? db_of(req->r) : NULL, req->auth.user_id, req->auth.session_id,
                       hu > 0 ? other : NULL, hc > 0 ? conv : NULL, med, call_answered, req);
 }
 
@@ -116,17 +117,17 @@ static void active_answered(void *arg, json_t *body, const char *code, const cha
         return;
     }
     json_object_set_new(body, "ice_servers", turn_ice_servers(req->auth.user_id));
-    sb_respond_json(req, 200, body);
+    http_respond_json(req, 200, body);
 }
 
 static void h_active(sb_req *req)
 {
     if (!rest_auth(req)) return;
     if (!id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
-    call_store_active(req->r ? req->r->db : NULL, req->auth.user_id, active_answered, req);
+    call_store_active(req->r ? db_of(req->r) : NULL, req->auth.user_id, active_answered, req);
 }
 
 typedef struct hist_ctx {
@@ -158,7 +159,7 @@ static void history_answered(void *arg, json_t *body, const char *code, const ch
             next = buf;
         }
     }
-    sb_respond_json(req, 200, page_body(items, next));
+    http_respond_json(req, 200, page_body(items, next));
 }
 
 static void h_history(sb_req *req)
@@ -180,28 +181,28 @@ static void h_history(sb_req *req)
         return;
     }
     if (!id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     hist_ctx *h = calloc(1, sizeof *h);
     if (!h) {
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
     h->req = req;
     h->limit = limit;
-    call_store_history(req->r ? req->r->db : NULL, req->auth.user_id, before[0] ? before : NULL,
+    call_store_history(req->r ? db_of(req->r) : NULL, req->auth.user_id, before[0] ? before : NULL,
                        limit, history_answered, h);
 }
 
 void calls_routes(void)
 {
-    g_call_rl_on = strcmp(g_cfg.ratelimit_call, "off") != 0;
-    if (g_call_rl_on && rl_limit_parse(g_cfg.ratelimit_call, &g_call_lim) != 0) {
+    g_call_rl_on = strcmp(g_config.ratelimit_call, "off") != 0;
+    if (g_call_rl_on && ratelimit_limit_parse(g_config.ratelimit_call, &g_call_lim) != 0) {
         log_msg(LOG_WARN, "bad SB_RATELIMIT_CALL (want N/seconds); using 20/60", NULL);
-        rl_limit_parse("20/60", &g_call_lim);
+        ratelimit_limit_parse("20/60", &g_call_lim);
     }
-    if (!g_call_rl) g_call_rl = rl_table_new(RL_TABLE_MAX);
+    if (!g_call_rl) g_call_rl = ratelimit_table_new(RL_TABLE_MAX);
     ch_call_register();
     router_add(HTTP_POST, "/api/v1/calls", h_create);
     router_add(HTTP_GET, "/api/v1/calls/active", h_active);

@@ -37,7 +37,7 @@ static json_t *err(const char *reason, const char *message)
     return json_pack("{s:s,s:s}", "reason", reason, "message", message);
 }
 
-static db_pool *ch_db(phx_channel *ch) { return ch->sock->r ? ch->sock->r->db : NULL; }
+static db_pool *ch_db(phx_channel *ch) { return ch->sock->r ? db_of(ch->sock->r) : NULL; }
 
 /* Reads the participants and this user's state from a Call object. */
 static void learn(call_ch *st, const json_t *call, const char *uid)
