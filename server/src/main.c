@@ -30,6 +30,8 @@
 #include "phoenix/phx_socket.h"
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
+#include "calls/calls.h"
+#include "calls/call_store.h"
 #include "http/router.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
@@ -153,6 +155,7 @@ static int cmd_serve(int argc, char **argv)
     if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
     sync_routes();
+    calls_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 
@@ -168,6 +171,7 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     tailer_start();
+    call_store_timers_start();
     bus_redis_run();
     log_msg(LOG_INFO, "listening", "host", json_string(g_config.host), "port", json_integer(port),
             "admin_port", json_integer(admin_port), "reactors", json_integer(g_config.reactors),

@@ -77,6 +77,11 @@ static const opt opts[] = {
     {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
     {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
     {"sync-window-bytes", "SB_SYNC_WINDOW_BYTES", T_SIZE, "33554432", N(sync_window_bytes), "bytes of recent events (with their recipients) each node keeps in memory to answer GET /api/v1/sync without Postgres when the cursor is recent (0 = always read Postgres)"},
+    {"call-ring-ms", "SB_CALL_RING_MS", T_U64, "45000", N(call_ring_ms), "a call nobody answers within this many ms ends missed"},
+    {"call-connect-ms", "SB_CALL_CONNECT_MS", T_U64, "30000", N(call_connect_ms), "an accepted call whose media is not connected within this many ms ends failed"},
+    {"call-grace-ms", "SB_CALL_GRACE_MS", T_U64, "20000", N(call_grace_ms), "a call participant with no socket on call:<id> for this many ms ends the call connection_lost (a rejoin within it resumes the call)"},
+    {"call-tick-ms", "SB_CALL_TICK_MS", T_U64, "250", N(call_tick_ms), "period of each node's call timer poll (due calls are ended by whichever node sees them first)"},
+    {"ratelimit-call", "SB_RATELIMIT_CALL", T_STR, "20/60", S(ratelimit_call), "calls started (POST /calls) per user, N/S (\"off\" = unlimited)"},
 };
 
 static int set_opt(const opt *o, const char *v)

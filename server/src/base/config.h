@@ -64,6 +64,11 @@ typedef struct sb_config {
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */
     int tailer_batch;              /* events read per event tailer query */
     size_t sync_window_bytes;      /* bytes of recent events kept in memory for sync (0 = off) */
+    uint64_t call_ring_ms;         /* a call not answered this long ends missed */
+    uint64_t call_connect_ms;      /* an accepted call not connected this long ends failed */
+    uint64_t call_grace_ms;        /* a participant without sockets this long: connection_lost */
+    uint64_t call_tick_ms;         /* period of each node's call timer poll */
+    char ratelimit_call[32];       /* POST /calls per user, "N/S" */
 } sb_config;
 
 extern sb_config g_config;
