@@ -73,7 +73,7 @@ async function startCoturn({ secret, realm = 'switchboard', extraArgs = [] } = {
     `--min-port=${minPort}`, `--max-port=${minPort + 99}`,
     `--static-auth-secret=${secret}`, `--realm=${realm}`, '--no-tls', '--no-dtls',
     '--allow-loopback-peers', '--allowed-peer-ip=127.0.0.1',
-    '--log-file=stdout', '--simple-log', `--pidfile=${path.join(dir, 'pid')}`, `--userdb=${path.join(dir, 'db')}`,
+    '--log-file=stdout', '--simple-log', '--verbose', `--pidfile=${path.join(dir, 'pid')}`, `--userdb=${path.join(dir, 'db')}`,
     ...extraArgs,
   ];
   const child = spawn(TURNSERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
