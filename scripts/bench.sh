@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: measures the performance targets P1..P8 (shared/spec/targets.md)
+# `make bench`: measures the performance targets P1..P9 (shared/spec/targets.md)
 # with the project's load generator (loadtest/, sbload) against the release
 # build, measures the references in the same run (pgbench, redis-benchmark,
 # wrk), and prints every figure next to its target and reference as a ratio.
@@ -40,6 +40,8 @@ case $SCALE in
   default) P1_CONNS=100000;  P3_SUBS=18000; P3_RUN=10; P7_RUN=60;  P4_USERS=1000; P8_VIEWERS=2000; REF_T=10 ;;
   full)    P1_CONNS=1000000; P3_SUBS=18000; P3_RUN=10; P7_RUN=600; P4_USERS=1000; P8_VIEWERS=10000; REF_T=10 ;;
 esac
+# P9: concurrent calls (pairs of users; 1,000 calls = 2,000 users) and the run length
+case $SCALE in smoke) P9_CALLS=10; P9_RUN=2 ;; *) P9_CALLS=1000; P9_RUN=10 ;; esac
 PER_SERVER=16000   # connections per server process (limit 20,000 descriptors; SO_REUSEPORT is uneven)
 P1_SERVERS=$(( (P1_CONNS + PER_SERVER - 1) / PER_SERVER ))
 SOURCES=127.0.0.2-127.0.0.50
@@ -371,6 +373,32 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
   stop_group "$pids"
 }
 
+# ---- P9: calls ------------------------------------------------------------------------------
+# P9_CALLS caller/callee pairs set up calls back to back for P9_RUN s (sbload
+# scenario `calls`: POST /calls, ringing, accept, offer, answer, 10 ICE each
+# way, connected, hangup; docs/loadtest.md). Same-run reference: a ping round
+# trip on echo:{id} by as many sockets of the same server (a relayed signal is
+# one push in and one push out).
+bench_calls() {
+  [ "$PG_OK" = 1 ] || return 1
+  local users=$(( P9_CALLS * 2 ))
+  start_group p9 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_CALL=off SB_TEST_CHANNELS=1 \
+    SB_RATELIMIT_SIGNUP_IP=1000000/1 SB_ARGON2_T=1 SB_ARGON2_M=64 || return 1
+  local port=$GROUP_PORT pids=$GROUP_PIDS
+  python3 scripts/bench_provision.py pairs --base "http://127.0.0.1:$port" --users "$users" \
+    --out "$OUT/p9" > "$LOG/p9_provision.out" 2>&1 \
+    || note "P9: provisioning failed: $(tail -n 2 "$LOG/p9_provision.out" | tr '\n' ' ')"
+  if [ -s "$OUT/p9/users.txt" ]; then
+    run_sbload p9_ping_ref --scenario sends --event ping --topic 'echo:{id}' --body x \
+      --url "ws://127.0.0.1:$port/socket/websocket" --conns "$users" --procs 1 --run "$P9_RUN" \
+      --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+    run_sbload p9_calls --scenario calls --url "ws://127.0.0.1:$port/socket/websocket" \
+      --conns "$users" --procs 1 --run "$P9_RUN" --topic 'user:{user}' --user-pattern '{user}' \
+      --user-file "$OUT/p9/users.txt" --server-pid "$pids" --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+  fi
+  stop_group "$pids"
+}
+
 # ---- run -----------------------------------------------------------------------------------
 echo "bench: scale $SCALE; results in $OUT" >&2
 if want ref; then
@@ -391,6 +419,7 @@ if [ "$SCALE" != smoke ] && { want p3 || want p3c; }; then
 fi
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
+want p9 && bench_calls
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
 
 T_END=$(date +%s)

@@ -38,6 +38,7 @@
 #include "net/tls.h"
 #include "base/token.h"
 #include "base/util.h"
+#include "calls/turn.h"
 
 #define SB_VERSION "0.1.0"
 
@@ -131,6 +132,11 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
+    char turn_err[256];
+    if (turn_config_check(turn_err, sizeof turn_err) != 0) {
+        fprintf(stderr, "switchboard: bad TURN settings (SB_TURN_URIS, SB_TURN_SECRET, SB_TURN_TTL): %s\n", turn_err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (g_config.database_url[0] && g_config.migrate_on_start) {
         char err[512] = "";
@@ -156,6 +162,7 @@ static int cmd_serve(int argc, char **argv)
     chat_routes();
     sync_routes();
     calls_routes();
+    turn_rest_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 

@@ -82,6 +82,9 @@ static const opt opts[] = {
     {"call-grace-ms", "SB_CALL_GRACE_MS", T_U64, "20000", N(call_grace_ms), "a call participant with no socket on call:<id> for this many ms ends the call connection_lost (a rejoin within it resumes the call)"},
     {"call-tick-ms", "SB_CALL_TICK_MS", T_U64, "250", N(call_tick_ms), "period of each node's call timer poll (due calls are ended by whichever node sees them first)"},
     {"ratelimit-call", "SB_RATELIMIT_CALL", T_STR, "20/60", S(ratelimit_call), "calls started (POST /calls) per user, N/S (\"off\" = unlimited)"},
+    {"turn-secret", "SB_TURN_SECRET", T_STR, "", S(turn_secret), "coturn's static-auth-secret (use-auth-secret): signs the ephemeral TURN credentials of GET /api/v1/turn and of calls (required when SB_TURN_URIS has turn: or turns: URIs; never logged)"},
+    {"turn-uris", "SB_TURN_URIS", T_STR, "", S(turn_uris), "ICE servers handed to clients: comma-separated turn:, turns:, stun: or stuns: URIs, e.g. turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349 (empty: no STUN/TURN, clients use host candidates only)"},
+    {"turn-ttl", "SB_TURN_TTL", T_I64, "86400", N(turn_ttl_s), "lifetime of a TURN credential, seconds (1..31536000); the expiry is part of the username coturn checks"},
 };
 
 static int set_opt(const opt *o, const char *v)

@@ -69,6 +69,9 @@ typedef struct sb_config {
     uint64_t call_grace_ms;        /* a participant without sockets this long: connection_lost */
     uint64_t call_tick_ms;         /* period of each node's call timer poll */
     char ratelimit_call[32];       /* POST /calls per user, "N/S" */
+    char turn_secret[256];         /* coturn static-auth-secret (REST-API credentials) */
+    char turn_uris[1024];          /* comma-separated turn:/turns:/stun:/stuns: URIs */
+    int64_t turn_ttl_s;            /* TURN credential lifetime, seconds */
 } sb_config;
 
 extern sb_config g_config;
