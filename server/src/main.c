@@ -15,6 +15,7 @@
 #include "bus/pubsub.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
+#include "keys/keys.h"
 #include "base/config.h"
 #include "store/db.h"
 #include "base/log.h"
@@ -152,6 +153,7 @@ static int cmd_serve(int argc, char **argv)
     if (accounts_routes() != 0) return 1;
     if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
+    keys_routes();
     sync_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();

@@ -77,6 +77,9 @@ static const opt opts[] = {
     {"tailer-poll-ms", "SB_TAILER_POLL_MS", T_U64, "10", N(tailer_poll_ms), "event tailer poll interval, ms (writes made on this node wake it at once; this bounds the delay for writes made by other nodes)"},
     {"tailer-batch", "SB_TAILER_BATCH", T_INT, "500", N(tailer_batch), "events read per event tailer query"},
     {"sync-window-bytes", "SB_SYNC_WINDOW_BYTES", T_SIZE, "33554432", N(sync_window_bytes), "bytes of recent events (with their recipients) each node keeps in memory to answer GET /api/v1/sync without Postgres when the cursor is recent (0 = always read Postgres)"},
+    {"prekey-low", "SB_PREKEY_LOW", T_INT, "10", N(prekey_low), "a user whose stored one-time prekeys drop below this many gets a prekeys_low event (once per crossing)"},
+    {"ratelimit-keys-fetch", "SB_RATELIMIT_KEYS_FETCH", T_STR, "10/200", S(ratelimit_keys_fetch), "key bundle fetches (GET /api/v1/keys/:user_id) per requester and target user, N/S: N at once, then N per S seconds, per node (\"off\" = unlimited)"},
+    {"export-page", "SB_EXPORT_PAGE", T_SIZE, "500", N(export_page), "messages read per query while streaming a conversation export (each page is one short query; the next is read only after the client took the previous one)"},
 };
 
 static int set_opt(const opt *o, const char *v)

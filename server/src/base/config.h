@@ -64,6 +64,9 @@ typedef struct sb_config {
     uint64_t tailer_poll_ms;       /* event tailer fallback poll when no NOTIFY arrives */
     int tailer_batch;              /* events read per event tailer query */
     size_t sync_window_bytes;      /* bytes of recent events kept in memory for sync (0 = off) */
+    int prekey_low;                /* prekeys_low below this many one-time prekeys */
+    char ratelimit_keys_fetch[32]; /* key bundle fetches per (requester, target), "N/S" */
+    size_t export_page;            /* messages read per export page query */
 } sb_config;
 
 extern sb_config g_config;
