@@ -16,6 +16,7 @@
 #include "phoenix/channels.h"
 #include "chat/chat.h"
 #include "keys/keys.h"
+#include "search/search.h"
 #include "base/config.h"
 #include "store/db.h"
 #include "base/log.h"
@@ -154,6 +155,7 @@ static int cmd_serve(int argc, char **argv)
     if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
     keys_routes();
+    search_routes();
     sync_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
