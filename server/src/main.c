@@ -16,6 +16,7 @@
 #include "phoenix/channels.h"
 #include "chat/chat.h"
 #include "keys/keys.h"
+#include "export/export.h"
 #include "search/search.h"
 #include "base/config.h"
 #include "store/db.h"
@@ -156,6 +157,7 @@ static int cmd_serve(int argc, char **argv)
     chat_routes();
     keys_routes();
     search_routes();
+    export_routes();
     sync_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
