@@ -47,7 +47,7 @@ static void on_drained(sb_req *req, void *arg)
 {
     export_job *e = arg;
     if (!req->conn) { /* the client went away */
-        sb_stream_abort(req);
+        http_stream_abort(req);
         job_free(e);
         return;
     }
@@ -62,7 +62,7 @@ static void page_done(const PGresult *res, const char *err, void *arg)
         if (req->conn)
             log_msg(LOG_WARN, "export aborted", "error", json_string(err ? err : "unavailable"),
                     "conversation", json_string(e->conv), NULL);
-        sb_stream_abort(req);
+        http_stream_abort(req);
         job_free(e);
         return;
     }
@@ -71,7 +71,7 @@ static void page_done(const PGresult *res, const char *err, void *arg)
     for (int i = 0; i < n; i++) total += (size_t)PQgetlength(res, i, 1) + 1;
     char *chunk = malloc(total + 3);
     if (!chunk) {
-        sb_stream_abort(req);
+        http_stream_abort(req);
         job_free(e);
         return;
     }
@@ -89,16 +89,16 @@ static void page_done(const PGresult *res, const char *err, void *arg)
         memcpy(chunk + o, "]}", 2);
         o += 2;
     }
-    int rc = o ? sb_stream_write(req, chunk, o) : 0;
+    int rc = o ? http_stream_write(req, chunk, o) : 0;
     free(chunk);
     if (rc != 0) {
-        sb_stream_abort(req);
+        http_stream_abort(req);
         job_free(e);
     } else if (last) {
-        sb_stream_end(req);
+        http_stream_end(req);
         job_free(e);
     } else {
-        sb_stream_wait(req, EXPORT_LOW, on_drained, e);
+        http_stream_wait(req, EXPORT_LOW, on_drained, e);
     }
 }
 
@@ -145,9 +145,9 @@ static void head_done(const PGresult *res, const char *err, void *arg)
              "cache-control: no-store\r\n",
              e->conv);
     if (tl < 2 || text[tl - 1] != '}' ||
-        sb_stream_begin(req, 200, "application/json; charset=utf-8", extra) != 0 ||
-        sb_stream_write(req, text, tl - 1) != 0 || sb_stream_write(req, ",\"messages\":[", 13) != 0) {
-        sb_stream_abort(req);
+        http_stream_begin(req, 200, "application/json; charset=utf-8", extra) != 0 ||
+        http_stream_write(req, text, tl - 1) != 0 || http_stream_write(req, ",\"messages\":[", 13) != 0) {
+        http_stream_abort(req);
         job_free(e);
         return;
     }

@@ -30,9 +30,9 @@ typedef struct http_state {
     bool in_parse;
     bool closing_after; /* server shutting down: close after the response */
     bool peer_known;    /* peer: the client's address, read once per connection */
-    bool streaming;     /* active is a streamed response (sb_stream_begin) */
+    bool streaming;     /* active is a streamed response (http_stream_begin) */
     uint64_t stream_ms; /* loop time of the stream's last progress */
-    sb_stream_fn wait_fn; /* a stream waiting for the client to drain */
+    http_stream_fn wait_fn; /* a stream waiting for the client to drain */
     void *wait_arg;
     char peer[48];
 } http_state;
@@ -228,7 +228,7 @@ static void http_conn_gone(sb_conn *c)
     http_state *h = http_of(c);
     if (!h) return;
     sb_req *active = h->active;
-    sb_stream_fn fn = h->streaming ? h->wait_fn : NULL;
+    http_stream_fn fn = h->streaming ? h->wait_fn : NULL;
     void *arg = h->wait_arg;
     if (active) active->conn = NULL;
     c->on_drain = NULL;
@@ -459,7 +459,7 @@ static http_state *stream_state(const sb_req *req)
     return h;
 }
 
-int sb_stream_begin(sb_req *req, int status, const char *ctype, const char *extra)
+int http_stream_begin(sb_req *req, int status, const char *ctype, const char *extra)
 {
     sb_conn *c = req->conn;
     http_state *hs = c ? http_of(c) : NULL;
@@ -481,7 +481,7 @@ int sb_stream_begin(sb_req *req, int status, const char *ctype, const char *extr
     return 0;
 }
 
-int sb_stream_write(sb_req *req, const void *data, size_t len)
+int http_stream_write(sb_req *req, const void *data, size_t len)
 {
     http_state *h = stream_state(req);
     if (!h) return -1;
@@ -498,7 +498,7 @@ int sb_stream_write(sb_req *req, const void *data, size_t len)
     return rc;
 }
 
-size_t sb_stream_queued(const sb_req *req)
+size_t http_stream_queued(const sb_req *req)
 {
     return stream_state(req) ? req->conn->qbytes : 0;
 }
@@ -508,13 +508,13 @@ static void stream_drained(sb_conn *c, void *arg)
     http_state *h = http_of(c);
     sb_req *req = arg;
     if (!h || h->active != req || !h->wait_fn) return;
-    sb_stream_fn fn = h->wait_fn;
+    http_stream_fn fn = h->wait_fn;
     h->wait_fn = NULL;
     h->stream_ms = uv_now(&c->r->loop);
     fn(req, h->wait_arg);
 }
 
-void sb_stream_wait(sb_req *req, size_t below, sb_stream_fn fn, void *arg)
+void http_stream_wait(sb_req *req, size_t below, http_stream_fn fn, void *arg)
 {
     http_state *h = stream_state(req);
     if (!h) { /* gone: tell at once */
@@ -537,7 +537,7 @@ static void stream_done(sb_conn *c, bool ka)
     answered(c, ka);
 }
 
-void sb_stream_end(sb_req *req)
+void http_stream_end(sb_req *req)
 {
     http_state *h = stream_state(req);
     if (h) {
@@ -555,7 +555,7 @@ void sb_stream_end(sb_req *req)
     req_free(req);
 }
 
-void sb_stream_abort(sb_req *req)
+void http_stream_abort(sb_req *req)
 {
     http_state *h = stream_state(req);
     if (h) {
