@@ -126,14 +126,14 @@ static void head_done(const PGresult *res, const char *err, void *arg)
     if (!json_is_object(h)) {
         json_decref(h);
         job_free(e);
-        sb_respond_error(req, 500, "internal", "bad result", NULL);
+        http_respond_error(req, 500, "internal", "bad result", NULL);
         return;
     }
     const char *code = json_string_value(json_object_get(h, "error"));
     if (code) {
         json_decref(h);
         job_free(e);
-        sb_respond_error(req, 404, "not_found", "no such conversation", NULL);
+        http_respond_error(req, 404, "not_found", "no such conversation", NULL);
         return;
     }
     json_decref(h);
@@ -159,28 +159,28 @@ static void h_export(sb_req *req)
 {
     if (!rest_auth(req)) return;
     if (req->nparams < 1 || !id_parse(req->params[0]) || strlen(req->params[0]) > 20) {
-        sb_respond_error(req, 404, "not_found", "no such conversation", NULL);
+        http_respond_error(req, 404, "not_found", "no such conversation", NULL);
         return;
     }
     if (!id_parse(req->auth.user_id)) {
-        sb_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
+        http_respond_error(req, 401, "unauthorized", "this account no longer exists", NULL);
         return;
     }
-    db_pool *db = req->r ? req->r->db : NULL;
+    db_pool *db = req->r ? db_of(req->r) : NULL;
     if (!db) {
         rest_unavailable(req);
         return;
     }
     export_job *e = calloc(1, sizeof *e);
     if (!e) {
-        sb_respond_error(req, 500, "internal", "out of memory", NULL);
+        http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
     e->req = req;
     e->db = db;
     snprintf(e->user, sizeof e->user, "%s", req->auth.user_id);
     snprintf(e->conv, sizeof e->conv, "%s", req->params[0]);
-    size_t lim = g_cfg.export_page;
+    size_t lim = g_config.export_page;
     e->limit = lim < 1 ? 1 : lim > 5000 ? 5000 : (int)lim;
     const char *p[2] = {e->user, e->conv};
     db_query(db, "SELECT sb_export_head($1::int8, $2::int8)::text", 2, p, head_done, e);

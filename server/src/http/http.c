@@ -764,7 +764,7 @@ char *http_detach_for_upgrade(sb_conn *c, size_t *len)
 static void http_sweep(sb_conn *c, uint64_t now)
 {
     http_state *h = c->proto;
-    if (h && h->streaming && h->wait_fn && now - h->stream_ms > g_cfg.http_idle_ms) {
+    if (h && h->streaming && h->wait_fn && now - h->stream_ms > g_config.http_idle_ms) {
         conn_close(c); /* a stream the client stopped reading: its wait ends (gone) */
         return;
     }

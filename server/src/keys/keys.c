@@ -159,16 +159,16 @@ typedef struct keys_req {
     char target[24]; /* OP_FETCH: whose bundle */
 } keys_req;
 
-static rl_table *g_fetch_rl;
-static rl_limit g_fetch_lim;
+static ratelimit_table *g_fetch_rl;
+static ratelimit_limit g_fetch_lim;
 
 void keys_init(void)
 {
-    if (rl_limit_parse(g_cfg.ratelimit_keys_fetch, &g_fetch_lim) != 0) {
+    if (ratelimit_limit_parse(g_config.ratelimit_keys_fetch, &g_fetch_lim) != 0) {
         log_msg(LOG_WARN, "bad SB_RATELIMIT_KEYS_FETCH (want N/seconds); using 10/200", NULL);
-        rl_limit_parse("10/200", &g_fetch_lim);
+        ratelimit_limit_parse("10/200", &g_fetch_lim);
     }
-    if (!g_fetch_rl) g_fetch_rl = rl_table_new(RL_TABLE_MAX);
+    if (!g_fetch_rl) g_fetch_rl = ratelimit_table_new(RL_TABLE_MAX);
 }
 
 static void fail(keys_req *q, const char *code, const char *msg, json_t *details, int retry)
@@ -282,7 +282,7 @@ void keys_put(const keys_sink_ops *ops, void *to, struct db_pool *db, const char
     json_decref(norm);
     char max[16], low[16];
     snprintf(max, sizeof max, "%d", KEYS_OTPK_STORED);
-    snprintf(low, sizeof low, "%d", g_cfg.prekey_low);
+    snprintf(low, sizeof low, "%d", g_config.prekey_low);
     const char *p[4] = {user_id, text, max, low};
     db_query(db, "SELECT sb_keys_put($1::int8, $2::jsonb, $3::int, $4::int)::text", 4, p, done, q);
     free(text);
@@ -298,7 +298,7 @@ void keys_fetch(const keys_sink_ops *ops, void *to, struct db_pool *db, const ch
     if (g_fetch_rl) {
         char key[48];
         snprintf(key, sizeof key, "%s:%s", user_id, target);
-        int64_t wait = rl_table_take(g_fetch_rl, key, &g_fetch_lim, now_unix_ms(), 1);
+        int64_t wait = ratelimit_table_take(g_fetch_rl, key, &g_fetch_lim, util_now_unix_ms(), 1);
         if (wait > 0) {
             ops->fail(to, "rate_limited", "too many key fetches for this user; slow down", NULL,
                       (int)((wait + 999) / 1000));
@@ -309,7 +309,7 @@ void keys_fetch(const keys_sink_ops *ops, void *to, struct db_pool *db, const ch
     if (!q) return;
     snprintf(q->target, sizeof q->target, "%s", target);
     char low[16];
-    snprintf(low, sizeof low, "%d", g_cfg.prekey_low);
+    snprintf(low, sizeof low, "%d", g_config.prekey_low);
     const char *p[3] = {user_id, target, low};
     db_query(db, "SELECT sb_keys_fetch($1::int8, $2::int8, $3::int)::text", 3, p, done, q);
 }

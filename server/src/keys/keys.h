@@ -46,7 +46,7 @@ typedef struct keys_sink_ops {
  * before the reactors start). */
 void keys_routes(void);
 
-/* Sets up the fetch rate limit from g_cfg (once, before the reactors). */
+/* Sets up the fetch rate limit from g_config (once, before the reactors). */
 void keys_init(void);
 
 /* Each operation answers through ops/to exactly once (now or after its

@@ -8,6 +8,7 @@
 #include "http/rest.h"
 #include "http/router.h"
 #include "net/reactor.h"
+#include "store/db.h"
 
 /* HTTP status of an api.md error code. */
 static int code_status(const char *code)
@@ -23,19 +24,19 @@ static int code_status(const char *code)
     return 500;
 }
 
-static void rest_ok(void *to, json_t *body) { sb_respond_json(to, 200, body); }
+static void rest_ok(void *to, json_t *body) { http_respond_json(to, 200, body); }
 
 static void rest_fail(void *to, const char *code, const char *message, json_t *details,
                       int retry_after_s)
 {
     char h[48];
     if (retry_after_s > 0) snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
-    sb_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
+    http_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
 }
 
 static const keys_sink_ops REST_OPS = {.ok = rest_ok, .fail = rest_fail};
 
-static struct db_pool *db_of(sb_req *req) { return req->r ? req->r->db : NULL; }
+static struct db_pool *req_db(sb_req *req) { return req->r ? db_of(req->r) : NULL; }
 
 /* PUT /keys */
 static void h_put(sb_req *req)
@@ -43,7 +44,7 @@ static void h_put(sb_req *req)
     if (!rest_auth(req)) return;
     json_t *b = rest_body(req, true);
     if (!b) return;
-    keys_put(&REST_OPS, req, db_of(req), req->auth.user_id, b);
+    keys_put(&REST_OPS, req, req_db(req), req->auth.user_id, b);
     json_decref(b);
 }
 
@@ -51,14 +52,14 @@ static void h_put(sb_req *req)
 static void h_count(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    keys_count(&REST_OPS, req, db_of(req), req->auth.user_id);
+    keys_count(&REST_OPS, req, req_db(req), req->auth.user_id);
 }
 
 /* GET /keys/:user_id */
 static void h_fetch(sb_req *req)
 {
     if (!rest_auth(req)) return;
-    keys_fetch(&REST_OPS, req, db_of(req), req->auth.user_id, req->nparams > 0 ? req->params[0] : NULL);
+    keys_fetch(&REST_OPS, req, req_db(req), req->auth.user_id, req->nparams > 0 ? req->params[0] : NULL);
 }
 
 void keys_routes(void)

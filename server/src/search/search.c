@@ -23,7 +23,7 @@ int search_parse_query(const char *q, char *out, const char **err)
         *err = "must be at most 256 bytes";
         return -1;
     }
-    if (!utf8_valid((const uint8_t *)q, n)) {
+    if (!util_utf8_valid((const uint8_t *)q, n)) {
         *err = "must be UTF-8 text";
         return -1;
     }

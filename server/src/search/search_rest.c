@@ -9,6 +9,7 @@
 #include "http/rest.h"
 #include "http/router.h"
 #include "net/reactor.h"
+#include "store/db.h"
 
 static int code_status(const char *code)
 {
@@ -18,12 +19,12 @@ static int code_status(const char *code)
     return 500;
 }
 
-static void rest_ok(void *to, json_t *body) { sb_respond_json(to, 200, body); }
+static void rest_ok(void *to, json_t *body) { http_respond_json(to, 200, body); }
 
 static void rest_fail(void *to, const char *code, const char *message, json_t *details,
                       int retry_after_s)
 {
-    sb_respond_error_h(to, code_status(code), code, message, details,
+    http_respond_error_h(to, code_status(code), code, message, details,
                        retry_after_s > 0 ? "Retry-After: 1\r\n" : NULL);
 }
 
@@ -51,13 +52,13 @@ static void h_search(sb_req *req)
     verr v = {0};
     rest_page pg;
     rest_page_parse(req, &pg, &v);
-    char *q = sb_req_query(req, "q", true);
+    char *q = http_req_query(req, "q", true);
     char tsq[SEARCH_TSQUERY_MAX];
     const char *err = NULL;
     if (!q || !*q) verr_add(&v, "q", "is required");
     else if (search_parse_query(q, tsq, &err) != 0) verr_add(&v, "q", err);
     free(q);
-    char *conv = sb_req_query(req, "conversation_id", true);
+    char *conv = http_req_query(req, "conversation_id", true);
     if (conv && (!id_parse(conv) || strlen(conv) > 20)) verr_add(&v, "conversation_id", "must be an id");
     char rank[32] = "", after[24] = "";
     if (pg.cursor) {
@@ -77,7 +78,7 @@ static void h_search(sb_req *req)
         rest_verr_respond(req, &v);
         return;
     }
-    search_run(&REST_OPS, req, req->r ? req->r->db : NULL, req->auth.user_id, tsq, conv,
+    search_run(&REST_OPS, req, req->r ? db_of(req->r) : NULL, req->auth.user_id, tsq, conv,
                rank[0] ? rank : NULL, after[0] ? after : NULL, pg.limit);
     free(conv);
     rest_page_free(&pg);
