@@ -169,6 +169,22 @@ if p6:
     if p6.get("non_2xx"):
         problems.append(f"P6: {p6['non_2xx']} non-2xx answers")
 
+p12 = load("p12_search")
+ref_search = load("ref_pgbench_search")
+search_tps = get(ref_search, "tps")
+if p12:
+    row("P12", f"search p99, 50 searchers, {p12.get('messages', 0):,} messages in {p12.get('conversations', 0):,} convs",
+        p12.get("p99_ms"), "ms", 50, False, f"p50 {p12.get('p50_ms') or 0:.1f} ms")
+    row("P12", "search requests/s (the same statement by pgbench: target 0.8x)", p12.get("requests_per_s"), "/s",
+        0.8 * search_tps if search_tps else None, True,
+        f"pgbench sb_search, 50 clients: {search_tps:.0f}/s" if search_tps else "pgbench: not measured", search_tps)
+    if p12.get("non_2xx"):
+        problems.append(f"P12: {p12['non_2xx']} non-2xx search answers")
+p12e = load("p12_export")
+if p12e:
+    row("P12", f"export of {p12e.get('messages', 0):,} messages ({(p12e.get('bytes') or 0) / 1e6:.1f} MB)",
+        p12e.get("mb_per_s"), "MB/s", None, None)
+
 p7 = load("p7_soak")
 if p7:
     row("P7", f"server RSS growth in the 2nd half of a {get(p7, 'fanout', 'publish_to_last_delivery_s') or 0:.0f} s fan-out",
@@ -228,7 +244,7 @@ def fmt(v, unit):
         return "-"
     if isinstance(v, str):
         return f"{v} {unit}"
-    if unit in ("ms", "%"):
+    if unit in ("ms", "%", "MB/s"):
         return f"{v:,.2f} {unit}"
     return f"{v:,.0f} {unit}"
 
@@ -262,7 +278,7 @@ for r in rows:
         ref += f"  [{(v / rv if r['at_least'] else rv / v):.2f}x the reference]"
     lines.append(f"{r['id']:3} {r['figure'][:66]:66} {fmt(v, r['unit']):>16} {tgt:>16} {ratio:>6} {verdict:4} {ref}")
 measured = {r["id"] for r in rows}
-for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls")):
+for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search")):
     if pid not in measured:
         lines.append(f"{pid:3} not measured in this run ({why}): see notes below")
 try:

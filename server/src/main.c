@@ -15,6 +15,9 @@
 #include "bus/pubsub.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
+#include "keys/keys.h"
+#include "export/export.h"
+#include "search/search.h"
 #include "base/config.h"
 #include "store/db.h"
 #include "base/log.h"
@@ -160,6 +163,9 @@ static int cmd_serve(int argc, char **argv)
     if (accounts_routes() != 0) return 1;
     if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
+    keys_routes();
+    search_routes();
+    export_routes();
     sync_routes();
     calls_routes();
     turn_rest_routes();

@@ -72,6 +72,9 @@ typedef struct sb_config {
     char turn_secret[256];         /* coturn static-auth-secret (REST-API credentials) */
     char turn_uris[1024];          /* comma-separated turn:/turns:/stun:/stuns: URIs */
     int64_t turn_ttl_s;            /* TURN credential lifetime, seconds */
+    int prekey_low;                /* prekeys_low below this many one-time prekeys */
+    char ratelimit_keys_fetch[32]; /* key bundle fetches per (requester, target), "N/S" */
+    size_t export_page;            /* messages read per export page query */
 } sb_config;
 
 extern sb_config g_config;
