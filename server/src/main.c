@@ -35,6 +35,8 @@
 #include "net/reactor.h"
 #include "calls/calls.h"
 #include "calls/call_store.h"
+#include "chat/chat_push.h"
+#include "push/push.h"
 #include "http/router.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
@@ -172,8 +174,20 @@ static int cmd_serve(int argc, char **argv)
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 
+    /* push (SB_FCM_CREDENTIALS): a bad key file stops the start */
+    char perr[512] = "";
+    if (push_configure(perr, sizeof perr) != 0) {
+        fprintf(stderr, "switchboard: %s\n", perr);
+        log_msg(LOG_ERROR, "push_config_failed", "error", json_string(perr), NULL);
+        return 2;
+    }
+    if (push_enabled()) {
+        g_chat_push_hook = push_message_committed;
+        g_call_push_hook = push_call_event;
+    }
+
     presence_cluster_init();
-    if (register_hooks() != 0) return 1;
+    if (register_hooks() != 0 || push_register() != 0) return 1;
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
     int rc = reactor_start_all(g_config.reactors, g_config.host, g_config.port, g_config.admin_host,

@@ -75,6 +75,15 @@ typedef struct sb_config {
     int prekey_low;                /* prekeys_low below this many one-time prekeys */
     char ratelimit_keys_fetch[32]; /* key bundle fetches per (requester, target), "N/S" */
     size_t export_page;            /* messages read per export page query */
+    char fcm_credentials[1024];    /* service-account key file; empty: push off */
+    char fcm_endpoint[512];        /* FCM HTTP v1 base URL */
+    uint64_t fcm_timeout_ms;       /* per push / token request */
+    int fcm_concurrency;           /* push requests in flight */
+    size_t fcm_queue_max;          /* pending pushes kept */
+    int fcm_max_tries;             /* tries on 429/5xx/no answer */
+    uint64_t fcm_retry_base_ms;    /* first backoff */
+    uint64_t fcm_retry_window_ms;  /* give up after this long */
+    uint64_t fcm_alert_interval_ms;/* alert throttle per conversation and device */
 } sb_config;
 
 extern sb_config g_config;

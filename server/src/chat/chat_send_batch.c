@@ -7,6 +7,7 @@
  * for that conversation. So the sends of one socket to one conversation
  * commit in the order they arrived. */
 #include "chat/chat_send_batch.h"
+#include "chat/chat_push.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -150,6 +151,10 @@ static void batch_done(const PGresult *res, const char *err, void *arg)
             else
                 chat_sink_answer_text(it->s, PQgetvalue(res, i, 0));
         }
+        /* after every sender was answered: the push hook only queues */
+        if (g_chat_push_hook)
+            for (i = 0; i < sb->n; i++)
+                if (!PQgetisnull(res, i, 0)) g_chat_push_hook(PQgetvalue(res, i, 0));
         tailer_kick(); /* the batch committed: wake this node's event tailer once */
     }
     batch_free(sb);

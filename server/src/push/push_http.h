@@ -1,0 +1,37 @@
+/* push_http.h — HTTP POSTs on libcurl's multi interface driven by one libuv
+ * loop (curl_multi_socket_action with a uv_poll per socket and a uv_timer):
+ * HTTP/2 with multiplexing, prior knowledge for http:// URLs (h2c), ALPN
+ * for https://. Never blocks the loop. One instance per loop, used only on
+ * that loop's thread. */
+#ifndef SB_PUSH_HTTP_H
+#define SB_PUSH_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct push_http push_http;
+
+/* The answer of one POST: status (0 when no answer: err names why),
+ * body[0..len) (at most 64 KiB kept), the Retry-After header value or NULL.
+ * Runs on the loop's thread, once per push_http_post that returned 0,
+ * unless push_http_close came first. */
+typedef void (*push_http_cb)(void *arg, long status, const char *body, size_t len,
+                             const char *retry_after, const char *err);
+
+/* A client on loop, keeping at most max_conns connections per host. NULL on
+ * failure (curl_global_init must have run: push_http_global_init). */
+push_http *push_http_new(uv_loop_t *loop, long max_conns);
+/* Process-wide libcurl initialisation, before any thread uses curl.
+ * Returns 0 or -1. */
+int push_http_global_init(void);
+/* Starts a POST of body[0..len) to url with headers (a NULL-terminated
+ * list of "Name: value"), giving up after timeout_ms. Returns 0, or -1
+ * when it could not start (cb not called). */
+int push_http_post(push_http *h, const char *url, const char *const *headers, const char *body,
+                   size_t len, long timeout_ms, push_http_cb cb, void *arg);
+/* Requests in flight. */
+size_t push_http_inflight(const push_http *h);
+/* Aborts every request (no callbacks) and frees h once its handles closed. */
+void push_http_close(push_http *h);
+
+#endif
