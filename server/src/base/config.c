@@ -83,6 +83,7 @@ static const opt opts[] = {
     {"call-tick-ms", "SB_CALL_TICK_MS", T_U64, "250", N(call_tick_ms), "period of each node's call timer poll (due calls are ended by whichever node sees them first)"},
     {"fcm-credentials", "SB_FCM_CREDENTIALS", T_STR, "", S(fcm_credentials), "path of a Firebase service-account JSON key file; empty: push notifications off (docs/push.md)"},
     {"fcm-endpoint", "SB_FCM_ENDPOINT", T_STR, "https://fcm.googleapis.com", S(fcm_endpoint), "base URL of FCM HTTP v1 (an http:// URL speaks HTTP/2 in cleartext, for tests)"},
+    {"fcm-ca-file", "SB_FCM_CA_FILE", T_STR, "", S(fcm_ca_file), "PEM CA bundle trusted for FCM and the token endpoint instead of the system's (tests, TLS-inspecting proxies); empty: the system's"},
     {"fcm-timeout-ms", "SB_FCM_TIMEOUT_MS", T_U64, "10000", N(fcm_timeout_ms), "a push (or token) request not answered within this many ms fails and is retried"},
     {"fcm-concurrency", "SB_FCM_CONCURRENCY", T_INT, "200", N(fcm_concurrency), "push requests in flight at once (multiplexed over at most 2 HTTP/2 connections)"},
     {"fcm-queue-max", "SB_FCM_QUEUE_MAX", T_SIZE, "20000", N(fcm_queue_max), "pending pushes kept; beyond it the oldest message push is dropped (call pushes are kept)"},

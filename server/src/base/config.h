@@ -77,6 +77,7 @@ typedef struct sb_config {
     size_t export_page;            /* messages read per export page query */
     char fcm_credentials[1024];    /* service-account key file; empty: push off */
     char fcm_endpoint[512];        /* FCM HTTP v1 base URL */
+    char fcm_ca_file[1024];        /* CA bundle for FCM ("" = the system's) */
     uint64_t fcm_timeout_ms;       /* per push / token request */
     int fcm_concurrency;           /* push requests in flight */
     size_t fcm_queue_max;          /* pending pushes kept */

@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +20,7 @@ struct push_http {
     size_t inflight;
     int open_handles; /* uv handles not yet closed (timer + polls) */
     bool closing;
+    char ca_file[1024];    /* extra CA bundle ("" = the system's) */
     struct req *reqs;      /* in flight */
     struct sock_ctx *socks; /* watched sockets */
 };
@@ -172,10 +174,11 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-push_http *push_http_new(uv_loop_t *loop, long max_conns)
+push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file)
 {
     push_http *h = calloc(1, sizeof *h);
     if (!h) return NULL;
+    snprintf(h->ca_file, sizeof h->ca_file, "%s", ca_file ? ca_file : "");
     h->loop = loop;
     h->multi = curl_multi_init();
     if (!h->multi || uv_timer_init(loop, &h->timer) != 0) {
@@ -254,6 +257,11 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      clear ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* libcurl 7.88.1 (Debian bookworm) breaks a reused h2c prior-knowledge
+     * connection ("Error in the HTTP2 framing layer", curl#10634, fixed in
+     * 8.0): cleartext endpoints get a connection per request. */
+    if (clear) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    if (h->ca_file[0]) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
