@@ -215,6 +215,6 @@ void ch_conversation_register(void)
         log_msg(LOG_WARN, "bad SB_RATELIMIT_TYPING (want N/seconds); using 10/10", NULL);
         ratelimit_limit_parse("10/10", &g_typing_lim);
     }
-    if (!g_typing_rl) g_typing_rl = ratelimit_table_new(RL_TABLE_MAX);
+    if (!g_typing_rl && (g_typing_rl = ratelimit_table_new(RL_TABLE_MAX))) ratelimit_table_set_kind(g_typing_rl, "typing");
     channel_register(&conversation_handler);
 }

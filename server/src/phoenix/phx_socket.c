@@ -10,8 +10,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "base/log.h"
+#include "base/metrics.h"
 #include "phoenix/phx_fanout.h"
 
 #define MAX_INQ 256
@@ -145,12 +147,39 @@ static void unlink_channel(phx_socket *s, phx_channel *ch)
         }
 }
 
+/* metrics: channels by topic prefix (the part before ':', from a fixed
+ * list: no per-topic label) */
+static const char *const k_prefixes[] = {"user", "conversation", "call", "echo", "other"};
+#define NPREFIX (sizeof k_prefixes / sizeof k_prefixes[0])
+static metrics_id m_joins[NPREFIX], m_joined[NPREFIX];
+__attribute__((constructor)) static void phx_socket_metrics(void)
+{
+    for (size_t i = 0; i < NPREFIX; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "prefix=\"%s\"", k_prefixes[i]);
+        m_joins[i] = metrics_counter("sb_channel_joins_total", "Channel joins accepted, by topic prefix.", l);
+        m_joined[i] = metrics_gauge("sb_channels_joined", "Channels joined now, by topic prefix.", l);
+    }
+}
+
+static size_t topic_prefix(const char *topic)
+{
+    for (size_t i = 0; i + 1 < NPREFIX; i++) {
+        size_t n = strlen(k_prefixes[i]);
+        if (strncmp(topic, k_prefixes[i], n) == 0 && topic[n] == ':') return i;
+    }
+    return NPREFIX - 1;
+}
+
 /* Takes ch out of service: unlinked, unsubscribed, terminated. The caller
  * still holds the list's reference and drops it. */
 static void retire_channel(phx_socket *s, phx_channel *ch)
 {
     unlink_channel(s, ch);
-    if (ch->sub.subscribed) phx_fanout_unsubscribe(ch);
+    if (ch->sub.subscribed) {
+        metrics_gauge_add(m_joined[topic_prefix(ch->topic)], -1);
+        phx_fanout_unsubscribe(ch);
+    }
     bool was_open = ch->status != CH_CLOSED;
     ch->status = CH_CLOSED;
     if (was_open && ch->h->terminate) ch->h->terminate(ch);
@@ -180,6 +209,9 @@ static void finish_join(phx_channel *ch, bool ok, json_t *resp, json_t *ref)
         phx_channel_unref(ch);
         return;
     }
+    size_t pi = topic_prefix(ch->topic);
+    metrics_inc(m_joins[pi]);
+    metrics_gauge_add(m_joined[pi], 1);
     if (ch->h->after_join) ch->h->after_join(ch);
 }
 
