@@ -16,6 +16,9 @@ typedef struct sb_config {
     char admin_host[64];
     int admin_port;
     char admin_token[256];
+    char admin_web_root[512];
+    char admin_audit_log[512];
+    bool metrics_open;
     int reactors;
     char secret[512];         /* token signing key, >= 32 bytes */
     size_t secret_len;

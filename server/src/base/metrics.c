@@ -217,6 +217,44 @@ void metrics_hist_read(const metrics_hist *h, uint64_t *counts, uint64_t *sum)
     *sum = h->base ? metrics_sum(h->base + (metrics_id)h->nb + 1) : 0;
 }
 
+static family *family_find(const char *name)
+{
+    for (family *f = families; f; f = f->next)
+        if (strcmp(f->name, name) == 0) return f;
+    return NULL;
+}
+
+double metrics_value(const char *name)
+{
+    pthread_mutex_lock(&mu);
+    family *f = family_find(name);
+    double v = 0;
+    for (series *s = f ? f->first : NULL; s; s = s->next) {
+        if (f->type == M_COUNTER) v += (double)metrics_sum(s->id);
+        else if (f->type == M_GAUGE) v += (double)(int64_t)metrics_sum(s->id);
+        else if (f->type == M_GAUGE_FN || f->type == M_COUNTER_FN) v += s->fn(s->arg);
+    }
+    pthread_mutex_unlock(&mu);
+    return v;
+}
+
+int metrics_hist_value(const char *name, double *bounds, uint64_t *counts, int max)
+{
+    pthread_mutex_lock(&mu);
+    family *f = family_find(name);
+    series *s = f && f->type == M_HIST ? f->first : NULL;
+    int nb = -1;
+    if (s) {
+        nb = s->nb < max ? s->nb : max;
+        for (int i = 0; i < nb; i++) bounds[i] = (double)s->bounds[i] / s->scale;
+        for (int i = 0; i <= nb; i++) counts[i] = s->id ? metrics_sum(s->id + (metrics_id)i) : 0;
+        if (nb < s->nb) /* the rest folds into the last bucket */
+            for (int i = nb + 1; i <= s->nb; i++) counts[nb] += s->id ? metrics_sum(s->id + (metrics_id)i) : 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return nb;
+}
+
 /* A float in the exposition's syntax (Go's ParseFloat accepts %.17g). */
 static void fmt_num(char *out, size_t n, double v)
 {

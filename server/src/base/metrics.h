@@ -85,6 +85,13 @@ uint64_t metrics_sum(metrics_id id);
 /* Fills counts[0..nb] (non-cumulative, last: +Inf) and *sum (observed
  * units) of h, summed over every shard. */
 void metrics_hist_read(const metrics_hist *h, uint64_t *counts, uint64_t *sum);
+/* The sum of every series of family `name` (counters, gauges, scrape-time
+ * values): what the dashboard shows. 0 for an unknown name. */
+double metrics_value(const char *name);
+/* A histogram family's first series: copies up to `max` finite bounds (in
+ * seconds, or the family's unit) into bounds and nb+1 non-cumulative counts
+ * into counts (counts needs max+1 room). Returns nb, or -1 if unknown. */
+int metrics_hist_value(const char *name, double *bounds, uint64_t *counts, int max);
 /* Appends the whole exposition (text format 0.0.4) to out. 0 or -1 (OOM). */
 int metrics_text(strbuf *out);
 

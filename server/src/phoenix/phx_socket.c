@@ -475,3 +475,56 @@ void phx_socket_disconnect(const char *id, bool by_session, int code)
             atomic_fetch_sub(&t->pending, 1) == 1)
             free(t);
 }
+
+/* ---- pushes to every channel of a prefix (admin broadcast) ---- */
+
+typedef struct push_task {
+    atomic_int pending;
+    char prefix[32];
+    char event[64];
+    json_t *payload;
+} push_task;
+
+static void push_task_done(push_task *t)
+{
+    if (atomic_fetch_sub(&t->pending, 1) == 1) {
+        json_decref(t->payload);
+        free(t);
+    }
+}
+
+static void push_on_reactor(void *arg)
+{
+    push_task *t = arg;
+    size_t n = strlen(t->prefix);
+    for (phx_socket *s = t_sockets; s; s = s->all_next) {
+        if (s->closed) continue;
+        for (phx_channel *ch = s->channels; ch; ch = ch->next) {
+            if (ch->status != CH_JOINED || strncmp(ch->topic, t->prefix, n) != 0) continue;
+            sb_buf *b = phx_encode(s->vsn, NULL, NULL, ch->topic, t->event, t->payload);
+            if (b) {
+                phx_socket_send(s, b);
+                sb_buf_unref(b);
+            }
+        }
+    }
+    push_task_done(t);
+}
+
+void phx_socket_push_prefix(const char *prefix, const char *event, const char *payload_json)
+{
+    if (!prefix || !event || strlen(prefix) >= 32 || strlen(event) >= 64 || reactor_count == 0) return;
+    push_task *t = calloc(1, sizeof *t);
+    if (!t) return;
+    t->payload = json_loads(payload_json, 0, NULL);
+    if (!json_is_object(t->payload)) {
+        json_decref(t->payload);
+        free(t);
+        return;
+    }
+    atomic_init(&t->pending, reactor_count);
+    strcpy(t->prefix, prefix);
+    strcpy(t->event, event);
+    for (int i = 0; i < reactor_count; i++)
+        if (reactor_post(&reactor_all[i], push_on_reactor, t) != 0) push_task_done(t);
+}
