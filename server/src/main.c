@@ -31,6 +31,7 @@
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
 #include "calls/calls.h"
+#include "moderation/moderation.h"
 #include "calls/call_store.h"
 #include "http/router.h"
 #include "sync/sync.h"
@@ -156,6 +157,7 @@ static int cmd_serve(int argc, char **argv)
     chat_routes();
     sync_routes();
     calls_routes();
+    moderation_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 

@@ -85,6 +85,8 @@ static const opt opts[] = {
     {"call-grace-ms", "SB_CALL_GRACE_MS", T_U64, "20000", N(call_grace_ms), "a call participant with no socket on call:<id> for this many ms ends the call connection_lost (a rejoin within it resumes the call)"},
     {"call-tick-ms", "SB_CALL_TICK_MS", T_U64, "250", N(call_tick_ms), "period of each node's call timer poll (due calls are ended by whichever node sees them first)"},
     {"ratelimit-call", "SB_RATELIMIT_CALL", T_STR, "20/60", S(ratelimit_call), "calls started (POST /calls) per user, N/S (\"off\" = unlimited)"},
+    {"ratelimit-report", "SB_RATELIMIT_REPORT", T_STR, "20/3600", S(ratelimit_report), "reports filed (POST /reports) per user, N/S (\"off\" = unlimited)"},
+    {"account-username-grace", "SB_ACCOUNT_USERNAME_GRACE", T_I64, "2592000", N(account_username_grace_s), "seconds the username of a deleted account stays reserved before anyone may sign up with it"},
 };
 
 static int set_opt(const opt *o, const char *v)

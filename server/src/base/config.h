@@ -72,6 +72,8 @@ typedef struct sb_config {
     uint64_t call_grace_ms;        /* a participant without sockets this long: connection_lost */
     uint64_t call_tick_ms;         /* period of each node's call timer poll */
     char ratelimit_call[32];       /* POST /calls per user, "N/S" */
+    char ratelimit_report[32];     /* POST /reports per user, "N/S" */
+    int64_t account_username_grace_s; /* a deleted account's username is reserved this long */
 } sb_config;
 
 extern sb_config g_config;
