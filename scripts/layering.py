@@ -25,10 +25,11 @@ LAYERS = {
     "chat": 8,
     "calls": 9,
     "moderation": 10,
+    "admin": 11,
 }
 # folders whose files are a domain: core files there talk only to base, store
 # and bus (and to lower domains' cores); the edges may use http and phoenix.
-DOMAINS = {"accounts", "presence", "sync", "chat", "calls", "moderation"}
+DOMAINS = {"accounts", "presence", "sync", "chat", "calls", "moderation", "admin"}
 TRANSPORT = {"net", "http", "ws", "phoenix"}
 CORE_ALLOWED_HEADERS = {"net/reactor.h"}
 EDGE = re.compile(r"(^ch_.*|.*_rest)\.c$")
