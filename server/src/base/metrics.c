@@ -258,8 +258,14 @@ int metrics_hist_value(const char *name, double *bounds, uint64_t *counts, int m
 /* A float in the exposition's syntax (Go's ParseFloat accepts %.17g). */
 static void fmt_num(char *out, size_t n, double v)
 {
-    if (v == (double)(int64_t)v && v < 9e15 && v > -9e15) snprintf(out, n, "%lld", (long long)v);
-    else snprintf(out, n, "%.17g", v);
+    if (v == (double)(int64_t)v && v < 9e15 && v > -9e15) {
+        snprintf(out, n, "%lld", (long long)v);
+        return;
+    }
+    for (int prec = 6; prec <= 17; prec++) { /* the shortest text that reads back the same */
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) return;
+    }
 }
 
 static const char *type_name(int t)
