@@ -100,6 +100,7 @@ void reports_rest_routes(void)
                 json_string(g_config.ratelimit_report), NULL);
         ratelimit_limit_parse("20/3600", &g_report_lim);
     }
-    if (g_report_rl_on && !g_report_rl) g_report_rl = ratelimit_table_new(RL_TABLE_MAX);
+    if (g_report_rl_on && !g_report_rl && (g_report_rl = ratelimit_table_new(RL_TABLE_MAX)))
+        ratelimit_table_set_kind(g_report_rl, "report");
     router_add(HTTP_POST, "/api/v1/reports", h_report);
 }
