@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: measures the performance targets P1..P8 (shared/spec/targets.md)
+# `make bench`: measures the performance targets P1..P9 and P12 (shared/spec/targets.md)
 # with the project's load generator (loadtest/, sbload) against the release
 # build, measures the references in the same run (pgbench, redis-benchmark,
 # wrk), and prints every figure next to its target and reference as a ratio.
@@ -40,6 +40,8 @@ case $SCALE in
   default) P1_CONNS=100000;  P3_SUBS=18000; P3_RUN=10; P7_RUN=60;  P4_USERS=1000; P8_VIEWERS=2000; REF_T=10 ;;
   full)    P1_CONNS=1000000; P3_SUBS=18000; P3_RUN=10; P7_RUN=600; P4_USERS=1000; P8_VIEWERS=10000; REF_T=10 ;;
 esac
+# P9: concurrent calls (pairs of users; 1,000 calls = 2,000 users) and the run length
+case $SCALE in smoke) P9_CALLS=10; P9_RUN=2 ;; *) P9_CALLS=1000; P9_RUN=10 ;; esac
 PER_SERVER=16000   # connections per server process (limit 20,000 descriptors; SO_REUSEPORT is uneven)
 P1_SERVERS=$(( (P1_CONNS + PER_SERVER - 1) / PER_SERVER ))
 SOURCES=127.0.0.2-127.0.0.50
@@ -371,6 +373,123 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
   stop_group "$pids"
 }
 
+# ---- P9: calls ------------------------------------------------------------------------------
+# P9_CALLS caller/callee pairs set up calls back to back for P9_RUN s (sbload
+# scenario `calls`: POST /calls, ringing, accept, offer, answer, 10 ICE each
+# way, connected, hangup; docs/loadtest.md). Same-run reference: a ping round
+# trip on echo:{id} by as many sockets of the same server (a relayed signal is
+# one push in and one push out).
+bench_calls() {
+  [ "$PG_OK" = 1 ] || return 1
+  local users=$(( P9_CALLS * 2 ))
+  start_group p9 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_CALL=off SB_TEST_CHANNELS=1 \
+    SB_RATELIMIT_SIGNUP_IP=1000000/1 SB_ARGON2_T=1 SB_ARGON2_M=64 || return 1
+  local port=$GROUP_PORT pids=$GROUP_PIDS
+  python3 scripts/bench_provision.py pairs --base "http://127.0.0.1:$port" --users "$users" \
+    --out "$OUT/p9" > "$LOG/p9_provision.out" 2>&1 \
+    || note "P9: provisioning failed: $(tail -n 2 "$LOG/p9_provision.out" | tr '\n' ' ')"
+  if [ -s "$OUT/p9/users.txt" ]; then
+    run_sbload p9_ping_ref --scenario sends --event ping --topic 'echo:{id}' --body x \
+      --url "ws://127.0.0.1:$port/socket/websocket" --conns "$users" --procs 1 --run "$P9_RUN" \
+      --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+    run_sbload p9_calls --scenario calls --url "ws://127.0.0.1:$port/socket/websocket" \
+      --conns "$users" --procs 1 --run "$P9_RUN" --topic 'user:{user}' --user-pattern '{user}' \
+      --user-file "$OUT/p9/users.txt" --server-pid "$pids" --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+  fi
+  stop_group "$pids"
+}
+
+# ---- P12: search and export over a seeded corpus --------------------------------------------
+# The corpus (scripts/bench_p12.sql, generate_series in SQL) is made once per
+# scale and kept in switchboard_bench (table bench_p12). Search: wrk with 50
+# connections, each request a random (user, query) of 1,000 (p99 from wrk's
+# latency distribution), then pgbench running the same sb_search statement
+# with a custom script, 50 clients, in the same run (the reference rate).
+# Export: one conversation of 100,000 messages downloaded with curl (MB/s).
+bench_p12() {
+  [ "$PG_OK" = 1 ] || { note "P12: no bench database"; return 1; }
+  command -v wrk >/dev/null || { note "P12: wrk not installed"; return 1; }
+  local nusers=1000 nconv=2000 permsg=500 bigmsg=100000 t=$REF_T
+  [ "$SCALE" = smoke ] && { nusers=50; nconv=20; permsg=100; bigmsg=2000; }
+  local tag="${SCALE}_${nconv}x${permsg}"; [ "$SCALE" = full ] && tag="default_${nconv}x${permsg}"
+  start_group p12 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_CONNECT_IP=off || return 1
+  local port=$GROUP_PORT pids=$GROUP_PIDS
+  if [ "$(psql -qtAX "$PG_URL" -c "SELECT count(*) FROM bench_p12 WHERE tag = '$tag'" 2>/dev/null)" != 1 ]; then
+    echo "bench: P12: seeding $((nconv * permsg)) messages in $nconv conversations (+ $bigmsg for the export)" >&2
+    psql -qX "$PG_URL" -v tag="$tag" -v nusers=$nusers -v nconv=$nconv -v permsg=$permsg -v bigmsg=$bigmsg \
+      -f scripts/bench_p12.sql > "$LOG/p12_seed.out" 2>&1 \
+      || { note "P12: seeding failed: $(tail -n 3 "$LOG/p12_seed.out" | tr '\n' ' ')"; stop_group "$pids"; return 1; }
+  fi
+  # requests: one line per query, "<path>\t<token>" (tokens minted by the server binary)
+  psql -qtAX -F $'\t' "$PG_URL" -c "SELECT user_id, q FROM bench_p12_queries WHERE tag = '$tag' ORDER BY i" > "$OUT/p12_queries.tsv"
+  declare -A tok
+  local uid q
+  : > "$OUT/p12_requests.tsv"
+  while IFS=$'\t' read -r uid q; do
+    [ -n "${tok[$uid]:-}" ] || tok[$uid]=$(SB_SECRET="$SECRET" "$BIN" token "$uid" --ttl 3600)
+    printf '/api/v1/search/messages?limit=20&q=%s\t%s\n' "${q// /+}" "${tok[$uid]}" >> "$OUT/p12_requests.tsv"
+  done < "$OUT/p12_queries.tsv"
+  cat > "$OUT/p12.lua" <<LUA
+local reqs = {}
+for line in io.lines("$OUT/p12_requests.tsv") do
+  local p, t = line:match("([^\t]+)\t(.+)")
+  reqs[#reqs + 1] = { p, { ["Authorization"] = "Bearer " .. t } }
+end
+local i = 0
+function setup(thread) i = i + 1 end
+function init(args) math.randomseed(os.time() + i * 7919) end
+function request()
+  local r = reqs[math.random(#reqs)]
+  return wrk.format("GET", r[1], r[2])
+end
+LUA
+  echo "bench: P12: wrk search, 50 connections, ${t}s" >&2
+  wrk -t 2 -c 50 -d "${t}s" --latency -s "$OUT/p12.lua" "http://127.0.0.1:$port" > "$LOG/p12_wrk.out" 2>&1
+  cat > "$OUT/p12_pgbench.sql" <<SQL
+\set i random(1, 1000)
+SELECT sb_search(user_id, tsq, NULL, NULL, NULL, 21) FROM bench_p12_queries WHERE tag = '$tag' AND i = :i;
+SQL
+  echo "bench: P12: reference: pgbench, the same sb_search statement, 50 clients, ${t}s" >&2
+  pgbench -n -M extended -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
+  local big bu btok
+  big=$(psql -qtAX "$PG_URL" -c "SELECT big_conv FROM bench_p12 WHERE tag = '$tag'")
+  bu=$(psql -qtAX "$PG_URL" -c "SELECT big_users[1] FROM bench_p12 WHERE tag = '$tag'")
+  btok=$(SB_SECRET="$SECRET" "$BIN" token "$bu" --ttl 3600)
+  echo "bench: P12: export of $bigmsg messages with curl" >&2
+  curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' -H "Authorization: Bearer $btok" \
+    "http://127.0.0.1:$port/api/v1/conversations/$big/export" > "$LOG/p12_export.out" 2>&1
+  python3 - "$LOG" "$OUT" "$((nconv * permsg))" "$nconv" "$bigmsg" <<'PY'
+import json, re, sys
+log, out, nmsg, nconv, bigmsg = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+def ms(v, u):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[u]
+w = open(f"{log}/p12_wrk.out").read()
+m99 = re.search(r"^\s+99%\s+([0-9.]+)(us|ms|s|m)\s*$", w, re.M)
+m50 = re.search(r"^\s+50%\s+([0-9.]+)(us|ms|s|m)\s*$", w, re.M)
+rps = re.search(r"Requests/sec:\s+([0-9.]+)", w)
+non2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", w)
+if m99 and rps:
+    json.dump({"p99_ms": ms(*m99.groups()), "p50_ms": ms(*m50.groups()) if m50 else None,
+               "requests_per_s": float(rps.group(1)), "non_2xx": int(non2.group(1)) if non2 else 0,
+               "messages": nmsg, "conversations": nconv, "connections": 50}, open(f"{out}/p12_search.json", "w"))
+p = open(f"{log}/p12_pgbench.out").read()
+tps = re.search(r"^tps = ([0-9.]+)", p, re.M)
+if tps:
+    json.dump({"tps": float(tps.group(1)), "clients": 50}, open(f"{out}/ref_pgbench_search.json", "w"))
+try:
+    code, size, secs = open(f"{log}/p12_export.out").read().split()
+    if code == "200" and float(secs) > 0:
+        json.dump({"mb_per_s": int(size) / float(secs) / 1e6, "bytes": int(size), "seconds": float(secs),
+                   "messages": bigmsg}, open(f"{out}/p12_export.json", "w"))
+except (OSError, ValueError):
+    pass
+PY
+  [ -s "$OUT/p12_search.json" ] || note "P12: no wrk figure: $(tail -n 3 "$LOG/p12_wrk.out" | tr '\n' ' ')"
+  [ -s "$OUT/ref_pgbench_search.json" ] || note "P12: no pgbench figure: $(tail -n 3 "$LOG/p12_pgbench.out" | tr '\n' ' ')"
+  [ -s "$OUT/p12_export.json" ] || note "P12: export failed: $(cat "$LOG/p12_export.out")"
+  stop_group "$pids"
+}
+
 # ---- run -----------------------------------------------------------------------------------
 echo "bench: scale $SCALE; results in $OUT" >&2
 if want ref; then
@@ -391,6 +510,8 @@ if [ "$SCALE" != smoke ] && { want p3 || want p3c; }; then
 fi
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
+want p9 && bench_calls
+want p12 && bench_p12
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
 
 T_END=$(date +%s)

@@ -169,6 +169,22 @@ if p6:
     if p6.get("non_2xx"):
         problems.append(f"P6: {p6['non_2xx']} non-2xx answers")
 
+p12 = load("p12_search")
+ref_search = load("ref_pgbench_search")
+search_tps = get(ref_search, "tps")
+if p12:
+    row("P12", f"search p99, 50 searchers, {p12.get('messages', 0):,} messages in {p12.get('conversations', 0):,} convs",
+        p12.get("p99_ms"), "ms", 50, False, f"p50 {p12.get('p50_ms') or 0:.1f} ms")
+    row("P12", "search requests/s (the same statement by pgbench: target 0.8x)", p12.get("requests_per_s"), "/s",
+        0.8 * search_tps if search_tps else None, True,
+        f"pgbench sb_search, 50 clients: {search_tps:.0f}/s" if search_tps else "pgbench: not measured", search_tps)
+    if p12.get("non_2xx"):
+        problems.append(f"P12: {p12['non_2xx']} non-2xx search answers")
+p12e = load("p12_export")
+if p12e:
+    row("P12", f"export of {p12e.get('messages', 0):,} messages ({(p12e.get('bytes') or 0) / 1e6:.1f} MB)",
+        p12e.get("mb_per_s"), "MB/s", None, None)
+
 p7 = load("p7_soak")
 if p7:
     row("P7", f"server RSS growth in the 2nd half of a {get(p7, 'fanout', 'publish_to_last_delivery_s') or 0:.0f} s fan-out",
@@ -182,8 +198,27 @@ if p8:
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
+p9 = load("p9_calls")
+p9r = load("p9_ping_ref")
+if p9:
+    c = p9.get("calls", {})
+    ping = get(p9r, "sends", "ack_latency", "p99_ms") if p9r else None
+    ping_txt = f"ping round trip p99 on the same server: {ping:.2f} ms" if ping else "ping round trip: not measured"
+    row("P9", f"call setup POST -> connected, p99 ({c.get('pairs')} concurrent calls)",
+        get(c, "setup", "p99_ms"), "ms", 50, False, ping_txt, ping)
+    row("P9", "signal relay (offer/answer/ICE) sender -> peer, p99", get(c, "signal_relay", "p99_ms"), "ms", 5, False,
+        ping_txt, ping)
+    row("P9", "calls set up per second (rate reached, no bar)", c.get("calls_per_s"), "/s", None, None,
+        f"{c.get('connected', 0)} connected, {c.get('failed', 0)} failed, {c.get('error_replies', 0)} error replies, "
+        f"setup p50 {get(c, 'setup', 'p50_ms') or 0:.1f} ms, relay p50 {get(c, 'signal_relay', 'p50_ms') or 0:.2f} ms")
+    if not c.get("connected"):
+        problems.append("p9_calls: no call connected")
+    if c.get("failed") or c.get("error_replies") or c.get("http_errors"):
+        problems.append(f"p9_calls: {c.get('failed')} failed calls, {c.get('error_replies')} error replies, "
+                        f"{c.get('http_errors')} HTTP errors")
+
 for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p3_fanout_cluster_w1", p3cw), ("p4_sends", p4), ("p5_cluster", p5),
-                ("p7_soak", p7), ("p8_presence", p8)):
+                ("p7_soak", p7), ("p8_presence", p8), ("p9_calls", p9), ("p9_ping_ref", p9r)):
     if r is not None:
         check_errors(name, r)
 if p4 is not None:  # the half-rate run follows the closed loop: its figure must be there
@@ -209,7 +244,7 @@ def fmt(v, unit):
         return "-"
     if isinstance(v, str):
         return f"{v} {unit}"
-    if unit in ("ms", "%"):
+    if unit in ("ms", "%", "MB/s"):
         return f"{v:,.2f} {unit}"
     return f"{v:,.0f} {unit}"
 
@@ -243,7 +278,7 @@ for r in rows:
         ref += f"  [{(v / rv if r['at_least'] else rv / v):.2f}x the reference]"
     lines.append(f"{r['id']:3} {r['figure'][:66]:66} {fmt(v, r['unit']):>16} {tgt:>16} {ratio:>6} {verdict:4} {ref}")
 measured = {r["id"] for r in rows}
-for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence")):
+for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search")):
     if pid not in measured:
         lines.append(f"{pid:3} not measured in this run ({why}): see notes below")
 try:

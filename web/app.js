@@ -6,6 +6,8 @@
 //   socket user:<me>               live durable events (+ catch-up from the cursor on every rejoin),
 //                                  message:send / receipt pushes
 //   socket conversation:<id>       typing and who is viewing (phoenix.js Presence)
+//   REST  /api/v1/calls, /turn     start a call, ICE servers (STUN/TURN credentials)
+//   socket call:<id>               a call's state machine and signaling (RTCPeerConnection)
 // Everything durable lands in `state`, kept in localStorage with the sync
 // cursor, so a reload shows the last state at once and then syncs forward.
 
@@ -427,6 +429,8 @@ function connect() {
 
   userCh = socket.channel(`user:${session.user.id}`, () => (state.cursor ? { cursor: state.cursor } : {}));
   for (const ev of DURABLE) userCh.on(ev, (p) => applyEvent(ev, p));
+  userCh.on('call:incoming', (p) => onIncoming(p.call));
+  userCh.on('call:updated', (p) => onCallUpdated(p.call));
   userCh.on('presence', (p) => {
     const id = idOf(p.user_id);
     users.set(id, { ...users.get(id), online: !!p.online, last_seen_at: p.last_seen_at ?? users.get(id)?.last_seen_at });
@@ -443,6 +447,7 @@ function connect() {
       }
       flushOutbox();
       if (ui.open) markRead(ui.open);
+      if (!call) resumeActiveCall();
     })
     .receive('error', (r) => {
       if (r?.reason === 'cursor_expired') { state.cursor = null; syncNow().catch(() => {}); }
@@ -661,6 +666,314 @@ function sendTyping(s) {
   }
 }
 
+// ------------------------------------------------------------------ calls --
+// One call at a time (docs/web.md "Calls"). POST /calls starts one (its
+// answer carries the ICE servers); call:incoming on user:<me> rings;
+// call:<id> carries the server's state machine (state events; pushes
+// ringing / accept / decline / connected / hangup) and the signaling relay
+// (signal offer / answer / ice, addressed to the other participant); the
+// browser's RTCPeerConnection does the media. The caller offers once the
+// callee has accepted (state connecting), so every ICE candidate reaches a
+// joined peer. localStorage `sb:ice-transport-policy` = "relay" forces TURN
+// (debugging, and the relay browser test).
+
+const CALL_LIVE = ['dialing', 'ringing', 'connecting', 'connected'];
+let call = null; // the current call, see newCall()
+let callNotice = null; // {text, until}: the last call's ending, shown briefly
+let callNoticeTimer = null;
+
+function newCall(fields) {
+  return {
+    id: null, c: null, role: 'caller', peer: null, media: 'audio', ch: null, pc: null, local: null,
+    iceServers: [], pending: [], signals: Promise.resolve(), offered: false, accepted: false,
+    connectedSent: false, connectedAt: 0, muted: false, ice: 'new', log: [], ...fields,
+  };
+}
+
+function iceTransportPolicy() {
+  return localStorage.getItem('sb:ice-transport-policy') === 'relay' ? 'relay' : 'all';
+}
+
+async function getMedia(media) {
+  try {
+    return await navigator.mediaDevices.getUserMedia({ audio: true, video: media === 'video' });
+  } catch (e) {
+    console.warn('no camera/microphone; the call receives only', e);
+    return null;
+  }
+}
+
+/** The RTCPeerConnection of the current call, with the server's ICE servers. */
+function makePeerConnection() {
+  const cur = call;
+  const pc = new RTCPeerConnection({ iceServers: cur.iceServers, iceTransportPolicy: iceTransportPolicy() });
+  cur.pc = pc;
+  if (cur.local) for (const t of cur.local.getTracks()) pc.addTrack(t, cur.local);
+  else {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (cur.media === 'video') pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+  pc.onicecandidate = (e) => { if (e.candidate && call === cur) sendSignal('ice', e.candidate.toJSON()); };
+  pc.ontrack = (e) => {
+    const v = $('#remote-video');
+    if (v.srcObject !== e.streams[0]) v.srcObject = e.streams[0] || new MediaStream([e.track]);
+  };
+  pc.oniceconnectionstatechange = () => {
+    if (call !== cur) return;
+    cur.ice = pc.iceConnectionState;
+    if ((cur.ice === 'connected' || cur.ice === 'completed') && !cur.connectedSent) {
+      cur.connectedSent = true;
+      cur.ch?.push('connected', {}, 15000).receive('ok', (r) => r?.call && applyCallState(r.call));
+    }
+    if (cur.ice === 'failed') hangup('Connection failed');
+    renderCall();
+  };
+  $('#local-video').srcObject = cur.local;
+  return pc;
+}
+
+function sendSignal(type, data) {
+  call?.ch?.push('signal', { to: call.peer, type, data }, 15000);
+}
+
+/** An incoming signal, applied in arrival order (one at a time). */
+function onSignal(p) {
+  const cur = call;
+  if (!cur || idOf(p.from) !== idOf(cur.peer)) return;
+  cur.signals = cur.signals.then(async () => {
+    if (call !== cur || !cur.pc) return;
+    const pc = cur.pc;
+    if (p.type === 'offer' || p.type === 'restart') {
+      await pc.setRemoteDescription(p.data);
+      await flushCandidates(cur);
+      await pc.setLocalDescription(await pc.createAnswer());
+      sendSignal('answer', { type: 'answer', sdp: pc.localDescription.sdp });
+    } else if (p.type === 'answer') {
+      await pc.setRemoteDescription(p.data);
+      await flushCandidates(cur);
+    } else if (p.type === 'ice') {
+      if (pc.remoteDescription) await pc.addIceCandidate(p.data);
+      else cur.pending.push(p.data);
+    }
+  }).catch((e) => { cur.log.push(`signal ${p.type}: ${e.message}`); console.warn('signal', p.type, e); });
+}
+
+async function flushCandidates(cur) {
+  const list = cur.pending.splice(0);
+  for (const c of list) await cur.pc.addIceCandidate(c);
+}
+
+/** The caller's offer, once the callee has accepted (state connecting). */
+async function sendOffer(cur) {
+  if (cur.offered || !cur.pc) return;
+  cur.offered = true;
+  const pc = cur.pc;
+  await pc.setLocalDescription(await pc.createOffer());
+  if (call === cur) sendSignal('offer', { type: 'offer', sdp: pc.localDescription.sdp });
+}
+
+/** Joins call:<id>; resolves with the join reply's call (rejects when refused). */
+function joinCallChannel(cur) {
+  const ch = socket.channel(`call:${cur.id}`, {});
+  cur.ch = ch;
+  ch.on('state', (p) => { if (call === cur) applyCallState(p.call); });
+  ch.on('signal', (p) => { if (call === cur) onSignal(p); });
+  return new Promise((resolve, reject) => {
+    ch.join(15000)
+      .receive('ok', (r) => resolve(r?.call))
+      .receive('error', (r) => { ch.leave(); reject(new Error(r?.message || r?.reason || 'refused')); })
+      .receive('timeout', () => reject(new Error('timeout')));
+  });
+}
+
+/** Follows the server's state of the current call. */
+function applyCallState(c) {
+  const cur = call;
+  if (!cur || !c || idOf(c.id) !== idOf(cur.id)) return;
+  cur.c = c;
+  if (c.state === 'ended') {
+    const why = {
+      hangup: 'Call ended', declined: 'Call declined', missed: 'No answer', busy: 'Busy',
+      failed: 'Call failed', connection_lost: 'Connection lost', answered_elsewhere: 'Answered on another device',
+    }[c.end_reason] || 'Call ended';
+    finishCall(why);
+    return;
+  }
+  if (c.state === 'connecting' || c.state === 'connected') cur.accepted = true;
+  if (c.state === 'connecting' && cur.role === 'caller') sendOffer(cur).catch((e) => hangup(`Could not connect: ${e.message}`));
+  renderCall();
+}
+
+/** Starts a call in the open direct chat. */
+async function startCall(media) {
+  const cid = ui.open;
+  const conv = state.convs[cid];
+  if (call || !conv || conv.kind !== 'direct' || !socket) return;
+  const cur = (call = newCall({ role: 'caller', peer: peerId(conv), media }));
+  renderCall();
+  cur.local = await getMedia(media);
+  if (call !== cur) { cur.local?.getTracks().forEach((t) => t.stop()); return; }
+  let r;
+  try {
+    r = await api('POST', '/calls', { conversation_id: cid, media });
+  } catch (e) {
+    finishCall(`Could not call: ${e.message}`);
+    return;
+  }
+  if (call !== cur) return;
+  cur.id = idOf(r.call.id);
+  cur.c = r.call;
+  cur.iceServers = r.ice_servers || [];
+  // glare: the other side's call came back as our accept; we are its callee
+  if (idOf(r.call.caller_id) !== idOf(session.user.id)) {
+    cur.role = 'callee';
+    cur.peer = idOf(r.call.caller_id);
+    cur.accepted = true;
+  }
+  if (r.call.state === 'ended') { applyCallState(r.call); return; }
+  makePeerConnection();
+  try {
+    const c = await joinCallChannel(cur);
+    applyCallState(c || r.call);
+  } catch (e) {
+    finishCall(`Call unavailable: ${e.message}`);
+  }
+}
+
+/** call:incoming (or a ringing call found at start): join, tell the server this device rings. */
+async function onIncoming(c) {
+  const me = idOf(session.user.id);
+  if (call || !c || !['dialing', 'ringing'].includes(c.state) || idOf(c.caller_id) === me) return;
+  const mine = (c.participants || []).find((p) => idOf(p.user_id) === me);
+  if (!mine || !['invited', 'ringing'].includes(mine.state)) return;
+  const cur = (call = newCall({ id: idOf(c.id), c, role: 'callee', peer: idOf(c.caller_id), media: c.media, incoming: true }));
+  fetchUser(cur.peer);
+  let now;
+  try {
+    now = await joinCallChannel(cur);
+  } catch {
+    if (call === cur) { call = null; renderCall(); }
+    return;
+  }
+  if (call !== cur) return;
+  if (!now || !['dialing', 'ringing'].includes(now.state)) { // an old invitation, replayed: over already
+    cur.ch.leave();
+    call = null;
+    renderCall();
+    return;
+  }
+  cur.c = now;
+  cur.ch.push('ringing', {}, 15000).receive('ok', (r) => r?.call && applyCallState(r.call));
+  renderCall();
+}
+
+async function acceptCall() {
+  const cur = call;
+  if (!cur || cur.role !== 'callee' || cur.accepted || cur.accepting) return;
+  cur.accepting = true;
+  renderCall();
+  cur.local = await getMedia(cur.media);
+  try {
+    cur.iceServers = (await api('GET', '/turn')).ice_servers || [];
+  } catch { cur.iceServers = []; }
+  if (call !== cur) { cur.local?.getTracks().forEach((t) => t.stop()); return; }
+  makePeerConnection();
+  cur.ch.push('accept', {}, 15000)
+    .receive('ok', (r) => { cur.accepted = true; cur.accepting = false; applyCallState(r.call); })
+    .receive('error', (r) => { if (call === cur) finishCall(r?.message || 'Could not answer'); })
+    .receive('timeout', () => { if (call === cur) finishCall('Could not answer (timeout)'); });
+}
+
+function declineCall() {
+  if (!call) return;
+  call.ch?.push('decline', {}, 15000);
+  finishCall('Declined');
+}
+
+/** Hangs up (or cancels an outgoing call) and tells the server. */
+function hangup(text = 'Call ended') {
+  if (!call) return;
+  call.ch?.push('hangup', {}, 15000);
+  finishCall(text);
+}
+
+function toggleMute() {
+  if (!call) return;
+  call.muted = !call.muted;
+  for (const t of call.local?.getAudioTracks() || []) t.enabled = !call.muted;
+  renderCall();
+}
+
+/** Tears the current call down locally and shows `text` for a moment. */
+function finishCall(text) {
+  const cur = call;
+  if (!cur) return;
+  call = null;
+  lastCall = { id: cur.id, state: cur.c?.state, end_reason: cur.c?.end_reason, text, ice: cur.ice, log: cur.log };
+  try { cur.pc?.close(); } catch { /* closed */ }
+  cur.local?.getTracks().forEach((t) => t.stop());
+  cur.ch?.leave();
+  $('#remote-video').srcObject = null;
+  $('#local-video').srcObject = null;
+  callNotice = { text, until: Date.now() + 2500 };
+  clearTimeout(callNoticeTimer);
+  callNoticeTimer = setTimeout(() => { callNotice = null; renderCall(); }, 2500);
+  renderCall();
+}
+let lastCall = null;
+
+function onCallUpdated(c) {
+  if (call && c && idOf(c.id) === idOf(call.id) && c.state === 'ended') applyCallState(c);
+}
+
+/** At start: a call ringing for this user (e.g. the page was closed while it rang). */
+async function resumeActiveCall() {
+  try {
+    const r = await api('GET', '/calls/active');
+    if (r?.call) onIncoming(r.call);
+  } catch { /* no calls on this server */ }
+}
+
+function fmtDuration(ms) {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function renderCall() {
+  const el = $('#call');
+  const cur = call;
+  el.hidden = !cur && !callNotice;
+  if (el.hidden) return;
+  const incoming = !!cur && cur.role === 'callee' && !cur.accepted;
+  el.classList.toggle('incoming', incoming);
+  el.classList.toggle('audio', (cur?.media || 'audio') !== 'video');
+  el.dataset.state = cur ? (cur.c?.state || 'starting') : 'ended';
+  el.dataset.ice = cur?.ice || '';
+  $('#call-peer').textContent = cur ? userName(cur.peer) : '';
+  let status;
+  if (!cur) status = callNotice.text;
+  else if (incoming) status = cur.accepting ? 'Answering…' : `Incoming ${cur.media} call`;
+  else {
+    const st = cur.c?.state;
+    const live = cur.ice === 'connected' || cur.ice === 'completed';
+    if (live) {
+      if (!cur.connectedAt) cur.connectedAt = Date.now();
+      status = `Connected ${fmtDuration(Date.now() - cur.connectedAt)}${cur.muted ? ' · muted' : ''}`;
+    } else if (st === 'ringing') status = 'Ringing…';
+    else if (st === 'connecting' || st === 'connected') status = 'Connecting…';
+    else status = 'Calling…';
+  }
+  $('#call-status').textContent = status;
+  $('#call-accept').hidden = !incoming;
+  $('#call-accept').disabled = !!cur?.accepting;
+  $('#call-decline').hidden = !incoming;
+  $('#call-mute').hidden = !cur || incoming;
+  $('#call-mute').textContent = cur?.muted ? 'Unmute' : 'Mute';
+  $('#call-hangup').hidden = !cur || incoming;
+}
+
+setInterval(() => { if (call?.connectedAt) renderCall(); }, 1000);
+
 // ----------------------------------------------------------------- render --
 
 let renderQueued = false;
@@ -745,6 +1058,9 @@ function renderConversation() {
     status = `${ids.length} members${ids.length ? `, ${on} online` : ''}`;
   }
   $('#conv-status').textContent = status;
+  $('#call-buttons').hidden = conv?.kind !== 'direct';
+  $('#call-audio-btn').disabled = !!call;
+  $('#call-video-btn').disabled = !!call;
 
   const others = ui.viewers.filter((id) => idOf(id) !== me);
   $('#viewers').textContent = others.length
@@ -897,6 +1213,7 @@ async function onAuthSubmit(ev) {
 }
 
 function signOut(message = '') {
+  if (call) hangup();
   if (socket) socket.disconnect();
   socket = null;
   userCh = null;
@@ -951,6 +1268,13 @@ function wireUi() {
   $('#logout-btn').addEventListener('click', logout);
   $('#user-search').addEventListener('input', onSearchInput);
   $('#create-group-btn').addEventListener('click', createGroup);
+  $('#call-audio-btn').addEventListener('click', () => startCall('audio'));
+  $('#call-video-btn').addEventListener('click', () => startCall('video'));
+  $('#call-accept').addEventListener('click', acceptCall);
+  $('#call-decline').addEventListener('click', declineCall);
+  $('#call-mute').addEventListener('click', toggleMute);
+  $('#call-hangup').addEventListener('click', () => hangup());
+  window.addEventListener('beforeunload', () => { if (call) hangup(); });
   $('#tab-chats').addEventListener('click', () => { ui.tab = 'chats'; render(); });
   $('#tab-archived').addEventListener('click', () => { ui.tab = 'archived'; render(); });
   $('#load-earlier').addEventListener('click', () => ui.open && loadEarlier(ui.open).catch(() => {}));
@@ -984,6 +1308,8 @@ window.switchboard = {
   get socket() { return socket; },
   get state() { return state; },
   get session() { return session; },
+  get call() { return call; },
+  get lastCall() { return lastCall; },
   users,
 };
 

@@ -225,6 +225,14 @@ uint32_t conn_push(conn *c, const char *topic, const char *event, const char *pa
     return push_ref(c, c->join_ref, ref, topic, event, payload, plen) ? ref : 0;
 }
 
+uint32_t conn_push_topic(conn *c, uint32_t join_ref, const char *topic, const char *event,
+                         const char *payload, size_t plen)
+{
+    if (c->state != CS_JOINED) return 0;
+    uint32_t ref = c->next_ref++;
+    return push_ref(c, join_ref ? join_ref : ref, ref, topic, event, payload, plen) ? ref : 0;
+}
+
 static void send_heartbeat(conn *c)
 {
     worker *w = W();

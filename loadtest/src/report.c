@@ -8,7 +8,7 @@ const char *const sbl_ctr_names[CTR__N] = {
     SBL_COUNTERS(X)
 #undef X
 };
-const char *const sbl_hist_names[H__N] = {"join", "latency", "publish_ack", "send_lag"};
+const char *const sbl_hist_names[H__N] = {"join", "latency", "publish_ack", "send_lag", "signal_relay"};
 
 static void min_nz(uint64_t *d, uint64_t s)
 {

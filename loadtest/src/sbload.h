@@ -97,7 +97,9 @@ extern sbl_opts g_opt;
     X(bytes_in) X(frames_out) X(bytes_out) X(replies_ok) X(replies_error) X(pushes_in)     \
     X(phx_error) X(phx_close) X(published) X(pub_acked) X(pub_errors) X(deliveries)        \
     X(bad_deliveries) X(sends) X(acks) X(send_errors) X(msg_new) X(presence_diffs)         \
-    X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)
+    X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)                     \
+    X(calls_started) X(calls_connected) X(calls_done) X(calls_failed) X(call_errors)        \
+    X(signals_sent) X(signals_recv) X(http_errors)
 
 enum {
 #define X(n) CTR_##n,
@@ -122,6 +124,7 @@ enum {
     H_LAT,   /* scenario latency: fanout per delivery, sends ack */
     H_ACK,   /* fanout: publish -> publisher's reply */
     H_LAG,   /* sends --send-rate: slot -> the send actually leaving */
+    H_SIG,   /* calls: signal relay, sender's push -> the peer's receipt */
     H__N
 };
 extern const char *const sbl_hist_names[H__N];
@@ -236,6 +239,11 @@ uint32_t conn_push(conn *c, const char *topic, const char *event, const char *pa
 /* The topic of connection c (expanded pattern) into out. */
 int conn_topic(const conn *c, char *out, size_t cap);
 bool conn_is_joined(const conn *c);
+/* Like conn_push on another topic of the same socket: join_ref is that
+ * topic's join ref, or 0 for a phx_join (the new ref is then its own join
+ * ref). Returns the ref used, or 0 on failure. */
+uint32_t conn_push_topic(conn *c, uint32_t join_ref, const char *topic, const char *event,
+                         const char *payload, size_t plen);
 
 /* worker.c */
 int worker_main(int id, int nprocs, int ctl_fd, uint64_t t0);

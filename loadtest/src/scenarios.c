@@ -5,7 +5,7 @@
 #include "ipc.h"
 #include "sbload.h"
 
-extern const scenario scen_connections, scen_fanout, scen_soak, scen_sends, scen_presence;
+extern const scenario scen_connections, scen_fanout, scen_soak, scen_sends, scen_presence, scen_calls;
 
 static const scenario scen_cluster = {
     .name = "cluster",
@@ -34,7 +34,7 @@ static const scenario scen_sync = {
 
 static const scenario *const all[] = {&scen_connections, &scen_fanout, &scen_sends,
                                       &scen_presence,    &scen_soak,   &scen_cluster,
-                                      &scen_sync};
+                                      &scen_sync,        &scen_calls};
 
 const scenario *scenario_find(const char *name)
 {

@@ -15,6 +15,9 @@
 #include "bus/pubsub.h"
 #include "phoenix/channels.h"
 #include "chat/chat.h"
+#include "keys/keys.h"
+#include "export/export.h"
+#include "search/search.h"
 #include "base/config.h"
 #include "store/db.h"
 #include "base/log.h"
@@ -40,6 +43,7 @@
 #include "net/tls.h"
 #include "base/token.h"
 #include "base/util.h"
+#include "calls/turn.h"
 
 #define SB_VERSION "0.1.0"
 
@@ -140,6 +144,11 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
+    char turn_err[256];
+    if (turn_config_check(turn_err, sizeof turn_err) != 0) {
+        fprintf(stderr, "switchboard: bad TURN settings (SB_TURN_URIS, SB_TURN_SECRET, SB_TURN_TTL): %s\n", turn_err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (g_config.database_url[0] && g_config.migrate_on_start) {
         char err[512] = "";
@@ -163,8 +172,12 @@ static int cmd_serve(int argc, char **argv)
     if (accounts_routes() != 0) return 1;
     if (g_config.database_url[0]) accounts_load_revoked(g_config.database_url);
     chat_routes();
+    keys_routes();
+    search_routes();
+    export_routes();
     sync_routes();
     calls_routes();
+    turn_rest_routes();
     moderation_routes();
     admin_routes();
     ch_user_register();

@@ -87,6 +87,12 @@ static const opt opts[] = {
     {"ratelimit-call", "SB_RATELIMIT_CALL", T_STR, "20/60", S(ratelimit_call), "calls started (POST /calls) per user, N/S (\"off\" = unlimited)"},
     {"ratelimit-report", "SB_RATELIMIT_REPORT", T_STR, "20/3600", S(ratelimit_report), "reports filed (POST /reports) per user, N/S (\"off\" = unlimited)"},
     {"account-username-grace", "SB_ACCOUNT_USERNAME_GRACE", T_I64, "2592000", N(account_username_grace_s), "seconds the username of a deleted account stays reserved before anyone may sign up with it"},
+    {"turn-secret", "SB_TURN_SECRET", T_STR, "", S(turn_secret), "coturn's static-auth-secret (use-auth-secret): signs the ephemeral TURN credentials of GET /api/v1/turn and of calls (required when SB_TURN_URIS has turn: or turns: URIs; never logged)"},
+    {"turn-uris", "SB_TURN_URIS", T_STR, "", S(turn_uris), "ICE servers handed to clients: comma-separated turn:, turns:, stun: or stuns: URIs, e.g. turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349 (empty: no STUN/TURN, clients use host candidates only)"},
+    {"turn-ttl", "SB_TURN_TTL", T_I64, "86400", N(turn_ttl_s), "lifetime of a TURN credential, seconds (1..31536000); the expiry is part of the username coturn checks"},
+    {"prekey-low", "SB_PREKEY_LOW", T_INT, "10", N(prekey_low), "a user whose stored one-time prekeys drop below this many gets a prekeys_low event (once per crossing)"},
+    {"ratelimit-keys-fetch", "SB_RATELIMIT_KEYS_FETCH", T_STR, "10/200", S(ratelimit_keys_fetch), "key bundle fetches (GET /api/v1/keys/:user_id) per requester and target user, N/S: N at once, then N per S seconds, per node (\"off\" = unlimited)"},
+    {"export-page", "SB_EXPORT_PAGE", T_SIZE, "500", N(export_page), "messages read per query while streaming a conversation export (each page is one short query; the next is read only after the client took the previous one)"},
 };
 
 static int set_opt(const opt *o, const char *v)

@@ -74,6 +74,12 @@ typedef struct sb_config {
     char ratelimit_call[32];       /* POST /calls per user, "N/S" */
     char ratelimit_report[32];     /* POST /reports per user, "N/S" */
     int64_t account_username_grace_s; /* a deleted account's username is reserved this long */
+    char turn_secret[256];         /* coturn static-auth-secret (REST-API credentials) */
+    char turn_uris[1024];          /* comma-separated turn:/turns:/stun:/stuns: URIs */
+    int64_t turn_ttl_s;            /* TURN credential lifetime, seconds */
+    int prekey_low;                /* prekeys_low below this many one-time prekeys */
+    char ratelimit_keys_fetch[32]; /* key bundle fetches per (requester, target), "N/S" */
+    size_t export_page;            /* messages read per export page query */
 } sb_config;
 
 extern sb_config g_config;

@@ -31,6 +31,10 @@ typedef struct http_state {
     bool in_parse;
     bool closing_after; /* server shutting down: close after the response */
     bool peer_known;    /* peer: the client's address, read once per connection */
+    bool streaming;     /* active is a streamed response (http_stream_begin) */
+    uint64_t stream_ms; /* loop time of the stream's last progress */
+    http_stream_fn wait_fn; /* a stream waiting for the client to drain */
+    void *wait_arg;
     char peer[48];
 } http_state;
 
@@ -224,9 +228,14 @@ static void http_conn_gone(sb_conn *c)
 {
     http_state *h = http_of(c);
     if (!h) return;
-    if (h->active) h->active->conn = NULL;
+    sb_req *active = h->active;
+    http_stream_fn fn = h->streaming ? h->wait_fn : NULL;
+    void *arg = h->wait_arg;
+    if (active) active->conn = NULL;
+    c->on_drain = NULL;
     c->proto = NULL;
     http_state_free(h);
+    if (fn) fn(active, arg); /* a stream waiting to write more: it is over */
 }
 
 static const char *http_date(void)
@@ -451,6 +460,125 @@ void http_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, si
     req_free(req);
 }
 
+/* The stream's connection state, or NULL when the client is gone. */
+static http_state *stream_state(const sb_req *req)
+{
+    sb_conn *c = req->conn;
+    http_state *h = c ? http_of(c) : NULL;
+    if (!h || c->closing || h->active != req || !h->streaming) return NULL;
+    return h;
+}
+
+int http_stream_begin(sb_req *req, int status, const char *ctype, const char *extra)
+{
+    sb_conn *c = req->conn;
+    http_state *hs = c ? http_of(c) : NULL;
+    if (!hs || c->closing || hs->active != req) return -1;
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nserver: switchboard\r\ndate: %s\r\ntransfer-encoding: chunked\r\n"
+                     "%s%s%s%s",
+                     status, http_reason(status), http_date(), ctype ? "content-type: " : "",
+                     ctype ? ctype : "", ctype ? "\r\n" : "", extra ? extra : "");
+    if (n <= 0 || n >= (int)sizeof head - 2) return -1;
+    memcpy(head + n, "\r\n", 3);
+    sb_buf *b = sb_buf_from(head, (size_t)n + 2);
+    if (!b) return -1;
+    conn_send(c, b, 0);
+    sb_buf_unref(b);
+    hs->streaming = true;
+    hs->stream_ms = uv_now(&c->r->loop);
+    return 0;
+}
+
+int http_stream_write(sb_req *req, const void *data, size_t len)
+{
+    http_state *h = stream_state(req);
+    if (!h) return -1;
+    if (!len) return 0;
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    sb_buf *b = sb_buf_new((size_t)n + len + 2);
+    if (b) b = sb_buf_append(b, size, (size_t)n);
+    if (b) b = sb_buf_append(b, data, len);
+    if (b) b = sb_buf_append(b, "\r\n", 2);
+    if (!b) return -1;
+    int rc = conn_send(req->conn, b, 0);
+    sb_buf_unref(b);
+    return rc;
+}
+
+size_t http_stream_queued(const sb_req *req)
+{
+    return stream_state(req) ? req->conn->qbytes : 0;
+}
+
+static void stream_drained(sb_conn *c, void *arg)
+{
+    http_state *h = http_of(c);
+    sb_req *req = arg;
+    if (!h || h->active != req || !h->wait_fn) return;
+    http_stream_fn fn = h->wait_fn;
+    h->wait_fn = NULL;
+    h->stream_ms = uv_now(&c->r->loop);
+    fn(req, h->wait_arg);
+}
+
+void http_stream_wait(sb_req *req, size_t below, http_stream_fn fn, void *arg)
+{
+    http_state *h = stream_state(req);
+    if (!h) { /* gone: tell at once */
+        fn(req, arg);
+        return;
+    }
+    h->wait_fn = fn;
+    h->wait_arg = arg;
+    conn_on_drain(req->conn, below, stream_drained, req);
+}
+
+/* Leaves streaming mode; the request is answered (keep-alive when ka). */
+static void stream_done(sb_conn *c, bool ka)
+{
+    http_state *h = http_of(c);
+    h->streaming = false;
+    h->wait_fn = NULL;
+    conn_on_drain(c, 0, NULL, NULL);
+    if (!ka) conn_close_after_flush(c);
+    answered(c, ka);
+}
+
+void http_stream_end(sb_req *req)
+{
+    http_state *h = stream_state(req);
+    if (h) {
+        sb_conn *c = req->conn;
+        bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        sb_buf *b = sb_buf_from("0\r\n\r\n", 5);
+        if (b) {
+            conn_send(c, b, 0);
+            sb_buf_unref(b);
+            stream_done(c, ka);
+        } else {
+            conn_close(c);
+        }
+    }
+    req_free(req);
+}
+
+void http_stream_abort(sb_req *req)
+{
+    http_state *h = stream_state(req);
+    if (h) {
+        sb_conn *c = req->conn;
+        h->streaming = false;
+        h->wait_fn = NULL;
+        h->active = NULL;
+        req->conn = NULL;
+        conn_close(c);
+    }
+    req_free(req);
+}
+
 void http_respond_json(sb_req *req, int status, json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -646,6 +774,10 @@ char *http_detach_for_upgrade(sb_conn *c, size_t *len)
 static void http_sweep(sb_conn *c, uint64_t now)
 {
     http_state *h = c->proto;
+    if (h && h->streaming && h->wait_fn && now - h->stream_ms > g_config.http_idle_ms) {
+        conn_close(c); /* a stream the client stopped reading: its wait ends (gone) */
+        return;
+    }
     if (!h || h->active) return;
     bool mid_request = h->req != NULL || h->pending_len > 0;
     if (mid_request && now - c->mark_ms > g_config.http_idle_ms) {

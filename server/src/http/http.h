@@ -76,6 +76,33 @@ void http_respond_error(sb_req *req, int status, const char *code, const char *m
 /* Like http_respond_error, with extra header lines (e.g. Retry-After). */
 void http_respond_error_h(sb_req *req, int status, const char *code, const char *message,
                         json_t *details, const char *extra_headers);
+/* ---- streamed responses (chunked transfer encoding, back-pressure) ----
+ * http_stream_begin sends the status line and headers; then the handler
+ * writes chunks with http_stream_write and, before producing more, waits
+ * with http_stream_wait until the client has taken what is queued; it ends
+ * with http_stream_end (the last chunk; frees the request) or http_stream_abort
+ * (closes the connection: the client sees a truncated body; frees the
+ * request). If the client goes away, a pending wait's callback runs with
+ * req->conn NULL (the handler then ends or aborts, which only frees), and
+ * http_stream_write returns -1. A stream that makes no progress for
+ * SB_HTTP_IDLE_MS is closed the same way. */
+typedef void (*http_stream_fn)(sb_req *req, void *arg);
+/* Sends the head (Transfer-Encoding: chunked; extra_headers as for
+ * sb_respond). Returns 0, or -1 when the client is gone. */
+int http_stream_begin(sb_req *req, int status, const char *content_type, const char *extra_headers);
+/* Queues data (len > 0) as one chunk; takes no reference to data. Returns
+ * 0, or -1 when the client is gone or out of memory. */
+int http_stream_write(sb_req *req, const void *data, size_t len);
+/* Bytes queued to the client and not yet written (0 when gone). */
+size_t http_stream_queued(const sb_req *req);
+/* Calls fn(req, arg) once, when at most `below` bytes are left unwritten,
+ * or when the client goes away (req->conn NULL then). */
+void http_stream_wait(sb_req *req, size_t below, http_stream_fn fn, void *arg);
+/* The last chunk; frees the request. */
+void http_stream_end(sb_req *req);
+/* Closes the connection without the last chunk; frees the request. */
+void http_stream_abort(sb_req *req);
+
 /* Status line reason phrase. */
 const char *http_reason(int status);
 

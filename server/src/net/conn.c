@@ -183,6 +183,23 @@ int conn_send(sb_conn *c, sb_buf *b, size_t cap)
     return 0;
 }
 
+void conn_on_drain(sb_conn *c, size_t below, void (*fn)(sb_conn *c, void *arg), void *arg)
+{
+    c->on_drain = fn;
+    c->drain_arg = arg;
+    c->drain_below = below > UINT32_MAX ? UINT32_MAX : (uint32_t)below;
+    if (fn) mark_dirty(c); /* the next flush calls it if already drained */
+}
+
+/* Calls the drain callback once the queue is low enough (after writes). */
+static void maybe_drained(sb_conn *c)
+{
+    if (!c->on_drain || c->closing || c->qbytes > c->drain_below) return;
+    void (*fn)(sb_conn *, void *) = c->on_drain;
+    c->on_drain = NULL;
+    fn(c, c->drain_arg);
+}
+
 /* Drops `bytes` written bytes from the head of the queue. */
 static void consume(sb_conn *c, size_t bytes)
 {
@@ -269,6 +286,8 @@ static void write_cb(uv_write_t *req, int status)
     c->inflight = 0;
     consume(c, done);
     if (c->closing) return;
+    maybe_drained(c); /* may queue more */
+    if (c->closing) return;
     if (c->qlen) flush(c);
     else if (c->close_after_flush) start_close_after_flush(c);
 }
@@ -320,6 +339,7 @@ static void flush(sb_conn *c)
         return;
     }
     if (c->close_after_flush) start_close_after_flush(c);
+    else if (c->on_drain) maybe_drained(c); /* queues more: flushed on the next pass */
 }
 
 void conn_flush_dirty(reactor *r)

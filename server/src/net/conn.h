@@ -60,6 +60,11 @@ typedef struct sb_conn {
     bool close_after_flush;
     bool read_paused;
     struct tls_conn *tls;          /* TLS state on a TLS listener (tls.c), else NULL */
+    /* one-shot: called once the unwritten bytes fall to drain_below or less
+     * after a write (a streamed response's back-pressure; conn_on_drain) */
+    void (*on_drain)(struct sb_conn *c, void *arg);
+    void *drain_arg;
+    uint32_t drain_below;
 } sb_conn;
 
 /* Sets the protocol every accepted connection starts with (main.c: HTTP).
@@ -79,6 +84,10 @@ void conn_close_after_flush(sb_conn *c);
 /* Pauses / resumes reading from the socket. */
 void conn_pause_read(sb_conn *c);
 void conn_resume_read(sb_conn *c);
+/* Calls fn(c, arg) once, from the loop, when at most `below` bytes are
+ * left unwritten (at once if that is already so: at the next flush). fn
+ * NULL cancels. Not called when the connection closes. */
+void conn_on_drain(sb_conn *c, size_t below, void (*fn)(sb_conn *c, void *arg), void *arg);
 /* Asks the reactor to flush c at the end of this loop iteration. */
 void conn_mark_dirty(sb_conn *c);
 /* Drops queued buffers not yet started (keeps a partly written or in-flight

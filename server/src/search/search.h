@@ -1,0 +1,45 @@
+/* search.h — full-text search over the caller's messages (api.md
+ * "Messages", GET /api/v1/search/messages; docs/search.md): the query
+ * parser and the sb_search statement of migrations/051_search.sql. The
+ * core: no HTTP; search_rest.c is the edge. */
+#ifndef SB_SEARCH_H
+#define SB_SEARCH_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct db_pool;
+
+#define SEARCH_QUERY_MAX 256 /* bytes of q */
+#define SEARCH_WORDS_MAX 8   /* words in q */
+#define SEARCH_WORD_MAX 64   /* bytes of one word (longer ones are cut) */
+#define SEARCH_TSQUERY_MAX (SEARCH_WORDS_MAX * (SEARCH_WORD_MAX + 8) + 8)
+
+/* Turns the text a user typed into tsquery text for to_tsquery('simple',
+ * ...): words are runs of ASCII letters and digits and of any non-ASCII
+ * character (so words of any script); everything else separates them. The
+ * words are quoted and joined with " & "; the last one becomes a prefix
+ * (":*") when it has at least 2 bytes, so "hel" finds "hello" as the user
+ * types. Returns 0 with the text in out (>= SEARCH_TSQUERY_MAX bytes), or
+ * -1 with *err a sentence: q longer than SEARCH_QUERY_MAX bytes, not
+ * UTF-8, no word, more than SEARCH_WORDS_MAX words. Pure. */
+int search_parse_query(const char *q, char *out, const char **err);
+
+/* Where the answer goes (the REST edge's function table). */
+typedef struct search_sink_ops {
+    void (*ok)(void *to, json_t *body); /* body stolen */
+    void (*fail)(void *to, const char *code, const char *message, json_t *details, int retry_after_s);
+} search_sink_ops;
+
+/* One page of user_id's search: tsq from search_parse_query, conv_id NULL
+ * or a valid id, after_rank/after_id the decoded cursor position (NULL:
+ * first page), limit 1..200. Answers {"items": [Message + "snippet"],
+ * "next_cursor"} through ops/to, once. */
+void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const char *user_id,
+                const char *tsq, const char *conv_id, const char *after_rank, const char *after_id,
+                int limit);
+
+/* Registers GET /api/v1/search/messages (search_rest.c). */
+void search_routes(void);
+
+#endif

@@ -1,0 +1,202 @@
+'use strict';
+// Full-text search over the caller's messages (api.md "Messages",
+// GET /api/v1/search/messages; docs/search.md): by word and by prefix of the
+// last word, words of any script, ranked then newest first, cursor pages,
+// membership periods (a removed member stops finding new messages, a
+// non-member finds nothing), never deleted / deleted-for-me / ciphertext
+// messages, HTML-safe highlighted snippets, bad queries 422; a message sent
+// on one node is found on another. Needs the test database.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const { startServer } = require('./lib/server');
+const {
+  DB_URL, BASE_ENV, waitForDatabase, api, assertError, signupMany,
+} = require('./lib/api');
+const { startRedis, startCluster, waitClusterUp, stopAll } = require('./lib/cluster');
+
+const T = { timeout: 120000 };
+const cid = () => crypto.randomUUID();
+const tag = () => `z${crypto.randomBytes(5).toString('hex')}`; // a word no other test uses
+
+describe('search', () => {
+  let srv;
+  before(async () => {
+    assert.ok(DB_URL, 'no test database URL');
+    await waitForDatabase();
+    srv = await startServer({ name: 'search', env: { ...BASE_ENV, SB_RATELIMIT_SEND: '100000/1' } });
+  });
+  after(async () => { if (srv) await srv.stop(); });
+
+  const send = async (u, conv, body, kind = 'text') => {
+    const r = await api(srv, 'POST', `/conversations/${conv}/messages`, { token: u.token, body: { client_id: cid(), kind, body } });
+    assert.equal(r.status, 201, r.text);
+    return r.json.message;
+  };
+  const search = (u, qs) => api(srv, 'GET', `/search/messages?${new URLSearchParams(qs)}`, { token: u.token });
+  const ids = (r) => { assert.equal(r.status, 200, r.text); return r.json.items.map((m) => m.id); };
+  const group = async (owner, members) => {
+    const r = await api(srv, 'POST', '/conversations', { token: owner.token, body: { kind: 'group', title: 'g', member_ids: members.map((m) => m.id) } });
+    assert.equal(r.status, 201, r.text);
+    return r.json.conversation.id;
+  };
+
+  test('finds by word and by prefix of the last word, in any script; items are Messages with a snippet', T, async () => {
+    const [a, b] = await signupMany(srv, 2);
+    const g = await group(a, [b]);
+    const t = tag();
+    const m1 = await send(a, g, `Hello ${t} world, see you tomorrow`);
+    const m2 = await send(b, g, `Привет ${t} мир`);
+    const m3 = await send(b, g, `unrelated ${t}x words`);
+    assert.deepEqual(ids(await search(a, { q: `hello ${t}` })), [m1.id]);
+    assert.deepEqual(ids(await search(a, { q: `${t} hel` })), [m1.id], 'prefix of the last word');
+    assert.deepEqual(ids(await search(a, { q: `HELLO ${t}` })), [m1.id], 'case-insensitive');
+    assert.deepEqual(ids(await search(b, { q: `мир ${t}` })), [m2.id]);
+    assert.deepEqual(ids(await search(b, { q: `${t} Прив` })), [m2.id]);
+    assert.deepEqual(ids(await search(a, { q: `hel ${t}` })), [], 'only the last word is a prefix');
+    const all = await search(a, { q: t });
+    assert.deepEqual(new Set(ids(all)), new Set([m1.id, m2.id, m3.id]), 'the last word as a prefix also finds longer words');
+    const item = (await search(a, { q: `hello ${t}` })).json.items[0];
+    assert.equal(item.conversation_id, g);
+    assert.equal(item.body, m1.body);
+    assert.equal(item.sender_id, a.id);
+    assert.equal(item.seq, m1.seq);
+    assert.match(item.snippet, /<mark>Hello<\/mark>/);
+    assert.match(item.snippet, new RegExp(`<mark>${t}</mark>`));
+    assert.equal((await search(a, { q: `hello ${t}` })).json.next_cursor, null);
+  });
+
+  test('snippets are HTML-escaped around the marks', T, async () => {
+    const [a] = await signupMany(srv, 1);
+    const g = await group(a, []);
+    const t = tag();
+    await send(a, g, `x < y && <script>alert(1)</script> z > 2 ${t}`);
+    const s = (await search(a, { q: t })).json.items[0].snippet;
+    assert.ok(!s.includes('<script>'), s);
+    assert.equal(s.replace(/<\/?mark>/g, '').match(/[<>]/), null, `only <mark> tags: ${s}`);
+    assert.match(s, /x &lt; y &amp;&amp;/);
+    assert.match(s, /z &gt; 2/);
+    assert.match(s, new RegExp(`<mark>${t}</mark>`));
+  });
+
+  test('ranked by relevance, then newest first; pages follow next_cursor without repeats', T, async () => {
+    const [a] = await signupMany(srv, 1);
+    const g = await group(a, []);
+    const t = tag();
+    const weak = [];
+    for (let i = 0; i < 7; i++) weak.push(await send(a, g, `${t} once among many other words here number ${i}`));
+    const strong = await send(a, g, `${t} ${t} ${t} ${t}`);
+    const first = await search(a, { q: t, limit: 3 });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.items[0].id, strong.id, 'most relevant first');
+    assert.deepEqual(first.json.items.slice(1).map((m) => m.id), [weak[6].id, weak[5].id], 'then newest');
+    const seen = [...ids(first)];
+    let cur = first.json.next_cursor;
+    while (cur) {
+      const r = await search(a, { q: t, limit: 3, cursor: cur });
+      seen.push(...ids(r));
+      cur = r.json.next_cursor;
+    }
+    assert.deepEqual(seen, [strong.id, ...weak.map((m) => m.id).reverse()]);
+    assertError(await search(a, { q: t, cursor: 'nonsense' }), 422, 'validation_failed');
+  });
+
+  test('membership: a non-member finds nothing; a removed member finds what they saw, nothing after', T, async () => {
+    const [a, b, c] = await signupMany(srv, 3);
+    const g = await group(a, [b]);
+    const t = tag();
+    const before1 = await send(a, g, `${t} before`);
+    assert.deepEqual(ids(await search(c, { q: t })), [], 'non-member');
+    assert.deepEqual(ids(await search(c, { q: t, conversation_id: g })), []);
+    assert.deepEqual(ids(await search(b, { q: t })), [before1.id]);
+    const rm = await api(srv, 'DELETE', `/conversations/${g}/members/${b.id}`, { token: a.token });
+    assert.equal(rm.status, 204, rm.text);
+    const after1 = await send(a, g, `${t} after`);
+    assert.deepEqual(ids(await search(b, { q: t })), [before1.id], 'removed member: only their period');
+    assert.deepEqual(new Set(ids(await search(a, { q: t }))), new Set([before1.id, after1.id]));
+    // a member added later does not find what came before they joined
+    await api(srv, 'POST', `/conversations/${g}/members`, { token: a.token, body: { user_ids: [c.id] } });
+    const late = await send(a, g, `${t} late`);
+    assert.deepEqual(ids(await search(c, { q: t })), [late.id]);
+  });
+
+  test('conversation_id narrows the search', T, async () => {
+    const [a, b] = await signupMany(srv, 2);
+    const g1 = await group(a, [b]);
+    const g2 = await group(a, [b]);
+    const t = tag();
+    const x = await send(a, g1, `${t} one`);
+    const y = await send(a, g2, `${t} two`);
+    assert.deepEqual(ids(await search(b, { q: t, conversation_id: g1 })), [x.id]);
+    assert.deepEqual(ids(await search(b, { q: t, conversation_id: g2 })), [y.id]);
+  });
+
+  test('never returns deleted, deleted-for-me or ciphertext messages', T, async () => {
+    const [a, b] = await signupMany(srv, 2);
+    const g = await group(a, [b]);
+    const t = tag();
+    const gone = await send(a, g, `${t} deleted for everyone`);
+    const mine = await send(a, g, `${t} deleted for b only`);
+    await send(a, g, `${t} secret`, 'ciphertext');
+    const kept = await send(a, g, `${t} kept`);
+    assert.equal((await api(srv, 'DELETE', `/messages/${gone.id}?for=everyone`, { token: a.token })).status, 204);
+    assert.equal((await api(srv, 'DELETE', `/messages/${mine.id}?for=me`, { token: b.token })).status, 204);
+    assert.deepEqual(new Set(ids(await search(b, { q: t }))), new Set([kept.id]));
+    assert.deepEqual(new Set(ids(await search(a, { q: t }))), new Set([mine.id, kept.id]));
+    assert.deepEqual(ids(await search(a, { q: `${t} secret` })), []);
+  });
+
+  test('bad queries: empty, no word, over-long, too many words, bad ids; 401 without a token', T, async () => {
+    const [a] = await signupMany(srv, 1);
+    const bad = async (qs, field) => {
+      const r = await search(a, qs);
+      assertError(r, 422, 'validation_failed');
+      assert.ok(field in r.json.error.details, r.text);
+    };
+    await bad({}, 'q');
+    await bad({ q: '' }, 'q');
+    await bad({ q: '  !!! ?? ' }, 'q');
+    await bad({ q: "'):* <->" }, 'q');
+    await bad({ q: 'x'.repeat(257) }, 'q');
+    await bad({ q: 'a b c d e f g h i' }, 'q');
+    await bad({ q: 'hello', conversation_id: 'abc' }, 'conversation_id');
+    await bad({ q: 'hello', limit: '0' }, 'limit');
+    await bad({ q: 'hello', limit: '201' }, 'limit');
+    const ok = await search(a, { q: 'x'.repeat(256) });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.json, { items: [], next_cursor: null });
+    // quotes and tsquery operators are plain separators, never syntax
+    for (const q of ["it's", 'a & b | !c', 'x\\y', 'a:*b', "o'neil:*"]) {
+      const r = await search(a, { q });
+      assert.equal(r.status, 200, `${q}: ${r.text}`);
+    }
+    assertError(await api(srv, 'GET', '/search/messages?q=hello'), 401, 'unauthorized');
+  });
+});
+
+describe('search across two nodes', () => {
+  let redis; let nodes;
+  before(async () => {
+    await waitForDatabase();
+    redis = await startRedis();
+    nodes = await startCluster(2, { redis, name: 'search_cluster', env: { ...BASE_ENV } });
+    await waitClusterUp(nodes);
+  });
+  after(async () => {
+    if (nodes) await stopAll(nodes);
+    if (redis) await redis.stop();
+  });
+
+  test('a message sent on one node is found by a member searching on the other', T, async () => {
+    const [a, b] = nodes;
+    const [u, v] = await signupMany(a, 2);
+    const c = await api(a, 'POST', '/conversations', { token: u.token, body: { kind: 'direct', user_id: v.id } });
+    const t = tag();
+    const m = await api(a, 'POST', `/conversations/${c.json.conversation.id}/messages`, { token: u.token, body: { client_id: cid(), kind: 'text', body: `${t} across` } });
+    assert.equal(m.status, 201, m.text);
+    const r = await api(b, 'GET', `/search/messages?q=${t}`, { token: v.token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.items.map((x) => x.id), [m.json.message.id]);
+  });
+});
