@@ -17,6 +17,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const { BASE_ENV, api, signup, waitForDatabase, uname, connect, join, push, sleep } = require('./lib/api');
 const { startServer, slow } = require('./lib/server');
 const { admin } = require('./lib/admin');
+const { Device, startCall } = require('./lib/calls');
 
 const T = { timeout: 120000 * slow() };
 const TOKEN = crypto.randomBytes(24).toString('hex');
@@ -85,6 +86,15 @@ describe('metrics', () => {
     assert.equal(r.status, 'ok', JSON.stringify(r));
     assert.equal((await api(srv, 'POST', `/conversations/${conv}/messages`, { token: a.token, body: { client_id: uname(), kind: 'text', body: 'two' } })).status, 201);
     assert.equal((await api(srv, 'GET', '/sync', { token: a.token })).status, 200);
+    // a call declined: sb_calls_ended_total{reason="declined"}
+    const da = await Device.open(srv, a);
+    const db = await Device.open(srv, b);
+    const { call } = await startCall(srv, a, { user_id: b.id, media: 'audio' });
+    await db.joinCall(call.id);
+    const dec = await db.push(call.id, 'decline');
+    assert.equal(dec.status, 'ok', JSON.stringify(dec));
+    da.close();
+    db.close();
     const deadline = Date.now() + 10000 * slow();
     while (got < 2 && Date.now() < deadline) await sleep(20); // eslint-disable-line no-await-in-loop
     const text = await scrape();
@@ -105,6 +115,8 @@ describe('metrics', () => {
     assert.ok(d('sb_sync_requests_total', 'via="rest"') >= 1);
     assert.ok(d('sb_http_requests_total', 'route="/api/v1/conversations/:id/messages",code="2xx"') >= 1);
     assert.ok(d('sb_db_query_seconds_count') > 0);
+    assert.equal(d('sb_calls_ended_total', 'reason="declined"'), 1);
+    assert.equal(d('sb_calls_ended_total'), 1);
     assert.ok(value(text, 'process_resident_memory_bytes') > 1e6);
     assert.ok(value(text, 'process_open_fds') > 3);
     sa.disconnect();
