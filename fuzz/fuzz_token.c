@@ -10,6 +10,8 @@
  *   4: a sync cursor (cursor_decode for user u1, cursor_peek; whatever
  *      decodes must re-encode to the same text), and cursor_parse_u64;
  *   5: 20 bytes of position (tx, id, issued_at) for the cursor round trip;
+ *   6: an Authorization header value for the admin listener
+ *      (admin_auth_check: accepted only when it carries exactly the token);
  *   other: base64url text (b64url_decode, then the encoding round trip). */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,6 +24,8 @@
 #include "base/token.h"
 #include "base/page.h"
 #include "base/b64url.h"
+#include "admin/admin_auth.h"
+#include <strings.h>
 
 static const uint8_t *S = (const uint8_t *)FZ_SECRET;
 #define SLEN (sizeof FZ_SECRET - 1)
@@ -87,6 +91,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.nheaders = strlen(z) == n ? 1 : 0;
         req.query = "";
         (void)rest_auth_check(&req);
+        break;
+    }
+    case 6: {
+        static const char admin_token[] = "fuzz-admin-token";
+        int rc = admin_auth_check(z, admin_token);
+        if (rc == ADMIN_AUTH_OK) {
+            /* "Bearer" (any case), blanks, the exact token, blanks */
+            const char *t = strstr(z, admin_token);
+            if (!t || strncasecmp(z + strspn(z, " \t"), "bearer", 6) != 0) abort();
+            const char *e = t + strlen(admin_token);
+            if (e[strspn(e, " \t")] != 0) abort();
+        }
+        if (admin_auth_check(z, "") != ADMIN_AUTH_DISABLED) abort();
         break;
     }
     case 3: {

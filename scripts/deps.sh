@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(build-essential pkg-config libuv1-dev node-llhttp libwslay-dev libpq-dev
   libhiredis-dev libjansson-dev libssl-dev openssl libcurl4-openssl-dev libargon2-dev libcmocka-dev
   postgresql redis-server coturn nodejs npm clang libclang-rt-14-dev wrk gnuplot-nox curl python3
-  chromium)
+  chromium prometheus)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -23,8 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# coturn and redis packages start system services on install; we run our own private ones.
-for svc in coturn redis-server postgresql; do
+# prometheus (promtool and the server, for the metrics test: about 96 MB installed); coturn and redis packages start system services on install; we run our own private ones.
+for svc in coturn redis-server postgresql prometheus; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q "$svc" 2>/dev/null; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
   fi

@@ -34,6 +34,8 @@
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
 #include "calls/calls.h"
+#include "moderation/moderation.h"
+#include "admin/admin.h"
 #include "calls/call_store.h"
 #include "chat/chat_push.h"
 #include "push/push.h"
@@ -88,6 +90,12 @@ static void disconnect_listener(const bus_ctl *ev, void *arg)
     phx_socket_disconnect(ev->id, ev->kind == BUS_CTL_SESSION_REVOKED, ev->code);
 }
 
+/* An admin broadcast, from any node: pushed on this node's user: channels. */
+static void broadcast_listener(const bus_ctl *ev, void *arg)
+{
+    phx_socket_push_prefix("user:", ADMIN_BROADCAST_EVENT, ev->id);
+}
+
 /* The accounts' hourly housekeeping rides the reactors' 1 s tick. */
 static const reactor_hooks accounts_hooks = {.tick = accounts_tick};
 
@@ -102,7 +110,8 @@ static int register_hooks(void)
     /* revoked first, then closed: a client reconnecting at once is refused */
     if (bus_control_listen(BUS_CTL_SESSION_REVOKED, revoke_listener, NULL) != 0 ||
         bus_control_listen(BUS_CTL_SESSION_REVOKED, disconnect_listener, NULL) != 0 ||
-        bus_control_listen(BUS_CTL_USER_DISCONNECT, disconnect_listener, NULL) != 0)
+        bus_control_listen(BUS_CTL_USER_DISCONNECT, disconnect_listener, NULL) != 0 ||
+        bus_control_listen(BUS_CTL_BROADCAST, broadcast_listener, NULL) != 0)
         return -1;
     return 0;
 }
@@ -171,6 +180,8 @@ static int cmd_serve(int argc, char **argv)
     sync_routes();
     calls_routes();
     turn_rest_routes();
+    moderation_routes();
+    admin_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 

@@ -16,6 +16,9 @@ typedef struct sb_config {
     char admin_host[64];
     int admin_port;
     char admin_token[256];
+    char admin_web_root[512];
+    char admin_audit_log[512];
+    bool metrics_open;
     int reactors;
     char secret[512];         /* token signing key, >= 32 bytes */
     size_t secret_len;
@@ -69,6 +72,8 @@ typedef struct sb_config {
     uint64_t call_grace_ms;        /* a participant without sockets this long: connection_lost */
     uint64_t call_tick_ms;         /* period of each node's call timer poll */
     char ratelimit_call[32];       /* POST /calls per user, "N/S" */
+    char ratelimit_report[32];     /* POST /reports per user, "N/S" */
+    int64_t account_username_grace_s; /* a deleted account's username is reserved this long */
     char turn_secret[256];         /* coturn static-auth-secret (REST-API credentials) */
     char turn_uris[1024];          /* comma-separated turn:/turns:/stun:/stuns: URIs */
     int64_t turn_ttl_s;            /* TURN credential lifetime, seconds */

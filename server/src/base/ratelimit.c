@@ -1,5 +1,6 @@
 /* ratelimit.c — token buckets in a bounded LRU table (see ratelimit.h). */
 #include "base/ratelimit.h"
+#include "base/metrics.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -135,7 +136,20 @@ struct ratelimit_table {
     size_t n, max;
     ratelimit_entry *newest, *oldest;
     uint64_t k0, k1;
+    _Atomic uint32_t refused; /* sb_rate_limited_total{kind} (ratelimit_table_set_kind) */
 };
+
+static metrics_id g_rl_other, g_rl_kind[RL_NKINDS];
+__attribute__((constructor)) static void ratelimit_metrics(void)
+{
+    static const char *const names[RL_NKINDS] = {"login_ip", "login_account", "signup_ip", "connect_ip"};
+    for (int k = 0; k < RL_NKINDS; k++) {
+        char l[64];
+        snprintf(l, sizeof l, "kind=\"%s\"", names[k]);
+        g_rl_kind[k] = metrics_counter("sb_rate_limited_total", "Requests refused by a rate limit, by kind.", l);
+    }
+    g_rl_other = metrics_counter("sb_rate_limited_total", "Requests refused by a rate limit, by kind.", "kind=\"other\"");
+}
 
 ratelimit_table *ratelimit_table_new(size_t max_entries)
 {
@@ -207,8 +221,31 @@ static void entry_drop(ratelimit_table *t, ratelimit_entry *e)
     free(e);
 }
 
+static const char RL_HELP[] = "Requests refused by a rate limit, by kind.";
+
+void ratelimit_table_set_kind(ratelimit_table *t, const char *kind)
+{
+    char l[80];
+    snprintf(l, sizeof l, "kind=\"%.60s\"", kind);
+    atomic_store(&t->refused, metrics_counter("sb_rate_limited_total", RL_HELP, l));
+}
+
+static int64_t table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
+                          double cost);
+
 int64_t ratelimit_table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
                       double cost)
+{
+    int64_t w = table_take(t, key, lim, now_ms, cost);
+    if (w > 0) {
+        uint32_t id = atomic_load_explicit(&t->refused, memory_order_relaxed);
+        metrics_inc(id ? id : g_rl_other);
+    }
+    return w;
+}
+
+static int64_t table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
+                          double cost)
 {
     if (lim->burst <= 0 || lim->period_s <= 0) return 0;
     size_t klen = strlen(key);
@@ -312,7 +349,8 @@ int ratelimit_hit(int kind, const char *key)
     if (!t) return 0;
     char k[RL_KEY_MAX + 1];
     snprintf(k, sizeof k, "%d:%s", kind, key);
-    int64_t ms = ratelimit_table_take(t, k, &lim, mono_ms(), 1.0);
+    int64_t ms = table_take(t, k, &lim, mono_ms(), 1.0);
+    if (ms > 0) metrics_inc(g_rl_kind[kind]);
     if (ms <= 0) return 0;
     int64_t s = (ms + 999) / 1000;
     return s > 1000000 ? 1000000 : (int)s;

@@ -46,6 +46,9 @@ void ratelimit_table_free(ratelimit_table *t);
  * else the milliseconds to wait. When out of memory it allows. */
 int64_t ratelimit_table_take(ratelimit_table *t, const char *key, const ratelimit_limit *lim, int64_t now_ms,
                       double cost);
+/* Names the table's refusals in sb_rate_limited_total{kind} (a table not
+ * named counts as kind "other"). Call once, at start. */
+void ratelimit_table_set_kind(ratelimit_table *t, const char *kind);
 /* Buckets currently held. Thread-safe. */
 size_t ratelimit_table_size(ratelimit_table *t);
 

@@ -1,6 +1,7 @@
 /* bus_control.c — control events (see bus_control.h). On the wire, between
  * nodes, both kinds travel as the control message "disconnect" with
- * {"by": "session" | "user", "id": ..., "code": ...}. */
+ * {"by": "session" | "user", "id": ..., "code": ...}; a broadcast as
+ * "broadcast" with {"payload": {...}}. */
 #include "bus/bus_control.h"
 
 #include <stdlib.h>
@@ -36,6 +37,16 @@ void bus_control_publish(const bus_ctl *ev)
 {
     if ((unsigned)ev->kind >= BUS_CTL_KINDS || !ev->id || !ev->id[0]) return;
     run_listeners(ev);
+    if (ev->kind == BUS_CTL_BROADCAST) {
+        json_t *p = json_loads(ev->id, 0, NULL);
+        json_t *j = json_is_object(p) ? json_pack("{s:O}", "payload", p) : NULL;
+        json_decref(p);
+        char *pj = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (pj) bus_publish_control("broadcast", pj);
+        free(pj);
+        return;
+    }
     if (strlen(ev->id) > TOKEN_MAX_ID) return; /* not an id of ours: no node has it */
     const char *by = ev->kind == BUS_CTL_SESSION_REVOKED ? "session" : "user";
     json_t *j = json_pack("{s:s,s:s,s:i}", "by", by, "id", ev->id, "code", ev->code);
@@ -47,6 +58,13 @@ void bus_control_publish(const bus_ctl *ev)
 
 int bus_control_receive(const char *event, json_t *payload)
 {
+    if (strcmp(event, "broadcast") == 0) {
+        json_t *p = json_object_get(payload, "payload");
+        char *pj = json_is_object(p) ? json_dumps(p, JSON_COMPACT) : NULL;
+        if (pj) run_listeners(&(bus_ctl){BUS_CTL_BROADCAST, pj, 0});
+        free(pj);
+        return 1;
+    }
     if (strcmp(event, "disconnect") != 0) return 0;
     const char *id = json_string_value(json_object_get(payload, "id"));
     const char *by = json_string_value(json_object_get(payload, "by"));

@@ -13,12 +13,13 @@
 typedef enum bus_ctl_kind {
     BUS_CTL_SESSION_REVOKED = 0, /* a session ended (logout, refresh-token reuse) */
     BUS_CTL_USER_DISCONNECT,     /* close every socket of a user (ban, admin) */
+    BUS_CTL_BROADCAST,           /* an admin broadcast: id is its payload (JSON object text) */
     BUS_CTL_KINDS
 } bus_ctl_kind;
 
 typedef struct bus_ctl {
     bus_ctl_kind kind;
-    const char *id;  /* session id (SESSION_REVOKED) or user id */
+    const char *id;  /* session id (SESSION_REVOKED), user id, or a BROADCAST's JSON payload */
     int code;        /* WebSocket close code for the sockets (1008: policy) */
 } bus_ctl;
 

@@ -49,6 +49,7 @@
 #include "bus/pubsub.h"
 #include "net/reactor.h"
 #include "base/util.h"
+#include "base/metrics.h"
 
 enum { OP_PUB = 0, OP_ADD = 1, OP_DEL = 2 };
 enum { R_NONE = 0, R_SUBSCRIBING, R_SUBSCRIBED, R_UNSUBSCRIBING };
@@ -57,6 +58,7 @@ enum { SUB_BATCH = 256, MAX_PEERS = 4096, CONNECT_TIMEOUT_MS = 1000 };
 typedef struct bus_op {
     struct bus_op *next;
     uint64_t at_ms; /* when it was queued (monotonic) */
+    uint64_t at_ns; /* the same, uv_hrtime (sb_redis_publish_seconds) */
     size_t len;
     uint8_t type;
     char *data;     /* OP_PUB: the RESP command; OP_ADD / OP_DEL: the topic */
@@ -183,6 +185,7 @@ static void enqueue_pub(char *cmd, size_t len)
     }
     op->next = NULL;
     op->at_ms = mono_ms();
+    op->at_ns = uv_hrtime();
     op->len = len;
     op->type = OP_PUB;
     op->data = cmd;
@@ -383,8 +386,38 @@ static void reconcile(void)
 
 /* ---- publishing (reactor 0) ---- */
 
+/* metrics (docs/operations.md) */
+static metrics_hist m_pub_latency;
+static const int64_t k_pub_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+static double pub_count(void *arg) { return (double)atomic_load((atomic_uint_fast64_t *)arg); }
+__attribute__((constructor)) static void bus_redis_metrics(void)
+{
+    metrics_histogram(&m_pub_latency, "sb_redis_publish_seconds",
+                      "Redis PUBLISH latency, from queueing on any thread to Redis's reply.", NULL, k_pub_bounds,
+                      (int)(sizeof k_pub_bounds / sizeof k_pub_bounds[0]), 1e6);
+    metrics_counter_fn("sb_redis_publications_total", "Publications Redis acknowledged.", NULL, pub_count, &B.published);
+    metrics_counter_fn("sb_redis_publications_dropped_total",
+                       "Publications dropped: queue budget spent, held too long while Redis was down, or refused.",
+                       NULL, pub_count, &B.dropped);
+    metrics_counter_fn("sb_redis_messages_received_total", "Messages received from other nodes over Redis.", NULL,
+                       pub_count, &B.received);
+}
+
+/* A publication's reply context: its length (high bits) and the low 28
+ * bits of its queueing time in microseconds (wraps after 268 s). */
+#define PUB_US_BITS 28
+static void *pub_priv(const bus_op *op)
+{
+    uint64_t us = (op->at_ns / 1000) & ((1u << PUB_US_BITS) - 1);
+    return (void *)(uintptr_t)(((uint64_t)op->len << PUB_US_BITS) | us);
+}
+
 static void pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
+    uint64_t pv = (uint64_t)(uintptr_t)priv;
+    uint64_t mask = (1u << PUB_US_BITS) - 1;
+    metrics_observe(&m_pub_latency, (int64_t)(((uv_hrtime() / 1000) - (pv & mask)) & mask));
+    priv = (void *)(uintptr_t)(pv >> PUB_US_BITS);
     atomic_fetch_sub(&B.queued, (size_t)(uintptr_t)priv);
     if (B.pub_inflight) B.pub_inflight--;
     redisReply *r = reply;
@@ -407,7 +440,7 @@ static void pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 /* Hands op to hiredis (or drops it when hiredis refuses); frees op. */
 static void pub_send(bus_op *op)
 {
-    if (redisAsyncFormattedCommand(B.pub, pub_reply, (void *)(uintptr_t)op->len, op->data,
+    if (redisAsyncFormattedCommand(B.pub, pub_reply, pub_priv(op), op->data,
                                    op->len) != REDIS_OK) {
         atomic_fetch_sub(&B.queued, op->len);
         atomic_fetch_add(&B.dropped, 1);

@@ -17,6 +17,9 @@
 #include "bus/pubsub.h"
 #include "net/reactor.h"
 #include "store/db.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include <time.h>
 
 #define MAX_TRIES 16
 
@@ -114,9 +117,39 @@ typedef struct ev_op {
     call_event ev;
     int tries;
     call_fsm_out out;
+    call_state from; /* the call's state the transition was decided on */
     call_done_fn done;
     void *arg;
 } ev_op;
+
+/* metrics: calls ended by reason, and setup time (created -> connected) */
+#define NREASONS (CALL_R_ANSWERED_ELSEWHERE + 1)
+static metrics_id m_ended[NREASONS];
+static metrics_hist m_setup;
+static const int64_t k_setup_bounds[] = {250, 500, 1000, 2000, 3000, 5000, 10000, 20000, 30000, 60000};
+__attribute__((constructor)) static void call_store_metrics(void)
+{
+    for (int r = 1; r < NREASONS; r++) {
+        char l[64];
+        snprintf(l, sizeof l, "reason=\"%s\"", call_fsm_reason_name((call_reason)r));
+        m_ended[r] = metrics_counter("sb_calls_ended_total", "Calls ended, by end reason.", l);
+    }
+    metrics_histogram(&m_setup, "sb_call_setup_seconds", "Time from a call's creation to its first connected state.",
+                      NULL, k_setup_bounds, (int)(sizeof k_setup_bounds / sizeof k_setup_bounds[0]), 1e3);
+}
+
+/* ms since the epoch of an sb_ts text (YYYY-MM-DDTHH:MM:SS.mmmZ), or -1. */
+static int64_t ts_ms(const char *t)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!t || sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                     &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
 
 static void load(ev_op *o);
 
@@ -165,6 +198,12 @@ static void applied(const PGresult *res, const char *err, void *arg)
         return;
     }
     json_t *call = json_object_get(r, "call");
+    if (o->out.state == CALL_ENDED && o->from != CALL_ENDED && o->out.reason > 0 && o->out.reason < NREASONS)
+        metrics_inc(m_ended[o->out.reason]);
+    if (o->out.connected) {
+        int64_t c0 = ts_ms(json_string_value(json_object_get(call, "created_at")));
+        if (c0 > 0) metrics_observe(&m_setup, util_now_unix_ms() - c0);
+    }
     tailer_kick(); /* the participants' call:updated events committed */
     broadcast_state(call);
     if (o->out.push_answer && o->user[0]) {
@@ -221,6 +260,7 @@ static void loaded(const PGresult *res, const char *err, void *arg)
     in.n_active = (int)json_integer_value(json_object_get(r, "n_active"));
     in.n_pending = (int)json_integer_value(json_object_get(r, "n_pending"));
     in.ev = o->ev;
+    o->from = in.state;
     call_fsm_step(&in, &o->out);
     const call_fsm_out *out = &o->out;
     if (out->verdict == CALL_NOOP) {

@@ -202,7 +202,7 @@ void calls_routes(void)
         log_msg(LOG_WARN, "bad SB_RATELIMIT_CALL (want N/seconds); using 20/60", NULL);
         ratelimit_limit_parse("20/60", &g_call_lim);
     }
-    if (!g_call_rl) g_call_rl = ratelimit_table_new(RL_TABLE_MAX);
+    if (!g_call_rl && (g_call_rl = ratelimit_table_new(RL_TABLE_MAX))) ratelimit_table_set_kind(g_call_rl, "call");
     ch_call_register();
     router_add(HTTP_POST, "/api/v1/calls", h_create);
     router_add(HTTP_GET, "/api/v1/calls/active", h_active);

@@ -18,6 +18,7 @@
 #include "base/id.h"
 #include "base/page.h"
 #include "base/verr.h"
+#include "base/metrics.h"
 
 #define CLIENT_ID_MAX 64
 #define MEDIA_ID_MAX 64
@@ -35,7 +36,20 @@ struct chat_sink {
     char mode; /* history: 'b' (before / latest) or 'a' (after) */
     char kick_conv[24]; /* a removal: the conversation, and */
     char kick_user[24]; /* the user removed ("" when none) */
+    uint64_t t0_ns;     /* a send: when it was asked (uv_hrtime) */
 };
+
+/* metrics: messages stored, and the time from a send's request to its ack */
+static metrics_id m_sent;
+static metrics_hist m_send_latency;
+static const int64_t k_send_bounds[] = {500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
+__attribute__((constructor)) static void chat_ops_metrics(void)
+{
+    m_sent = metrics_counter("sb_messages_sent_total", "Messages stored (new sends; a retried client_id is not counted again).", NULL);
+    metrics_histogram(&m_send_latency, "sb_message_send_seconds",
+                      "Time from a send request (REST or channel) to its acknowledgement.", NULL, k_send_bounds,
+                      (int)(sizeof k_send_bounds / sizeof k_send_bounds[0]), 1e6);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Sinks                                                                     */
@@ -137,6 +151,8 @@ static void answer(chat_sink *s, json_t *r)
     case CHAT_SENT: {
         bool dup = json_is_true(json_object_get(r, "duplicate"));
         json_object_del(r, "duplicate");
+        if (!dup) metrics_inc(m_sent);
+        if (s->t0_ns) metrics_observe(&m_send_latency, (int64_t)((uv_hrtime() - s->t0_ns) / 1000));
         sink_ok(s, dup ? CHAT_REPLY_OK : CHAT_REPLY_CREATED, r);
         return;
     }
@@ -415,6 +431,7 @@ static const char *const MEDIA_KINDS[] = {"image", "video", "audio", "voice", "f
 
 void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t *body)
 {
+    s->t0_ns = uv_hrtime();
     if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char conv[24], reply_to[24], forward_of[24];
@@ -621,5 +638,5 @@ void chat_ops_init(void)
         log_msg(LOG_WARN, "bad SB_RATELIMIT_SEND (want N/seconds); using 200/20", NULL);
         ratelimit_limit_parse("200/20", &g_send_lim);
     }
-    if (!g_send_rl) g_send_rl = ratelimit_table_new(RL_TABLE_MAX);
+    if (!g_send_rl && (g_send_rl = ratelimit_table_new(RL_TABLE_MAX))) ratelimit_table_set_kind(g_send_rl, "send");
 }

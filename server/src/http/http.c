@@ -1,6 +1,7 @@
 /* http.c — HTTP/1.1 on llhttp: request parsing under limits, keep-alive,
  * pipelining (one request handled at a time, in order), responses. */
 #include "http/http.h"
+#include "base/metrics.h"
 
 #include <llhttp.h>
 #include <pthread.h>
@@ -342,6 +343,13 @@ static void answered(sb_conn *c, bool ka)
     }
 }
 
+/* One request answered: its route's counter of the status class. */
+static void count_status(const sb_req *req, int status)
+{
+    int cls = status / 100;
+    if (req->metric_codes && cls >= 1 && cls <= 5) metrics_inc(req->metric_codes[cls - 1]);
+}
+
 void http_respond(sb_req *req, int status, const char *ctype, const void *body, size_t len,
                 const char *extra)
 {
@@ -349,6 +357,7 @@ void http_respond(sb_req *req, int status, const char *ctype, const void *body, 
     http_state *h = c ? http_of(c) : NULL;
     if (h && !c->closing && h->active == req) {
         bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        count_status(req, status);
         write_response(c, status, ctype, body, len, extra, ka, req->method == HTTP_HEAD);
         answered(c, ka);
     }
@@ -431,6 +440,7 @@ void http_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, si
     http_state *h = c ? http_of(c) : NULL;
     if (h && !c->closing && h->active == req) {
         bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        if (len < SIZE_MAX) count_status(req, status);
         char head[BODY_HEAD_ROOM];
         int n = head_text(head, sizeof head, status, ctype, len, ka);
         if (n <= 0 || n >= BODY_HEAD_ROOM) { /* cannot happen with our headers: copy */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "base/token.h"
 
 struct sb_conn;
@@ -43,6 +44,7 @@ typedef struct sb_req {
     token_claims auth;       /* valid when authed */
     char client_ip[48];      /* peer address, text */
     void *user;              /* free for the handler */
+    const uint32_t *metric_codes; /* router: the route's request counters by status class (1xx..5xx) */
 } sb_req;
 
 /* The value of header `name` (lower-case), or NULL. */

@@ -3,6 +3,9 @@
 #include "http/router.h"
 
 #include <llhttp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "base/metrics.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@ typedef struct route {
     int method;
     char *pattern;
     route_fn fn;
+    uint32_t *codes; /* sb_http_requests_total{route,code} by status class */
 } route;
 
 typedef struct table {
@@ -21,12 +25,36 @@ typedef struct table {
 static table g_public, g_admin;
 static router_fallback_fn g_fallback;
 
+/* The 5 request counters (1xx..5xx) of a route pattern on a listener;
+ * routes of the same pattern share them. */
+static uint32_t *route_counters(bool admin, const char *pattern)
+{
+    uint32_t *c = malloc(5 * sizeof *c);
+    if (!c) abort();
+    for (int i = 0; i < 5; i++) {
+        char l[300];
+        snprintf(l, sizeof l, "listener=\"%s\",route=\"%.200s\",code=\"%dxx\"", admin ? "admin" : "public",
+                 pattern, i + 1);
+        c[i] = metrics_counter("sb_http_requests_total", "HTTP requests answered, by listener, route pattern and status class.", l);
+    }
+    return c;
+}
+
+/* requests that matched no route, and the static files (fallback) */
+static uint32_t *g_unmatched[2], *g_static;
+__attribute__((constructor)) static void router_metrics(void)
+{
+    g_unmatched[0] = route_counters(false, "(unmatched)");
+    g_unmatched[1] = route_counters(true, "(unmatched)");
+    g_static = route_counters(false, "(static)");
+}
+
 static void add(table *t, int method, const char *pattern, route_fn fn)
 {
     route *nv = realloc(t->v, (size_t)(t->n + 1) * sizeof *nv);
     if (!nv) abort();
     t->v = nv;
-    t->v[t->n++] = (route){method, strdup(pattern), fn};
+    t->v[t->n++] = (route){method, strdup(pattern), fn, route_counters(t == &g_admin, pattern)};
 }
 
 void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn); }
@@ -89,9 +117,11 @@ void router_dispatch(sb_req *req, bool admin)
             continue;
         }
         match(t->v[i].pattern, req->path, req);
+        req->metric_codes = t->v[i].codes;
         t->v[i].fn(req);
         return;
     }
+    req->metric_codes = g_unmatched[admin];
     if (path_matched) {
         strcat(allow, "\r\n");
         http_respond_error_h(req, 405, "method_not_allowed", "method not allowed for this path", NULL,
@@ -99,7 +129,8 @@ void router_dispatch(sb_req *req, bool admin)
         return;
     }
     if (!admin && g_fallback && (req->method == HTTP_GET || req->method == HTTP_HEAD) &&
-        strncmp(req->path, "/api/", 5) != 0 && g_fallback(req))
+        strncmp(req->path, "/api/", 5) != 0 && (req->metric_codes = g_static, g_fallback(req)))
         return;
+    req->metric_codes = g_unmatched[admin];
     http_respond_error(req, 404, "not_found", "no such route", NULL);
 }

@@ -47,10 +47,10 @@ static bool has_hidden_segment(const char *p)
 
 /* True if the real path of `full` (symlinks resolved) is inside the real
  * path of the web root. */
-static bool inside_root(const char *full)
+static bool inside_root(const char *web_root, const char *full)
 {
     char root[PATH_MAX], real[PATH_MAX];
-    if (!realpath(g_config.web_root, root) || !realpath(full, real)) return false;
+    if (!realpath(web_root, root) || !realpath(full, real)) return false;
     size_t n = strlen(root);
     if (n == 1) return true; /* the root is "/" */
     return strncmp(real, root, n) == 0 && real[n] == '/';
@@ -77,22 +77,23 @@ static bool etag_matches(const char *inm, const char *etag)
     return false;
 }
 
-bool static_files_serve(sb_req *req)
+bool static_files_serve(sb_req *req) { return static_files_serve_root(req, g_config.web_root, req->path); }
+
+bool static_files_serve_root(sb_req *req, const char *root, const char *p)
 {
-    const char *p = req->path;
     if (strstr(p, "..") || strchr(p, '\\')) {
         http_respond_error(req, 400, "bad_request", "invalid path", NULL);
         return true;
     }
-    if (!g_config.web_root[0] || has_hidden_segment(p)) return false;
+    if (!root[0] || !p[0] || has_hidden_segment(p)) return false;
     char full[1024];
-    int n = snprintf(full, sizeof full, "%s%s%s", g_config.web_root, p,
+    int n = snprintf(full, sizeof full, "%s%s%s", root, p,
                      p[strlen(p) - 1] == '/' ? "index.html" : "");
     if (n <= 0 || (size_t)n >= sizeof full) return false;
     int fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE || !inside_root(full)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE || !inside_root(root, full)) {
         close(fd);
         return false;
     }

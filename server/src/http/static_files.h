@@ -10,5 +10,8 @@
  * file (also for hidden files and files reached through a symlink leaving
  * the root). Paths with "..", NUL or backslashes are refused with 400. */
 bool static_files_serve(sb_req *req);
+/* The same for file `path` ("/..." relative to folder `root`): the admin
+ * listener's dashboard (SB_ADMIN_WEB_ROOT). */
+bool static_files_serve_root(sb_req *req, const char *root, const char *path);
 
 #endif

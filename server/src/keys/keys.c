@@ -168,7 +168,7 @@ void keys_init(void)
         log_msg(LOG_WARN, "bad SB_RATELIMIT_KEYS_FETCH (want N/seconds); using 10/200", NULL);
         ratelimit_limit_parse("10/200", &g_fetch_lim);
     }
-    if (!g_fetch_rl) g_fetch_rl = ratelimit_table_new(RL_TABLE_MAX);
+    if (!g_fetch_rl && (g_fetch_rl = ratelimit_table_new(RL_TABLE_MAX))) ratelimit_table_set_kind(g_fetch_rl, "keys_fetch");
 }
 
 static void fail(keys_req *q, const char *code, const char *msg, json_t *details, int retry)

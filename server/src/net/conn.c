@@ -1,5 +1,6 @@
 /* conn.c — TCP connections: accept, read, bounded coalescing writes, close. */
 #include "net/conn.h"
+#include "base/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,17 @@ static conn_open_fn g_open;
 
 void conn_set_opener(conn_open_fn open) { g_open = open; }
 
+
+/* metrics (docs/operations.md) */
+static metrics_id m_accepted, m_open, m_admin_accepted, m_qbytes;
+__attribute__((constructor)) static void conn_metrics(void)
+{
+    m_accepted = metrics_counter("sb_connections_accepted_total", "TCP connections accepted on the public port.", NULL);
+    m_admin_accepted = metrics_counter("sb_admin_connections_accepted_total", "TCP connections accepted on the admin port.", NULL);
+    m_open = metrics_gauge("sb_connections_open", "TCP connections open (public and admin ports).", NULL);
+    m_qbytes = metrics_gauge("sb_outbound_queue_bytes", "Bytes queued for sending on every connection, not yet written.", NULL);
+}
+
 static void on_close(uv_handle_t *h);
 static void flush(sb_conn *c);
 static void mark_dirty(sb_conn *c);
@@ -37,6 +49,7 @@ static void list_add(reactor *r, sb_conn *c)
     if (c->next) c->next->prev = c;
     r->conns = c;
     r->nconns++;
+    metrics_gauge_add(m_open, 1);
 }
 
 static void list_del(reactor *r, sb_conn *c)
@@ -45,6 +58,7 @@ static void list_del(reactor *r, sb_conn *c)
     else r->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     r->nconns--;
+    metrics_gauge_add(m_open, -1);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -105,6 +119,7 @@ void conn_accept(reactor *r, uv_stream_t *server, bool admin)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    metrics_inc(admin ? m_admin_accepted : m_accepted);
     c->last_rx_ms = c->mark_ms = uv_now(&r->loop);
     list_add(r, c);
     if (!g_open || g_open(c) != 0 || (!admin && tls_enabled() && tls_conn_start(c) != 0)) {
@@ -163,6 +178,7 @@ int conn_send(sb_conn *c, sb_buf *b, size_t cap)
     c->q[(c->qhead + c->qlen) % c->qcap] = sb_buf_ref(b);
     c->qlen++;
     c->qbytes += b->len;
+    metrics_gauge_add(m_qbytes, (int64_t)b->len);
     mark_dirty(c);
     return 0;
 }
@@ -188,6 +204,7 @@ static void maybe_drained(sb_conn *c)
 static void consume(sb_conn *c, size_t bytes)
 {
     c->qbytes -= bytes;
+    metrics_gauge_add(m_qbytes, -(int64_t)bytes);
     while (bytes > 0 && c->qlen > 0) {
         sb_buf *b = c->q[c->qhead];
         size_t left = b->len - c->qoff;
@@ -251,6 +268,7 @@ static void write_cb(uv_write_t *req, int status)
         c->inflight = 0;
         while (n-- && c->qlen) {
             c->qbytes -= c->q[c->qhead]->len - c->qoff;
+            metrics_gauge_add(m_qbytes, -(int64_t)(c->q[c->qhead]->len - c->qoff));
             sb_buf_unref(c->q[c->qhead]);
             c->qoff = 0;
             c->qhead = (c->qhead + 1) % c->qcap;
@@ -344,6 +362,7 @@ void conn_drop_unsent(sb_conn *c)
     while (c->qlen > keep) {
         uint32_t i = (c->qhead + c->qlen - 1) % c->qcap;
         c->qbytes -= c->q[i]->len;
+        metrics_gauge_add(m_qbytes, -(int64_t)c->q[i]->len);
         sb_buf_unref(c->q[i]);
         c->qlen--;
     }
@@ -379,6 +398,7 @@ static void on_close(uv_handle_t *h)
         if (*pp) *pp = c->dirty_next;
     }
     list_del(r, c);
+    metrics_gauge_add(m_qbytes, -(int64_t)c->qbytes);
     while (c->qlen) {
         sb_buf_unref(c->q[c->qhead]);
         c->qhead = (c->qhead + 1) % c->qcap;

@@ -1,5 +1,6 @@
 /* longpoll.c — the long-poll transport (see longpoll.h). */
 #include "phoenix/longpoll.h"
+#include "base/metrics.h"
 
 #include <llhttp.h>
 #include <stdio.h>
@@ -189,6 +190,13 @@ static void session_end(lp_session *s)
     session_free(s);
 }
 
+static metrics_id m_lp_slow;
+__attribute__((constructor)) static void lp_metrics(void)
+{
+    m_lp_slow = metrics_counter("sb_slow_consumer_closes_total",
+                                "Sockets closed because their outbound queue overflowed (WebSocket 1013, long-poll buffer).", NULL);
+}
+
 static int lp_send(void *t, sb_buf *b)
 {
     lp_session *s = t;
@@ -196,6 +204,7 @@ static int lp_send(void *t, sb_buf *b)
     if (b->opcode == 2) return 0; /* binary frames do not travel over long-poll */
     if (s->n == LP_MAX_MESSAGES || s->bytes + b->len > g_config.outbound_max) {
         s->closed = true; /* slow consumer: the next poll learns it is gone */
+        metrics_inc(m_lp_slow);
         return -1;
     }
     if (s->n == s->cap) {

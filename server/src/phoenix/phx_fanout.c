@@ -3,6 +3,14 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include "base/metrics.h"
+
+static metrics_id m_deliveries;
+__attribute__((constructor)) static void phx_fanout_metrics(void)
+{
+    m_deliveries = metrics_counter("sb_fanout_deliveries_total",
+                                   "Broadcasts handed to a joined channel's socket (one per subscriber).", NULL);
+}
 
 _Static_assert(PHX_V1 == 1 && PHX_V2 == 2 && PUBSUB_ENCODINGS >= 2, "m->enc[vsn - 1]");
 
@@ -34,7 +42,10 @@ static uint32_t deliver(pubsub_sub *const *subs, uint32_t n, const pubsub_msg *m
         if ((const void *)s == m->from || ch->status != CH_JOINED) continue;
         if (ch->h->handle_out && !ch->h->handle_out(ch, m)) continue;
         sb_buf *b = phx_fanout_buf(s->vsn, m);
-        if (b) phx_socket_send(s, b);
+        if (b) {
+            phx_socket_send(s, b);
+            metrics_inc(m_deliveries);
+        }
     }
     return i;
 }

@@ -10,8 +10,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "base/log.h"
+#include "base/metrics.h"
 #include "phoenix/phx_fanout.h"
 
 #define MAX_INQ 256
@@ -145,12 +147,39 @@ static void unlink_channel(phx_socket *s, phx_channel *ch)
         }
 }
 
+/* metrics: channels by topic prefix (the part before ':', from a fixed
+ * list: no per-topic label) */
+static const char *const k_prefixes[] = {"user", "conversation", "call", "echo", "other"};
+#define NPREFIX (sizeof k_prefixes / sizeof k_prefixes[0])
+static metrics_id m_joins[NPREFIX], m_joined[NPREFIX];
+__attribute__((constructor)) static void phx_socket_metrics(void)
+{
+    for (size_t i = 0; i < NPREFIX; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "prefix=\"%s\"", k_prefixes[i]);
+        m_joins[i] = metrics_counter("sb_channel_joins_total", "Channel joins accepted, by topic prefix.", l);
+        m_joined[i] = metrics_gauge("sb_channels_joined", "Channels joined now, by topic prefix.", l);
+    }
+}
+
+static size_t topic_prefix(const char *topic)
+{
+    for (size_t i = 0; i + 1 < NPREFIX; i++) {
+        size_t n = strlen(k_prefixes[i]);
+        if (strncmp(topic, k_prefixes[i], n) == 0 && topic[n] == ':') return i;
+    }
+    return NPREFIX - 1;
+}
+
 /* Takes ch out of service: unlinked, unsubscribed, terminated. The caller
  * still holds the list's reference and drops it. */
 static void retire_channel(phx_socket *s, phx_channel *ch)
 {
     unlink_channel(s, ch);
-    if (ch->sub.subscribed) phx_fanout_unsubscribe(ch);
+    if (ch->sub.subscribed) {
+        metrics_gauge_add(m_joined[topic_prefix(ch->topic)], -1);
+        phx_fanout_unsubscribe(ch);
+    }
     bool was_open = ch->status != CH_CLOSED;
     ch->status = CH_CLOSED;
     if (was_open && ch->h->terminate) ch->h->terminate(ch);
@@ -180,6 +209,9 @@ static void finish_join(phx_channel *ch, bool ok, json_t *resp, json_t *ref)
         phx_channel_unref(ch);
         return;
     }
+    size_t pi = topic_prefix(ch->topic);
+    metrics_inc(m_joins[pi]);
+    metrics_gauge_add(m_joined[pi], 1);
     if (ch->h->after_join) ch->h->after_join(ch);
 }
 
@@ -442,4 +474,57 @@ void phx_socket_disconnect(const char *id, bool by_session, int code)
         if (reactor_post(&reactor_all[i], disconnect_on_reactor, t) != 0 &&
             atomic_fetch_sub(&t->pending, 1) == 1)
             free(t);
+}
+
+/* ---- pushes to every channel of a prefix (admin broadcast) ---- */
+
+typedef struct push_task {
+    atomic_int pending;
+    char prefix[32];
+    char event[64];
+    json_t *payload;
+} push_task;
+
+static void push_task_done(push_task *t)
+{
+    if (atomic_fetch_sub(&t->pending, 1) == 1) {
+        json_decref(t->payload);
+        free(t);
+    }
+}
+
+static void push_on_reactor(void *arg)
+{
+    push_task *t = arg;
+    size_t n = strlen(t->prefix);
+    for (phx_socket *s = t_sockets; s; s = s->all_next) {
+        if (s->closed) continue;
+        for (phx_channel *ch = s->channels; ch; ch = ch->next) {
+            if (ch->status != CH_JOINED || strncmp(ch->topic, t->prefix, n) != 0) continue;
+            sb_buf *b = phx_encode(s->vsn, NULL, NULL, ch->topic, t->event, t->payload);
+            if (b) {
+                phx_socket_send(s, b);
+                sb_buf_unref(b);
+            }
+        }
+    }
+    push_task_done(t);
+}
+
+void phx_socket_push_prefix(const char *prefix, const char *event, const char *payload_json)
+{
+    if (!prefix || !event || strlen(prefix) >= 32 || strlen(event) >= 64 || reactor_count == 0) return;
+    push_task *t = calloc(1, sizeof *t);
+    if (!t) return;
+    t->payload = json_loads(payload_json, 0, NULL);
+    if (!json_is_object(t->payload)) {
+        json_decref(t->payload);
+        free(t);
+        return;
+    }
+    atomic_init(&t->pending, reactor_count);
+    strcpy(t->prefix, prefix);
+    strcpy(t->event, event);
+    for (int i = 0; i < reactor_count; i++)
+        if (reactor_post(&reactor_all[i], push_on_reactor, t) != 0) push_task_done(t);
 }

@@ -105,5 +105,9 @@ void phx_channel_unref(phx_channel *ch);
  * (by_session) or of a user with close code `code` (1008: policy). Thread-safe;
  * what the control events (bus_control.h) of a logout or a ban end in. */
 void phx_socket_disconnect(const char *id, bool by_session, int code);
+/* Pushes `event` with `payload_json` (JSON object text, copied) on every
+ * joined channel whose topic starts with `prefix` ("user:"), on every
+ * reactor of this node. Thread-safe; the admin broadcast ends in it. */
+void phx_socket_push_prefix(const char *prefix, const char *event, const char *payload_json);
 
 #endif

@@ -35,6 +35,7 @@
  * with the event tailer); this file keeps the pool: query FIFOs, pipeline
  * results, the first-connection wait and the watchdog. */
 #include "store/db.h"
+#include "base/metrics.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ typedef struct dbq {
     db_cb cb;
     void *arg;
     uint64_t sent_ms;
+    uint64_t sent_ns; /* uv_hrtime at send: sb_db_query_seconds */
     bool delivered; /* its callback has run */
     bool ended;     /* the NULL after its results was seen */
     PGresult *held; /* its result, handed over at the sync: after the commit */
@@ -161,6 +163,20 @@ static void maybe_end_starting(db_pool *p)
 /* Results                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* metrics (docs/operations.md) */
+static metrics_id m_refused, m_waits;
+static metrics_hist m_query_latency;
+static const int64_t k_db_bounds[] = {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
+__attribute__((constructor)) static void db_metrics(void)
+{
+    metrics_histogram(&m_query_latency, "sb_db_query_seconds",
+                      "Postgres query latency, from send to the pipeline sync (commit).", NULL, k_db_bounds,
+                      (int)(sizeof k_db_bounds / sizeof k_db_bounds[0]), 1e6);
+    m_waits = metrics_counter("sb_db_pool_waits_total", "Queries that waited for a pool connection to come up.", NULL);
+    m_refused = metrics_counter("sb_db_queries_refused_total",
+                                "Queries refused at once: pool down, closing or at its pending limit.", NULL);
+}
+
 /* Hands res to q's callback (mapping errors), then frees res. */
 static void deliver(dbq *q, PGresult *res)
 {
@@ -204,6 +220,7 @@ static void drain(db_conn *c)
             if (!c->head) c->tail = NULL;
             c->n--;
             p->pending--;
+            metrics_observe(&m_query_latency, (int64_t)((uv_hrtime() - q->sent_ns) / 1000));
             /* the implicit transaction has committed (or failed) only now */
             if (q->held) {
                 PGresult *h = q->held;
@@ -347,6 +364,7 @@ static void db_send(db_conn *c, dbq *q, const char *sql, int nparams, const char
     db_pool *p = c->pool;
     PGconn *pg = c->pc.pg;
     q->sent_ms = uv_now(p->loop);
+    q->sent_ns = uv_hrtime();
     bool sent = PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (!sent && PQstatus(pg) != CONNECTION_BAD) {
         log_msg(LOG_ERROR, "db query refused by libpq", "error", json_string(PQerrorMessage(pg)),
@@ -417,11 +435,13 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
              void *arg)
 {
     if (!p || p->closing || p->pending >= (size_t)p->pending_max) {
+        metrics_inc(m_refused);
         cb(NULL, "unavailable", arg);
         return 0;
     }
     db_conn *c = pick(p);
     if (!c && !(p->starting && any_connecting(p))) {
+        metrics_inc(m_refused);
         cb(NULL, "unavailable", arg);
         return 0;
     }
@@ -441,6 +461,7 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
         fail_query(p, q);
         return 0;
     }
+    metrics_inc(m_waits);
     if (p->wait_tail)
         p->wait_tail->next = q;
     else

@@ -27,6 +27,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "base/metrics.h"
 #include "base/config.h"
 #include "sync/cursor.h"
 #include "base/log.h"
@@ -444,8 +445,16 @@ static void on_page(const sync_page *pg, const char *err, void *arg)
 /* Join                                                                      */
 /* ------------------------------------------------------------------------ */
 
+static metrics_id m_sync;
+__attribute__((constructor)) static void ch_user_sync_metrics(void)
+{
+    m_sync = metrics_counter("sb_sync_requests_total", "Catch-up requests: GET /sync (rest) and user: channel joins, which catch up (join).",
+                             "via=\"join\"");
+}
+
 int ch_user_sync_join(phx_channel *ch, json_t *payload, json_t *reply, json_t **err)
 {
+    metrics_inc(m_sync);
     const char *uid = ch->sock->claims.user_id;
     json_t *jc = json_is_object(payload) ? json_object_get(payload, "cursor") : NULL;
     bool has_cursor = jc && !json_is_null(jc);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/metrics.h"
 #include "base/sb_buf.h"
 #include "base/config.h"
 #include "base/id.h"
@@ -185,8 +186,16 @@ static void window_try(window_req *w)
 }
 
 /* GET /api/v1/sync?cursor=&limit= */
+static metrics_id m_sync;
+__attribute__((constructor)) static void sync_rest_metrics(void)
+{
+    m_sync = metrics_counter("sb_sync_requests_total", "Catch-up requests: GET /sync (rest) and user: channel joins, which catch up (join).",
+                             "via=\"rest\"");
+}
+
 static void sync_get(sb_req *req)
 {
+    metrics_inc(m_sync);
     if (!rest_auth(req)) return;
     const char *uid = req->auth.user_id;
     if (id_parse(uid) == 0) {

@@ -27,6 +27,7 @@
 #include "store/pg_conn.h"
 #include "sync/sync_window.h"
 #include "base/util.h"
+#include "base/metrics.h"
 
 #define TL_QUERY_TIMEOUT_MS 30000
 #define TL_PENDING_MS 5 /* re-read soon when committed events wait above the horizon */
@@ -384,6 +385,19 @@ static const char SQL_PRUNE[] =
     " d AS (DELETE FROM events e USING w WHERE (e.tx, e.id) <= (w.tx, w.id) RETURNING 1) "
     "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u)";
 
+/* metrics: tailer lag, from the first write a fetch covers (tailer_kick)
+ * to that fetch's result */
+static atomic_uint_fast64_t g_kick_ns;  /* oldest kick not yet covered by a fetch */
+static uint64_t g_fetch_kick_ns;        /* reactor 0: the kick the fetch in flight covers */
+static metrics_hist m_lag;
+static const int64_t k_lag_bounds[] = {1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+__attribute__((constructor)) static void tailer_metrics(void)
+{
+    metrics_histogram(&m_lag, "sb_tailer_lag_seconds",
+                      "Time from a committed write (the tailer's wake-up) to the tailer fetching it for delivery.", NULL,
+                      k_lag_bounds, (int)(sizeof k_lag_bounds / sizeof k_lag_bounds[0]), 1e6);
+}
+
 static void tl_sent(tailer *t, int q);
 
 /* Sends a query; the result arrives in tl_read. */
@@ -413,6 +427,7 @@ static void send_fetch(tailer *t)
     snprintf(lim, sizeof lim, "%d", g_config.tailer_batch > 0 ? g_config.tailer_batch : 500);
     const char *p[3] = {tx, id, lim};
     t->want = false;
+    g_fetch_kick_ns = atomic_exchange(&g_kick_ns, 0); /* this fetch covers the kicks so far */
     t->fetch_seq = sync_window_fetch_sent(); /* sync requests before now wait for it */
     if (!PQsendQueryPrepared(t->pc.pg, "tl_fetch", 3, p, NULL, NULL, 0)) {
         tl_teardown(t, PQerrorMessage(t->pc.pg));
@@ -471,6 +486,10 @@ static void tl_done(tailer *t, PGresult *res)
         }
         tl_teardown(t, m ? m : "query failed");
         return;
+    }
+    if (q == Q_FETCH && g_fetch_kick_ns) {
+        metrics_observe(&m_lag, (int64_t)((uv_hrtime() - g_fetch_kick_ns) / 1000));
+        g_fetch_kick_ns = 0;
     }
     uint64_t delay = g_config.tailer_poll_ms ? g_config.tailer_poll_ms : 500;
     switch (q) {
@@ -685,6 +704,8 @@ static void kick_task(void *arg)
 void tailer_kick(void)
 {
     if (!atomic_load(&g_started)) return;
+    uint_fast64_t none = 0;
+    atomic_compare_exchange_strong(&g_kick_ns, &none, (uint_fast64_t)uv_hrtime());
     if (atomic_exchange(&g_kick_pending, 1) == 0 && reactor_post(&reactor_all[0], kick_task, NULL) != 0)
         atomic_store(&g_kick_pending, 0);
 }

@@ -5,6 +5,7 @@
  * complete frame and no fragmented message is open, so an idle socket keeps
  * no parser memory. Outbound frames are pre-built shared buffers. */
 #include "ws/ws.h"
+#include "base/metrics.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -38,6 +39,13 @@ static _Thread_local size_t t_feed_len;
 static const ws_consumer *g_consumer;
 
 static void ws_on_data(sb_conn *c, const char *data, size_t len);
+static metrics_id m_slow;
+__attribute__((constructor)) static void ws_metrics(void)
+{
+    m_slow = metrics_counter("sb_slow_consumer_closes_total",
+                             "Sockets closed because their outbound queue overflowed (WebSocket 1013, long-poll buffer).", NULL);
+}
+
 static void ws_before_flush(sb_conn *c);
 static void ws_sweep(sb_conn *c, uint64_t now);
 static void ws_shutdown(sb_conn *c) { ws_close(c, 1001); }
@@ -352,6 +360,7 @@ static void ws_before_flush(sb_conn *c)
 {
     ws_state *w = c->proto;
     if (w && w->overflow && !w->closing) {
+        metrics_inc(m_slow);
         log_msg(LOG_INFO, "slow_consumer_closed", "queued", json_integer((json_int_t)c->qbytes), NULL);
         conn_drop_unsent(c);
         ws_close(c, 1013);
