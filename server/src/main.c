@@ -39,6 +39,7 @@
 #include "calls/call_store.h"
 #include "chat/chat_push.h"
 #include "push/push.h"
+#include "push/push_metrics.h"
 #include "http/router.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
@@ -198,6 +199,7 @@ static int cmd_serve(int argc, char **argv)
     }
 
     presence_cluster_init();
+    push_metrics_register();
     if (register_hooks() != 0 || push_register() != 0) return 1;
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;

@@ -28,7 +28,8 @@ const FAMILIES = [
   'sb_slow_consumer_closes_total', 'sb_http_requests_total', 'sb_db_query_seconds', 'sb_db_pool_waits_total',
   'sb_db_queries_refused_total', 'sb_redis_publish_seconds', 'sb_redis_publications_dropped_total',
   'sb_tailer_lag_seconds', 'sb_sync_requests_total', 'sb_rate_limited_total', 'sb_calls_ended_total',
-  'sb_call_setup_seconds', 'process_resident_memory_bytes', 'process_open_fds',
+  'sb_call_setup_seconds', 'sb_push_results_total', 'sb_push_request_seconds', 'sb_push_queued',
+  'process_resident_memory_bytes', 'process_open_fds',
 ];
 
 function freePort() {

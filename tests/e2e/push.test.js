@@ -34,8 +34,17 @@ const pushEnv = (fake, extra = {}) => ({
   SB_FCM_ALERT_INTERVAL_MS: '3000',
   SB_CALL_RING_MS: String(RING_MS),
   SB_CALL_TICK_MS: '100',
+  SB_METRICS_OPEN: '1', // /metrics on the admin port without a token: push's counters are read there
   ...extra,
 });
+
+// One series of the node's /metrics (admin listener), 0 when absent.
+async function metric(srv, name, labels = '') {
+  const text = await (await fetch(`http://127.0.0.1:${srv.adminPort}/metrics`)).text();
+  const want = labels ? `${name}{${labels}} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(want));
+  return line ? Number(line.slice(want.length)) : 0;
+}
 
 const ptoken = () => `fcm-${crypto.randomBytes(24).toString('base64url')}`;
 const cid = () => crypto.randomUUID();
@@ -239,6 +248,12 @@ describe('push on one node', () => {
     assert.equal(deviceCount(forbidden.token), 1);
     assert.equal(fake.requestsTo(bad.token).length, 1, 'a 400 is not retried');
     assert.equal(fake.requestsTo(forbidden.token).length, 1, 'a 403 is not retried');
+    // the same outcomes on /metrics (counted since this server started: at least these)
+    assert.ok(await metric(srv, 'sb_push_tokens_deleted_total') >= 2, 'tokens deleted counted');
+    assert.ok(await metric(srv, 'sb_push_results_total', 'result="dead_token"') >= 2, 'dead tokens counted');
+    assert.ok(await metric(srv, 'sb_push_results_total', 'result="forbidden"') >= 1, '403 counted');
+    assert.ok(await metric(srv, 'sb_push_results_total', 'result="bad_request"') >= 1, 'other 400 counted');
+    assert.ok(await metric(srv, 'sb_push_results_total', 'result="sent"') >= 1, 'sent pushes counted');
   });
 
   test('a token registered again while its push was in flight is not deleted', T, async () => {
