@@ -404,7 +404,8 @@ bench_calls() {
 # scale and kept in switchboard_bench (table bench_p12). Search: wrk with 50
 # connections, each request a random (user, query) of 1,000 (p99 from wrk's
 # latency distribution), then pgbench running the same sb_search statement
-# with a custom script, 50 clients, in the same run (the reference rate).
+# with a custom script, 50 clients, in the same run (the reference rate),
+# and with 1 client (the database's cost of one search, shown beside p99).
 # Export: one conversation of 100,000 messages downloaded with curl (MB/s).
 bench_p12() {
   [ "$PG_OK" = 1 ] || { note "P12: no bench database"; return 1; }
@@ -451,6 +452,9 @@ SELECT sb_search(user_id, tsq, NULL, NULL, NULL, 21) FROM bench_p12_queries WHER
 SQL
   echo "bench: P12: reference: pgbench, the same sb_search statement, 50 clients, ${t}s" >&2
   pgbench -n -M extended -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
+  # the database's cost of one search, alone: one pgbench client (mean latency)
+  echo "bench: P12: one search at a time (pgbench, 1 client), $(( (t + 1) / 2 ))s" >&2
+  pgbench -n -M extended -c 1 -T $(( (t + 1) / 2 )) -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench1.out" 2>&1
   local big bu btok
   big=$(psql -qtAX "$PG_URL" -c "SELECT big_conv FROM bench_p12 WHERE tag = '$tag'")
   bu=$(psql -qtAX "$PG_URL" -c "SELECT big_users[1] FROM bench_p12 WHERE tag = '$tag'")
@@ -474,8 +478,10 @@ if m99 and rps:
                "messages": nmsg, "conversations": nconv, "connections": 50}, open(f"{out}/p12_search.json", "w"))
 p = open(f"{log}/p12_pgbench.out").read()
 tps = re.search(r"^tps = ([0-9.]+)", p, re.M)
+lat1 = re.search(r"^latency average = ([0-9.]+) ms", open(f"{log}/p12_pgbench1.out").read(), re.M)
 if tps:
-    json.dump({"tps": float(tps.group(1)), "clients": 50}, open(f"{out}/ref_pgbench_search.json", "w"))
+    json.dump({"tps": float(tps.group(1)), "clients": 50,
+               "one_client_ms": float(lat1.group(1)) if lat1 else None}, open(f"{out}/ref_pgbench_search.json", "w"))
 try:
     code, size, secs = open(f"{log}/p12_export.out").read().split()
     if code == "200" and float(secs) > 0:

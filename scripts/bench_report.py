@@ -174,7 +174,9 @@ ref_search = load("ref_pgbench_search")
 search_tps = get(ref_search, "tps")
 if p12:
     row("P12", f"search p99, 50 searchers, {p12.get('messages', 0):,} messages in {p12.get('conversations', 0):,} convs",
-        p12.get("p99_ms"), "ms", 50, False, f"p50 {p12.get('p50_ms') or 0:.1f} ms")
+        p12.get("p99_ms"), "ms", 50, False, f"p50 {p12.get('p50_ms') or 0:.1f} ms"
+        + (f"; one search alone (pgbench, 1 client): {get(ref_search, 'one_client_ms'):.2f} ms"
+           if get(ref_search, "one_client_ms") else ""))
     row("P12", "search requests/s (the same statement by pgbench: target 0.8x)", p12.get("requests_per_s"), "/s",
         0.8 * search_tps if search_tps else None, True,
         f"pgbench sb_search, 50 clients: {search_tps:.0f}/s" if search_tps else "pgbench: not measured", search_tps)

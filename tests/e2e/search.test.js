@@ -147,6 +147,41 @@ describe('search', () => {
     assert.deepEqual(ids(await search(a, { q: `${t} secret` })), []);
   });
 
+  // The index namespaces each word by conversation ('c<id>_word',
+  // migrations/120_search_scoped.sql): a search reads only the caller's
+  // conversations, a prefix never reaches into another conversation (even
+  // one whose id extends the caller's: 'c12_' is not a prefix of 'c123_'), words with
+  // quotes and backslashes survive, an edit re-indexes, a very long word
+  // neither breaks the send nor is found by a bounded query word.
+  test('per-conversation index: no leaks across conversations, odd words, edits, long words', T, async () => {
+    const [a, b] = await signupMany(srv, 2);
+    const t = tag();
+    // ten conversations with words of the same prefix; b is a member of the first only
+    const gs = [];
+    for (let i = 0; i < 10; i++) gs.push(await group(a, i === 0 ? [b] : []));
+    const mine = await send(a, gs[0], `${t}q0 only here`);
+    for (let i = 1; i < 10; i++) await send(a, gs[i], `${t}q${i} elsewhere ${t}q0x`);
+    assert.deepEqual(ids(await search(b, { q: `${t}q` })), [mine.id], 'b: a prefix over its own conversation only');
+    assert.equal((await search(a, { q: `${t}q` })).json.items.length, 10);
+    assert.equal((await search(a, { q: `${t}q0` })).json.items.length, 10, `${t}q0 and ${t}q0x`);
+    assert.deepEqual(ids(await search(a, { q: `${t}q0`, conversation_id: gs[0] })), [mine.id]);
+    // quotes, backslashes and operators in the body are indexed as words
+    const odd = await send(a, gs[0], `${t}o it's a\\b'c "quoted" x:*y & | ! <-> don''t`);
+    for (const q of [`${t}o it`, `${t}o quoted`, `${t}o don`, `${t}o y`]) {
+      assert.deepEqual(ids(await search(b, { q })), [odd.id], q);
+    }
+    // an edit re-indexes: the new words are found, the old ones no longer
+    const ed = await send(a, gs[0], `${t}e before`);
+    const pr = await api(srv, 'PATCH', `/messages/${ed.id}`, { token: a.token, body: { body: `${t}e after` } });
+    assert.equal(pr.status, 200, pr.text);
+    assert.deepEqual(ids(await search(b, { q: `${t}e after` })), [ed.id]);
+    assert.deepEqual(ids(await search(b, { q: `${t}e before` })), []);
+    // a word longer than the index keeps (2000 bytes) is not indexed; the rest is
+    const long = await send(a, gs[0], `${t}l ${'w'.repeat(2030)} tail`);
+    assert.deepEqual(ids(await search(b, { q: `${t}l tail` })), [long.id]);
+    assert.deepEqual(ids(await search(b, { q: `${t}l ${'w'.repeat(60)}` })), []);
+  });
+
   test('bad queries: empty, no word, over-long, too many words, bad ids; 401 without a token', T, async () => {
     const [a] = await signupMany(srv, 1);
     const bad = async (qs, field) => {

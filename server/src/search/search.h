@@ -1,6 +1,7 @@
 /* search.h — full-text search over the caller's messages (api.md
  * "Messages", GET /api/v1/search/messages; docs/search.md): the query
- * parser and the sb_search statement of migrations/051_search.sql. The
+ * parser and the sb_search function (migrations/051_search.sql, replaced by
+ * 120_search_scoped.sql: a per-conversation index). The
  * core: no HTTP; search_rest.c is the edge. */
 #ifndef SB_SEARCH_H
 #define SB_SEARCH_H
