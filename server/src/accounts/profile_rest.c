@@ -236,7 +236,10 @@ static void h_users_search(sb_req *req)
 /* GET /api/v1/users/:id                                                     */
 /* ------------------------------------------------------------------------ */
 
-static const char SQL_USER[] = "SELECT " USER_COLS " FROM users u WHERE u.id = $1::int8";
+/* the column after USER_COLS: is the user's online state hidden from the
+ * caller (sb_presence_hidden, migrations/110: blocks)? */
+static const char SQL_USER[] = "SELECT " USER_COLS ", u.id <> $2::int8 AND sb_presence_hidden(u.id, $2::int8)"
+                               " FROM users u WHERE u.id = $1::int8";
 
 /* GET /users/:id result, with presence from the hook when there is one. */
 static void user_done(const PGresult *res, const char *err, void *arg)
@@ -254,7 +257,10 @@ static void user_done(const PGresult *res, const char *err, void *arg)
     int64_t seen =
         PQgetisnull(res, 0, UC_SEEN) ? -1 : strtoll(PQgetvalue(res, 0, UC_SEEN), NULL, 10);
     bool online = false;
-    if (accounts_presence_hook) {
+    bool hidden = PQgetvalue(res, 0, UC_N)[0] == 't';
+    if (hidden) {
+        seen = -1;
+    } else if (accounts_presence_hook) {
         int64_t hs = seen;
         online = accounts_presence_hook(PQgetvalue(res, 0, UC_ID), &hs);
         if (hs > seen) seen = hs;
@@ -278,8 +284,8 @@ static void h_user(sb_req *req)
         http_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
-    const char *p[1] = {req->params[0]};
-    db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 1, p, user_done, req);
+    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : "0"};
+    db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 2, p, user_done, req);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,7 +379,7 @@ static void h_device_del(sb_req *req)
         http_respond_error(req, 404, "not_found", "no such device", NULL);
         return;
     }
-    const char *p[2] = {req->params[0], req->auth.user_id};
+    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : "0"};
     db_query(req->r ? db_of(req->r) : NULL, SQL_DEVICE_DEL, 2, p, device_deleted, req);
 }
 
