@@ -9,14 +9,21 @@
 --
 -- sb_presence_hidden(subject, viewer) is THE hook that hides a user's
 -- online state from a viewer: every path that reveals it (these pushes, the
--- member list, GET /users/:id) asks it. Blocks (the safety issue) make it
--- true when the subject has blocked the viewer; until then nothing is
--- hidden.
+-- member list, the online count, GET /users/:id) asks it. It is true when
+-- the subject blocks the viewer (api.md: a blocked user cannot see the
+-- blocker's presence), read from the `blocks` table of the safety issue's
+-- migration (080_moderation) once that table exists; before, nothing is
+-- hidden. (plpgsql: the blocks query is planned only when it runs, so this
+-- migration does not depend on 080 being applied first.)
 
 CREATE FUNCTION sb_presence_hidden(p_subject bigint, p_viewer bigint) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT false
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_subject = p_viewer OR to_regclass('blocks') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p_subject AND b.blocked_id = p_viewer);
+END $$;
 
 -- The users to push p_user's online transitions to.
 CREATE FUNCTION sb_presence_audience(p_user bigint, p_group_max int) RETURNS SETOF bigint
