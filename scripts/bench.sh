@@ -12,7 +12,8 @@
 # summary.txt, rss.png when gnuplot is there). Exits non-zero when a scenario
 # could not run at all or the smoke run's checks fail; a missed target is
 # reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
-# separated scenario names to run, e.g. "p1 p3").
+# separated scenario names to run, e.g. "p1 p3"; r12 = the disconnect storm,
+# fanout = presence fan-out in a 1,000-member group).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -496,6 +497,85 @@ PY
   stop_group "$pids"
 }
 
+# ---- R12: a disconnect storm; online-state fan-out in a 1,000-member group -----------------
+# R12: STORM_CONNS user: sockets (users that exist nowhere) on one server
+# process (2 reactors), then sbload closes them all at once. The server's RSS
+# is sampled every 20 ms from /proc: the peak above the joined level per
+# socket (target <= 1,024 B) and the RSS 5 s later (target <= 1.1x the
+# pre-storm, joined level; the idle level is shown beside it).
+bench_r12() {
+  local conns=18000
+  [ "$SCALE" = smoke ] && conns=2000
+  echo "bench: R12: disconnect storm of $conns user: sockets" >&2
+  start_group r12 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 || return
+  local pid=$GROUP_PIDS url="ws://127.0.0.1:$GROUP_PORT/socket/websocket"
+  "$SBLOAD" --scenario connections --url "$url" --conns 200 --hold 0 --topic 'user:{id}' --id-offset 700000000 \
+    --quiet "${TOKEN_ARGS[@]}" > /dev/null 2>&1
+  sleep 2.5 # the warm-up's closes trimmed
+  local idle; idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  ( while kill -0 "$pid" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null; sleep 0.02; done ) > "$LOG/r12_rss.txt" &
+  local sampler=$!
+  run_sbload r12_storm --scenario connections --url "$url" --conns "$conns" --procs 2 --hold 3 \
+    --topic 'user:{id}' --id-offset 700000000 --heartbeat 0 --sources "$SOURCES" --server-pid "$pid" "${TOKEN_ARGS[@]}"
+  sleep 5
+  local after5; after5=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  python3 - "$OUT" "$LOG/r12_rss.txt" "$idle" "$after5" "$conns" <<'PY'
+import json, sys
+out, samples, idle, after5, conns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+try:
+    r = json.load(open(f"{out}/r12_storm.json"))
+except (OSError, ValueError):
+    sys.exit(0)
+rss = [int(l) for l in open(samples) if l.strip().isdigit()]
+joined = r["server_rss_kb"]["end"]
+peak = max(rss + [joined])
+r["storm"] = {"conns": conns, "joined": r["connect"]["joined"], "idle_kb": idle, "joined_kb": joined,
+              "peak_kb": peak, "after5_kb": after5, "bytes_per_socket": (peak - joined) * 1024 / conns,
+              "after5_ratio": after5 / joined}
+json.dump(r, open(f"{out}/r12_storm.json", "w"))
+PY
+  stop_group "$GROUP_PIDS"
+}
+
+# Online-state fan-out: 1,000 users, all members of one group, log in
+# (user:<id>, as fast as accepted) then out; the pushes they receive per
+# login (target: 0 beyond direct contacts: they have none) and their joins/s
+# against 1,000 users without conversations in the same run (>= 0.9x).
+bench_group_fanout() {
+  [ "$PG_OK" = 1 ] || return
+  local n=1000
+  echo "bench: presence fan-out: $n members of one group logging in" >&2
+  start_group gf 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 || return
+  local pid=$GROUP_PIDS url="ws://127.0.0.1:$GROUP_PORT/socket/websocket" tag
+  tag=$(openssl rand -hex 4)
+  mkdir -p "$OUT/gf"
+  psql -qtAX "$PG_URL" -v ON_ERROR_STOP=1 > "$OUT/gf/ids.txt" 2> "$LOG/gf_psql.err" <<SQL
+INSERT INTO users (username, display_name, password_hash)
+  SELECT 'gf${tag}_' || g, 'Member', 'x' FROM generate_series(1, $n) g;
+WITH c AS (INSERT INTO conversations (kind, title) VALUES ('group', 'bench $tag') RETURNING id)
+INSERT INTO members (conversation_id, user_id, role, from_seq)
+  SELECT c.id, u.id, 'member', 0 FROM c, users u WHERE u.username LIKE 'gf${tag}\_%';
+SELECT id FROM users WHERE username LIKE 'gf${tag}\_%' ORDER BY id;
+SQL
+  psql -qtAX "$PG_URL" -v ON_ERROR_STOP=1 > "$OUT/gf/alone.txt" 2>> "$LOG/gf_psql.err" <<SQL
+WITH x AS (INSERT INTO users (username, display_name, password_hash)
+  SELECT 'ga${tag}_' || g, 'Alone', 'x' FROM generate_series(1, $n) g RETURNING id) SELECT id FROM x ORDER BY id;
+SQL
+  sed -i '/^$/d' "$OUT/gf/ids.txt" "$OUT/gf/alone.txt"
+  if [ "$(wc -l < "$OUT/gf/ids.txt")" != "$n" ]; then
+    note "presence fan-out: could not create the group: $(tail -n 2 "$LOG/gf_psql.err" | tr '\n' ' ')"
+    stop_group "$pid"; return
+  fi
+  local f
+  for f in alone ids; do
+    run_sbload "gf_$f" --scenario connections --url "$url" --conns "$n" --procs 1 --hold 1 --heartbeat 0 \
+      --topic 'user:{user}' --user-pattern '{user}' --user-file "$OUT/gf/$f.txt" --server-pid "$pid" "${TOKEN_ARGS[@]}"
+    sleep 1
+  done
+  stop_group "$pid"
+}
+
 # ---- run -----------------------------------------------------------------------------------
 echo "bench: scale $SCALE; results in $OUT" >&2
 if want ref; then
@@ -518,6 +598,8 @@ want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p9 && bench_calls
 want p12 && bench_p12
+want r12 && bench_r12
+want fanout && bench_group_fanout
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
 
 T_END=$(date +%s)

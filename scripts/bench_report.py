@@ -200,6 +200,26 @@ if p8:
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
+r12 = load("r12_storm")
+if r12 and r12.get("storm"):
+    st = r12["storm"]
+    row("R12", f"disconnect storm: peak RSS above joined, per socket ({st['conns']:,} sockets closed at once)",
+        st["bytes_per_socket"], "B", 1024, False,
+        f"joined {st['joined_kb'] / 1024:.1f} MiB, peak {st['peak_kb'] / 1024:.1f} MiB, idle {st['idle_kb'] / 1024:.1f} MiB")
+    row("R12", "  RSS 5 s after the storm / pre-storm (joined) RSS", st["after5_ratio"], "x", 1.1, False,
+        f"{st['after5_kb'] / 1024:.1f} MiB; idle before the sockets {st['idle_kb'] / 1024:.1f} MiB")
+    if st["joined"] != st["conns"]:
+        problems.append(f"r12_storm: {st['joined']} of {st['conns']} joined")
+gfa, gfi = load("gf_alone"), load("gf_ids")
+if gfa and gfi:
+    n = get(gfi, "connect", "joined") or 0
+    pushes = get(gfi, "counters", "pushes_in") or 0
+    row("R12", f"online fan-out: pushes per login, {n:,} members of one group (no direct contacts)",
+        pushes / n if n else None, "/login", 0, False, "before issue 20: ~1,000 per login (n^2 in all)")
+    ra, rg = get(gfa, "connect", "joins_per_s"), get(gfi, "connect", "joins_per_s")
+    row("R12", "  joins/s of the group's members / of users without conversations (target 0.9x)",
+        rg / ra if ra and rg else None, "x", 0.9, True, f"{rg or 0:,.0f} vs {ra or 0:,.0f} joins/s")
+
 p9 = load("p9_calls")
 p9r = load("p9_ping_ref")
 if p9:

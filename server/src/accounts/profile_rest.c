@@ -236,13 +236,13 @@ static void h_users_search(sb_req *req)
 /* GET /api/v1/users/:id                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* The user, whether they block the caller (their online state and last
- * seen are then hidden from the caller; the blocks table of
- * migrations/080_moderation.sql, queried here so that accounts/ never calls
- * the moderation domain above it) and whether the account is deleted. */
+/* The user, whether their online state and last seen are hidden from the
+ * caller (sb_presence_hidden of migrations/110: the user blocks the caller;
+ * asked in SQL so that accounts/ never calls the moderation domain above
+ * it), and whether the account is deleted. */
 static const char SQL_USER[] =
     "SELECT " USER_COLS ","
-    " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2::int8),"
+    " u.id <> $2::int8 AND sb_presence_hidden(u.id, $2::int8),"
     " u.deleted_at IS NOT NULL"
     " FROM users u WHERE u.id = $1::int8";
 
@@ -289,7 +289,7 @@ static void h_user(sb_req *req)
         http_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
-    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : NULL};
+    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : "0"};
     db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 2, p, user_done, req);
 }
 
@@ -384,7 +384,7 @@ static void h_device_del(sb_req *req)
         http_respond_error(req, 404, "not_found", "no such device", NULL);
         return;
     }
-    const char *p[2] = {req->params[0], req->auth.user_id};
+    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : "0"};
     db_query(req->r ? db_of(req->r) : NULL, SQL_DEVICE_DEL, 2, p, device_deleted, req);
 }
 

@@ -102,6 +102,7 @@ static const opt opts[] = {
     {"turn-ttl", "SB_TURN_TTL", T_I64, "86400", N(turn_ttl_s), "lifetime of a TURN credential, seconds (1..31536000); the expiry is part of the username coturn checks"},
     {"prekey-low", "SB_PREKEY_LOW", T_INT, "10", N(prekey_low), "a user whose stored one-time prekeys drop below this many gets a prekeys_low event (once per crossing)"},
     {"ratelimit-keys-fetch", "SB_RATELIMIT_KEYS_FETCH", T_STR, "10/200", S(ratelimit_keys_fetch), "key bundle fetches (GET /api/v1/keys/:user_id) per requester and target user, N/S: N at once, then N per S seconds, per node (\"off\" = unlimited)"},
+    {"presence-group-max", "SB_PRESENCE_GROUP_MAX", T_INT, "64", N(presence_group_max), "online/offline `presence` events go to direct contacts and to co-members of groups of at most this many members; members of larger groups read online state on demand (member list, GET /users/:id)"},
     {"export-page", "SB_EXPORT_PAGE", T_SIZE, "500", N(export_page), "messages read per query while streaming a conversation export (each page is one short query; the next is read only after the client took the previous one)"},
 };
 

@@ -90,6 +90,7 @@ typedef struct sb_config {
     uint64_t fcm_retry_base_ms;    /* first backoff */
     uint64_t fcm_retry_window_ms;  /* give up after this long */
     uint64_t fcm_alert_interval_ms;/* alert throttle per conversation and device */
+    int presence_group_max;        /* presence pushes to co-members of groups up to this size */
 } sb_config;
 
 extern sb_config g_config;

@@ -89,7 +89,7 @@ void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, con
  * or {"error","message","details"}, and answers s with it (ok_status on
  * success). The variant `op` post-processes results (see chat_ops.c). */
 enum { CHAT_PLAIN = 0, CHAT_CREATED, CHAT_SENT, CHAT_EMPTY, CHAT_ACK, CHAT_CHATS, CHAT_HISTORY,
-       CHAT_MEMBERS };
+       CHAT_MEMBERS, CHAT_CONV };
 /* After a successful CHAT_EMPTY result holding "kick": true, broadcast
  * CHAT_KICK_EVENT {"user_id"} on conversation:<conv_id>: the channels of
  * user_id there close (ch_conversation.c). */

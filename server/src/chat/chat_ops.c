@@ -19,6 +19,7 @@
 #include "base/page.h"
 #include "base/verr.h"
 #include "base/metrics.h"
+#include "presence/presence.h"
 
 #define CLIENT_ID_MAX 64
 #define MEDIA_ID_MAX 64
@@ -135,6 +136,51 @@ static json_t *trim_page(json_t *items, int limit, bool front)
     return json_array_get(items, front ? 0 : (size_t)limit - 1);
 }
 
+/* Member list items: `online` from the live table (this node's and the
+ * other nodes' users) and `last_seen_at` now while online, unless the SQL
+ * marked the member's online state hidden from the caller ("_hidden",
+ * sb_presence_hidden): then online false and last_seen_at null. */
+static void members_online(json_t *items)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        bool hidden = json_is_true(json_object_get(it, "_hidden"));
+        json_object_del(it, "_hidden");
+        const char *uid = json_string_value(json_object_get(it, "user_id"));
+        int64_t now_ms = 0;
+        bool on = !hidden && uid && presence_user_online(uid, &now_ms);
+        json_object_set_new(it, "online", json_boolean(on));
+        if (on) {
+            char ts[40];
+            util_format_rfc3339_ms(now_ms, ts, sizeof ts);
+            json_object_set_new(it, "last_seen_at", json_string(ts));
+        } else if (!json_object_get(it, "last_seen_at")) {
+            json_object_set_new(it, "last_seen_at", json_null());
+        }
+    }
+}
+
+/* GET /conversations/:id: adds `online_count` to the conversation, the
+ * members online now (on any node) less those whose online state is hidden
+ * from the caller (the "_hidden" id list the SQL gives, then removed). */
+static void conversation_online(json_t *r)
+{
+    json_t *c = json_object_get(r, "conversation");
+    json_t *hidden = json_object_get(r, "_hidden");
+    size_t n = 0, i, k;
+    json_t *m, *h;
+    json_array_foreach(json_object_get(c, "members"), i, m) {
+        const char *uid = json_string_value(json_object_get(m, "user_id"));
+        if (!uid || !presence_user_online(uid, NULL)) continue;
+        bool hide = false;
+        json_array_foreach(hidden, k, h) if (json_is_string(h) && !strcmp(json_string_value(h), uid)) hide = true;
+        if (!hide) n++;
+    }
+    if (json_is_object(c)) json_object_set_new(c, "online_count", json_integer((json_int_t)n));
+    json_object_del(r, "_hidden");
+}
+
 /* Post-processes a successful result according to s->op and answers. */
 static void answer(chat_sink *s, json_t *r)
 {
@@ -195,6 +241,7 @@ static void answer(chat_sink *s, json_t *r)
     }
     case CHAT_MEMBERS: {
         last = trim_page(items, s->limit, false);
+        members_online(items);
         if (last)
             snprintf(next, sizeof next, "m:%s", json_string_value(json_object_get(last, "user_id")));
         json_t *body = page_body(json_incref(items), last ? next : NULL);
@@ -202,6 +249,10 @@ static void answer(chat_sink *s, json_t *r)
         sink_ok(s, CHAT_REPLY_OK, body);
         return;
     }
+    case CHAT_CONV:
+        conversation_online(r);
+        sink_ok(s, CHAT_REPLY_OK, r);
+        return;
     default:
         sink_ok(s, CHAT_REPLY_OK, r);
     }

@@ -269,9 +269,15 @@ static void h_get(sb_req *req)
     const char *id = path_id(s, req, 0, "conversation");
     if (!id) return;
     const char *p[2] = {req->auth.user_id, id};
-    chat_run(s, CHAT_PLAIN, 0,
+    /* online_count is added in C (chat_ops.c) from the live table; "_hidden"
+     * lists the members whose online state sb_presence_hidden hides from
+     * the caller */
+    chat_run(s, CHAT_CONV, 0,
              "SELECT CASE WHEN v IS NULL THEN sb_err('not_found', 'no such conversation')"
-             " ELSE jsonb_build_object('conversation', v) END::text"
+             " ELSE jsonb_build_object('conversation', v, '_hidden',"
+             "   (SELECT COALESCE(jsonb_agg(m.user_id::text), '[]') FROM members m"
+             "    WHERE m.conversation_id = $2::int8 AND m.user_id <> $1::int8"
+             "      AND sb_presence_hidden(m.user_id, $1::int8))) END::text"
              " FROM (SELECT sb_conversation_view($2::int8, $1::int8) AS v) x",
              2, p);
 }

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +24,8 @@ static _Thread_local char t_readbuf[READ_BUF_SIZE];
  * listener never spins on a connection it cannot take. */
 static int g_spare_fd = -1;
 static pthread_mutex_t g_spare_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Connections closed since start (all reactors), for trim_after_closes. */
+static atomic_uint_fast64_t g_closed;
 /* What an accepted connection starts with (set once by main.c). */
 static conn_open_fn g_open;
 
@@ -406,6 +410,31 @@ static void on_close(uv_handle_t *h)
     }
     if (c->q != &c->q1) free(c->q);
     free(c);
+    atomic_fetch_add_explicit(&g_closed, 1, memory_order_relaxed);
+}
+
+/* Memory back to the system after a disconnect storm. glibc keeps freed
+ * chunks in its arenas (and the top of each heap only shrinks when the
+ * highest chunk is free), so after thousands of sockets close the process
+ * would stay at its high-water mark. Once a second (reactor 0's sweep):
+ * when at least TRIM_MIN_CLOSES connections have closed since the last
+ * trim and the last second saw no close (the storm is over), or
+ * TRIM_MAX_CLOSES have closed under steady churn, malloc_trim(0) returns
+ * the free pages of every arena (a few ms for a heap of 100 MB). */
+#define TRIM_MIN_CLOSES 512
+#define TRIM_MAX_CLOSES 65536
+
+static void trim_after_closes(void)
+{
+    static uint64_t last_trim, last_seen;
+    uint64_t now = atomic_load_explicit(&g_closed, memory_order_relaxed);
+    uint64_t since = now - last_trim;
+    bool quiet = now == last_seen;
+    last_seen = now;
+    if (since >= TRIM_MAX_CLOSES || (since >= TRIM_MIN_CLOSES && quiet)) {
+        last_trim = now;
+        malloc_trim(0);
+    }
 }
 
 void conn_sweep(reactor *r)
@@ -428,6 +457,7 @@ void conn_sweep(reactor *r)
             c->h->sweep(c, now);
         }
     }
+    if (r->id == 0) trim_after_closes();
 }
 
 void conn_shutdown_all(reactor *r)

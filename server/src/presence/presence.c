@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "store/db.h"
+#include "base/config.h"
 #include "base/log.h"
 #include "bus/bus.h"
 #include "presence/presence_cluster.h"
@@ -587,10 +588,13 @@ static const char SQL_SEEN[] =
     " u AS (UPDATE users SET last_seen_at = now() WHERE id IN (SELECT id FROM ids)"
     "       RETURNING id, last_seen_at)"
     " SELECT u.id::text, ids.online, sb_ts(u.last_seen_at),"
-    "        (SELECT string_agg(c::text, ',') FROM sb_contacts(u.id) c)"
+    "        (SELECT string_agg(c::text, ',') FROM sb_presence_audience(u.id, $3::int) c)"
     " FROM u JOIN ids ON ids.id = u.id";
 
-/* last_seen_at is stored; tell everyone who shares a conversation. */
+/* last_seen_at is stored; tell the user's audience: direct contacts and
+ * co-members of groups up to SB_PRESENCE_GROUP_MAX members, less those
+ * sb_presence_hidden hides it from (migrations/110). One transition costs
+ * at most that many pushes, whatever the size of the user's groups. */
 static void batch_done(const PGresult *res, const char *err, void *arg)
 {
     if (res && !err) {
@@ -656,8 +660,10 @@ static void batch_flush(void)
     strbuf_add(&ons, "}", 1, 0);
     bt->n = 0;
     if (any && ids.p && ons.p) {
-        const char *p[2] = {ids.p, ons.p};
-        db_query(db_of(r), SQL_SEEN, 2, p, batch_done, NULL);
+        char gmax[16];
+        snprintf(gmax, sizeof gmax, "%d", g_config.presence_group_max);
+        const char *p[3] = {ids.p, ons.p, gmax};
+        db_query(db_of(r), SQL_SEEN, 3, p, batch_done, NULL);
     }
     strbuf_free(&ids);
     strbuf_free(&ons);

@@ -18,8 +18,10 @@
  * Online state: a user is online while at least one of their user:<id>
  * channels is joined on this node. Going online (0 -> 1) or offline
  * (1 -> 0) stores last_seen_at and pushes `presence`
- * {"user_id","online","last_seen_at"} to the user: topic of everyone who
- * shares a conversation with them. All functions are thread-safe. */
+ * {"user_id","online","last_seen_at"} to the user: topic of the user's
+ * audience (sb_presence_audience, migrations/110: direct contacts and
+ * co-members of groups up to SB_PRESENCE_GROUP_MAX members, less those
+ * sb_presence_hidden hides it from). All functions are thread-safe. */
 #ifndef SB_PRESENCE_H
 #define SB_PRESENCE_H
 

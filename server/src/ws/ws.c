@@ -8,6 +8,8 @@
 #include "base/metrics.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,15 +310,23 @@ static void ws_on_data(sb_conn *c, const char *data, size_t len)
         return;
     }
     if (rc != 0) {
+        free_ctx(w);
         ws_close(c, 1002);
         return;
     }
-    if (w->closing) return;
+    /* closing: nothing more is read, so the parser (about 8 KB) goes now,
+     * not when the peer's FIN comes; in a disconnect storm every socket
+     * would otherwise hold one through the close handshake */
+    if (w->closing) {
+        free_ctx(w);
+        return;
+    }
     if (!wslay_event_get_read_enabled(w->ctx)) {
         /* wslay refused a frame (1002 protocol error, 1009 too big) and
          * queued its close frame: send it and end the connection */
         w->closing = true;
         if (wslay_event_want_write(w->ctx)) wslay_event_send(w->ctx);
+        free_ctx(w);
         conn_close_after_flush(c);
         return;
     }
@@ -325,18 +335,57 @@ static void ws_on_data(sb_conn *c, const char *data, size_t len)
 
 /* ---- frames out ---- */
 
+/* A new close frame carrying code (0: no body), or NULL. */
+static sb_buf *close_frame(int code)
+{
+    sb_buf *b = sb_buf_new(2);
+    if (b && code) {
+        uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        b = sb_buf_append(b, p, 2);
+    }
+    if (b) sb_buf_frame(b, 8);
+    return b;
+}
+
+/* Close frames of codes 1000..1015, built once and shared by every socket
+ * (a disconnect storm queues one to each: no allocation per socket).
+ * Released at exit. */
+#define CLOSE_SHARED_FIRST 1000
+#define CLOSE_SHARED_N 16
+static _Atomic(sb_buf *) g_close_frames[CLOSE_SHARED_N];
+static pthread_once_t g_close_once = PTHREAD_ONCE_INIT;
+
+static void close_frames_free(void)
+{
+    for (int i = 0; i < CLOSE_SHARED_N; i++) sb_buf_unref(atomic_exchange(&g_close_frames[i], NULL));
+}
+
+static void close_frames_init(void) { atexit(close_frames_free); }
+
+/* A new reference to the close frame of code (shared when it can be). */
+static sb_buf *close_frame_ref(int code)
+{
+    int i = code - CLOSE_SHARED_FIRST;
+    if (i < 0 || i >= CLOSE_SHARED_N) return close_frame(code);
+    sb_buf *cur = atomic_load(&g_close_frames[i]);
+    if (!cur) {
+        pthread_once(&g_close_once, close_frames_init);
+        sb_buf *mine = close_frame(code);
+        if (!mine) return NULL;
+        if (atomic_compare_exchange_strong(&g_close_frames[i], &cur, mine)) cur = mine;
+        else sb_buf_unref(mine);
+    }
+    return sb_buf_ref(cur);
+}
+
 void ws_close(sb_conn *c, int code)
 {
     ws_state *w = ws_of(c);
     if (!w || w->closing || c->closing) return;
     w->closing = true;
-    sb_buf *b = sb_buf_new(2);
-    if (b && code) { /* code 0: a close frame without a body */
-        uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
-        b = sb_buf_append(b, p, 2);
-    }
+    if (!w->in_recv) free_ctx(w); /* nothing more is parsed (in wslay: ws_on_data frees it) */
+    sb_buf *b = close_frame_ref(code);
     if (b) {
-        sb_buf_frame(b, 8);
         conn_send(c, b, 0);
         sb_buf_unref(b);
     }
