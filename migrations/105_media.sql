@@ -72,10 +72,12 @@ LANGUAGE sql AS $$
               AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.avatar_media_id = y.id)
             ORDER BY y.created_at LIMIT p_limit
             FOR UPDATE SKIP LOCKED)
-        RETURNING x.sha256
+        RETURNING x.id, x.sha256
     )
+    -- (the statement's snapshot still shows the rows it deletes)
     SELECT DISTINCT g.sha256 FROM gone g
-    WHERE NOT EXISTS (SELECT 1 FROM media z WHERE z.sha256 = g.sha256)
+    WHERE NOT EXISTS (SELECT 1 FROM media z WHERE z.sha256 = g.sha256
+                        AND z.id NOT IN (SELECT id FROM gone))
 $$;
 
 -- A message's "media" is its metadata.

@@ -3,8 +3,8 @@
  * messages were deleted for everyone), then each file no row shares any
  * more. Runs every SB_MEDIA_SWEEP_MS from reactor 0's tick, on one node of a
  * cluster at a time (a Postgres advisory lock, sb_media_sweep_locked). A
- * file written within the last minute (or the orphan age, if shorter) is
- * kept: the same content may just have been uploaded again. */
+ * file written within the last minute (or half the orphan age, if shorter)
+ * is kept: the same content may just have been uploaded again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +59,7 @@ static void swept(const PGresult *res, const char *err, void *arg)
         log_msg(LOG_WARN, "media sweep failed", "error", json_string(err ? err : "unavailable"), NULL);
         return;
     }
-    double margin = g_config.media_orphan_hours * 3600.0;
+    double margin = g_config.media_orphan_hours * 3600.0 / 2; /* the file is older than the age */
     if (margin > 60) margin = 60;
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
