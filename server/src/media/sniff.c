@@ -203,5 +203,5 @@ int64_t sniff_ogg_opus_ms(const sniff_ogg *o, uint16_t pre_skip)
     if (o->broken || o->granule < 0 || o->hlen != 0 || o->skip != 0) return -1;
     int64_t s = o->granule - pre_skip;
     if (s < 0) s = 0;
-    return s * 1000 / 48000;
+    return s / 48000 * 1000 + s % 48000 * 1000 / 48000; /* no overflow */
 }
