@@ -23,13 +23,13 @@ LAYERS = {
     "accounts": 6, "presence": 6,
     "sync": 7,
     "chat": 8, "keys": 8, "search": 8, "export": 8,
-    "calls": 9,
+    "calls": 9, "media": 9,
     "push": 10, "moderation": 10,
     "admin": 11,
 }
 # folders whose files are a domain: core files there talk only to base, store
 # and bus (and to lower domains' cores); the edges may use http and phoenix.
-DOMAINS = {"accounts", "presence", "sync", "chat", "keys", "search", "export", "calls", "push", "moderation", "admin"}
+DOMAINS = {"accounts", "presence", "sync", "chat", "keys", "search", "export", "calls", "media", "push", "moderation", "admin"}
 TRANSPORT = {"net", "http", "ws", "phoenix"}
 CORE_ALLOWED_HEADERS = {"net/reactor.h"}
 EDGE = re.compile(r"(^ch_.*|.*_rest)\.c$")

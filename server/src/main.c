@@ -17,6 +17,7 @@
 #include "chat/chat.h"
 #include "keys/keys.h"
 #include "export/export.h"
+#include "media/media.h"
 #include "search/search.h"
 #include "base/config.h"
 #include "store/db.h"
@@ -178,6 +179,7 @@ static int cmd_serve(int argc, char **argv)
     keys_routes();
     search_routes();
     export_routes();
+    if (media_routes() != 0) return 1;
     sync_routes();
     calls_routes();
     turn_rest_routes();

@@ -323,14 +323,21 @@ describe('accounts REST', () => {
       assert.equal(g.status, 200);
       assertUser(g.json.user, { username: a.username, display_name: 'Before' });
 
+      // an avatar must be media its user may read (api.md "Media"): an upload of theirs
+      const up = await api(srv, 'POST', '/media', { token: a.access_token, raw: Buffer.from('89504e470d0a1a0a0000000d4948445200000002000000030000', 'hex'), headers: { 'content-type': 'image/png' } });
+      assert.equal(up.status, 201, up.text);
+      const avatar = up.json.media.id;
+      const bad = await api(srv, 'PATCH', '/me', { token: a.access_token, body: { avatar_media_id: 'm_123-abc' } });
+      assertError(bad, 422, 'validation_failed');
+      assert.ok(bad.json.error.details.avatar_media_id);
       const p = await api(srv, 'PATCH', '/me', {
         token: a.access_token,
-        body: { display_name: 'After 🎉', about: 'line one\nline two', avatar_media_id: 'm_123-abc', unknown: 1 },
+        body: { display_name: 'After 🎉', about: 'line one\nline two', avatar_media_id: avatar, unknown: 1 },
       });
       assert.equal(p.status, 200, p.text);
       assert.equal(p.json.user.display_name, 'After 🎉');
       assert.equal(p.json.user.about, 'line one\nline two');
-      assert.equal(p.json.user.avatar_media_id, 'm_123-abc');
+      assert.equal(p.json.user.avatar_media_id, avatar);
       assert.equal(p.json.user.username, a.username);
 
       // partial update leaves the rest; null clears avatar and about

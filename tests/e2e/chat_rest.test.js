@@ -211,9 +211,14 @@ describe('chat REST and user-channel events', () => {
       let r = await post(alice, `/conversations/${c.id}/messages`, { client_id: cid(), kind: 'ciphertext', body: cipher });
       assert.equal(r.status, 201, r.text);
       assert.equal(r.json.message.body, cipher);
+      // media must be an upload the sender may read (api.md "Media"); the message carries its metadata
       r = await post(alice, `/conversations/${c.id}/messages`, { client_id: cid(), kind: 'image', media_id: 'abc_123', body: 'caption' });
+      assertError(r, 422, 'validation_failed');
+      const up = await api(srv, 'POST', '/media', { token: alice.token, raw: Buffer.from('89504e470d0a1a0a0000000d4948445200000002000000030000', 'hex'), headers: { 'content-type': 'image/png' } });
+      assert.equal(up.status, 201, up.text);
+      r = await post(alice, `/conversations/${c.id}/messages`, { client_id: cid(), kind: 'image', media_id: up.json.media.id, body: 'caption' });
       assert.equal(r.status, 201, r.text);
-      assert.deepEqual(r.json.message.media, { id: 'abc_123' });
+      assert.deepEqual(r.json.message.media, { id: up.json.media.id, mime: 'image/png', size: 26, width: 2, height: 3 });
       r = await post(alice, `/conversations/${c.id}/messages`, { client_id: cid(), kind: 'location', location: { latitude: 48.85, longitude: 2.35, name: 'Paris' } });
       assert.equal(r.status, 201, r.text);
       assert.deepEqual(r.json.message.location, { latitude: 48.85, longitude: 2.35, name: 'Paris' });

@@ -187,7 +187,10 @@ describe('conversation export', () => {
       return r.json.message;
     };
     const m1 = await send(a, { kind: 'text', body: 'first' });
-    const m2 = await send(b, { kind: 'image', media_id: 'med_123', body: 'a caption' });
+    const up = await api(srv, 'POST', '/media', { token: b.token, raw: Buffer.from('89504e470d0a1a0a0000000d4948445200000002000000030000', 'hex'), headers: { 'content-type': 'image/png' } });
+    assert.equal(up.status, 201, up.text);
+    const med = up.json.media.id;
+    const m2 = await send(b, { kind: 'image', media_id: med, body: 'a caption' });
     const m3 = await send(a, { kind: 'text', body: 'gone' });
     const m4 = await send(a, { kind: 'text', body: 'hidden for b' });
     const m5 = await send(a, { kind: 'ciphertext', body: 'b64ciphertext==' });
@@ -199,7 +202,7 @@ describe('conversation export', () => {
     const doc = JSON.parse(r.body);
     assert.deepEqual(doc.messages.map((m) => m.id), [m1.id, m2.id, m3.id, m5.id]);
     assert.deepEqual(doc.messages[0].reactions, { '👍': [b.id] });
-    assert.deepEqual(doc.messages[1].media, { id: 'med_123' });
+    assert.deepEqual(doc.messages[1].media, { id: med, mime: 'image/png', size: 26, width: 2, height: 3 });
     assert.equal(doc.messages[2].deleted, true);
     assert.equal(doc.messages[2].body, null);
     assert.equal(doc.messages[3].body, 'b64ciphertext==', 'ciphertext exported untouched');

@@ -10,7 +10,7 @@
 
 sb_config g_config;
 
-typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_U64, T_BOOL } opt_type;
+typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_U64, T_BOOL, T_DBL } opt_type;
 
 typedef struct opt {
     const char *flag; /* --flag */
@@ -103,6 +103,11 @@ static const opt opts[] = {
     {"prekey-low", "SB_PREKEY_LOW", T_INT, "10", N(prekey_low), "a user whose stored one-time prekeys drop below this many gets a prekeys_low event (once per crossing)"},
     {"ratelimit-keys-fetch", "SB_RATELIMIT_KEYS_FETCH", T_STR, "10/200", S(ratelimit_keys_fetch), "key bundle fetches (GET /api/v1/keys/:user_id) per requester and target user, N/S: N at once, then N per S seconds, per node (\"off\" = unlimited)"},
     {"presence-group-max", "SB_PRESENCE_GROUP_MAX", T_INT, "64", N(presence_group_max), "online/offline `presence` events go to direct contacts and to co-members of groups of at most this many members; members of larger groups read online state on demand (member list, GET /users/:id)"},
+    {"media-dir", "SB_MEDIA_DIR", T_STR, "media", S(media_dir), "folder of uploaded media files: content-addressed by SHA-256 (<dir>/ab/<sha256>), temp files in <dir>/tmp; shared by every node of a cluster"},
+    {"media-max-bytes", "SB_MEDIA_MAX_BYTES", T_U64, "104857600", N(media_max_bytes), "largest media upload, bytes (413 payload_too_large: at once from Content-Length, or when a chunked body passes it)"},
+    {"media-quota-bytes", "SB_MEDIA_QUOTA_BYTES", T_U64, "1073741824", N(media_quota_bytes), "bytes of media one user may upload per 24 hours (429 rate_limited past it; 0 = unlimited)"},
+    {"media-orphan-hours", "SB_MEDIA_ORPHAN_HOURS", T_DBL, "24", N(media_orphan_hours), "media referenced by no message or avatar this many hours after its upload is deleted (may be fractional)"},
+    {"media-sweep-ms", "SB_MEDIA_SWEEP_MS", T_U64, "600000", N(media_sweep_ms), "period of the orphan media sweep (one node at a time; 0 = never sweep)"},
     {"export-page", "SB_EXPORT_PAGE", T_SIZE, "500", N(export_page), "messages read per query while streaming a conversation export (each page is one short query; the next is read only after the client took the previous one)"},
 };
 
@@ -123,6 +128,12 @@ static int set_opt(const opt *o, const char *v)
         else
             return -1;
         return 0;
+    case T_DBL: {
+        double d = strtod(v, &end);
+        if (errno || !*v || *end || !(d >= 0) || d > 1e9) return -1;
+        *(double *)o->ptr = d;
+        return 0;
+    }
     default: {
         long long x = strtoll(v, &end, 10);
         if (errno || !*v || *end) return -1;

@@ -91,6 +91,11 @@ typedef struct sb_config {
     uint64_t fcm_retry_window_ms;  /* give up after this long */
     uint64_t fcm_alert_interval_ms;/* alert throttle per conversation and device */
     int presence_group_max;        /* presence pushes to co-members of groups up to this size */
+    char media_dir[512];           /* where media files live (content-addressed) */
+    uint64_t media_max_bytes;      /* largest upload, bytes */
+    uint64_t media_quota_bytes;    /* bytes one user may upload per 24 hours */
+    double media_orphan_hours;     /* unreferenced media older than this is deleted */
+    uint64_t media_sweep_ms;       /* period of the orphan sweep */
 } sb_config;
 
 extern sb_config g_config;

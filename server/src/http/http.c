@@ -33,8 +33,18 @@ typedef struct http_state {
     bool peer_known;    /* peer: the client's address, read once per connection */
     bool streaming;     /* active is a streamed response (http_stream_begin) */
     uint64_t stream_ms; /* loop time of the stream's last progress */
+    bool stream_raw;    /* the stream has a Content-Length: no chunk framing */
     http_stream_fn wait_fn; /* a stream waiting for the client to drain */
     void *wait_arg;
+    /* a streamed request body (router_add_stream) */
+    bool bstream;       /* the parser is inside such a body */
+    bool hdr_pause;     /* the parser paused at such a request's headers */
+    bool body_end;      /* the parser paused at the end of such a body */
+    bool body_paused;   /* the consumer asked for a pause */
+    bool body_done;     /* sreq's body is complete */
+    sb_req *sreq;       /* the active request whose body streams */
+    http_body_fn body_fn;
+    void *body_arg;
     char peer[48];
 } http_state;
 
@@ -149,11 +159,48 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return strbuf_add(&h->hval, at, n, 0);
 }
 
+/* Fills the request's line fields from the parser (at the end of the
+ * message, or at the headers for a streamed body). */
+static void fill_req(http_state *h, llhttp_t *p)
+{
+    sb_req *req = h->req;
+    req->method = llhttp_get_method(p);
+    req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    if (!req->target) {
+        req->target = h->url.p ? h->url.p : strdup("");
+        h->url = (strbuf){0};
+    }
+    if (!req->body) {
+        req->body = h->body.p ? h->body.p : strdup("");
+        req->body_len = h->body.len;
+        h->body = (strbuf){0};
+    }
+}
+
+/* True if the request being parsed goes to a router_add_stream route. */
+static bool stream_route(llhttp_t *p, http_state *h)
+{
+    const char *u = h->url.p ? h->url.p : "";
+    const char *qm = strchr(u, '?');
+    size_t plen = qm ? (size_t)(qm - u) : h->url.len;
+    char *path = util_url_decode(u, plen, false);
+    bool yes = path && router_streams_body(llhttp_get_method(p), path, ((sb_conn *)p->data)->admin);
+    free(path);
+    return yes;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     http_state *h = H(p);
     if (h->hstate == 1) h->hstate = 2; /* a field with an empty value */
     if (push_header(h)) return -1;
+    if (!p->upgrade && stream_route(p, h)) {
+        fill_req(h, p);
+        h->req->body_streamed = true;
+        h->bstream = true;
+        h->hdr_pause = true;
+        return HPE_PAUSED; /* dispatched now (parse_loop); the body follows */
+    }
     if (p->content_length > g_config.http_max_body && (p->flags & F_CONTENT_LENGTH)) {
         h->err_status = 413;
         return -1;
@@ -164,6 +211,11 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     http_state *h = H(p);
+    if (h->bstream) { /* to the consumer, if it still listens (else dropped) */
+        sb_req *req = h->sreq;
+        if (req && h->active == req && h->body_fn) h->body_fn(req, HTTP_BODY_DATA, at, n, h->body_arg);
+        return 0;
+    }
     if (strbuf_add(&h->body, at, n, g_config.http_max_body)) {
         h->err_status = 413;
         return -1;
@@ -174,14 +226,12 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 static int on_message_complete(llhttp_t *p)
 {
     http_state *h = H(p);
-    sb_req *req = h->req;
-    req->method = llhttp_get_method(p);
-    req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
-    req->target = h->url.p ? h->url.p : strdup("");
-    h->url = (strbuf){0};
-    req->body = h->body.p ? h->body.p : strdup("");
-    req->body_len = h->body.len;
-    h->body = (strbuf){0};
+    if (h->bstream) { /* a streamed body is complete: told from parse_loop */
+        h->bstream = false;
+        h->body_end = true;
+        return HPE_PAUSED;
+    }
+    fill_req(h, p);
     return p->upgrade ? 0 : HPE_PAUSED;
 }
 
@@ -231,11 +281,14 @@ static void http_conn_gone(sb_conn *c)
     sb_req *active = h->active;
     http_stream_fn fn = h->streaming ? h->wait_fn : NULL;
     void *arg = h->wait_arg;
+    http_body_fn bfn = active && active == h->sreq && !h->body_done ? h->body_fn : NULL;
+    void *barg = h->body_arg;
     if (active) active->conn = NULL;
     c->on_drain = NULL;
     c->proto = NULL;
     http_state_free(h);
     if (fn) fn(active, arg); /* a stream waiting to write more: it is over */
+    if (bfn) bfn(active, HTTP_BODY_ABORT, NULL, 0, barg); /* a body being read: it is over */
 }
 
 static const char *http_date(void)
@@ -293,6 +346,15 @@ void http_send_raw(sb_conn *c, const char *data, size_t len)
 
 static void parse_loop(sb_conn *c);
 
+/* Whether the connection can take another request after req's response:
+ * not when the server stops, nor when req's streamed body was not read to
+ * its end (the rest of it is not a request). */
+static bool can_keep_alive(const http_state *h, const sb_conn *c, const sb_req *req)
+{
+    return req->keep_alive && !h->closing_after && !c->r->stopping &&
+           !(h->sreq == req && !h->body_done);
+}
+
 /* The status line and headers of a response, with the blank line, into
  * out; returns snprintf's count. */
 static int head_text(char *out, size_t cap, int status, const char *ctype, size_t len,
@@ -336,6 +398,10 @@ static void write_response(sb_conn *c, int status, const char *ctype, const void
 static void answered(sb_conn *c, bool ka)
 {
     http_state *h = c->proto;
+    if (h->sreq == h->active) {
+        h->sreq = NULL;
+        h->body_fn = NULL;
+    }
     h->active = NULL;
     if (ka) {
         conn_resume_read(c);
@@ -356,7 +422,7 @@ void http_respond(sb_req *req, int status, const char *ctype, const void *body, 
     sb_conn *c = req->conn;
     http_state *h = c ? http_of(c) : NULL;
     if (h && !c->closing && h->active == req) {
-        bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        bool ka = can_keep_alive(h, c, req);
         count_status(req, status);
         write_response(c, status, ctype, body, len, extra, ka, req->method == HTTP_HEAD);
         answered(c, ka);
@@ -439,7 +505,7 @@ void http_respond_body(sb_req *req, int status, const char *ctype, sb_buf *b, si
     sb_conn *c = req->conn;
     http_state *h = c ? http_of(c) : NULL;
     if (h && !c->closing && h->active == req) {
-        bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        bool ka = can_keep_alive(h, c, req);
         if (len < SIZE_MAX) count_status(req, status);
         char head[BODY_HEAD_ROOM];
         int n = head_text(head, sizeof head, status, ctype, len, ka);
@@ -491,11 +557,49 @@ int http_stream_begin(sb_req *req, int status, const char *ctype, const char *ex
     return 0;
 }
 
+int http_stream_begin_len(sb_req *req, int status, const char *ctype, const char *extra,
+                          unsigned long long length)
+{
+    sb_conn *c = req->conn;
+    http_state *hs = c ? http_of(c) : NULL;
+    if (!hs || c->closing || hs->active != req) return -1;
+    char head[3072];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nserver: switchboard\r\ndate: %s\r\ncontent-length: %llu\r\n"
+                     "%s%s%s%s",
+                     status, http_reason(status), http_date(), length, ctype ? "content-type: " : "",
+                     ctype ? ctype : "", ctype ? "\r\n" : "", extra ? extra : "");
+    if (n <= 0 || n >= (int)sizeof head - 2) return -1;
+    memcpy(head + n, "\r\n", 3);
+    sb_buf *b = sb_buf_from(head, (size_t)n + 2);
+    if (!b) return -1;
+    conn_send(c, b, 0);
+    sb_buf_unref(b);
+    hs->streaming = true;
+    hs->stream_raw = true;
+    hs->stream_ms = uv_now(&c->r->loop);
+    return 0;
+}
+
+int http_stream_send(sb_req *req, sb_buf *b)
+{
+    http_state *h = stream_state(req);
+    if (!h || !h->stream_raw) return -1;
+    return conn_send(req->conn, b, 0);
+}
+
 int http_stream_write(sb_req *req, const void *data, size_t len)
 {
     http_state *h = stream_state(req);
     if (!h) return -1;
     if (!len) return 0;
+    if (h->stream_raw) {
+        sb_buf *rb = sb_buf_from(data, len);
+        if (!rb) return -1;
+        int rc = conn_send(req->conn, rb, 0);
+        sb_buf_unref(rb);
+        return rc;
+    }
     char size[24];
     int n = snprintf(size, sizeof size, "%zx\r\n", len);
     sb_buf *b = sb_buf_new((size_t)n + len + 2);
@@ -541,6 +645,7 @@ static void stream_done(sb_conn *c, bool ka)
 {
     http_state *h = http_of(c);
     h->streaming = false;
+    h->stream_raw = false;
     h->wait_fn = NULL;
     conn_on_drain(c, 0, NULL, NULL);
     if (!ka) conn_close_after_flush(c);
@@ -552,7 +657,12 @@ void http_stream_end(sb_req *req)
     http_state *h = stream_state(req);
     if (h) {
         sb_conn *c = req->conn;
-        bool ka = req->keep_alive && !h->closing_after && !c->r->stopping;
+        bool ka = can_keep_alive(h, c, req);
+        if (h->stream_raw) {
+            stream_done(c, ka);
+            req_free(req);
+            return;
+        }
         sb_buf *b = sb_buf_from("0\r\n\r\n", 5);
         if (b) {
             conn_send(c, b, 0);
@@ -571,6 +681,7 @@ void http_stream_abort(sb_req *req)
     if (h) {
         sb_conn *c = req->conn;
         h->streaming = false;
+        h->stream_raw = false;
         h->wait_fn = NULL;
         h->active = NULL;
         req->conn = NULL;
@@ -685,53 +796,110 @@ static void dispatch(sb_conn *c, sb_req *req, bool upgrade)
     router_dispatch(req, c->admin);
 }
 
+/* True while the active request's streamed body should be parsed on. */
+static bool body_flowing(const http_state *h)
+{
+    return h->active && h->active == h->sreq && h->body_fn && !h->body_paused && !h->body_done;
+}
+
+/* Answers a request the parser refused (malformed, over a limit) and closes
+ * after it. A streamed body being read ends (HTTP_BODY_ABORT) first. */
+static void parse_failed(sb_conn *c, http_state *h, llhttp_errno_t err)
+{
+    int status = h->err_status ? h->err_status : 400;
+    const char *msg = status == 431   ? "request header section too large"
+                      : status == 413 ? "request body too large"
+                                      : llhttp_errno_name(err);
+    sb_req *sreq = h->sreq;
+    if (sreq && h->active == sreq && !h->body_done) {
+        http_body_fn fn = h->body_fn;
+        void *arg = h->body_arg;
+        h->sreq = NULL;
+        h->body_fn = NULL;
+        h->active = NULL;
+        sreq->conn = NULL; /* its answer only frees it */
+        if (fn) fn(sreq, HTTP_BODY_ABORT, NULL, 0, arg);
+        if (http_of(c) != h || c->closing) return;
+    } else if (h->active) {
+        return; /* a request in hand answers first; then the connection closes */
+    }
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":{}}}",
+                     status == 413 ? "payload_too_large" : "bad_request", msg);
+    write_response(c, status, "application/json; charset=utf-8", body, (size_t)n, NULL, false, false);
+}
+
 /* Runs the parser over pending bytes until it needs more, a request is being
- * handled, or the connection leaves HTTP mode. */
+ * handled (unless its body streams to a ready consumer: then that body is
+ * parsed on, HTTP_BODY_SLICE bytes at a time), or the connection leaves
+ * HTTP mode. */
 static void parse_loop(sb_conn *c)
 {
     http_state *h = c->proto;
     h->in_parse = true;
-    while (http_of(c) == h && !h->active && h->pending_len && !c->closing && !c->draining) {
+    while (http_of(c) == h && (!h->active || body_flowing(h)) && h->pending_len && !c->closing &&
+           !c->draining) {
         char *data = h->pending;
         size_t len = h->pending_len;
+        size_t n = h->active && len > HTTP_BODY_SLICE ? HTTP_BODY_SLICE : len;
         h->pending = NULL;
         h->pending_len = 0;
-        llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
-        if (err == HPE_OK) {
+        llhttp_errno_t err = llhttp_execute(&h->parser, data, n);
+        if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
             free(data);
+            if (http_of(c) == h) parse_failed(c, h, err);
             break;
         }
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-            const char *pos = llhttp_get_error_pos(&h->parser);
-            size_t used = pos ? (size_t)(pos - data) : len;
-            if (used < len) {
-                h->pending = malloc(len - used);
-                if (h->pending) {
-                    memcpy(h->pending, data + used, len - used);
-                    h->pending_len = len - used;
-                }
-            }
+        if (http_of(c) != h) { /* cannot happen within execute; be safe */
             free(data);
-            if (err == HPE_PAUSED) llhttp_resume(&h->parser);
-            else llhttp_resume_after_upgrade(&h->parser);
-            dispatch(c, h->req, err == HPE_PAUSED_UPGRADE);
-            if (http_of(c) != h) return; /* upgraded: h is gone */
-            if (h->active) conn_pause_read(c); /* answered later */
+            return;
+        }
+        size_t used = n;
+        if (err != HPE_OK) {
+            const char *pos = llhttp_get_error_pos(&h->parser);
+            used = pos ? (size_t)(pos - data) : n;
+        }
+        if (used < len) { /* the rest waits in pending */
+            memmove(data, data + used, len - used);
+            h->pending = data;
+            h->pending_len = len - used;
+        } else {
+            free(data);
+        }
+        if (err == HPE_OK) continue;
+        if (err == HPE_PAUSED) llhttp_resume(&h->parser);
+        else llhttp_resume_after_upgrade(&h->parser);
+        if (h->hdr_pause) { /* a streamed-body request: its handler runs now */
+            h->hdr_pause = false;
+            sb_req *req = h->req;
+            h->sreq = req;
+            h->body_done = false;
+            h->body_paused = false;
+            h->body_fn = NULL;
+            dispatch(c, req, false);
+            if (http_of(c) != h) return;
             continue;
         }
-        free(data);
-        int status = h->err_status ? h->err_status : 400;
-        const char *msg = status == 431   ? "request header section too large"
-                          : status == 413 ? "request body too large"
-                                          : llhttp_errno_name(err);
-        char body[256];
-        int n = snprintf(body, sizeof body,
-                         "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":{}}}",
-                         status == 413 ? "payload_too_large" : "bad_request", msg);
-        write_response(c, status, "application/json; charset=utf-8", body, (size_t)n, NULL, false, false);
-        break;
+        if (h->body_end) { /* its body is complete */
+            h->body_end = false;
+            sb_req *req = h->sreq;
+            if (req && h->active == req) {
+                h->body_done = true;
+                if (h->body_fn) h->body_fn(req, HTTP_BODY_END, NULL, 0, h->body_arg);
+                if (http_of(c) != h) return;
+            }
+            continue;
+        }
+        dispatch(c, h->req, err == HPE_PAUSED_UPGRADE);
+        if (http_of(c) != h) return; /* upgraded: h is gone */
     }
-    if (http_of(c) == h) h->in_parse = false;
+    if (http_of(c) == h) {
+        h->in_parse = false;
+        if (h->active && !c->closing) {
+            if (body_flowing(h)) conn_resume_read(c);
+            else conn_pause_read(c); /* answered later, or the consumer is busy */
+        }
+    }
 }
 
 static void http_on_data(sb_conn *c, const char *data, size_t len)
@@ -751,10 +919,54 @@ static void http_on_data(sb_conn *c, const char *data, size_t len)
     memcpy(np + h->pending_len, data, len);
     h->pending = np;
     h->pending_len += len;
-    if (h->active) {
+    if (h->active && !body_flowing(h)) {
         conn_pause_read(c);
         return;
     }
+    if (!h->in_parse) parse_loop(c);
+}
+
+/* The state of req's connection while its streamed body is being read. */
+static http_state *body_state(const sb_req *req)
+{
+    sb_conn *c = req->conn;
+    http_state *h = c ? http_of(c) : NULL;
+    if (!h || c->closing || h->active != req || h->sreq != req) return NULL;
+    return h;
+}
+
+void http_body_read(sb_req *req, http_body_fn fn, void *arg)
+{
+    http_state *h = body_state(req);
+    if (!h) { /* the client went away */
+        fn(req, HTTP_BODY_ABORT, NULL, 0, arg);
+        return;
+    }
+    h->body_fn = fn;
+    h->body_arg = arg;
+    h->body_paused = false;
+    sb_conn *c = req->conn;
+    c->last_rx_ms = uv_now(&c->r->loop);
+    if (h->body_done) { /* cannot happen: the parser waits for fn */
+        fn(req, HTTP_BODY_END, NULL, 0, arg);
+        return;
+    }
+    if (!h->in_parse) parse_loop(c);
+}
+
+void http_body_pause(sb_req *req)
+{
+    http_state *h = body_state(req);
+    if (h) h->body_paused = true;
+}
+
+void http_body_resume(sb_req *req)
+{
+    http_state *h = body_state(req);
+    if (!h || !h->body_paused) return;
+    h->body_paused = false;
+    sb_conn *c = req->conn;
+    c->last_rx_ms = uv_now(&c->r->loop); /* the idle time counts from here */
     if (!h->in_parse) parse_loop(c);
 }
 
@@ -776,6 +988,11 @@ static void http_sweep(sb_conn *c, uint64_t now)
     http_state *h = c->proto;
     if (h && h->streaming && h->wait_fn && now - h->stream_ms > g_config.http_idle_ms) {
         conn_close(c); /* a stream the client stopped reading: its wait ends (gone) */
+        return;
+    }
+    if (h && h->active && h->sreq == h->active && h->body_fn && !h->body_done && !h->body_paused &&
+        now - c->last_rx_ms > g_config.http_idle_ms) {
+        conn_close(c); /* a body that stopped arriving: the consumer sees HTTP_BODY_ABORT */
         return;
     }
     if (!h || h->active) return;

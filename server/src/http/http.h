@@ -40,6 +40,7 @@ typedef struct sb_req {
     const char *params[SB_MAX_ROUTE_PARAMS]; /* route captures, in order */
     int nparams;
     bool keep_alive;
+    bool body_streamed;      /* a router_add_stream route: the body comes through http_body_read */
     bool authed;             /* set by rest_auth() */
     token_claims auth;       /* valid when authed */
     char client_ip[48];      /* peer address, text */
@@ -102,6 +103,43 @@ void http_stream_wait(sb_req *req, size_t below, http_stream_fn fn, void *arg);
 void http_stream_end(sb_req *req);
 /* Closes the connection without the last chunk; frees the request. */
 void http_stream_abort(sb_req *req);
+
+/* A streamed response with a known length (no chunked framing): the head
+ * carries Content-Length: `length`; http_stream_write / http_stream_send
+ * then queue raw body bytes (exactly `length` in all), http_stream_wait and
+ * http_stream_abort work as above, and http_stream_end sends nothing more.
+ * For a HEAD request only the head is sent (the handler ends at once).
+ * Returns 0, or -1 when the client is gone. */
+int http_stream_begin_len(sb_req *req, int status, const char *content_type, const char *extra_headers,
+                          unsigned long long length);
+/* Queues the bytes of b (takes its own reference, no copy) on a stream.
+ * Returns 0, or -1 when the client is gone. */
+int http_stream_send(sb_req *req, struct sb_buf *b);
+
+/* ---- streamed request bodies (routes added with router_add_stream) ----
+ * Such a route's handler runs as soon as the request's headers are in, with
+ * req->body_streamed set and req->body empty. It either answers at once
+ * (the body is then never read and the connection closes after the
+ * response) or calls http_body_read; fn then receives the body as it
+ * arrives: HTTP_BODY_DATA (data valid only during the call; chunked
+ * framing removed), then HTTP_BODY_END once the body is complete, or
+ * HTTP_BODY_ABORT (the client went away, sent a malformed body, or sent
+ * nothing for SB_HTTP_IDLE_MS: req->conn is NULL then and answering only
+ * frees the request). fn may run before http_body_read returns. The
+ * request must be answered exactly once, at any time (answering before
+ * HTTP_BODY_END stops the body and closes the connection after the
+ * response). Back-pressure: after http_body_pause, at most
+ * HTTP_BODY_SLICE more bytes are delivered, then reading from the socket
+ * stops until http_body_resume. */
+#define HTTP_BODY_SLICE (64 * 1024)
+enum { HTTP_BODY_DATA, HTTP_BODY_END, HTTP_BODY_ABORT };
+typedef void (*http_body_fn)(sb_req *req, int ev, const char *data, size_t len, void *arg);
+/* Starts delivering the body of req to fn (see above). */
+void http_body_read(sb_req *req, http_body_fn fn, void *arg);
+/* The consumer is busy: stop delivering (after at most HTTP_BODY_SLICE). */
+void http_body_pause(sb_req *req);
+/* The consumer is ready again: delivery resumes (fn may run at once). */
+void http_body_resume(sb_req *req);
 
 /* Status line reason phrase. */
 const char *http_reason(int status);

@@ -339,6 +339,14 @@ void rest_db_error(sb_req *req, const PGresult *res, const char *err)
         rest_unavailable(req);
         return;
     }
+    if (!strcmp(st, "SBVAL")) { /* a field refused by the database: RAISE ... 'field', DETAIL 'why' */
+        const char *field = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        json_t *d = json_object();
+        json_object_set_new(d, field ? field : "request", json_string(why ? why : "is invalid"));
+        http_respond_error(req, 422, "validation_failed", "the request has invalid fields", d);
+        return;
+    }
     if (!strcmp(st, "23505")) {
         http_respond_error(req, 409, "conflict", "conflicts with an existing record", NULL);
         return;

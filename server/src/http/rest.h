@@ -85,7 +85,9 @@ void rest_page_free(rest_page *pg);
 /* 503 unavailable (a dependency is down; nothing was done), Retry-After: 1. */
 void rest_unavailable(sb_req *req);
 /* Answers for a failed db_query callback: "unavailable" or a connection-class
- * SQLSTATE -> 503; 23505 unique_violation -> 409 conflict; 57014 timeout ->
+ * SQLSTATE -> 503; 23505 unique_violation -> 409 conflict; SBVAL (raised
+ * by a check in SQL: message = the field, detail = why) -> 422
+ * validation_failed with details {field: why}; 57014 timeout ->
  * 503; anything else -> 500 internal (logged). */
 void rest_db_error(sb_req *req, const PGresult *res, const char *err);
 /* 429 rate_limited with Retry-After: retry_after_s. */

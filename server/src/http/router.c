@@ -15,6 +15,7 @@ typedef struct route {
     char *pattern;
     route_fn fn;
     uint32_t *codes; /* sb_http_requests_total{route,code} by status class */
+    bool stream; /* takes its body as a stream (router_add_stream) */
 } route;
 
 typedef struct table {
@@ -49,16 +50,17 @@ __attribute__((constructor)) static void router_metrics(void)
     g_static = route_counters(false, "(static)");
 }
 
-static void add(table *t, int method, const char *pattern, route_fn fn)
+static void add(table *t, int method, const char *pattern, route_fn fn, bool stream)
 {
     route *nv = realloc(t->v, (size_t)(t->n + 1) * sizeof *nv);
     if (!nv) abort();
     t->v = nv;
-    t->v[t->n++] = (route){method, strdup(pattern), fn, route_counters(t == &g_admin, pattern)};
+    t->v[t->n++] = (route){method, strdup(pattern), fn, route_counters(t == &g_admin, pattern), stream};
 }
 
-void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn); }
-void router_add_admin(int method, const char *pattern, route_fn fn) { add(&g_admin, method, pattern, fn); }
+void router_add(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn, false); }
+void router_add_stream(int method, const char *pattern, route_fn fn) { add(&g_public, method, pattern, fn, true); }
+void router_add_admin(int method, const char *pattern, route_fn fn) { add(&g_admin, method, pattern, fn, false); }
 void router_set_fallback(router_fallback_fn fn) { g_fallback = fn; }
 
 /* Matches path against pattern; on success stores captures (pointers into
@@ -96,6 +98,18 @@ static bool match(const char *pat, char *path, sb_req *req)
     for (int i = 0; i < np; i++) req->params[i] = caps[i];
     req->nparams = np;
     return true;
+}
+
+bool router_streams_body(int method, const char *path, bool admin)
+{
+    if (admin || !path) return false;
+    const table *t = &g_public;
+    for (int i = 0; i < t->n; i++) {
+        if (!match(t->v[i].pattern, (char *)path, NULL)) continue;
+        if (t->v[i].method != method && t->v[i].method != ROUTER_ANY_METHOD) continue;
+        return t->v[i].stream; /* the route dispatch would pick */
+    }
+    return false;
 }
 
 void router_dispatch(sb_req *req, bool admin)

@@ -20,6 +20,12 @@ typedef bool (*router_fallback_fn)(sb_req *req);
 /* Registers a route; method is an llhttp method (HTTP_GET...) or
  * ROUTER_ANY_METHOD. Routes are tried in the order registered. */
 void router_add(int method, const char *pattern, route_fn fn);
+/* Registers a route whose handler takes the request body as a stream
+ * (http_body_read): it runs when the headers are in (public listener). */
+void router_add_stream(int method, const char *pattern, route_fn fn);
+/* True if (method, path) on the public listener goes to a route added
+ * with router_add_stream (path: the decoded path, without the query). */
+bool router_streams_body(int method, const char *path, bool admin);
 /* Registers a route on the admin listener. */
 void router_add_admin(int method, const char *pattern, route_fn fn);
 /* Sets the public listener's fallback (main.c: the static file server).

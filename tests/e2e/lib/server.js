@@ -171,6 +171,8 @@ async function startServerOnce({ env = {}, name, startTimeoutMs = 20000 } = {}) 
     SB_REACTORS: '2',
     SB_LOG_LEVEL: 'info',
   };
+  // uploaded media go to a fresh folder per server unless the test names one
+  fullEnv.SB_MEDIA_DIR = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'sb-media-'));
   if (process.env.SB_TEST_DATABASE_URL) fullEnv.SB_DATABASE_URL = process.env.SB_TEST_DATABASE_URL;
   else delete fullEnv.SB_DATABASE_URL;
   Object.assign(fullEnv, env);
