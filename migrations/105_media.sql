@@ -108,7 +108,7 @@ $$;
 
 -- Sends: a media_id must name media the sender may read.
 ALTER FUNCTION sb_message_send_locked(bigint, bigint, text, text, text, text, bigint, bigint, jsonb, jsonb)
-    RENAME TO sb_message_send_locked_unchecked;
+    RENAME TO sb_message_send_locked_media_unchecked;
 CREATE FUNCTION sb_message_send_locked(p_user bigint, p_conv bigint, p_client_id text, p_kind text,
                                 p_body text, p_media_id text, p_reply_to bigint, p_forward_of bigint,
                                 p_location jsonb, p_contact jsonb) RETURNS jsonb
@@ -120,7 +120,7 @@ BEGIN
         RETURN sb_err('validation_failed', 'media_id is not media you uploaded or can see',
                       '{"media_id":"no such media"}');
     END IF;
-    RETURN sb_message_send_locked_unchecked(p_user, p_conv, p_client_id, p_kind, p_body, p_media_id,
+    RETURN sb_message_send_locked_media_unchecked(p_user, p_conv, p_client_id, p_kind, p_body, p_media_id,
                                             p_reply_to, p_forward_of, p_location, p_contact);
 END $$;
 
