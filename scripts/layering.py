@@ -25,10 +25,11 @@ LAYERS = {
     "chat": 8, "keys": 8, "search": 8, "export": 8,
     "calls": 9,
     "push": 10,
+    "moderation": 10,
 }
 # folders whose files are a domain: core files there talk only to base, store
 # and bus (and to lower domains' cores); the edges may use http and phoenix.
-DOMAINS = {"accounts", "presence", "sync", "chat", "keys", "search", "export", "calls", "push"}
+DOMAINS = {"accounts", "presence", "sync", "chat", "keys", "search", "export", "calls", "push", "moderation"}
 TRANSPORT = {"net", "http", "ws", "phoenix"}
 CORE_ALLOWED_HEADERS = {"net/reactor.h"}
 EDGE = re.compile(r"(^ch_.*|.*_rest)\.c$")

@@ -1,7 +1,7 @@
 # server/sources.mk: the one list of the server's sources, by layer (lowest
 # first; docs/architecture.md). Included by the Makefile and fuzz/Makefile;
 # paths are relative to server/src. main.c, the composition root, is apart.
-SERVER_DIRS := base net http store bus ws phoenix accounts presence sync chat keys search export calls push
+SERVER_DIRS := base net http store bus ws phoenix accounts presence sync chat keys search export calls push moderation
 SERVER_SRC := $(foreach d,$(SERVER_DIRS),$(sort $(wildcard $(SERVER_ROOT)/src/$(d)/*.c)))
 SERVER_MAIN := $(SERVER_ROOT)/src/main.c
 # libraries the server links (each used by some file above)

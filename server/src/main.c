@@ -34,6 +34,7 @@
 #include "presence/presence_cluster.h"
 #include "net/reactor.h"
 #include "calls/calls.h"
+#include "moderation/moderation.h"
 #include "calls/call_store.h"
 #include "chat/chat_push.h"
 #include "push/push.h"
@@ -171,6 +172,7 @@ static int cmd_serve(int argc, char **argv)
     sync_routes();
     calls_routes();
     turn_rest_routes();
+    moderation_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
 

@@ -98,6 +98,8 @@ static const opt opts[] = {
     {"prekey-low", "SB_PREKEY_LOW", T_INT, "10", N(prekey_low), "a user whose stored one-time prekeys drop below this many gets a prekeys_low event (once per crossing)"},
     {"ratelimit-keys-fetch", "SB_RATELIMIT_KEYS_FETCH", T_STR, "10/200", S(ratelimit_keys_fetch), "key bundle fetches (GET /api/v1/keys/:user_id) per requester and target user, N/S: N at once, then N per S seconds, per node (\"off\" = unlimited)"},
     {"export-page", "SB_EXPORT_PAGE", T_SIZE, "500", N(export_page), "messages read per query while streaming a conversation export (each page is one short query; the next is read only after the client took the previous one)"},
+    {"ratelimit-report", "SB_RATELIMIT_REPORT", T_STR, "20/3600", S(ratelimit_report), "reports filed (POST /reports) per user, N/S (\"off\" = unlimited)"},
+    {"account-username-grace", "SB_ACCOUNT_USERNAME_GRACE", T_I64, "2592000", N(account_username_grace_s), "seconds the username of a deleted account stays reserved before anyone may sign up with it"},
 };
 
 static int set_opt(const opt *o, const char *v)

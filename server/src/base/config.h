@@ -85,6 +85,8 @@ typedef struct sb_config {
     uint64_t fcm_retry_base_ms;    /* first backoff */
     uint64_t fcm_retry_window_ms;  /* give up after this long */
     uint64_t fcm_alert_interval_ms;/* alert throttle per conversation and device */
+    char ratelimit_report[32];     /* POST /reports per user, "N/S" */
+    int64_t account_username_grace_s; /* a deleted account's username is reserved this long */
 } sb_config;
 
 extern sb_config g_config;
