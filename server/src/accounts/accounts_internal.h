@@ -33,5 +33,8 @@ void accounts_ignore_result(const PGresult *res, const char *err, void *arg);
 /* Registers the profile, user and device routes (profile_rest.c); called
  * by accounts_routes. */
 void accounts_profile_routes(void);
+/* Registers POST /me/password and DELETE /me (me_rest.c); called by
+ * accounts_routes. */
+void accounts_me_routes(void);
 
 #endif

@@ -157,7 +157,11 @@ static int ctx_set_password(actx *c, const char *pw)
 /* POST /api/v1/auth/signup {username, password, display_name?}              */
 /* ------------------------------------------------------------------------ */
 
-static const char SQL_USERNAME_TAKEN[] = "SELECT 1 FROM users WHERE username = $1";
+/* Taken: in use, or the former name of an account deleted less than
+ * SB_ACCOUNT_USERNAME_GRACE seconds ago. */
+static const char SQL_USERNAME_TAKEN[] =
+    "SELECT 1 FROM users WHERE username = $1 OR (deleted_username = $1"
+    " AND deleted_at > now() - make_interval(secs => $2::float8))";
 
 static const char SQL_SIGNUP[] =
     "WITH u AS ("
@@ -282,8 +286,10 @@ static void h_signup(sb_req *req)
         return;
     }
     json_decref(b);
-    const char *p[1] = {c->username};
-    db_query(c->db, SQL_USERNAME_TAKEN, 1, p, signup_checked, c);
+    char grace[32];
+    snprintf(grace, sizeof grace, "%lld", (long long)g_config.account_username_grace_s);
+    const char *p[2] = {c->username, grace};
+    db_query(c->db, SQL_USERNAME_TAKEN, 2, p, signup_checked, c);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -677,5 +683,6 @@ int accounts_routes(void)
     router_add(HTTP_POST, "/api/v1/auth/refresh", h_refresh);
     router_add(HTTP_POST, "/api/v1/auth/logout", h_logout);
     accounts_profile_routes(); /* /me, /users, /devices: profile_rest.c */
+    accounts_me_routes();      /* password change, account deletion: me_rest.c */
     return 0;
 }

@@ -236,7 +236,15 @@ static void h_users_search(sb_req *req)
 /* GET /api/v1/users/:id                                                     */
 /* ------------------------------------------------------------------------ */
 
-static const char SQL_USER[] = "SELECT " USER_COLS " FROM users u WHERE u.id = $1::int8";
+/* The user, whether they block the caller (their online state and last
+ * seen are then hidden from the caller; the blocks table of
+ * migrations/080_moderation.sql, queried here so that accounts/ never calls
+ * the moderation domain above it) and whether the account is deleted. */
+static const char SQL_USER[] =
+    "SELECT " USER_COLS ","
+    " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2::int8),"
+    " u.deleted_at IS NOT NULL"
+    " FROM users u WHERE u.id = $1::int8";
 
 /* GET /users/:id result, with presence from the hook when there is one. */
 static void user_done(const PGresult *res, const char *err, void *arg)
@@ -251,10 +259,13 @@ static void user_done(const PGresult *res, const char *err, void *arg)
         return;
     }
     json_t *u = accounts_user_json(res, 0);
-    int64_t seen =
-        PQgetisnull(res, 0, UC_SEEN) ? -1 : strtoll(PQgetvalue(res, 0, UC_SEEN), NULL, 10);
+    bool hidden = PQgetvalue(res, 0, UC_N)[0] == 't' || PQgetvalue(res, 0, UC_N + 1)[0] == 't';
+    json_object_set_new(u, "deleted", json_boolean(PQgetvalue(res, 0, UC_N + 1)[0] == 't'));
+    int64_t seen = hidden || PQgetisnull(res, 0, UC_SEEN)
+                       ? -1
+                       : strtoll(PQgetvalue(res, 0, UC_SEEN), NULL, 10);
     bool online = false;
-    if (accounts_presence_hook) {
+    if (accounts_presence_hook && !hidden) {
         int64_t hs = seen;
         online = accounts_presence_hook(PQgetvalue(res, 0, UC_ID), &hs);
         if (hs > seen) seen = hs;
@@ -278,8 +289,8 @@ static void h_user(sb_req *req)
         http_respond_error(req, 404, "not_found", "no such user", NULL);
         return;
     }
-    const char *p[1] = {req->params[0]};
-    db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 1, p, user_done, req);
+    const char *p[2] = {req->params[0], id_parse(req->auth.user_id) ? req->auth.user_id : NULL};
+    db_query(req->r ? db_of(req->r) : NULL, SQL_USER, 2, p, user_done, req);
 }
 
 /* ------------------------------------------------------------------------ */

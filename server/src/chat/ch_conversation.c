@@ -55,6 +55,11 @@ static void member_checked(const PGresult *res, const char *err, void *arg)
                           "the database is unavailable");
     } else if (PQntuples(res) != 1) {
         reply = not_found();
+    } else if (PQgetvalue(res, 0, 0)[0] == 't') {
+        /* the other user of this direct chat blocks the caller: no typing,
+         * no viewers (migrations/081_blocks_enforce.sql) */
+        reply = json_pack("{s:s,s:s}", "reason", "forbidden", "message",
+                          "this user has blocked you");
     } else {
         ok = true;
         reply = json_object();
@@ -88,7 +93,10 @@ static int conv_join(phx_channel *ch, json_t *payload, json_t **reply)
     j->ch = ch;
     j->in_join = true;
     const char *p[2] = {id, uid};
-    db_query(db, "SELECT 1 FROM members WHERE conversation_id = $1::int8 AND user_id = $2::int8", 2,
+    db_query(db,
+             "SELECT sb_direct_blocked($1::int8, $2::int8) FROM members"
+             " WHERE conversation_id = $1::int8 AND user_id = $2::int8",
+             2,
              p, member_checked, j);
     j->in_join = false;
     if (j->answered) {
