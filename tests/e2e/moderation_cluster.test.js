@@ -1,0 +1,123 @@
+'use strict';
+// Safety across two nodes on one Redis (issue 15): a block made on one node
+// holds at once on the other (REST and channel sends, calls, presence), an
+// unblock restores everything there; an account deleted on one node stops
+// its tokens, refresh tokens and sockets on the other at once; a password
+// changed on one node leaves only the current session alive on both.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const WebSocket = require('ws');
+const { BASE_ENV, api, assertError, signup, waitForDatabase, sql, until, sleep, connect, join, push, uname } = require('./lib/api');
+const { startRedis, startCluster, waitClusterUp, stopAll } = require('./lib/cluster');
+const { slow } = require('./lib/server');
+
+const T = { timeout: 90000 * slow() };
+
+async function listen(srv, user) {
+  const sock = await connect(srv, user);
+  const { ch } = await join(sock, `user:${user.id}`);
+  const events = [];
+  for (const ev of ['message:new', 'presence', 'call:incoming']) ch.on(ev, (payload) => events.push({ ev, payload }));
+  return { sock, ch, events };
+}
+
+async function rawSocket(srv, token) {
+  const ws = new WebSocket(srv.wsUrl(`/socket/websocket?vsn=2.0.0&token=${encodeURIComponent(token)}`));
+  await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+  ws.closedWith = new Promise((res) => ws.once('close', (code) => res(code)));
+  return ws;
+}
+const closedCode = (ws) => Promise.race([ws.closedWith, sleep(5000 * slow()).then(() => 'timeout')]);
+const send = (srv, u, conv, body) => api(srv, 'POST', `/conversations/${conv}/messages`,
+  { token: u.token, body: { client_id: uname(), kind: 'text', body } });
+
+describe('safety across nodes', () => {
+  let redis;
+  let nodes = [];
+  const socks = [];
+  before(async () => {
+    await waitForDatabase();
+    redis = await startRedis();
+    nodes = await startCluster(2, { redis, name: 'moderation_cluster', env: { ...BASE_ENV } });
+    await waitClusterUp(nodes);
+  });
+  after(async () => {
+    for (const s of socks) { try { s.disconnect ? s.disconnect() : s.terminate(); } catch { /* gone */ } }
+    await stopAll(nodes);
+    if (redis) await redis.stop();
+  });
+
+  test('a block made on node 1 refuses the blocked user on node 2 at once (REST, channel, call, presence); unblock restores', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1);
+    const b = await signup(n2);
+    const conv = (await api(n1, 'POST', '/conversations', { token: a.token, body: { kind: 'direct', user_id: b.id } })).json.conversation.id;
+    const la = await listen(n1, a);
+    const lb = await listen(n2, b);
+    socks.push(la.sock, lb.sock);
+    assert.equal((await api(n1, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201);
+    // at once, on the other node
+    assertError(await send(n2, b, conv, 'rest'), 403, 'forbidden');
+    const ch = await push(lb.ch, 'message:send', { conversation_id: conv, client_id: uname(), kind: 'text', body: 'channel' });
+    assert.equal(ch.response.reason, 'forbidden');
+    assertError(await api(n2, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } }), 403, 'forbidden');
+    await until(() => lb.events.some((e) => e.ev === 'presence' && e.payload.user_id === a.id && !e.payload.online), 10000, 'offline across nodes');
+    const u = await api(n2, 'GET', `/users/${a.id}`, { token: b.token });
+    assert.equal(u.json.user.online, false);
+    assert.equal(u.json.user.last_seen_at, null);
+    assert.equal(Number(sql(`SELECT count(*) FROM messages WHERE conversation_id = ${conv}`)), 0, 'nothing stored');
+    assert.equal(Number(sql(`SELECT count(*) FROM calls WHERE caller_id = ${b.id}`)), 0, 'no call');
+    // unblock on node 2 (the blocker's REST may land anywhere), used on node 2 at once
+    assert.equal((await api(n2, 'DELETE', `/blocks/${b.id}`, { token: a.token })).status, 204);
+    const ok = await send(n2, b, conv, 'after unblock');
+    assert.equal(ok.status, 201, ok.text);
+    await until(() => la.events.some((e) => e.ev === 'message:new' && e.payload.message.id === ok.json.message.id), 10000, 'delivered across nodes');
+    const okc = await push(lb.ch, 'message:send', { conversation_id: conv, client_id: uname(), kind: 'text', body: 'channel after unblock' });
+    assert.equal(okc.status, 'ok', JSON.stringify(okc));
+    const call = await api(n2, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } });
+    assert.equal(call.status, 201, call.text);
+    await until(() => la.events.some((e) => e.ev === 'call:incoming'), 10000, 'call:incoming across nodes');
+  });
+
+  test('an account deleted on node 1: its tokens, refresh tokens and sockets stop on node 2 at once; others see the placeholder', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1);
+    const b = await signup(n2);
+    await api(n1, 'POST', '/conversations', { token: a.token, body: { kind: 'direct', user_id: b.id } });
+    const second = (await api(n2, 'POST', '/auth/login', { body: { username: a.username, password: a.password } })).json;
+    const w1 = await rawSocket(n2, a.token);
+    const w2 = await rawSocket(n2, second.access_token);
+    const w3 = await rawSocket(n1, second.access_token);
+    socks.push(w1, w2, w3);
+    assertError(await api(n1, 'DELETE', '/me', { token: a.token, body: { password: 'wrong password!' } }), 403, 'forbidden');
+    const r = await api(n1, 'DELETE', '/me', { token: a.token, body: { password: a.password } });
+    assert.equal(r.status, 204, r.text);
+    for (const w of [w1, w2, w3]) assert.equal(await closedCode(w), 1008);
+    for (const t of [a.token, second.access_token]) assertError(await api(n2, 'GET', '/me', { token: t }), 401, 'unauthorized');
+    for (const t of [a.refresh_token, second.refresh_token]) assertError(await api(n2, 'POST', '/auth/refresh', { body: { refresh_token: t } }), 401, 'unauthorized');
+    await assert.rejects(rawSocket(n2, second.access_token), 'a new socket is refused on node 2');
+    assertError(await api(n2, 'POST', '/auth/login', { body: { username: a.username, password: a.password } }), 401, 'unauthorized');
+    const u = await api(n2, 'GET', `/users/${a.id}`, { token: b.token });
+    assert.equal(u.json.user.display_name, 'Deleted account');
+    assert.equal(u.json.user.deleted, true);
+  });
+
+  test('a password changed on node 1 leaves only the current session, on both nodes', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1);
+    const other = (await api(n2, 'POST', '/auth/login', { body: { username: a.username, password: a.password } })).json;
+    const wOther = await rawSocket(n2, other.access_token);
+    const wCur = await rawSocket(n2, a.token);
+    socks.push(wOther, wCur);
+    let curClosed = false;
+    wCur.once('close', () => { curClosed = true; });
+    const r = await api(n1, 'POST', '/me/password', { token: a.token, body: { current_password: a.password, new_password: 'brand new password' } });
+    assert.equal(r.status, 204, r.text);
+    assert.equal(await closedCode(wOther), 1008);
+    assertError(await api(n2, 'GET', '/me', { token: other.access_token }), 401, 'unauthorized');
+    assertError(await api(n2, 'POST', '/auth/refresh', { body: { refresh_token: other.refresh_token } }), 401, 'unauthorized');
+    assert.equal((await api(n2, 'GET', '/me', { token: a.token })).status, 200);
+    assert.equal(curClosed, false, 'the current session keeps its socket on node 2');
+  });
+});
