@@ -118,6 +118,7 @@ describe('blocks, reports and account safety on one node', () => {
       assert.equal(before.status, 201, before.text);
       const mine = await send(srv, a, conv, 'from the blocker');
       assert.equal(mine.status, 201, mine.text);
+      assert.equal((await api(srv, 'POST', `/messages/${mine.json.message.id}/reactions`, { token: b.token, body: { emoji: '🎉' } })).status, 200);
       const la = track(await listen(srv, a));
       const lb = track(await listen(srv, b));
       assert.equal((await block(srv, a, b)).status, 201);
@@ -144,9 +145,12 @@ describe('blocks, reports and account safety on one node', () => {
       await until(() => la.events.some((e) => e.ev === 'message:new' && e.payload.message.body === 'marker'), 10000, 'marker');
       assert.equal(count(`SELECT count(*) FROM messages WHERE conversation_id = ${conv}`), stored, 'nothing stored');
       assert.equal(count(`SELECT count(*) FROM messages WHERE id = ${before.json.message.id} AND edited_at IS NOT NULL`), 0);
-      assert.equal(count(`SELECT count(*) FROM reactions WHERE message_id = ${mine.json.message.id}`), 0);
-      assert.ok(!la.events.some((e) => e.payload.message && e.payload.message.conversation_id === conv && e.payload.message.sender_id === b.id),
-        'nothing from the blocked user reached the blocker');
+      assertError(await api(srv, 'DELETE', `/messages/${mine.json.message.id}/reactions/${encodeURIComponent('🎉')}`, { token: b.token }), 403, 'forbidden');
+      const unre = await push(lb.ch, 'message:react', { message_id: mine.json.message.id, emoji: '🎉', op: 'remove' });
+      assert.equal(unre.response.reason, 'forbidden');
+      assert.equal(sql(`SELECT string_agg(emoji, ',') FROM reactions WHERE message_id = ${mine.json.message.id}`), '🎉', 'only the reaction made before the block');
+      assert.ok(!la.events.some((e) => e.payload.message && e.payload.message.conversation_id === conv),
+        'nothing from the blocked user reached the blocker (no message:new, no message:updated)');
       // the blocker's history is still readable by the blocked user (the old messages stay)
       const h = await api(srv, 'GET', `/conversations/${conv}/messages`, { token: b.token });
       assert.equal(h.status, 200, h.text);
