@@ -8,6 +8,7 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const WebSocket = require('ws');
 const { startServer, slow } = require('./lib/server');
 const {
@@ -45,6 +46,11 @@ const send = (srv, u, conv, body, cid = uname()) => api(srv, 'POST', `/conversat
   { token: u.token, body: { client_id: cid, kind: 'text', body } });
 const block = (srv, a, b) => api(srv, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } });
 const count = (q) => Number(sql(q));
+const b64 = (n = 32) => crypto.randomBytes(n).toString('base64');
+const keyBundle = () => ({
+  identity_key: b64(33), signed_prekey: { id: 1, public_key: b64(), signature: b64(64) },
+  one_time_prekeys: [{ id: 1, public_key: b64() }, { id: 2, public_key: b64() }],
+});
 
 describe('blocks, reports and account safety on one node', () => {
   let srv;
@@ -215,6 +221,19 @@ describe('blocks, reports and account safety on one node', () => {
       assert.equal(d.status, 200, d.text);
     });
 
+    test('keys (S9): a blocked user gets 404 for the blocker\'s key bundle and takes no prekey; unblock restores', T, async () => {
+      const a = await signup(srv);
+      const b = await signup(srv);
+      assert.equal((await api(srv, 'PUT', '/keys', { token: a.token, body: keyBundle() })).status < 300, true);
+      assert.equal((await block(srv, a, b)).status, 201);
+      assertError(await api(srv, 'GET', `/keys/${a.id}`, { token: b.token }), 404, 'not_found');
+      assert.equal(count(`SELECT count(*) FROM e2e_prekeys WHERE user_id = ${a.id}`), 2, 'no one-time prekey taken');
+      assert.equal((await api(srv, 'DELETE', `/blocks/${b.id}`, { token: a.token })).status, 204);
+      const k = await api(srv, 'GET', `/keys/${a.id}`, { token: b.token });
+      assert.equal(k.status, 200, k.text);
+      assert.equal(k.json.one_time_prekey.id, 1);
+    });
+
     test('presence: the blocked user stops seeing the blocker online and last seen (events and GET /users/:id); unblock restores', T, async () => {
       const a = await signup(srv);
       const b = await signup(srv);
@@ -352,6 +371,7 @@ describe('blocks, reports and account safety on one node', () => {
       const m = await send(srv, a, conv, 'a message that stays');
       const second = (await api(srv, 'POST', '/auth/login', { body: { username: a.username, password: a.password } })).json;
       assert.equal((await api(srv, 'POST', '/devices', { token: a.token, body: { platform: 'android', push_token: `tok-${uname()}` } })).status, 201);
+      assert.ok((await api(srv, 'PUT', '/keys', { token: a.token, body: keyBundle() })).status < 300);
       const ws1 = track(await rawSocket(srv, a.token));
       const ws2 = track(await rawSocket(srv, second.access_token));
       assertError(await api(srv, 'DELETE', '/me', { token: a.token, body: { password: 'not the password' } }), 403, 'forbidden');
@@ -374,6 +394,8 @@ describe('blocks, reports and account safety on one node', () => {
       await assert.rejects(rawSocket(srv, a.token), 'a new socket with the old token is refused');
       assertError(await api(srv, 'POST', '/auth/login', { body: { username: a.username, password: a.password } }), 401, 'unauthorized');
       assert.equal(count(`SELECT count(*) FROM devices WHERE user_id = ${a.id}`), 0, 'devices deleted');
+      assert.equal(count(`SELECT count(*) FROM e2e_bundles WHERE user_id = ${a.id}`) + count(`SELECT count(*) FROM e2e_prekeys WHERE user_id = ${a.id}`), 0, 'keys deleted');
+      assertError(await api(srv, 'GET', `/keys/${a.id}`, { token: b.token }), 404, 'not_found');
       // the others see the placeholder; the messages stay
       const u = await api(srv, 'GET', `/users/${a.id}`, { token: b.token });
       assert.equal(u.status, 200);

@@ -9,7 +9,8 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { BASE_ENV, api, assertError, signup, waitForDatabase, sql, until, sleep, connect, join, push, uname } = require('./lib/api');
-const { startRedis, startCluster, waitClusterUp, stopAll } = require('./lib/cluster');
+const net = require('node:net');
+const { startRedis, startCluster, waitClusterUp, stopAll, waitUntil } = require('./lib/cluster');
 const { slow } = require('./lib/server');
 
 const T = { timeout: 90000 * slow() };
@@ -27,6 +28,18 @@ async function rawSocket(srv, token) {
   await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
   ws.closedWith = new Promise((res) => ws.once('close', (code) => res(code)));
   return ws;
+}
+/** Redis PUBSUB NUMSUB of a bus topic (-1 when Redis does not answer). */
+function numsub(port, topic) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const done = (v) => { clearTimeout(t); sock.destroy(); resolve(v); };
+    const t = setTimeout(() => done(-1), 2000);
+    sock.on('connect', () => sock.write(`PUBSUB NUMSUB sb:t:${topic}\r\n`));
+    sock.on('data', (d) => { buf += d; const m = buf.match(/:(\d+)\r\n$/); if (m) done(Number(m[1])); });
+    sock.on('error', () => done(-1));
+  });
 }
 const closedCode = (ws) => Promise.race([ws.closedWith, sleep(5000 * slow()).then(() => 'timeout')]);
 const send = (srv, u, conv, body) => api(srv, 'POST', `/conversations/${conv}/messages`,
@@ -56,6 +69,8 @@ describe('safety across nodes', () => {
     const la = await listen(n1, a);
     const lb = await listen(n2, b);
     socks.push(la.sock, lb.sock);
+    // node 2 has subscribed user:<b> on Redis (a join answers before the SUBSCRIBE is confirmed)
+    await waitUntil(async () => (await numsub(redis.port, `user:${b.id}`)) >= 1, 10000 * slow(), 'NUMSUB user:<b>');
     assert.equal((await api(n1, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201);
     // at once, on the other node
     assertError(await send(n2, b, conv, 'rest'), 403, 'forbidden');

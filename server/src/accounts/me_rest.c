@@ -5,8 +5,9 @@
  *     (their refresh tokens refused, access tokens refused on every node,
  *     sockets closed 1008); the calling session stays.
  *   DELETE /api/v1/me {password} -> 204: the account is deleted: every
- *     session revoked and every socket closed 1008 on every node, devices
- *     and the user's blocks deleted, the profile replaced at once by the
+ *     session revoked and every socket closed 1008 on every node; devices,
+ *     end-to-end keys (keys/) and the user's blocks deleted; the profile
+ *     replaced at once by the
  *     "deleted account" placeholder (display_name "Deleted account",
  *     username "~<id>"); messages stay for the other members. The former
  *     username stays reserved for SB_ACCOUNT_USERNAME_GRACE seconds.
@@ -59,7 +60,10 @@ static const char SQL_DELETE[] =
     " s AS (UPDATE sessions SET revoked_at = now(), revoke_reason = 'deleted'"
     "       WHERE user_id IN (SELECT id FROM u) AND revoked_at IS NULL RETURNING id),"
     " d AS (DELETE FROM devices WHERE user_id IN (SELECT id FROM u)),"
-    " b AS (DELETE FROM blocks WHERE blocker_id IN (SELECT id FROM u))"
+    " b AS (DELETE FROM blocks WHERE blocker_id IN (SELECT id FROM u)),"
+    " k1 AS (DELETE FROM e2e_prekeys WHERE user_id IN (SELECT id FROM u)),"
+    " k2 AS (DELETE FROM e2e_prekey_state WHERE user_id IN (SELECT id FROM u)),"
+    " k3 AS (DELETE FROM e2e_bundles WHERE user_id IN (SELECT id FROM u))"
     " SELECT id::text FROM s";
 
 typedef struct mctx {
