@@ -120,13 +120,17 @@ describe('blocks, reports and account safety on one node', () => {
       const a = await signup(srv); // blocker
       const b = await signup(srv); // blocked
       const conv = await direct(srv, a, b);
+      const la = track(await listen(srv, a));
+      const lb = track(await listen(srv, b));
       const before = await send(srv, b, conv, 'before the block');
       assert.equal(before.status, 201, before.text);
       const mine = await send(srv, a, conv, 'from the blocker');
       assert.equal(mine.status, 201, mine.text);
       assert.equal((await api(srv, 'POST', `/messages/${mine.json.message.id}/reactions`, { token: b.token, body: { emoji: '🎉' } })).status, 200);
-      const la = track(await listen(srv, a));
-      const lb = track(await listen(srv, b));
+      // what B did before the block has reached A (the tailer delivers in order): from here on, nothing may
+      await until(() => la.events.some((e) => e.payload.message && e.payload.message.id === mine.json.message.id &&
+        JSON.stringify(e.payload.message.reactions || []).includes('🎉')), 10000, 'the reaction before the block');
+      const seenBefore = la.events.length;
       assert.equal((await block(srv, a, b)).status, 201);
 
       const stored = count(`SELECT count(*) FROM messages WHERE conversation_id = ${conv}`);
@@ -155,7 +159,7 @@ describe('blocks, reports and account safety on one node', () => {
       const unre = await push(lb.ch, 'message:react', { message_id: mine.json.message.id, emoji: '🎉', op: 'remove' });
       assert.equal(unre.response.reason, 'forbidden');
       assert.equal(sql(`SELECT string_agg(emoji, ',') FROM reactions WHERE message_id = ${mine.json.message.id}`), '🎉', 'only the reaction made before the block');
-      assert.ok(!la.events.some((e) => e.payload.message && e.payload.message.conversation_id === conv),
+      assert.ok(!la.events.slice(seenBefore).some((e) => e.payload.message && e.payload.message.conversation_id === conv),
         'nothing from the blocked user reached the blocker (no message:new, no message:updated)');
       // the blocker's history is still readable by the blocked user (the old messages stay)
       const h = await api(srv, 'GET', `/conversations/${conv}/messages`, { token: b.token });
