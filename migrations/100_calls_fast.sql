@@ -8,6 +8,9 @@
 --   lets it through only when nothing changed since (else the node loads
 --   and decides again), so a transition costs one statement, not two, and
 --   there is still one conditional write per transition.
+-- * A lost race answers {"stale": true, "call"}: the call as it is now,
+--   read after the winner committed, which the node decides again on
+--   (again one conditional write) instead of loading it first.
 -- * sb_call_events builds the Call object once and returns it: the
 --   transition's answer and every participant's event share it.
 -- * In the event of a callee who answered (joined from a device), the
@@ -178,7 +181,8 @@ BEGIN
                       ELSE due_at END
     WHERE id = p_call AND version = p_version AND state <> 'ended';
     IF NOT FOUND THEN
-        RETURN jsonb_build_object('stale', true);
+        -- another writer won: the call as it is now, to decide again on
+        RETURN jsonb_build_object('stale', true, 'call', sb_call_json(p_call));
     END IF;
     IF p_actor IS NOT NULL AND p_actor_state IS NOT NULL THEN
         UPDATE call_participants SET

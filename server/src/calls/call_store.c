@@ -113,13 +113,13 @@ typedef struct ev_op {
     char session[TOKEN_MAX_ID + 1];
     call_event ev;
     int tries;
-    bool optimistic; /* the write in flight was decided on the caller's snapshot */
     call_fsm_out out;
     call_done_fn done;
     void *arg;
 } ev_op;
 
 static void load(ev_op *o);
+static void decide_on(ev_op *o, const json_t *call, bool fresh);
 
 static void op_finish(ev_op *o, json_t *body, const char *code, const char *message)
 {
@@ -150,16 +150,14 @@ static void applied(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (json_is_true(json_object_get(r, "stale"))) {
-        json_decref(r);
-        if (o->optimistic) { /* the snapshot was behind: decide on what is stored */
-            o->optimistic = false;
-            load(o);
-            return;
-        }
+        /* another writer won this version (or the snapshot was behind):
+         * decide again on the call as the write found it */
         if (++o->tries < MAX_TRIES) {
-            load(o); /* another writer won this version: decide again */
+            decide_on(o, json_object_get(r, "call"), true);
+            json_decref(r);
             return;
         }
+        json_decref(r);
         op_finish(o, NULL, "unavailable", "the call is changing too fast; try again");
         return;
     }
@@ -305,7 +303,6 @@ static void loaded(const PGresult *res, const char *err, void *arg)
     }
     long long version = (long long)json_integer_value(json_object_get(r, "version"));
     json_decref(r);
-    o->optimistic = false;
     apply(o, version);
 }
 
@@ -313,6 +310,32 @@ static void load(ev_op *o)
 {
     const char *p[2] = {o->call_id, o->user[0] ? o->user : NULL};
     db_query(o->db, "SELECT sb_call_load($1::int8, $2::int8)::text", 2, p, loaded, o);
+}
+
+/* Decides o on a Call snapshot (with its "version"): a transition is
+ * written on that version at once. fresh: the snapshot was read after the
+ * last commit (a lost race's answer), so a refusal decided on it is the
+ * answer; otherwise (the node's own snapshot may be behind) and for the
+ * verdicts that need the device (no-op, answered elsewhere), or without a
+ * usable snapshot, the event is decided on a load. */
+static void decide_on(ev_op *o, const json_t *call, bool fresh)
+{
+    json_t *kv = json_object_get(call, "version");
+    call_fsm_in in;
+    if (o->user[0] && json_is_integer(kv) && in_from_call(call, o->user, &in)) {
+        in.ev = o->ev;
+        call_fsm_step(&in, &o->out);
+        if (o->out.verdict == CALL_APPLY) {
+            apply(o, (long long)json_integer_value(kv));
+            return;
+        }
+        if (fresh && o->out.verdict == CALL_ILLEGAL) {
+            op_finish(o, NULL, o->out.error ? o->out.error : "conflict",
+                      o->out.message ? o->out.message : "not allowed now");
+            return;
+        }
+    }
+    load(o);
 }
 
 void call_store_event(struct db_pool *db, const char *call_id, const char *user,
@@ -339,18 +362,7 @@ void call_store_event(struct db_pool *db, const char *call_id, const char *user,
      * version at once: the condition lets it win only if nothing changed
      * since (then the snapshot was the stored state); anything else (no
      * snapshot, a refusal, a no-op, a lost version) is decided on a load */
-    json_t *kv = json_object_get(known, "version");
-    call_fsm_in in;
-    if (o->user[0] && json_is_integer(kv) && in_from_call(known, o->user, &in)) {
-        in.ev = ev;
-        call_fsm_step(&in, &o->out);
-        if (o->out.verdict == CALL_APPLY) {
-            o->optimistic = true;
-            apply(o, (long long)json_integer_value(kv));
-            return;
-        }
-    }
-    load(o);
+    decide_on(o, known, false);
 }
 
 /* ------------------------------------------------------------------------ */
