@@ -37,6 +37,8 @@
 #include "calls/call_store.h"
 #include "chat/chat_push.h"
 #include "push/push.h"
+#include "calls/call_view.h"
+#include "sync/sync_view.h"
 #include "http/router.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
@@ -170,6 +172,7 @@ static int cmd_serve(int argc, char **argv)
     export_routes();
     sync_routes();
     calls_routes();
+    sync_view_set("call:", "\"answered_on\"", call_view_event); /* answered_elsewhere per device on user: */
     turn_rest_routes();
     ch_user_register();
     if (g_config.test_channels) ch_echo_register();
