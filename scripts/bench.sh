@@ -43,6 +43,8 @@ case $SCALE in
 esac
 # P9: concurrent calls (pairs of users; 1,000 calls = 2,000 users) and the run length
 case $SCALE in smoke) P9_CALLS=10; P9_RUN=2 ;; *) P9_CALLS=1000; P9_RUN=10 ;; esac
+# BENCH_P9_CALLS / BENCH_P9_RUN override them (a setup-time profile at another concurrency)
+P9_CALLS=${BENCH_P9_CALLS:-$P9_CALLS}; P9_RUN=${BENCH_P9_RUN:-$P9_RUN}
 PER_SERVER=16000   # connections per server process (limit 20,000 descriptors; SO_REUSEPORT is uneven)
 P1_SERVERS=$(( (P1_CONNS + PER_SERVER - 1) / PER_SERVER ))
 SOURCES=127.0.0.2-127.0.0.50

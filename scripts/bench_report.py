@@ -226,8 +226,15 @@ if p9:
     c = p9.get("calls", {})
     ping = get(p9r, "sends", "ack_latency", "p99_ms") if p9r else None
     ping_txt = f"ping round trip p99 on the same server: {ping:.2f} ms" if ping else "ping round trip: not measured"
+    # no call connected: no figure (a p99 of no samples is not a pass)
     row("P9", f"call setup POST -> connected, p99 ({c.get('pairs')} concurrent calls)",
-        get(c, "setup", "p99_ms"), "ms", 50, False, ping_txt, ping)
+        get(c, "setup", "p99_ms") if c.get("connected") else None, "ms", 50, False, ping_txt, ping)
+    st = c.get("setup_steps") or {}
+    if st:
+        names = (("call_post", "POST"), ("call_incoming", "incoming"), ("call_joined", "joined"),
+                 ("call_accepted", "accepted"), ("call_ice", "ICE done"))
+        row("P9", "  setup steps p50 from the POST: " + " / ".join(n for _, n in names),
+            " / ".join(f"{get(st, k, 'p50_ms') or 0:.1f}" for k, _ in names), "ms", None, None)
     row("P9", "signal relay (offer/answer/ICE) sender -> peer, p99", get(c, "signal_relay", "p99_ms"), "ms", 5, False,
         ping_txt, ping)
     row("P9", "calls set up per second (rate reached, no bar)", c.get("calls_per_s"), "/s", None, None,

@@ -8,7 +8,8 @@ const char *const sbl_ctr_names[CTR__N] = {
     SBL_COUNTERS(X)
 #undef X
 };
-const char *const sbl_hist_names[H__N] = {"join", "latency", "publish_ack", "send_lag", "signal_relay"};
+const char *const sbl_hist_names[H__N] = {"join", "latency", "publish_ack", "send_lag", "signal_relay",
+    "call_post", "call_incoming", "call_joined", "call_accepted", "call_offer", "call_answer", "call_ice"};
 
 static void min_nz(uint64_t *d, uint64_t s)
 {

@@ -125,6 +125,14 @@ enum {
     H_ACK,   /* fanout: publish -> publisher's reply */
     H_LAG,   /* sends --send-rate: slot -> the send actually leaving */
     H_SIG,   /* calls: signal relay, sender's push -> the peer's receipt */
+    /* calls: the setup's steps, each from the caller's POST leaving */
+    H_C_POST,     /* the POST's answer */
+    H_C_INCOMING, /* call:incoming at the callee */
+    H_C_JOINED,   /* the caller's join reply of call:<id> */
+    H_C_ACCEPTED, /* the callee's accept reply */
+    H_C_OFFER,    /* the caller learns the accept (state connecting): offer sent */
+    H_C_ANSWER,   /* the answer at the caller */
+    H_C_ICE,      /* the caller's 10th ICE candidate in: connected pushed */
     H__N
 };
 extern const char *const sbl_hist_names[H__N];

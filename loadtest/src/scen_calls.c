@@ -102,6 +102,24 @@ static void w_init(worker *w)
 
 static cst *state_of(worker *w, conn *c) { return &SD(w)->cs[c - w->conns]; }
 
+/* Records a step of caller s's setup (from its POST leaving). */
+static void mark(worker *w, const cst *s, int h)
+{
+    if (s && s->caller && s->t_post) hist_record(&w->h[h], (now_ns() - s->t_post) / 1000);
+}
+
+/* The caller of callee s when it is in this worker (user id ^ 1), else NULL. */
+static const cst *caller_of(worker *w, const cst *s)
+{
+    uint32_t j = (uint32_t)(s - SD(w)->cs);
+    uint64_t id = (uint64_t)w->lo + j + g_opt.id_offset;
+    uint64_t pid = id ^ 1;
+    if (pid < (uint64_t)w->lo + g_opt.id_offset) return NULL;
+    uint64_t pj = pid - w->lo - g_opt.id_offset;
+    if (pj >= w->n || !SD(w)->cs[pj].caller || SD(w)->cs[pj].step == S_IDLE) return NULL;
+    return &SD(w)->cs[pj];
+}
+
 static void fail_call(worker *w, cst *s, const char *why, const char *p, size_t n)
 {
     w->ctr[CTR_calls_failed]++;
@@ -305,6 +323,7 @@ static void join_call(cst *s, const char *id)
 /* The caller's offer, once the callee accepted. */
 static void send_offer(worker *w, cst *s)
 {
+    mark(w, s, H_C_OFFER);
     s->step = A_OFFERED;
     signal_out(w, s, "offer", SD(w)->sdp);
 }
@@ -313,6 +332,7 @@ static void maybe_connected(worker *w, cst *s)
 {
     (void)w;
     if (s->caller && s->step == A_ICE_SENT && s->ice_in >= ICE_EACH) {
+        mark(w, s, H_C_ICE);
         s->step = A_CONNECTING;
         s->expect = push_call(s, "connected");
     } else if (!s->caller && s->step == B_ANSWERED && s->ice_in >= ICE_EACH) {
@@ -353,6 +373,7 @@ static void on_post_answer(worker *w, cst *s, int status, const char *body, size
         fail_call(w, s, "POST refused", body, n);
         return;
     }
+    mark(w, s, H_C_POST);
     json_t *j = json_loadb(body, n, 0, NULL);
     json_t *call = json_object_get(j, "call");
     const char *id = json_string_value(json_object_get(call, "id"));
@@ -393,6 +414,7 @@ static void w_reply(worker *w, conn *c, uint32_t ref, bool ok, span resp)
     char st[24];
     switch (s->step) {
     case A_JOINING:
+        mark(w, s, H_C_JOINED);
         if (s->accept_seen ||
             (call_state(resp, st, sizeof st) && (!strcmp(st, "connecting") || !strcmp(st, "connected"))))
             send_offer(w, s);
@@ -426,6 +448,7 @@ static void w_reply(worker *w, conn *c, uint32_t ref, bool ok, span resp)
         s->expect = push_call(s, "accept");
         break;
     case B_ACCEPTING:
+        mark(w, caller_of(w, s), H_C_ACCEPTED);
         if (s->step == B_ACCEPTING) s->step = B_ACCEPTED;
         break;
     default:
@@ -452,6 +475,7 @@ static void on_signal(worker *w, cst *s, span payload)
         s->step = B_ANSWERED;
         maybe_connected(w, s);
     } else if (span_str_eq(type, "answer") && s->caller && s->step == A_OFFERED) {
+        mark(w, s, H_C_ANSWER);
         for (int i = 0; i < ICE_EACH; i++) signal_out(w, s, "ice", SD(w)->ice);
         s->step = A_ICE_SENT;
         maybe_connected(w, s);
@@ -476,6 +500,7 @@ static void w_push(worker *w, conn *c, const phx_frame *f)
         s->peer[caller.n - 2] = '\0';
         join_call(s, cid);
         s->step = B_JOINING;
+        mark(w, caller_of(w, s), H_C_INCOMING);
         return;
     }
     if (!s->topic[0] || !span_str_eq(f->topic, s->topic)) return; /* an older call's topic */
@@ -551,6 +576,10 @@ static void p_result(parent *p, void *obj)
     json_object_set_new(o, "calls_per_s", json_real(rate));
     json_object_set_new(o, "setup", hist_json(&p->h[H_LAT]));
     json_object_set_new(o, "signal_relay", hist_json(&p->h[H_SIG]));
+    json_t *steps = json_object();
+    for (int k = H_C_POST; k <= H_C_ICE; k++)
+        json_object_set_new(steps, sbl_hist_names[k], hist_json(&p->h[k]));
+    json_object_set_new(o, "setup_steps", steps);
     json_object_set_new(res, "calls", o);
     printf("  %llu pairs, %.1f s: %llu calls started, %llu connected (%.1f/s), %llu completed, "
            "%llu failed, %llu error replies, %llu HTTP errors; signals %llu sent, %llu received\n",
@@ -561,6 +590,12 @@ static void p_result(parent *p, void *obj)
            (unsigned long long)c[CTR_signals_recv]);
     hist_print("call setup (POST -> connected)", &p->h[H_LAT]);
     hist_print("signal relay", &p->h[H_SIG]);
+    static const char *const step_label[] = {
+        "  setup step: POST answered", "  setup step: call:incoming at callee",
+        "  setup step: caller joined call:<id>", "  setup step: callee's accept answered",
+        "  setup step: caller sees connecting", "  setup step: answer at caller",
+        "  setup step: 10 ICE in, connected sent"};
+    for (int k = H_C_POST; k <= H_C_ICE; k++) hist_print(step_label[k - H_C_POST], &p->h[k]);
 }
 
 static int check(sbl_opts *o)

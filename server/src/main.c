@@ -41,6 +41,8 @@
 #include "chat/chat_push.h"
 #include "push/push.h"
 #include "push/push_metrics.h"
+#include "calls/call_view.h"
+#include "sync/sync_view.h"
 #include "http/router.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
@@ -182,6 +184,7 @@ static int cmd_serve(int argc, char **argv)
     if (media_routes() != 0) return 1;
     sync_routes();
     calls_routes();
+    sync_view_set("call:", "\"answered_on\"", call_view_event); /* answered_elsewhere per device on user: */
     turn_rest_routes();
     moderation_routes();
     admin_routes();

@@ -266,6 +266,60 @@ describe('calls on one node', () => {
     }
   });
 
+  test("answered_elsewhere on user: only: the callee's other device is told by its call:updated, live and in GET /sync", T, async () => {
+    const a = await signup(srv);
+    const b = await signup(srv);
+    const b2 = await signin(srv, b);
+    const da = await dev(a);
+    const db1 = await dev(b);  // will answer (joins call:<id>)
+    const db2 = await dev(b2); // joined to user: only
+    const { call } = await startCall(srv, a, { user_id: b.id, media: 'audio' });
+    await db2.waitUserEvent((e) => e.event === 'call:incoming' && e.call.id === call.id, 10000, 'call:incoming');
+    await db1.joinCall(call.id);
+    const r = await db1.push(call.id, 'accept');
+    assert.equal(r.status, 'ok', JSON.stringify(r));
+    // the other device: the call ended for it, answered_elsewhere, said in so many words
+    const other = await db2.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id, 10000, 'call:updated');
+    assert.equal(other.call.state, 'ended');
+    assert.equal(other.call.end_reason, 'answered_elsewhere');
+    assert.ok(!('answered_on' in other), 'no device id on the wire');
+    // the answering device and the caller see the call as it is
+    const mine = await db1.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id, 10000, 'own call:updated');
+    assert.equal(mine.call.state, 'connecting');
+    assert.ok(!('answered_on' in mine));
+    const caller = await da.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.state === 'connecting', 10000, 'caller call:updated');
+    assert.equal(caller.call.end_reason, null);
+    // later transitions stay ended for the other device
+    await db1.push(call.id, 'hangup');
+    const last = await db2.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.version > other.call.version, 10000, 'later call:updated');
+    assert.equal(last.call.state, 'ended');
+    assert.equal(last.call.end_reason, 'answered_elsewhere');
+    await db1.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.end_reason === 'hangup', 10000, 'hangup');
+    // GET /sync replays the same per-device view (the bootstrap cursor, then the events after it)
+    const seen = async (user, cursor) => {
+      const out = [];
+      for (let cur = cursor, i = 0; i < 50; i++) {
+        const s = await api(srv, 'GET', `/sync?cursor=${encodeURIComponent(cur)}&limit=200`, { token: user.token });
+        assert.equal(s.status, 200, JSON.stringify(s.json));
+        out.push(...s.json.events.filter((e) => e.type === 'call:updated' && e.call.id === call.id));
+        if (!s.json.has_more) break;
+        cur = s.json.cursor;
+      }
+      return out;
+    };
+    assert.ok(other.cursor, 'a durable event: it carries its cursor');
+    const v2 = await seen(b2, db2.cursor); // from where db2's live delivery started
+    assert.ok(v2.length >= 2, JSON.stringify(v2));
+    for (const e of v2) {
+      assert.equal(e.type, 'call:updated');
+      assert.deepEqual([e.call.state, e.call.end_reason], ['ended', 'answered_elsewhere']);
+      assert.ok(!('answered_on' in e));
+    }
+    const v1 = await seen(b, db2.cursor);
+    assert.deepEqual(v1.map((e) => [e.call.state, e.call.end_reason]), [['connecting', null], ['ended', 'hangup']]);
+    assert.ok(v1.every((e) => !('answered_on' in e)));
+  });
+
   test('glare: A and B call each other at once: one call, connecting, no busy, no missed call', T, async () => {
     for (let round = 0; round < 3; round++) {
       const a = await signup(srv);

@@ -116,6 +116,33 @@ describe('calls across nodes', () => {
     }
   });
 
+  test('answered_elsewhere on user: only, the two devices on two nodes', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1);
+    const b = await signup(n1);
+    const da = await dev(n1, a);
+    const db1 = await dev(n1, b);                   // answers, on node 1
+    const db2 = await dev(n2, await signin(n2, b)); // user: only, on node 2
+    const { call } = await startCall(n1, a, { user_id: b.id, media: 'audio' });
+    await db2.waitUserEvent((e) => e.event === 'call:incoming' && e.call.id === call.id, 10000, 'call:incoming on node 2');
+    await db1.joinCall(call.id);
+    const r = await db1.push(call.id, 'accept');
+    assert.equal(r.status, 'ok', JSON.stringify(r));
+    const other = await db2.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id, 10000, 'call:updated on node 2');
+    assert.deepEqual([other.call.state, other.call.end_reason], ['ended', 'answered_elsewhere']);
+    assert.ok(!('answered_on' in other));
+    const mine = await db1.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id, 10000, 'call:updated on node 1');
+    assert.equal(mine.call.state, 'connecting');
+    await da.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.state === 'connecting', 10000, 'caller');
+    // the view holds on node 2's GET /sync too
+    const s = await api(n2, 'GET', `/sync?cursor=${encodeURIComponent(db2.cursor)}&limit=200`, { token: db2.user.token });
+    assert.equal(s.status, 200, JSON.stringify(s.json));
+    const mineSync = s.json.events.filter((e) => e.type === 'call:updated' && e.call.id === call.id);
+    assert.ok(mineSync.length >= 1);
+    assert.deepEqual([mineSync[0].call.state, mineSync[0].call.end_reason], ['ended', 'answered_elsewhere']);
+    await db1.push(call.id, 'hangup');
+  });
+
   test('R9: the node holding a ringing call is killed; the call still ends missed on time', T, async () => {
     const [n1, n2] = nodes;
     const a = await signup(n2);

@@ -152,6 +152,7 @@ static int64_t ts_ms(const char *t)
 }
 
 static void load(ev_op *o);
+static void decide_on(ev_op *o, const json_t *call, bool fresh);
 
 static void op_finish(ev_op *o, json_t *body, const char *code, const char *message)
 {
@@ -182,11 +183,14 @@ static void applied(const PGresult *res, const char *err, void *arg)
         return;
     }
     if (json_is_true(json_object_get(r, "stale"))) {
-        json_decref(r);
+        /* another writer won this version (or the snapshot was behind):
+         * decide again on the call as the write found it */
         if (++o->tries < MAX_TRIES) {
-            load(o); /* another writer won this version: decide again */
+            decide_on(o, json_object_get(r, "call"), true);
+            json_decref(r);
             return;
         }
+        json_decref(r);
         op_finish(o, NULL, "unavailable", "the call is changing too fast; try again");
         return;
     }
@@ -223,6 +227,68 @@ static const char *due_name(call_due d)
 {
     return d == CALL_DUE_NONE ? "none" : d == CALL_DUE_CONNECT ? "connect" : "keep";
 }
+
+/* The machine's input from a Call object (api.md) for `user`: state, kind,
+ * the actor's state and role, the active and pending counts. False when it
+ * is not a Call or user is not one of its participants. */
+static bool in_from_call(const json_t *call, const char *user, call_fsm_in *in)
+{
+    memset(in, 0, sizeof *in);
+    int st = call_fsm_state_parse(json_string_value(json_object_get(call, "state")));
+    json_t *ps = json_object_get(call, "participants");
+    if (st < 0 || !json_is_array(ps) || !user[0]) return false;
+    in->state = (call_state)st;
+    in->group = !strcmp(json_string_value(json_object_get(call, "kind")) ?: "", "group");
+    in->actor = CALL_P_NONE;
+    const char *caller = json_string_value(json_object_get(call, "caller_id"));
+    in->actor_is_caller = caller && !strcmp(caller, user);
+    bool found = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p) {
+        int pst = call_fsm_pstate_parse(json_string_value(json_object_get(p, "state")));
+        if (pst < 0) return false;
+        if (pst == CALL_P_JOINED || pst == CALL_P_CONNECTED) in->n_active++;
+        if (pst == CALL_P_INVITED || pst == CALL_P_RINGING) in->n_pending++;
+        const char *u = json_string_value(json_object_get(p, "user_id"));
+        if (u && !strcmp(u, user)) {
+            in->actor = (call_pstate)pst;
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* Sends the conditional write of the transition decided in o->out, on
+ * version_n. */
+static void apply(ev_op *o, long long version_n)
+{
+    const call_fsm_out *out = &o->out;
+    char version[24], connect_ms[24];
+    snprintf(version, sizeof version, "%lld", version_n);
+    snprintf(connect_ms, sizeof connect_ms, "%llu", (unsigned long long)g_config.call_connect_ms);
+    const char *p[14] = {
+        o->call_id,
+        version,
+        o->user[0] ? o->user : NULL,
+        o->session[0] ? o->session : NULL,
+        call_fsm_state_name(out->state),
+        out->actor != CALL_P_NONE ? call_fsm_pstate_name(out->actor) : NULL,
+        out->state == CALL_ENDED ? call_fsm_reason_name(out->reason) : NULL,
+        due_name(out->due),
+        connect_ms,
+        out->answered ? "t" : "f",
+        out->connected ? "t" : "f",
+        out->pending_missed ? "t" : "f",
+        out->end_pending != CALL_P_NONE ? call_fsm_pstate_name(out->end_pending) : "missed",
+        out->end_active != CALL_P_NONE ? call_fsm_pstate_name(out->end_active) : "left",
+    };
+    db_query(o->db,
+             "SELECT sb_call_apply($1::int8, $2::int8, $3::int8, $4, $5, $6, $7, $8, $9::int, "
+             "$10::bool, $11::bool, $12::bool, $13, $14)::text",
+             14, p, applied, o);
+}
+
 
 static void loaded(const PGresult *res, const char *err, void *arg)
 {
@@ -275,31 +341,9 @@ static void loaded(const PGresult *res, const char *err, void *arg)
                   out->message ? out->message : "not allowed now");
         return;
     }
-    char version[24], connect_ms[24];
-    snprintf(version, sizeof version, "%lld",
-             (long long)json_integer_value(json_object_get(r, "version")));
+    long long version = (long long)json_integer_value(json_object_get(r, "version"));
     json_decref(r);
-    snprintf(connect_ms, sizeof connect_ms, "%llu", (unsigned long long)g_config.call_connect_ms);
-    const char *p[14] = {
-        o->call_id,
-        version,
-        o->user[0] ? o->user : NULL,
-        o->session[0] ? o->session : NULL,
-        call_fsm_state_name(out->state),
-        out->actor != CALL_P_NONE ? call_fsm_pstate_name(out->actor) : NULL,
-        out->state == CALL_ENDED ? call_fsm_reason_name(out->reason) : NULL,
-        due_name(out->due),
-        connect_ms,
-        out->answered ? "t" : "f",
-        out->connected ? "t" : "f",
-        out->pending_missed ? "t" : "f",
-        out->end_pending != CALL_P_NONE ? call_fsm_pstate_name(out->end_pending) : "missed",
-        out->end_active != CALL_P_NONE ? call_fsm_pstate_name(out->end_active) : "left",
-    };
-    db_query(o->db,
-             "SELECT sb_call_apply($1::int8, $2::int8, $3::int8, $4, $5, $6, $7, $8, $9::int, "
-             "$10::bool, $11::bool, $12::bool, $13, $14)::text",
-             14, p, applied, o);
+    apply(o, version);
 }
 
 static void load(ev_op *o)
@@ -308,8 +352,35 @@ static void load(ev_op *o)
     db_query(o->db, "SELECT sb_call_load($1::int8, $2::int8)::text", 2, p, loaded, o);
 }
 
+/* Decides o on a Call snapshot (with its "version"): a transition is
+ * written on that version at once. fresh: the snapshot was read after the
+ * last commit (a lost race's answer), so a refusal decided on it is the
+ * answer; otherwise (the node's own snapshot may be behind) and for the
+ * verdicts that need the device (no-op, answered elsewhere), or without a
+ * usable snapshot, the event is decided on a load. */
+static void decide_on(ev_op *o, const json_t *call, bool fresh)
+{
+    json_t *kv = json_object_get(call, "version");
+    call_fsm_in in;
+    if (o->user[0] && json_is_integer(kv) && in_from_call(call, o->user, &in)) {
+        in.ev = o->ev;
+        call_fsm_step(&in, &o->out);
+        if (o->out.verdict == CALL_APPLY) {
+            apply(o, (long long)json_integer_value(kv));
+            return;
+        }
+        if (fresh && o->out.verdict == CALL_ILLEGAL) {
+            op_finish(o, NULL, o->out.error ? o->out.error : "conflict",
+                      o->out.message ? o->out.message : "not allowed now");
+            return;
+        }
+    }
+    load(o);
+}
+
 void call_store_event(struct db_pool *db, const char *call_id, const char *user,
-                      const char *session, call_event ev, call_done_fn done, void *arg)
+                      const char *session, call_event ev, const json_t *known, call_done_fn done,
+                      void *arg)
 {
     if (!db) {
         done(arg, NULL, "unavailable", "no database is configured", 0);
@@ -327,7 +398,11 @@ void call_store_event(struct db_pool *db, const char *call_id, const char *user,
     o->ev = ev;
     o->done = done;
     o->arg = arg;
-    load(o);
+    /* a transition decided on the caller's snapshot is written on its
+     * version at once: the condition lets it win only if nothing changed
+     * since (then the snapshot was the stored state); anything else (no
+     * snapshot, a refusal, a no-op, a lost version) is decided on a load */
+    decide_on(o, known, false);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -380,7 +455,7 @@ static void created_cb(const PGresult *res, const char *err, void *arg)
         char id[24];
         snprintf(id, sizeof id, "%s", glare);
         json_decref(r);
-        call_store_event(c->db, id, c->user, c->session, CALL_EV_ACCEPT, glare_done, c);
+        call_store_event(c->db, id, c->user, c->session, CALL_EV_ACCEPT, NULL, glare_done, c);
         return;
     }
     free(c);
@@ -549,7 +624,7 @@ static void tick_cb(const PGresult *res, const char *err, void *arg)
         call_event e = !strcmp(ev, "connect_timeout") ? CALL_EV_CONNECT_TIMEOUT
                        : !strcmp(ev, "grace_timeout") ? CALL_EV_GRACE_TIMEOUT
                                                       : CALL_EV_RING_TIMEOUT;
-        call_store_event(db, id, uid, NULL, e, timer_done, NULL);
+        call_store_event(db, id, uid, NULL, e, NULL, timer_done, NULL);
     }
     json_decref(items);
 }

@@ -34,9 +34,15 @@ void call_store_create(struct db_pool *db, const char *user, const char *session
                        void *arg);
 
 /* One event on a call by `user` from device `session` (user NULL: a timer;
- * for the grace timer, user is the participant gone). Answers {"call"}. */
+ * for the grace timer, user is the participant gone). Answers {"call"}.
+ * known: the Call object (with its "version") as this node last saw it, or
+ * NULL. A transition the machine decides on it is written on that version
+ * at once (one round trip instead of load + write); the write's condition
+ * lets it through only if nothing changed since, else the event is decided
+ * again on a load, as without a snapshot. */
 void call_store_event(struct db_pool *db, const char *call_id, const char *user,
-                      const char *session, call_event ev, call_done_fn done, void *arg);
+                      const char *session, call_event ev, const json_t *known, call_done_fn done,
+                      void *arg);
 
 /* Reads the call as sb_call_load does for `user` (answers the loaded object,
  * or not_found when the user is not a participant). */

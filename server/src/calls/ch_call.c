@@ -30,6 +30,8 @@ typedef struct call_ch {
     bool active;    /* this user is joined/connected (may signal) */
     bool ended;
     bool elsewhere; /* answered on another device of this user: deaf and mute */
+    json_t *known;  /* the newest Call object seen (highest "version"): the
+                     * snapshot call_store_event decides on first */
 } call_ch;
 
 static json_t *err(const char *reason, const char *message)
@@ -39,9 +41,18 @@ static json_t *err(const char *reason, const char *message)
 
 static db_pool *ch_db(phx_channel *ch) { return ch->sock->r ? db_of(ch->sock->r) : NULL; }
 
-/* Reads the participants and this user's state from a Call object. */
-static void learn(call_ch *st, const json_t *call, const char *uid)
+/* Reads the participants and this user's state from a Call object, unless
+ * it is older than what the channel already knows (broadcasts from two
+ * nodes may cross). */
+static void learn(call_ch *st, json_t *call, const char *uid)
 {
+    if (!json_is_object(call)) return;
+    json_t *v = json_object_get(call, "version");
+    json_t *kv = json_object_get(st->known, "version");
+    if (json_is_integer(v) && json_is_integer(kv) && json_integer_value(v) < json_integer_value(kv))
+        return;
+    json_decref(st->known);
+    st->known = json_is_integer(v) ? json_incref(call) : NULL;
     json_t *ps = json_object_get(call, "participants");
     size_t i;
     json_t *p;
@@ -75,6 +86,7 @@ static void join_finish(join_ctx *j, bool ok, json_t *reply)
         j->st->counted = true;
         call_store_presence(ch_db(j->ch), j->st->call_id, j->ch->sock->claims.user_id, 1);
     } else {
+        json_decref(j->st->known);
         free(j->st);
     }
     if (j->in_join) {
@@ -158,11 +170,21 @@ static int call_join(phx_channel *ch, json_t *payload, json_t **reply)
 
 /* ---- client events ------------------------------------------------------- */
 
+typedef struct event_ctx {
+    phx_deferred *d; /* holds a reference to ch */
+    phx_channel *ch;
+} event_ctx;
+
 static void event_done(void *arg, json_t *body, const char *code, const char *message,
                        int created)
 {
     (void)created;
-    phx_deferred *d = arg;
+    event_ctx *e = arg;
+    phx_deferred *d = e->d;
+    call_ch *st = e->ch->state;
+    if (body && st && phx_deferred_alive(d))
+        learn(st, json_object_get(body, "call"), e->ch->sock->claims.user_id);
+    free(e);
     if (body) phx_deferred_reply(d, "ok", body);
     else phx_deferred_reply(d, "error", err(code, message));
 }
@@ -261,13 +283,17 @@ static int call_handle_in(phx_channel *ch, phx_msg *m, json_t **reply)
         *reply = err("bad_request", "the payload must be an object");
         return PHX_ERROR;
     }
-    phx_deferred *d = phx_defer(ch, m);
+    event_ctx *e = calloc(1, sizeof *e);
+    phx_deferred *d = e ? phx_defer(ch, m) : NULL;
     if (!d) {
+        free(e);
         *reply = err("internal", "out of memory");
         return PHX_ERROR;
     }
+    e->d = d;
+    e->ch = ch;
     call_store_event(ch_db(ch), st->call_id, ch->sock->claims.user_id, ch->sock->claims.session_id,
-                     (call_event)ev, event_done, d);
+                     (call_event)ev, st->known, event_done, e);
     return PHX_ASYNC;
 }
 
@@ -315,6 +341,7 @@ static void call_terminate(phx_channel *ch)
     call_ch *st = ch->state;
     if (!st) return;
     if (st->counted) call_store_presence(ch_db(ch), st->call_id, ch->sock->claims.user_id, -1);
+    json_decref(st->known);
     free(st);
     ch->state = NULL;
 }

@@ -36,6 +36,7 @@
 #include "phoenix/phx_socket.h"
 #include "sync/sync.h"
 #include "sync/tailer.h"
+#include "sync/sync_view.h"
 #include "base/util.h"
 #include "base/id.h"
 
@@ -114,21 +115,45 @@ static sb_buf *buf_for(const phx_socket *s, const pubsub_msg *m)
     return phx_fanout_buf(s->vsn, m);
 }
 
+/* This socket's own frame for m when the event view (sync_view.h) shows
+ * it differently to this device, else NULL. */
+static sb_buf *own_buf(const phx_channel *ch, const pubsub_msg *m)
+{
+    if (!m->payload_json || !sync_view_wants(m->event)) return NULL;
+    size_t tl = 0;
+    char *text = sync_view_apply(m->event, m->payload_json, strlen(m->payload_json),
+                                 ch->sock->claims.session_id, &tl);
+    if (!text) return NULL;
+    sb_buf *b = phx_encode_raw(ch->sock->vsn, NULL, NULL, ch->topic, m->event, text, tl);
+    free(text);
+    return b;
+}
+
 bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
 {
     sj_state *st = ch->state;
     if (!st) return true;
     sync_pos p;
     bool has = m->payload_json && payload_pos(m->payload_json, strlen(m->payload_json), &p);
+    sb_buf *own = own_buf(ch, m);
+    if (own && !st->catching) { /* sent here, in place of the shared frame */
+        if (!(has && sync_pos_cmp(p, st->floor) <= 0)) phx_socket_send(ch->sock, own);
+        sb_buf_unref(own);
+        return false;
+    }
     if (st->catching) {
-        sb_buf *b = buf_for(ch->sock, m);
-        if (!b || st->overflow) return false;
+        sb_buf *b = own ? own : buf_for(ch->sock, m);
+        if (!b || st->overflow) {
+            sb_buf_unref(own);
+            return false;
+        }
         size_t held_cap = g_config.outbound_max ? g_config.outbound_max / 4 : SJ_HELD_MAX_BYTES;
         if (held_cap > SJ_HELD_MAX_BYTES) held_cap = SJ_HELD_MAX_BYTES;
         if (st->nheld == SJ_HELD_MAX || st->held_bytes + b->len > held_cap) {
             /* drop them all: the next round reads the durable ones again */
             held_clear(st);
             st->overflow = true;
+            sb_buf_unref(own);
             return false;
         }
         if (st->nheld == st->capheld) {
@@ -137,6 +162,7 @@ bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
             if (!nh) {
                 held_clear(st);
                 st->overflow = true;
+                sb_buf_unref(own);
                 return false;
             }
             st->held = nh;
@@ -144,6 +170,7 @@ bool ch_user_sync_handle_out(phx_channel *ch, const pubsub_msg *m)
         }
         st->held[st->nheld++] = (held_msg){sb_buf_ref(b), has, has ? p : (sync_pos){0, 0}};
         st->held_bytes += b->len;
+        sb_buf_unref(own);
         return false;
     }
     return !(has && sync_pos_cmp(p, st->floor) <= 0);
@@ -351,6 +378,13 @@ static bool push_page(sj_state *st, const sync_page *pg)
         }
         size_t tl;
         char *text = tailer_splice(e->prefix, e->prefix_len, cur, &tl);
+        size_t vl = 0;
+        char *view = text ? sync_view_apply(e->type, text, tl, ch->sock->claims.session_id, &vl) : NULL;
+        if (view) {
+            free(text);
+            text = view;
+            tl = vl;
+        }
         sb_buf *b = text ? phx_encode_raw(ch->sock->vsn, NULL, NULL, ch->topic, e->type, text, tl)
                          : NULL;
         free(text);

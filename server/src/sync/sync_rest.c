@@ -21,6 +21,7 @@
 #include "net/reactor.h"
 #include "sync/sync_window.h"
 #include "sync/tailer.h"
+#include "sync/sync_view.h"
 #include "base/strbuf.h"
 
 /* ------------------------------------------------------------------------ */
@@ -103,7 +104,11 @@ static void page_answer(const sync_page *pg, const char *err, void *arg)
         http_respond_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
-    http_respond(req, 200, "application/json", b.p, b.len, NULL);
+    size_t vl = 0;
+    char *view = sync_view_page(b.p, b.len, req->auth.session_id, &vl); /* this device's view */
+    if (view) http_respond(req, 200, "application/json", view, vl, NULL);
+    else http_respond(req, 200, "application/json", b.p, b.len, NULL);
+    free(view);
     strbuf_free(&b);
 }
 
@@ -117,6 +122,7 @@ typedef struct window_req {
     uint64_t ticket; /* the fetch that must reach the horizon for a last page */
     int tries;
     struct sb_buf *buf; /* the response being encoded (window_body) */
+    const char *body;   /* its text */
 } window_req;
 
 static void window_try(window_req *w);
@@ -139,6 +145,7 @@ static char *window_body(size_t len, void *arg)
     window_req *w = arg;
     char *body = NULL;
     w->buf = http_respond_body_new(len, &body);
+    w->body = body;
     return body;
 }
 
@@ -164,7 +171,15 @@ static void window_try(window_req *w)
     int rc = sync_window_read(id_parse(req->auth.user_id), w->from, w->limit, &w->ticket,
                               &fns, &pg);
     if (rc == SW_HIT) {
-        http_respond_body(req, 200, "application/json", w->buf, pg.len);
+        size_t vl = 0;
+        char *view = sync_view_page(w->body, pg.len, req->auth.session_id, &vl); /* this device's view */
+        if (view) {
+            sb_buf_unref(w->buf);
+            http_respond(req, 200, "application/json", view, vl, NULL);
+            free(view);
+        } else {
+            http_respond_body(req, 200, "application/json", w->buf, pg.len);
+        }
         free(w);
         return;
     }
@@ -246,7 +261,7 @@ static void sync_get(sb_req *req)
         sync_fetch(db_of(req->r), uid, pos, limit, page_answer, req);
         return;
     }
-    *w = (window_req){req, pos, limit, 0, 0, NULL};
+    *w = (window_req){req, pos, limit, 0, 0, NULL, NULL};
     window_try(w);
 }
 

@@ -29,7 +29,7 @@ class Device {
     d.userCh = ch;
     d.cursor = resp.cursor; // where live delivery started: GET /sync from here
     for (const ev of ['call:incoming', 'call:updated']) {
-      ch.on(ev, (p) => d.userEvents.push({ event: ev, call: p.call }));
+      ch.on(ev, (p) => d.userEvents.push({ ...p, event: ev })); // the whole payload as pushed
     }
     return d;
   }
