@@ -149,11 +149,16 @@ function cell(tr, text) {
   return td;
 }
 
-async function loadReports() {
-  const r = await call('GET', '/admin/reports?state=open&limit=50');
+// The open reports, oldest first, 50 a page; "More" appends the next page.
+let reportsCursor = null;
+async function loadReports(more = false) {
+  const q = more && reportsCursor ? `&cursor=${encodeURIComponent(reportsCursor)}` : '';
+  const r = await call('GET', `/admin/reports?state=open&limit=50${q}`);
   if (r.status !== 200) return;
   const tb = $('reports');
-  tb.replaceChildren();
+  if (!more) tb.replaceChildren();
+  reportsCursor = r.json.next_cursor || null;
+  $('reports-more').hidden = !reportsCursor;
   for (const rep of r.json.items) {
     const tr = document.createElement('tr');
     tr.dataset.id = rep.id;
@@ -219,7 +224,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('btn-disconnect').onclick = () => userAction('disconnect');
   $('btn-ban').onclick = () => userAction('ban');
   $('btn-unban').onclick = () => userAction('unban');
-  $('btn-reports').onclick = loadReports;
+  $('btn-reports').onclick = () => loadReports(false);
+  $('reports-more').onclick = () => loadReports(true);
   $('broadcast-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const r = await call('POST', '/admin/broadcast', { title: $('bc-title').value, body: $('bc-body').value });

@@ -68,6 +68,14 @@ describe('admin dashboard in Chromium', () => {
     assert.equal(open0, Number(sql("SELECT count(*) FROM reports WHERE state = 'open'")));
     const conns0 = Number(await page.textContent('#fig-connections'));
     assert.ok(conns0 >= 2, `connections shown: ${conns0}`);
+    // the queue is oldest first, 50 a page: "More" until this test's report shows (the test database keeps others)
+    await page.waitForFunction(() => document.querySelectorAll('#reports tr').length > 0, null, { timeout: WAIT });
+    for (let i = 0; i < 100 && !(await page.$(`#reports tr[data-id="${rep.id}"]`)); i++) {
+      assert.ok(await page.isVisible('#reports-more'), `report ${rep.id} is in no page of the queue`);
+      const rows = await page.$$eval('#reports tr', (t) => t.length);
+      await page.click('#reports-more');
+      await page.waitForFunction((n) => document.querySelectorAll('#reports tr').length > n, rows, { timeout: WAIT });
+    }
     await page.waitForSelector(`#reports tr[data-id="${rep.id}"]`, { timeout: WAIT });
 
     // traffic: a client sends a message every 40 ms
