@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: measures the performance targets P1..P9 and P12 (shared/spec/targets.md)
+# `make bench`: measures the performance targets P1..P9, P11 and P12 (shared/spec/targets.md)
 # with the project's load generator (loadtest/, sbload) against the release
 # build, measures the references in the same run (pgbench, redis-benchmark,
-# wrk), and prints every figure next to its target and reference as a ratio.
+# wrk, nginx), and prints every figure next to its target and reference as a ratio.
 #
 #   scripts/bench.sh            default scale: fits the 2-core machine, < 15 min
 #   scripts/bench.sh --smoke    a < 1 min run of every part (the instrument's own test)
@@ -499,6 +499,112 @@ PY
   stop_group "$pids"
 }
 
+# ---- P11: media download and upload throughput, RSS --------------------------------------
+# One file of P11_MIB MiB (random bytes) is uploaded P11_UPLOADS times (4 curl
+# at a time, POST /api/v1/media, raw body: the upload MB/s), then downloaded by
+# wrk with 32 connections for REF_T seconds from the server (GET /api/v1/media/:id
+# with a bearer token) and, in the same run, from Debian's nginx serving the same
+# file with `sendfile on` (started here on loopback with a temporary config,
+# worker_processes auto). The server's RSS is sampled every 50 ms from /proc: its
+# growth above the level before the first upload (target <= 16 MiB).
+bench_p11() {
+  [ "$PG_OK" = 1 ] || { note "P11: no bench database"; return 1; }
+  command -v wrk >/dev/null || { note "P11: wrk not installed"; return 1; }
+  local mib=50 uploads=8 conns=32 t=$REF_T
+  [ "$SCALE" = smoke ] && { mib=4; uploads=4; }
+  local dir=$OUT/p11; mkdir -p "$dir/media" "$dir/www" "$dir/nginx"
+  head -c $((mib * 1024 * 1024)) /dev/urandom > "$dir/www/file.bin"
+  start_group p11 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_MEDIA_DIR="$dir/media" \
+    SB_MEDIA_QUOTA_BYTES=0 SB_MEDIA_SWEEP_MS=0 || return 1
+  local port=$GROUP_PORT pid=$GROUP_PIDS uid tok
+  uid=$(psql -qtAX "$PG_URL" -c "INSERT INTO users (username, display_name, password_hash)
+    VALUES ('p11_$(openssl rand -hex 4)', 'Bench', 'x') RETURNING id" 2>"$LOG/p11_psql.err" | head -n1)
+  [ -n "$uid" ] || { note "P11: could not create a user: $(tail -n 2 "$LOG/p11_psql.err" | tr '\n' ' ')"; stop_group "$pid"; return 1; }
+  tok=$(SB_SECRET="$SECRET" "$BIN" token "$uid" --ttl 3600)
+  local base; base=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  ( while kill -0 "$pid" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null; sleep 0.05; done ) > "$LOG/p11_rss.txt" &
+  local sampler=$!
+  echo "bench: P11: $uploads uploads of $mib MiB (4 at a time)" >&2
+  local t0 t1 i ups=()
+  t0=$(date +%s.%N)
+  for i in $(seq "$uploads"); do
+    curl -s -o "$dir/up$i.json" -w '%{http_code}\n' -X POST -T "$dir/www/file.bin" \
+      -H "Authorization: Bearer $tok" -H 'Content-Type: application/octet-stream' -H 'X-Filename: file.bin' -H 'Expect:' \
+      "http://127.0.0.1:$port/api/v1/media" > "$dir/up$i.code" 2>&1 &
+    ups+=($!)
+    if [ ${#ups[@]} = 4 ]; then wait "${ups[@]}"; ups=(); fi
+  done
+  [ ${#ups[@]} = 0 ] || wait "${ups[@]}"
+  t1=$(date +%s.%N)
+  local up_rss; up_rss=$(sort -n "$LOG/p11_rss.txt" | tail -n1)
+  local id; id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["media"]["id"])' "$dir/up1.json" 2>/dev/null)
+  [ -n "$id" ] || { note "P11: upload failed: $(cat "$dir/up1.code") $(head -c 300 "$dir/up1.json")"; kill "$sampler"; stop_group "$pid"; return 1; }
+  echo "bench: P11: wrk download, $conns connections, ${t}s: the server" >&2
+  wrk -t 2 -c "$conns" -d "${t}s" --timeout 30s -H "Authorization: Bearer $tok" \
+    "http://127.0.0.1:$port/api/v1/media/$id" > "$LOG/p11_wrk_server.out" 2>&1
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  stop_group "$pid"
+  # the reference: nginx, sendfile on, the same file
+  local nport; nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat > "$dir/nginx/nginx.conf" <<NGINX
+$( [ "$(id -u)" = 0 ] && echo "user root root;" )
+worker_processes auto;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path $dir/nginx/body; proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fastcgi; uwsgi_temp_path $dir/nginx/uwsgi; scgi_temp_path $dir/nginx/scgi;
+  types { application/octet-stream bin; }
+  server { listen 127.0.0.1:$nport; root $dir/www; }
+}
+NGINX
+  local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  local ngx_pid=
+  if [ -x "$nginx" ]; then
+    "$nginx" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' > "$LOG/p11_nginx.out" 2>&1 &
+    ngx_pid=$!; PIDS+=("$ngx_pid")
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nport/" && break; sleep 0.05; done
+    echo "bench: P11: reference: nginx (sendfile on), $conns connections, ${t}s" >&2
+    wrk -t 2 -c "$conns" -d "${t}s" --timeout 30s "http://127.0.0.1:$nport/file.bin" > "$LOG/p11_wrk_nginx.out" 2>&1
+    kill "$ngx_pid" 2>/dev/null; wait "$ngx_pid" 2>/dev/null
+  else
+    note "P11: nginx not installed (scripts/deps.sh): no reference"
+  fi
+  python3 - "$LOG" "$OUT" "$dir" "$mib" "$uploads" "$conns" "$base" "$up_rss" "$t0" "$t1" <<'PY'
+import json, os, re, sys
+log, out, d, mib, uploads, conns, base, up_rss, t0, t1 = sys.argv[1:]
+size, uploads, conns, base, up_rss = int(mib) * 1048576, int(uploads), int(conns), int(base), int(up_rss or 0)
+codes = [open(f"{d}/up{i}.code").read().strip() for i in range(1, uploads + 1)]
+ok = sum(c == "201" for c in codes)
+def wrk(path):
+    try:
+        w = open(path).read()
+    except OSError:
+        return None
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", w)
+    non2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", w)
+    errs = re.search(r"Socket errors: (.*)", w)
+    if not rps:
+        return None
+    return {"requests_per_s": float(rps.group(1)), "mib_per_s": float(rps.group(1)) * size / 1048576,
+            "non_2xx": int(non2.group(1)) if non2 else 0, "socket_errors": errs.group(1) if errs else None}
+rss = [int(l) for l in open(f"{log}/p11_rss.txt") if l.strip().isdigit()]
+srv, ngx = wrk(f"{log}/p11_wrk_server.out"), wrk(f"{log}/p11_wrk_nginx.out")
+r = {"file_mib": int(mib), "connections": conns, "uploads": uploads, "uploads_ok": ok,
+     "upload_mib_per_s": ok * size / 1048576 / (float(t1) - float(t0)) if ok else None,
+     "download": srv, "rss_base_kb": base, "rss_peak_upload_kb": up_rss,
+     "rss_peak_kb": max(rss + [base]), "rss_growth_mib": (max(rss + [base]) - base) / 1024}
+json.dump(r, open(f"{out}/p11_media.json", "w"))
+if ngx:
+    json.dump(ngx, open(f"{out}/ref_nginx.json", "w"))
+PY
+  [ -s "$OUT/p11_media.json" ] || note "P11: no figure"
+}
+
 # ---- R12: a disconnect storm; online-state fan-out in a 1,000-member group -----------------
 # R12: STORM_CONNS user: sockets (users that exist nowhere) on one server
 # process (2 reactors), then sbload closes them all at once. The server's RSS
@@ -599,6 +705,7 @@ fi
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p9 && bench_calls
+want p11 && bench_p11
 want p12 && bench_p12
 want r12 && bench_r12
 want fanout && bench_group_fanout

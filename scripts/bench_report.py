@@ -187,6 +187,27 @@ if p12e:
     row("P12", f"export of {p12e.get('messages', 0):,} messages ({(p12e.get('bytes') or 0) / 1e6:.1f} MB)",
         p12e.get("mb_per_s"), "MB/s", None, None)
 
+p11 = load("p11_media")
+ref_nginx = load("ref_nginx")
+ngx_mib = get(ref_nginx, "mib_per_s")
+if p11:
+    dl = p11.get("download") or {}
+    row("P11", f"media download, one {p11.get('file_mib')} MiB file, {p11.get('connections')} wrk connections",
+        dl.get("mib_per_s"), "MiB/s", 0.8 * ngx_mib if ngx_mib else None, True,
+        f"nginx sendfile on, same file: {ngx_mib:.0f} MiB/s (target 80 %)" if ngx_mib else "nginx: not measured", ngx_mib)
+    row("P11", f"media upload, {p11.get('uploads_ok')}/{p11.get('uploads')} uploads of {p11.get('file_mib')} MiB, 4 at a time",
+        p11.get("upload_mib_per_s"), "MiB/s", None, None)
+    row("P11", "server RSS growth during the uploads and downloads", p11.get("rss_growth_mib"), "MiB", 16, False,
+        f"before {p11.get('rss_base_kb', 0) / 1024:.1f} MiB, peak {p11.get('rss_peak_kb', 0) / 1024:.1f} MiB")
+    if p11.get("uploads_ok") != p11.get("uploads"):
+        problems.append(f"P11: {p11.get('uploads_ok')} of {p11.get('uploads')} uploads answered 201")
+    if not dl:
+        problems.append("P11: no download figure")
+    elif dl.get("non_2xx") or dl.get("socket_errors"):
+        problems.append(f"P11: downloads: {dl.get('non_2xx')} non-2xx, socket errors {dl.get('socket_errors')}")
+    if ref_nginx is None:
+        problems.append("P11: reference nginx: missing")
+
 p7 = load("p7_soak")
 if p7:
     row("P7", f"server RSS growth in the 2nd half of a {get(p7, 'fanout', 'publish_to_last_delivery_s') or 0:.0f} s fan-out",
@@ -256,8 +277,10 @@ if p4 is not None:  # the half-rate run follows the closed loop: its figure must
         problems.append("p4_half_rate: no ack latency")
     if p4h is not None and not get(p4h, "sends", "acks"):
         problems.append("p4_half_rate: no acknowledged send")
-if scale == "smoke":
-    for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7)):
+# a whole smoke run must have every part (BENCH_ONLY runs just the parts named)
+if scale == "smoke" and not os.environ.get("BENCH_ONLY", "").strip():
+    for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7),
+                    ("p11_media", p11)):
         if r is None:
             problems.append(f"{name}: missing")
     for k, v in refs.items():
@@ -273,7 +296,7 @@ def fmt(v, unit):
         return "-"
     if isinstance(v, str):
         return f"{v} {unit}"
-    if unit in ("ms", "%", "MB/s"):
+    if unit in ("ms", "%", "MB/s", "MiB"):
         return f"{v:,.2f} {unit}"
     return f"{v:,.0f} {unit}"
 

@@ -19,6 +19,9 @@ const KEEP_MESSAGES = 200; // per conversation, in localStorage
 const DURABLE = ['message:new', 'message:updated', 'message:deleted', 'receipt',
   'conversation:updated', 'conversation:removed'];
 
+// how a message without text is previewed in the chat list
+const KIND_LABEL = { image: 'Photo', voice: 'Voice note', audio: 'Audio', video: 'Video', file: 'File' };
+
 // ------------------------------------------------------------ DOM helpers --
 
 const $ = (sel) => document.querySelector(sel);
@@ -462,6 +465,138 @@ function setConn(s) {
 
 // ---------------------------------------------------------------- sending --
 
+/** Uploads a file (a Blob) to POST /api/v1/media as the raw body; the server sniffs
+ * its type. Resolves to the media {id, mime, size, width?, height?, duration_ms?}. */
+async function uploadMedia(blob, filename, retried = false) {
+  if (session && session.expires_at - Date.now() < 30000 && !retried) await refreshTokens().catch(() => {});
+  const res = await fetch(`${API}/media`, {
+    method: 'POST',
+    headers: {
+      'content-type': blob.type || 'application/octet-stream',
+      'x-filename': encodeURIComponent(filename || 'file'),
+      authorization: `Bearer ${session.access_token}`,
+    },
+    body: blob,
+  });
+  if (res.status === 401 && !retried) { await refreshTokens(); return uploadMedia(blob, filename, true); }
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
+  return data.media;
+}
+
+/** Uploads then sends a media message (kind image or voice) through the outbox. */
+async function sendMedia(cid, kind, blob, filename) {
+  $('#media-error').textContent = '';
+  let media;
+  try {
+    media = await uploadMedia(blob, filename);
+  } catch (e) {
+    $('#media-error').textContent = `Could not send the ${kind === 'voice' ? 'voice note' : 'picture'}: ${e.message}`;
+    return;
+  }
+  // the local copy shows at once, without downloading it again
+  if (!mediaUrls.has(media.id)) mediaUrls.set(media.id, Promise.resolve(URL.createObjectURL(blob)));
+  const item = {
+    conversation_id: cid, client_id: randomId(), kind, body: null, media_id: media.id, media,
+    sender_id: session.user.id, inserted_at: new Date().toISOString(),
+  };
+  state.outbox.push(item);
+  persist(true);
+  stickToBottom = true;
+  render();
+  pushSend(item);
+}
+
+// media id -> Promise<object URL>: GET /api/v1/media/:id needs the bearer token,
+// so an <img>/<audio> cannot fetch it itself: fetch -> blob -> object URL, once per id
+const mediaUrls = new Map();
+// `${message key}:${media id}` -> the <img>/<audio> element, reused across renders so a
+// playing voice note is not interrupted and an image is not reloaded
+const mediaEls = new Map();
+
+function mediaUrl(id) {
+  let p = mediaUrls.get(id);
+  if (!p) {
+    p = (async () => {
+      const get = () => fetch(`${API}/media/${encodeURIComponent(id)}`, {
+        headers: { authorization: `Bearer ${session.access_token}` },
+      });
+      let res = await get();
+      if (res.status === 401) { await refreshTokens(); res = await get(); }
+      if (!res.ok) throw new Error(`${res.status}`);
+      return URL.createObjectURL(await res.blob());
+    })();
+    mediaUrls.set(id, p);
+    p.catch(() => mediaUrls.delete(id)); // a later render tries again
+  }
+  return p;
+}
+
+/** The element showing a message's media: an inline image, or an audio player. */
+function mediaElement(m) {
+  const id = m.media?.id || m.media_id;
+  if (!id) return null;
+  const key = `${m.client_id || m.id}:${id}`;
+  let el = mediaEls.get(key);
+  if (el) return el;
+  if (m.kind === 'image') {
+    el = h('img', { class: 'media-img', alt: m.media?.filename || 'picture', dataset: { mediaId: id } });
+    if (m.media?.width && m.media?.height) {
+      el.width = Math.min(m.media.width, 320);
+      el.style.aspectRatio = `${m.media.width} / ${m.media.height}`;
+      el.style.height = 'auto';
+    }
+  } else if (['voice', 'audio'].includes(m.kind)) {
+    el = h('audio', { class: 'media-audio', controls: true, preload: 'metadata', dataset: { mediaId: id } });
+    // a recording without a duration in its header (WebM from MediaRecorder) reports
+    // Infinity until the player has seen its end: seek there once, then back
+    el.addEventListener('loadedmetadata', () => {
+      if (el.duration !== Infinity) return;
+      el.addEventListener('durationchange', () => { el.currentTime = 0; }, { once: true });
+      el.currentTime = 1e9;
+    });
+  } else {
+    return null;
+  }
+  mediaEls.set(key, el);
+  mediaUrl(id).then((url) => { el.src = url; }).catch(() => { el.dataset.failed = '1'; });
+  return el;
+}
+
+let recorder = null; // the voice note being recorded: {rec, chunks, stream, cid}
+
+/** The record button: the first click starts recording the microphone, the second
+ * stops and sends it as a voice note (Ogg/Opus where the browser can, else WebM). */
+async function toggleRecording() {
+  const btn = $('#record-btn');
+  if (recorder) { recorder.rec.stop(); return; }
+  if (!ui.open || typeof MediaRecorder === 'undefined') return;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (e) {
+    $('#media-error').textContent = `No microphone: ${e.message}`;
+    return;
+  }
+  const type = ['audio/ogg;codecs=opus', 'audio/webm;codecs=opus', 'audio/webm']
+    .find((t) => MediaRecorder.isTypeSupported(t));
+  const rec = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+  const cur = (recorder = { rec, chunks: [], stream, cid: ui.open });
+  rec.addEventListener('dataavailable', (e) => { if (e.data.size) cur.chunks.push(e.data); });
+  rec.addEventListener('stop', () => {
+    recorder = null;
+    stream.getTracks().forEach((t) => t.stop());
+    btn.classList.remove('recording');
+    btn.textContent = 'Voice';
+    const mime = rec.mimeType || type || 'audio/webm';
+    const blob = new Blob(cur.chunks, { type: mime });
+    if (blob.size) sendMedia(cur.cid, 'voice', blob, `voice.${mime.includes('ogg') ? 'ogg' : 'webm'}`);
+  });
+  rec.start();
+  btn.classList.add('recording');
+  btn.textContent = 'Stop & send';
+}
+
 function sendMessage(cid, body) {
   const item = {
     conversation_id: cid, client_id: randomId(), kind: 'text', body,
@@ -478,8 +613,10 @@ function sendMessage(cid, body) {
 function pushSend(item) {
   if (inflight.has(item.client_id) || !userCh) return;
   inflight.add(item.client_id);
-  const { conversation_id, client_id, kind, body } = item;
-  userCh.push('message:send', { conversation_id, client_id, kind, body }, 15000)
+  const { conversation_id, client_id, kind, body, media_id } = item;
+  const payload = { conversation_id, client_id, kind, body };
+  if (media_id) payload.media_id = media_id;
+  userCh.push('message:send', payload, 15000)
     .receive('ok', (r) => {
       inflight.delete(client_id);
       if (r?.message) upsertMessage(r.message);
@@ -1012,7 +1149,7 @@ function renderChatList() {
     const peer = users.get(peerId(c));
     const preview = !last ? 'No messages yet'
       : last.deleted ? 'message deleted'
-        : `${idOf(last.sender_id) === me ? 'You: ' : c.kind === 'group' ? `${userName(last.sender_id)}: ` : ''}${last.body ?? `[${last.kind}]`}`;
+        : `${idOf(last.sender_id) === me ? 'You: ' : c.kind === 'group' ? `${userName(last.sender_id)}: ` : ''}${last.body ?? KIND_LABEL[last.kind] ?? `[${last.kind}]`}`;
     const unread = c.unread_count || 0;
     return h('li', {
       class: `chat${ui.open === c.id ? ' open' : ''}${unread ? ' has-unread' : ''}`,
@@ -1077,12 +1214,15 @@ function renderConversation() {
   const items = msgs.map((m) => {
     const mine = idOf(m.sender_id) === me;
     const st = mine ? statusOf(m) : null;
+    const media = m.deleted ? null : mediaElement(m);
     return h('li', {
       class: `msg ${mine ? 'mine' : 'theirs'}${m.deleted ? ' deleted' : ''}`,
       dataset: { seq: m.seq ?? '', clientId: m.client_id ?? '', id: m.id ?? '' },
     },
     !mine && conv?.kind === 'group' ? h('div', { class: 'sender' }, userName(m.sender_id)) : null,
-    h('div', { class: 'body' }, m.deleted ? 'message deleted' : (m.body ?? `[${m.kind}]`)),
+    media,
+    m.deleted || !media || m.body
+      ? h('div', { class: 'body' }, m.deleted ? 'message deleted' : (m.body ?? `[${m.kind}]`)) : null,
     h('div', { class: 'meta' },
       m.edited_at ? h('span', { class: 'muted' }, 'edited ') : null,
       h('time', { datetime: m.inserted_at }, fmtTime(m.inserted_at)),
@@ -1283,6 +1423,13 @@ function wireUi() {
       loadEarlier(ui.open).catch(() => {});
     }
   });
+  $('#attach-btn').addEventListener('click', () => $('#attach-input').click());
+  $('#attach-input').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    e.target.value = '';
+    if (file && ui.open) sendMedia(ui.open, 'image', file, file.name);
+  });
+  $('#record-btn').addEventListener('click', () => toggleRecording());
   $('#message-input').addEventListener('input', (e) => sendTyping(e.target.value ? 'start' : 'stop'));
   $('#composer').addEventListener('submit', (e) => {
     e.preventDefault();

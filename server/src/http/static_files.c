@@ -100,12 +100,13 @@ bool static_files_serve_root(sb_req *req, const char *root, const char *p)
     const char *mime = mime_for(full);
     char etag[64], hdrs[512];
     snprintf(etag, sizeof etag, "\"%lx-%lx\"", (unsigned long)st.st_mtime, (unsigned long)st.st_size);
-    /* pages get a CSP: scripts, styles and sockets from this origin only */
+    /* pages get a CSP: scripts, styles and sockets from this origin only; pictures
+     * and voice notes also from blob: URLs (media is fetched with the token) */
     snprintf(hdrs, sizeof hdrs,
              "etag: %s\r\ncache-control: no-cache\r\nx-content-type-options: nosniff\r\n%s", etag,
              strncmp(mime, "text/html", 9) == 0
                  ? "content-security-policy: default-src 'self'; connect-src 'self' ws: wss:; "
-                   "img-src 'self' data: blob:; frame-ancestors 'none'\r\n"
+                   "img-src 'self' data: blob:; media-src 'self' blob:; frame-ancestors 'none'\r\n"
                    "referrer-policy: no-referrer\r\n"
                  : "");
     const char *inm = http_req_header(req, "if-none-match");

@@ -38,8 +38,8 @@
 #include "net/reactor.h"
 #include "store/db.h"
 
-#define CHUNK (256 * 1024)     /* bytes per file read */
-#define LOW (256 * 1024)       /* read on when at most this much is queued */
+#define CHUNK (128 * 1024)     /* bytes per file read (32 downloads hold ~8 MiB: P11) */
+#define LOW (128 * 1024)       /* read on when at most this much is queued */
 #define MULTIPART_SLACK 65536  /* multipart framing allowed on top of the file */
 
 /* ------------------------------------------------------------------------ */
