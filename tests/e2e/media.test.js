@@ -16,7 +16,7 @@ const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { startServer, slow } = require('./lib/server');
+const { startServer, slow, isSanitizerBuild } = require('./lib/server');
 const { BASE_ENV, waitForDatabase, api, assertError, signupMany, until } = require('./lib/api');
 
 const T = { timeout: 300000 };
@@ -190,7 +190,12 @@ describe('media', () => {
     assert.equal(bytes, size);
     assert.equal(h2.digest('hex'), m.sha256);
     const growth = (peak - base) / 1024;
-    assert.ok(growth < 8, `RSS grew ${growth.toFixed(1)} MiB while 50 MiB streamed (upload peak +${((upPeak - base) / 1024).toFixed(1)} MiB)`);
+    // release: < 8 MiB. ASan keeps per-thread allocator caches and a
+    // quarantine (the libuv pool's threads free what the reactor allocated),
+    // measured 16-21 MiB here for this 50 MiB file: the bound there proves
+    // the 50 MiB are not held whole.
+    const bound = isSanitizerBuild() ? 32 : 8;
+    assert.ok(growth < bound, `RSS grew ${growth.toFixed(1)} MiB while 50 MiB streamed (upload peak +${((upPeak - base) / 1024).toFixed(1)} MiB; bound ${bound})`);
     assert.deepEqual(fs.readdirSync(path.join(dirA, 'tmp')), []);
   });
 
