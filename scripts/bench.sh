@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: measures the performance targets P1..P9, P11 and P12 (shared/spec/targets.md)
+# `make bench`: measures the performance targets P1..P12 (shared/spec/targets.md)
 # with the project's load generator (loadtest/, sbload) against the release
 # build, measures the references in the same run (pgbench, redis-benchmark,
 # wrk, nginx), and prints every figure next to its target and reference as a ratio.
@@ -13,6 +13,7 @@
 # could not run at all or the smoke run's checks fail; a missed target is
 # reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
 # separated scenario names to run, e.g. "p1 p3"; r12 = the disconnect storm,
+# p10 = pushes to the fake FCM beside h2load,
 # fanout = presence fan-out in a 1,000-member group).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -402,6 +403,29 @@ bench_calls() {
   stop_group "$pids"
 }
 
+# ---- P10: pushes per second to the fake FCM, beside h2load ------------------------------------
+# scripts/bench_p10.js: the tests' fake FCM (tests/e2e/lib/fake_fcm.js, HTTP/2
+# over TLS) in a process of its own; h2load (nghttp2-client) sends FCM v1
+# requests to it over 2 connections x 100 streams (the reference); then the
+# server (push on, pointed at the same fake) pushes a group's messages to its
+# offline members' devices: the fake holds them until all are decided, then
+# releases them and the rate of the pushes after the release is measured.
+bench_p10() {
+  [ "$PG_OK" = 1 ] || { note "P10: no bench database"; return 1; }
+  command -v h2load >/dev/null || { note "P10: h2load not installed (nghttp2-client; scripts/deps.sh)"; return 1; }
+  [ -d tests/e2e/node_modules ] || { note "P10: tests/e2e/node_modules missing (npm install in tests/e2e)"; return 1; }
+  local members=50 messages=400
+  [ "$SCALE" = smoke ] && { members=20; messages=30; }
+  echo "bench: p10_push: $members members (one device each, offline), $messages messages" >&2
+  SB_BIN="$BIN" SB_TEST_DATABASE_URL="$PG_URL" SB_E2E_ARTIFACTS="$LOG" \
+    node scripts/bench_p10.js --bin "$BIN" --members "$members" --messages "$messages" \
+    --out "$OUT/p10_push.json" --log "$LOG" > "$LOG/p10.out" 2> "$LOG/p10.err"
+  local rc=$?
+  grep -v '^RESULT ' "$LOG/p10.out" | sed 's/^/    /' >&2
+  [ "$rc" = 0 ] || note "P10: $(grep '^RESULT ' "$LOG/p10.out" | sed -E 's/.*"error":"([^"]*)".*/\1/' | head -c 300) $(tail -n 2 "$LOG/p10.err" | tr '\n' ' ')"
+  [ -s "$OUT/p10_push.json" ]
+}
+
 # ---- P12: search and export over a seeded corpus --------------------------------------------
 # The corpus (scripts/bench_p12.sql, generate_series in SQL) is made once per
 # scale and kept in switchboard_bench (table bench_p12). Search: wrk with 50
@@ -705,6 +729,7 @@ fi
 want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p9 && bench_calls
+want p10 && bench_p10
 want p11 && bench_p11
 want p12 && bench_p12
 want r12 && bench_r12

@@ -267,6 +267,21 @@ if p9:
         problems.append(f"p9_calls: {c.get('failed')} failed calls, {c.get('error_replies')} error replies, "
                         f"{c.get('http_errors')} HTTP errors")
 
+p10 = load("p10_push")
+if p10:
+    ref = p10.get("ref_h2load_rps") or 0
+    row("P10", f"pushes/s server -> fake FCM, HTTP/2 + TLS ({p10.get('pushes_expected', 0):,} pushes)",
+        p10.get("pushes_per_s"), "/s", ref * 0.5 if ref else None, True,
+        f"h2load same endpoint: {ref:,.0f} req/s (target: 50 %)", ref)
+    row("P10", "  pushes sent twice (libcurl replays on a GOAWAY)",
+        p10.get("duplicates"), "", None, None)
+    if not p10.get("ok"):
+        problems.append(f"p10_push: {p10.get('error') or 'not every push arrived'} "
+                        f"({p10.get('pushes_accepted')}/{p10.get('pushes_expected')}, problems {p10.get('problems')})")
+elif "p10" in os.environ.get("BENCH_ONLY", "p10").split() or not os.environ.get("BENCH_ONLY"):
+    if os.path.exists(os.path.join(out, "log", "p10.out")):
+        problems.append("p10_push: no result")
+
 for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p3_fanout_cluster", p3c), ("p3_fanout_cluster_w1", p3cw), ("p4_sends", p4), ("p5_cluster", p5),
                 ("p7_soak", p7), ("p8_presence", p8), ("p9_calls", p9), ("p9_ping_ref", p9r)):
     if r is not None:
@@ -330,7 +345,7 @@ for r in rows:
         ref += f"  [{(v / rv if r['at_least'] else rv / v):.2f}x the reference]"
     lines.append(f"{r['id']:3} {r['figure'][:66]:66} {fmt(v, r['unit']):>16} {tgt:>16} {ratio:>6} {verdict:4} {ref}")
 measured = {r["id"] for r in rows}
-for pid, why in (("P4", "sends"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search")):
+for pid, why in (("P4", "sends"), ("P10", "push"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search")):
     if pid not in measured:
         lines.append(f"{pid:3} not measured in this run ({why}): see notes below")
 try:

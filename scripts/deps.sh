@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(build-essential pkg-config libuv1-dev node-llhttp libwslay-dev libpq-dev
   libhiredis-dev libjansson-dev libssl-dev openssl libcurl4-openssl-dev libargon2-dev libcmocka-dev
   postgresql redis-server coturn nodejs npm clang libclang-rt-14-dev wrk nginx gnuplot-nox curl python3
-  chromium prometheus)
+  chromium prometheus nghttp2-client)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -5,7 +5,8 @@
 // ciphertext, the sender's own devices, the alert throttle, the 4 KB cut),
 // calls and call_cancel, FCM's answers (dead tokens, re-registration, 400,
 // 403, 503, 429 + Retry-After, malformed), the OAuth token's expiry and
-// 401, a refused JWT, a hanging FCM delaying nothing, bad key files.
+// 401, a refused JWT, a hanging FCM delaying nothing, the bounded queue
+// (oldest message pushes dropped first, call pushes kept), bad key files.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -44,6 +45,15 @@ async function metric(srv, name, labels = '') {
   const want = labels ? `${name}{${labels}} ` : `${name} `;
   const line = text.split('\n').find((l) => l.startsWith(want));
   return line ? Number(line.slice(want.length)) : 0;
+}
+
+// until() for an async predicate (a /metrics read)
+async function untilAsync(pred, ms, what) {
+  const deadline = Date.now() + ms * F;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(50);
+  }
 }
 
 const ptoken = () => `fcm-${crypto.randomBytes(24).toString('base64url')}`;
@@ -356,6 +366,70 @@ describe('push on one node', () => {
       assert.ok(liveMs < 1000 * F, `live delivery took ${liveMs} ms`);
     } finally {
       fake.defaultReply = null;
+    }
+  });
+});
+
+describe('push queue bound', () => {
+  test('a full queue drops the oldest message pushes first and counts them; call pushes are never dropped for message pushes', T, async () => {
+    await waitForDatabase();
+    const fake = await FakeFcm.start();
+    // one push in flight at a time, three waiting at most; a push not answered
+    // is not timed out (and re-queued) while the queue is being filled
+    const srv = await startServer({
+      name: 'push-queue',
+      env: pushEnv(fake, { SB_FCM_QUEUE_MAX: '3', SB_FCM_CONCURRENCY: '1', SB_FCM_TIMEOUT_MS: String(120000 * F) }),
+    });
+    let release = () => {};
+    try {
+      const a = await signup(srv, { display_name: 'Queue Sender' });
+      const b = await signup(srv);
+      const d = await addDevice(srv, b);
+      const conv = await direct(srv, a, b);
+      const dropped = () => metric(srv, 'sb_push_results_total', 'result="dropped"');
+      const queued = () => metric(srv, 'sb_push_queued');
+      const base = await dropped();
+      // the first push to b's device hangs at the fake until released
+      fake.script(d.token, [{ until: new Promise((r) => { release = r; }) }]);
+      const m = [await send(srv, a, conv.id, { body: 'm1' })];
+      await until(() => fake.requestsTo(d.token).length === 1, 15000, 'the first push in flight');
+      // three more wait in the queue (each awaited, so "oldest" is well defined)
+      for (let i = 2; i <= 4; i++) {
+        m.push(await send(srv, a, conv.id, { body: `m${i}` }));
+        const want = i - 1;
+        await untilAsync(async () => (await queued()) === want, 15000, `${want} pushes queued`);
+      }
+      assert.equal(await dropped(), base, 'nothing dropped below the bound');
+      // a call invitation with the queue full: the oldest message push (m2) goes
+      const { call } = await startCall(srv, a, { user_id: b.id, media: 'audio' });
+      await untilAsync(async () => (await dropped()) === base + 1, 15000, 'm2 dropped for the call push');
+      // three more messages: each drops the oldest message push left (m3, m4, m5), never the call's
+      for (let i = 5; i <= 7; i++) {
+        m.push(await send(srv, a, conv.id, { body: `m${i}` }));
+        const want = base + i - 3;
+        await untilAsync(async () => (await dropped()) === want, 15000, `${i - 3} message pushes dropped`);
+        assert.equal(await queued(), 3, 'the queue stays at its bound');
+      }
+      assert.equal(fake.requestsTo(d.token).length, 1, 'still only the first push in flight');
+      release();
+      // the call push and the newest messages arrive; the dropped ones never do
+      await until(() => fake.sendsTo(d.token).some((s) => s.message.data.type === 'call')
+        && fake.sendsTo(d.token).filter((s) => s.message.data.type === 'message').length === 3, 30000, 'the queue drained');
+      await quiet();
+      const sent = fake.sendsTo(d.token);
+      const msgIds = sent.filter((s) => s.message.data.type === 'message').map((s) => s.message.data.message_id);
+      assert.deepEqual(msgIds.sort(), [m[0].id, m[5].id, m[6].id].sort(), 'm1 (in flight), m6, m7 delivered; m2..m5 dropped');
+      const calls = sent.filter((s) => s.message.data.type === 'call');
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].message.data.call_id, call.id);
+      assert.equal(calls[0].message.android.priority, 'high');
+      assert.equal(await dropped(), base + 4, 'four message pushes dropped and counted');
+      assert.equal(await queued(), 0);
+      assert.deepEqual(fake.problems, []);
+    } finally {
+      release();
+      await srv.stop();
+      await fake.close();
     }
   });
 });

@@ -84,7 +84,9 @@ char *push_payload_message(const push_payload_msg *m)
         if (n <= toklen + PUSH_PAYLOAD_MAX || !preview || cut == 0) return s;
         free(s);
         size_t excess = n - toklen - PUSH_PAYLOAD_MAX;
-        plen = cut > excess ? cut - excess : 0; /* escapes may need another round */
+        /* escapes may need another round; when they more than double the
+         * text, halve it rather than losing the preview */
+        plen = cut > excess ? cut - excess : cut / 2;
     }
     return NULL;
 }
