@@ -28,6 +28,7 @@
 #include "net/conn.h"
 #include "phoenix/longpoll.h"
 #include "phoenix/phx_connect.h"
+#include "phoenix/phx_origin.h"
 #include "phoenix/phx_websocket.h"
 #include "phoenix/phx_fanout.h"
 #include "phoenix/phx_socket.h"
@@ -147,6 +148,11 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
+    char origin_err[256];
+    if (phx_origin_list_check(g_config.allowed_origins, origin_err, sizeof origin_err) != 0) {
+        fprintf(stderr, "switchboard: bad SB_ALLOWED_ORIGINS: %s\n", origin_err);
+        return 2;
+    }
     char turn_err[256];
     if (turn_config_check(turn_err, sizeof turn_err) != 0) {
         fprintf(stderr, "switchboard: bad TURN settings (SB_TURN_URIS, SB_TURN_SECRET, SB_TURN_TTL): %s\n", turn_err);
