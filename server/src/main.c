@@ -124,8 +124,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (once) return;
     once = true;
     log_msg(LOG_INFO, "shutting_down", "signal", json_integer(signum), NULL);
-    bus_redis_shutdown();
-    reactor_shutdown_all();
+    reactor_shutdown_all(); /* the bus says goodbye once the drain is over (reactor_set_drained_hook) */
     uv_close((uv_handle_t *)h, NULL);
     uv_signal_t *other = h->data;
     if (other && !uv_is_closing((uv_handle_t *)other)) uv_close((uv_handle_t *)other, NULL);
@@ -207,6 +206,7 @@ static int cmd_serve(int argc, char **argv)
     presence_cluster_init();
     push_metrics_register();
     if (register_hooks() != 0 || push_register() != 0) return 1;
+    reactor_set_drained_hook(bus_redis_shutdown);
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
     int rc = reactor_start_all(g_config.reactors, g_config.host, g_config.port, g_config.admin_host,
