@@ -73,6 +73,12 @@ static void readyz(sb_req *req)
                           "redis", redis);
     json_t *bus = bus_redis_stats();
     if (bus) json_object_set_new(o, "bus", bus);
+    if (tls_enabled()) {
+        uint64_t full, resumed;
+        tls_stats(&full, &resumed);
+        json_object_set_new(o, "tls", json_pack("{s:I,s:I}", "handshakes_full", (json_int_t)full,
+                                                "handshakes_resumed", (json_int_t)resumed));
+    }
     http_respond_json(req, db_ok ? 200 : 503, o);
 }
 
@@ -128,6 +134,17 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)h, NULL);
     uv_signal_t *other = h->data;
     if (other && !uv_is_closing((uv_handle_t *)other)) uv_close((uv_handle_t *)other, NULL);
+    uv_signal_t *hup = uv_default_loop()->data;
+    if (hup && !uv_is_closing((uv_handle_t *)hup)) uv_close((uv_handle_t *)hup, NULL);
+    tls_watch_stop();
+}
+
+/* SIGHUP: the TLS certificate and key are read again (net/tls.h). */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    tls_reload("sighup");
 }
 
 static void *watchdog(void *arg)
@@ -231,6 +248,11 @@ static int cmd_serve(int argc, char **argv)
     sint.data = &sterm;
     uv_signal_start(&sterm, on_signal, SIGTERM);
     uv_signal_start(&sint, on_signal, SIGINT);
+    uv_signal_t shup;
+    uv_signal_init(loop, &shup);
+    uv_signal_start(&shup, on_hup, SIGHUP);
+    loop->data = &shup;
+    tls_watch_start(loop);
     uv_run(loop, UV_RUN_DEFAULT);
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, NULL);
