@@ -29,6 +29,7 @@
 #include "net/conn.h"
 #include "phoenix/longpoll.h"
 #include "phoenix/phx_connect.h"
+#include "phoenix/phx_origin.h"
 #include "phoenix/phx_websocket.h"
 #include "phoenix/phx_fanout.h"
 #include "phoenix/phx_socket.h"
@@ -75,6 +76,12 @@ static void readyz(sb_req *req)
                           "redis", redis);
     json_t *bus = bus_redis_stats();
     if (bus) json_object_set_new(o, "bus", bus);
+    if (tls_enabled()) {
+        uint64_t full, resumed;
+        tls_stats(&full, &resumed);
+        json_object_set_new(o, "tls", json_pack("{s:I,s:I}", "handshakes_full", (json_int_t)full,
+                                                "handshakes_resumed", (json_int_t)resumed));
+    }
     http_respond_json(req, db_ok ? 200 : 503, o);
 }
 
@@ -126,11 +133,21 @@ static void on_signal(uv_signal_t *h, int signum)
     if (once) return;
     once = true;
     log_msg(LOG_INFO, "shutting_down", "signal", json_integer(signum), NULL);
-    bus_redis_shutdown();
-    reactor_shutdown_all();
+    reactor_shutdown_all(); /* the bus says goodbye once the drain is over (reactor_set_drained_hook) */
     uv_close((uv_handle_t *)h, NULL);
     uv_signal_t *other = h->data;
     if (other && !uv_is_closing((uv_handle_t *)other)) uv_close((uv_handle_t *)other, NULL);
+    uv_signal_t *hup = uv_default_loop()->data;
+    if (hup && !uv_is_closing((uv_handle_t *)hup)) uv_close((uv_handle_t *)hup, NULL);
+    tls_watch_stop();
+}
+
+/* SIGHUP: the TLS certificate and key are read again (net/tls.h). */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    tls_reload("sighup");
 }
 
 static void *watchdog(void *arg)
@@ -150,6 +167,11 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (tls_init() != 0) return 2; /* SB_TLS_CERT / SB_TLS_KEY */
+    char origin_err[256];
+    if (phx_origin_list_check(g_config.allowed_origins, origin_err, sizeof origin_err) != 0) {
+        fprintf(stderr, "switchboard: bad SB_ALLOWED_ORIGINS: %s\n", origin_err);
+        return 2;
+    }
     char turn_err[256];
     if (turn_config_check(turn_err, sizeof turn_err) != 0) {
         fprintf(stderr, "switchboard: bad TURN settings (SB_TURN_URIS, SB_TURN_SECRET, SB_TURN_TTL): %s\n", turn_err);
@@ -206,6 +228,7 @@ static int cmd_serve(int argc, char **argv)
     presence_cluster_init();
     push_metrics_register();
     if (register_hooks() != 0 || push_register() != 0) return 1;
+    reactor_set_drained_hook(bus_redis_shutdown);
     if (bus_redis_start() != 0) return 2;
     int port = 0, admin_port = -1;
     int rc = reactor_start_all(g_config.reactors, g_config.host, g_config.port, g_config.admin_host,
@@ -230,6 +253,11 @@ static int cmd_serve(int argc, char **argv)
     sint.data = &sterm;
     uv_signal_start(&sterm, on_signal, SIGTERM);
     uv_signal_start(&sint, on_signal, SIGINT);
+    uv_signal_t shup;
+    uv_signal_init(loop, &shup);
+    uv_signal_start(&shup, on_hup, SIGHUP);
+    loop->data = &shup;
+    tls_watch_start(loop);
     uv_run(loop, UV_RUN_DEFAULT);
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, NULL);

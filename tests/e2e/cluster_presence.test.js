@@ -71,7 +71,10 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
     await waitForDatabase();
     redis = await startRedis();
     nodes = await startCluster(3, {
-      redis, name: 'cluster_presence', env: { ...BASE_ENV, SB_RATELIMIT_TYPING: '1000/1' },
+      // SB_DRAIN_MS 0: a stopping node closes its sockets at once (the spread
+      // drain, whose viewers leave as their sockets close, is shutdown.test.js's
+      // and balancer.test.js's), so its goodbye follows at once
+      redis, name: 'cluster_presence', env: { ...BASE_ENV, SB_RATELIMIT_TYPING: '1000/1', SB_DRAIN_MS: '0' },
     });
     await waitClusterUp(nodes);
     for (let i = 0; i < 7; i++) users.push(await signup(nodes[i % 3]));

@@ -1,7 +1,9 @@
 'use strict';
 // Target R6: on SIGTERM the server stops accepting, closes every socket with
 // 1001 (going away; phoenix.js reconnects elsewhere) and exits with code 0
-// within 10 s.
+// within 10 s. The closes are spread over SB_DRAIN_MS (issue 18), so the
+// reconnect wave reaching the other nodes is spread too; the sockets not yet
+// closed keep working meanwhile.
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -11,7 +13,7 @@ const { Socket } = require('phoenix');
 const { startServer, slow } = require('./lib/server');
 const { Client, joinEcho } = require('./lib/frames');
 const { RawWs, get } = require('./lib/raw');
-const { socketPath, v1Reply, sleep } = require('./lib/phx');
+const { socketPath, v1Reply, sleep, waitFor } = require('./lib/phx');
 
 function connectRefusedOrRejected(port) {
   return new Promise((resolve) => {
@@ -138,6 +140,56 @@ describe('shutdown on SIGTERM', () => {
       assert.equal(r.code, 0);
       await held;
     } finally {
+      await srv.stop({ signal: 'SIGKILL' });
+    }
+  });
+
+  test('the 1001 closes are spread evenly over SB_DRAIN_MS; sockets still open keep working', { timeout: 60000 }, async () => {
+    const DRAIN = 3000;
+    const N = 60;
+    const srv = await startServer({ name: 'shutdown_drain', env: { SB_DRAIN_MS: String(DRAIN), SB_SHUTDOWN_MS: '8000' } });
+    const socks = [];
+    try {
+      for (let i = 0; i < N; i++) {
+        const ws = new WebSocket(srv.wsUrl(socketPath({ token: srv.token(`d${i}`) })));
+        const rec = { ws, code: null, at: null, replies: 0 };
+        ws.on('close', (code) => { rec.code = code; rec.at = Date.now(); });
+        ws.on('message', (m) => { if (String(m).includes('phx_reply')) rec.replies++; });
+        ws.on('error', () => {});
+        await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+        socks.push(rec);
+      }
+      const t0 = Date.now();
+      process.kill(srv.pid, 'SIGTERM');
+      // while the drain runs, the sockets not yet closed are served: each
+      // open socket sends a heartbeat every 100 ms and must get its reply
+      let ref = 0;
+      const pinger = setInterval(() => {
+        for (const s of socks) if (s.code === null && s.ws.readyState === WebSocket.OPEN) s.ws.send(JSON.stringify([null, String(++ref), 'phoenix', 'heartbeat', {}]));
+      }, 100);
+      await waitFor(() => socks.every((s) => s.code !== null), 12000 * slow(), 'every socket closed');
+      clearInterval(pinger);
+      const exit = await Promise.race([srv.exited, sleep(10000 * slow()).then(() => null)]);
+      assert.ok(exit && exit.code === 0, `exit ${JSON.stringify(exit)}\n${srv.tail()}`);
+      assert.ok(exit.at - t0 <= 10000 * slow(), `exited ${exit.at - t0} ms after SIGTERM (R6: 10 s)`);
+      const codes = socks.map((s) => s.code);
+      assert.deepEqual([...new Set(codes)], [1001], `close codes ${codes}`);
+      const at = socks.map((s) => s.at - t0).sort((a, b) => a - b);
+      // evenly: a quarter of the window holds about a quarter of the closes
+      const quarters = [0, 0, 0, 0];
+      for (const t of at) quarters[Math.min(3, Math.floor((t / DRAIN) * 4))]++;
+      const report = `closes at ${at.join(',')} ms; per quarter ${quarters}`;
+      assert.ok(at[0] < DRAIN * 0.25, `first close late: ${report}`);
+      assert.ok(at[N - 1] >= DRAIN * 0.75, `the closes are not spread (all within ${at[N - 1]} ms): ${report}`);
+      assert.ok(at[N - 1] <= DRAIN + 2000 * slow(), `last close too late: ${report}`);
+      for (const q of quarters) assert.ok(q >= N * 0.1 && q <= N * 0.45, `uneven: ${report}`);
+      // the late ones were served while they waited
+      const late = socks.filter((s) => s.at - t0 > DRAIN / 2);
+      assert.ok(late.length > 0);
+      for (const s of late) assert.ok(s.replies >= 3, `a socket still open during the drain got ${s.replies} heartbeat replies`);
+      assert.equal(srv.logsMatching(/"draining"/).length, 1, 'the drain is logged');
+    } finally {
+      for (const s of socks) s.ws.terminate();
       await srv.stop({ signal: 'SIGKILL' });
     }
   });

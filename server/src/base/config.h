@@ -48,11 +48,18 @@ typedef struct sb_config {
     uint64_t idle_timeout_ms; /* Phoenix socket idle timeout */
     uint64_t longpoll_window_ms;
     uint64_t shutdown_ms;
+    uint64_t drain_ms;         /* SIGTERM: sockets closed with 1001 spread over this window */
     int argon2_t_cost;
     int argon2_m_kib;
     char tls_cert[512];        /* PEM chain: TLS on the public listener (with tls_key) */
     char tls_key[512];
     uint64_t tls_handshake_ms; /* longest TLS handshake */
+    char tls_ciphers[1024];    /* TLS 1.2 cipher list (OpenSSL syntax) */
+    char tls_ciphersuites[512];/* TLS 1.3 suites (OpenSSL syntax) */
+    uint64_t tls_reload_check_s; /* seconds between checks of the cert/key files (0 = only SIGHUP) */
+    char tls_ticket_key_file[512]; /* shared session-ticket keys (several nodes), else random per process */
+    uint64_t tls_ticket_rotate_s;  /* lifetime of a random ticket key before a new one encrypts */
+    char allowed_origins[4096];  /* Origins allowed to open sockets ("": the same site) */
     size_t message_max_bytes;  /* largest message body / caption, bytes */
     char ratelimit_send[32];   /* message sends per user, "N/S" */
     char ratelimit_typing[32]; /* typing events per user and conversation, "N/S" */

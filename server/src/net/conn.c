@@ -58,6 +58,7 @@ static void list_add(reactor *r, sb_conn *c)
 
 static void list_del(reactor *r, sb_conn *c)
 {
+    if (r->drain_next == c) r->drain_next = c->next;
     if (c->prev) c->prev->next = c->next;
     else r->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -464,9 +465,24 @@ void conn_shutdown_all(reactor *r)
 {
     for (sb_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
-        if (c->closing || c->draining) continue;
+        if (c->closing || c->draining || c->shut) continue;
+        c->shut = true;
         if (c->h->shutdown) c->h->shutdown(c);
     }
+}
+
+uint64_t conn_shutdown_next(reactor *r, uint64_t k)
+{
+    uint64_t n = 0;
+    while (n < k && r->drain_next) {
+        sb_conn *c = r->drain_next;
+        r->drain_next = c->next;
+        if (c->closing || c->draining || c->shut) continue;
+        c->shut = true;
+        if (c->h->shutdown) c->h->shutdown(c);
+        n++;
+    }
+    return n;
 }
 
 void conn_peer_ip(sb_conn *c, char *out, size_t outlen)

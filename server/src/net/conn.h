@@ -59,6 +59,7 @@ typedef struct sb_conn {
     bool dirty;
     bool close_after_flush;
     bool read_paused;
+    bool shut;                     /* its protocol's shutdown ran (server shutdown) */
     struct tls_conn *tls;          /* TLS state on a TLS listener (tls.c), else NULL */
     /* one-shot: called once the unwritten bytes fall to drain_below or less
      * after a write (a streamed response's back-pressure; conn_on_drain) */
@@ -97,8 +98,13 @@ void conn_drop_unsent(sb_conn *c);
 void conn_flush_dirty(reactor *r);
 /* Housekeeping once a second: idle and stuck connections are closed. */
 void conn_sweep(reactor *r);
-/* Begins shutdown for every connection of r (each protocol's shutdown). */
+/* Begins shutdown for every connection of r not told yet (each protocol's
+ * shutdown). */
 void conn_shutdown_all(reactor *r);
+/* Begins shutdown for the next k connections of r not told yet, walking
+ * from r->drain_next (set it to r->conns first). Returns how many were
+ * told (fewer than k: the walk reached the end). */
+uint64_t conn_shutdown_next(reactor *r, uint64_t k);
 /* Takes the reserve descriptor used to shed connections on EMFILE. */
 void conn_init_spare(void);
 /* Peer address as text into out. */

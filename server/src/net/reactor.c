@@ -3,6 +3,7 @@
 #include "net/reactor.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,12 +187,47 @@ int reactor_start_all(int n, const char *host, int port, const char *admin_host,
 
 /* ---- shutdown ---- */
 
+static void (*g_drained_hook)(void);
+static atomic_int g_ndrained; /* reactors whose connections are all gone */
+
+void reactor_set_drained_hook(void (*fn)(void)) { g_drained_hook = fn; }
+
+static void drained_task(void *arg)
+{
+    (void)arg;
+    if (g_drained_hook) g_drained_hook();
+}
+
+uint64_t reactor_drain_ms(void)
+{
+    uint64_t cap = g_config.shutdown_ms > 1000 ? g_config.shutdown_ms - 1000 : 0;
+    return g_config.drain_ms < cap ? g_config.drain_ms : cap;
+}
+
+/* Every DRAIN_STEP_MS during shutdown: tells the connections due by now to
+ * close (an even share of the window each step), then stops the loop when
+ * none is left or the shutdown deadline passed. */
+#define DRAIN_STEP_MS 10
 static void stop_when_done(uv_timer_t *t)
 {
     reactor *r = t->data;
-    uint64_t now = uv_now(&r->loop);
-    bool deadline = now - r->stop_ms >= g_config.shutdown_ms;
-    if (r->nconns == 0 || deadline) {
+    uint64_t now = uv_now(&r->loop), elapsed = now - r->stop_ms, drain = reactor_drain_ms();
+    if (r->drain_done < r->drain_total) {
+        uint64_t due = elapsed >= drain ? r->drain_total : r->drain_total * elapsed / drain;
+        if (due > r->drain_done) {
+            uint64_t n = conn_shutdown_next(r, due - r->drain_done);
+            r->drain_done = n < due - r->drain_done ? r->drain_total : due; /* none left: done */
+        }
+        if (r->drain_done >= r->drain_total) conn_shutdown_all(r); /* any the walk missed */
+    }
+    bool deadline = elapsed >= g_config.shutdown_ms;
+    if (!r->drained && ((r->nconns == 0 && r->drain_done >= r->drain_total) || deadline)) {
+        r->drained = true;
+        r->linger = 5; /* reactor 0: a few steps for the hook's work (the bus's goodbye) to go out */
+        if (atomic_fetch_add(&g_ndrained, 1) + 1 == reactor_count) reactor_post(&reactor_all[0], drained_task, NULL);
+    }
+    bool done = r->drained && (r->id != 0 || (atomic_load(&g_ndrained) == reactor_count && r->linger-- <= 0));
+    if (done || deadline) {
         if (deadline)
             for (sb_conn *c = r->conns, *next; c; c = next) {
                 next = c->next;
@@ -212,11 +248,20 @@ static void shutdown_task(void *arg)
     if (r->has_admin) uv_close((uv_handle_t *)&r->admin_listener, NULL);
     for (int i = 0; i < g_nhooks; i++)
         if (g_hooks[i]->stop) g_hooks[i]->stop(r);
-    conn_shutdown_all(r);
+    r->drain_next = r->conns;
+    r->drain_total = r->nconns;
+    r->drain_done = 0;
+    if (r->id == 0)
+        log_msg(LOG_INFO, "draining", "drain_ms", json_integer((json_int_t)reactor_drain_ms()),
+                "connections", json_integer((json_int_t)r->nconns), "reactor", json_integer(r->id), NULL);
+    if (reactor_drain_ms() == 0) {
+        conn_shutdown_all(r);
+        r->drain_done = r->drain_total;
+    }
     static _Thread_local uv_timer_t t;
     uv_timer_init(&r->loop, &t);
     t.data = r;
-    uv_timer_start(&t, stop_when_done, 20, 50);
+    uv_timer_start(&t, stop_when_done, 0, DRAIN_STEP_MS);
 }
 
 void reactor_shutdown_all(void)

@@ -47,6 +47,11 @@ typedef struct reactor {
     uint64_t nconns;
     bool stopping;
     uint64_t stop_ms;          /* loop time when shutdown began */
+    struct sb_conn *drain_next;/* shutdown: the next connection to send 1001 (conn.c) */
+    uint64_t drain_total;      /* shutdown: connections to close over the drain window */
+    uint64_t drain_done;       /* shutdown: how many of them were told so far */
+    bool drained;              /* shutdown: its connections are all gone (or the deadline passed) */
+    int linger;                /* shutdown, reactor 0: steps left after every reactor drained */
 } reactor;
 
 /* A module's hooks, each optional (NULL). They run on every reactor, in
@@ -92,9 +97,22 @@ int reactor_init_modules(reactor *r);
  * Writes the bound port to *bound_port. Returns 0 or a negative uv error. */
 int reactor_start_all(int n, const char *host, int port, const char *admin_host,
                       int admin_port, int *bound_port, int *bound_admin_port);
-/* Begins graceful shutdown on every reactor: stop accepting, close sockets
- * with 1001, then stop the loops. Thread-safe. */
+/* Begins graceful shutdown on every reactor: stop accepting (the listeners
+ * close), run the modules' stop hooks, then tell the connections to close
+ * (WebSockets: 1001) spread evenly over the drain window (SB_DRAIN_MS,
+ * capped at SB_SHUTDOWN_MS - 1 s), so that their reconnects reach the other
+ * nodes as a wave; the loops stop once every connection is gone, or at
+ * SB_SHUTDOWN_MS, when what is left is closed at once. Thread-safe. */
 void reactor_shutdown_all(void);
+/* Sets fn to run once (on reactor 0's thread) when every reactor's
+ * connections are gone during shutdown, or at the deadline: the Redis bus's
+ * goodbye, so that it keeps carrying messages to the clients still
+ * connected while they are drained. Reactor 0's loop runs a few more steps
+ * after it. Call before reactor_start_all. */
+void reactor_set_drained_hook(void (*fn)(void));
+/* The drain window in effect: SB_DRAIN_MS capped at SB_SHUTDOWN_MS - 1 s
+ * (0 when SB_SHUTDOWN_MS is 1 s or less: everything at once). */
+uint64_t reactor_drain_ms(void);
 /* Waits for every reactor thread to exit. */
 void reactor_join_all(void);
 

@@ -1,12 +1,20 @@
 /* tls.c — TLS on the public listener (see tls.h). */
 #include "net/tls.h"
 
+#include <errno.h>
 #include <openssl/buffer.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "base/config.h"
 #include "net/conn.h"
 #include "base/log.h"
@@ -33,8 +41,44 @@ typedef struct tls_wreq {
     char data[];
 } tls_wreq;
 
+/* Contexts. g_ctx is the newest (built on the main thread, which holds one
+ * reference); each reactor reads only its own g_rctx[id], which it swaps on
+ * its own thread (swap_task): a reload never frees a context another thread
+ * is about to SSL_new from. Live connections keep the context they started
+ * with (every SSL holds a reference to its SSL_CTX). */
+#define TLS_MAX_REACTORS 64
 static SSL_CTX *g_ctx;
+static SSL_CTX *g_rctx[TLS_MAX_REACTORS];
 static _Thread_local char t_plain[TLS_RECORD];
+
+/* Session-ticket keys (stateless resumption), shared by every reactor and
+ * every context generation: [0] encrypts new tickets, all decrypt. The
+ * layout of one key in SB_TLS_TICKET_KEY_FILE is nginx's 80-byte
+ * ssl_session_ticket_key: name, HMAC-SHA256 key, AES-256 key. */
+typedef struct tkey {
+    unsigned char name[16], mac[32], aes[32];
+} tkey;
+#define TKEY_FILE_BYTES 80
+#define TKEYS_MAX 8
+static tkey g_keys[TKEYS_MAX];
+static int g_nkeys;
+static pthread_rwlock_t g_keys_mu = PTHREAD_RWLOCK_INITIALIZER;
+static uint64_t g_keys_born_ms; /* when the random key [0] was made (main thread) */
+
+static atomic_ullong g_full, g_resumed; /* handshakes finished, by kind */
+
+/* A file's identity and version: a change of any of these triggers a reload. */
+typedef struct file_sig {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    bool exists;
+} file_sig;
+static file_sig g_sig_cert, g_sig_key, g_sig_tickets; /* as of the last attempt */
+static uv_timer_t g_watch;
+static bool g_watching;
+static uint64_t g_last_check_ms;
 
 /* The last OpenSSL error as text (for logs and start-up messages). */
 static const char *ssl_err(void)
@@ -60,6 +104,185 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* OpenSSL's ticket key callback: encrypt with key [0]; decrypt with the
+ * key the ticket names (a ticket of an older key is renewed: return 2). */
+static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    tkey k;
+    int idx = -1;
+    pthread_rwlock_rdlock(&g_keys_mu);
+    if (enc) {
+        if (g_nkeys > 0) k = g_keys[idx = 0];
+    } else {
+        for (int i = 0; i < g_nkeys; i++)
+            if (memcmp(key_name, g_keys[i].name, 16) == 0) {
+                k = g_keys[idx = i];
+                break;
+            }
+    }
+    pthread_rwlock_unlock(&g_keys_mu);
+    if (idx < 0) return enc ? -1 : 0; /* decrypt: unknown key, a full handshake follows */
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.mac, sizeof k.mac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    int rc = -1;
+    if (enc) {
+        memcpy(key_name, k.name, 16);
+        if (RAND_bytes(iv, 16) == 1 && EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 &&
+            EVP_MAC_CTX_set_params(hctx, params) == 1)
+            rc = 1;
+    } else if (EVP_MAC_CTX_set_params(hctx, params) == 1 &&
+               EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1) {
+        rc = idx == 0 ? 1 : 2;
+    }
+    OPENSSL_cleanse(&k, sizeof k);
+    return rc;
+}
+
+/* Reads SB_TLS_TICKET_KEY_FILE into keys (80 bytes per key, at most
+ * TKEYS_MAX). Returns the count, or -1 with a message in err. */
+static int read_ticket_file(const char *path, tkey *keys, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "SB_TLS_TICKET_KEY_FILE %.400s: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char buf[TKEY_FILE_BYTES * TKEYS_MAX + 1];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int count = (int)(n / TKEY_FILE_BYTES);
+    if (n == 0 || n % TKEY_FILE_BYTES != 0 || count > TKEYS_MAX) {
+        snprintf(err, errlen, "SB_TLS_TICKET_KEY_FILE %.400s: %zu bytes; expected 80 per key, 1 to %d keys (e.g. head -c 80 /dev/urandom)",
+                 path, n, TKEYS_MAX);
+        OPENSSL_cleanse(buf, sizeof buf);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        const unsigned char *p = buf + (size_t)i * TKEY_FILE_BYTES;
+        memcpy(keys[i].name, p, 16);
+        memcpy(keys[i].mac, p + 16, 32);
+        memcpy(keys[i].aes, p + 48, 32);
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return count;
+}
+
+/* Installs keys[0..n) as the ticket keys (any thread). */
+static void set_keys(const tkey *keys, int n)
+{
+    pthread_rwlock_wrlock(&g_keys_mu);
+    memcpy(g_keys, keys, sizeof *keys * (size_t)n);
+    g_nkeys = n;
+    pthread_rwlock_unlock(&g_keys_mu);
+}
+
+/* Makes a new random key [0]; the previous [0] stays as [1] (decrypts and
+ * renews). Returns 0 or -1. */
+static int rotate_random_key(void)
+{
+    tkey k;
+    if (RAND_bytes((unsigned char *)&k, sizeof k) != 1) return -1;
+    pthread_rwlock_wrlock(&g_keys_mu);
+    g_keys[1] = g_keys[0];
+    g_keys[0] = k;
+    g_nkeys = g_nkeys ? 2 : 1;
+    pthread_rwlock_unlock(&g_keys_mu);
+    OPENSSL_cleanse(&k, sizeof k);
+    g_keys_born_ms = uv_hrtime() / 1000000;
+    return 0;
+}
+
+static uint64_t rotate_s(void) { return g_config.tls_ticket_rotate_s ? g_config.tls_ticket_rotate_s : 3600; }
+
+/* Builds a server context from the configured files and settings. Returns
+ * it, or NULL with a message in err. */
+static SSL_CTX *build_ctx(char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errlen, "TLS: %s", ssl_err());
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* idle connections give back their record buffers */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* resumption is stateless (tickets, keys shared by all reactors and, with
+     * SB_TLS_TICKET_KEY_FILE, by all nodes): no per-context session cache */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx, (long)(2 * rotate_s()));
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    if (g_config.tls_ciphers[0] && SSL_CTX_set_cipher_list(ctx, g_config.tls_ciphers) != 1) {
+        snprintf(err, errlen, "SB_TLS_CIPHERS \"%s\": %s", g_config.tls_ciphers, ssl_err());
+        goto fail;
+    }
+    if (g_config.tls_ciphersuites[0] && SSL_CTX_set_ciphersuites(ctx, g_config.tls_ciphersuites) != 1) {
+        snprintf(err, errlen, "SB_TLS_CIPHERSUITES \"%s\": %s", g_config.tls_ciphersuites, ssl_err());
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, g_config.tls_cert) != 1) {
+        snprintf(err, errlen, "TLS certificate %s: %s", g_config.tls_cert, ssl_err());
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, g_config.tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "TLS key %s: %s", g_config.tls_key, ssl_err());
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void sig_of(const char *path, file_sig *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof *s);
+    if (!path[0] || stat(path, &st) != 0) return;
+    s->exists = true;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+}
+
+static bool sig_eq(const file_sig *a, const file_sig *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* The certificate's subject, serial and expiry into a log line's fields. */
+static json_t *cert_info(SSL_CTX *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    char subj[256] = "", serial[80] = "", until[64] = "";
+    if (x) {
+        X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof subj);
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+        char *hex = bn ? BN_bn2hex(bn) : NULL;
+        if (hex) snprintf(serial, sizeof serial, "%s", hex);
+        OPENSSL_free(hex);
+        BN_free(bn);
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b && ASN1_TIME_print(b, X509_get0_notAfter(x)) == 1) {
+            int n = BIO_read(b, until, sizeof until - 1);
+            until[n > 0 ? n : 0] = 0;
+        }
+        BIO_free(b);
+    }
+    return json_pack("{s:s,s:s,s:s}", "subject", subj, "serial", serial, "not_after", until);
+}
+
 int tls_init(void)
 {
     bool cert = g_config.tls_cert[0], key = g_config.tls_key[0];
@@ -68,31 +291,132 @@ int tls_init(void)
         fprintf(stderr, "switchboard: SB_TLS_CERT and SB_TLS_KEY must be set together\n");
         return -1;
     }
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char err[2048];
+    if (g_config.tls_ticket_key_file[0]) {
+        tkey keys[TKEYS_MAX];
+        int n = read_ticket_file(g_config.tls_ticket_key_file, keys, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "switchboard: %s\n", err);
+            return -1;
+        }
+        set_keys(keys, n);
+        OPENSSL_cleanse(keys, sizeof keys);
+    } else if (rotate_random_key() != 0) {
+        fprintf(stderr, "switchboard: TLS: no randomness for the ticket key\n");
+        return -1;
+    }
+    sig_of(g_config.tls_cert, &g_sig_cert);
+    sig_of(g_config.tls_key, &g_sig_key);
+    sig_of(g_config.tls_ticket_key_file, &g_sig_tickets);
+    SSL_CTX *ctx = build_ctx(err, sizeof err);
     if (!ctx) {
-        fprintf(stderr, "switchboard: TLS: %s\n", ssl_err());
-        return -1;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* idle connections give back their record buffers */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_sess_set_cache_size(ctx, 4096);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, g_config.tls_cert) != 1) {
-        fprintf(stderr, "switchboard: TLS certificate %s: %s\n", g_config.tls_cert, ssl_err());
-        SSL_CTX_free(ctx);
-        return -1;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, g_config.tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "switchboard: TLS key %s: %s\n", g_config.tls_key, ssl_err());
-        SSL_CTX_free(ctx);
+        fprintf(stderr, "switchboard: %s\n", err);
         return -1;
     }
     g_ctx = ctx;
+    for (int i = 0; i < TLS_MAX_REACTORS; i++) {
+        SSL_CTX_up_ref(ctx);
+        g_rctx[i] = ctx;
+    }
     return 0;
+}
+
+/* On reactor r's thread: r's new connections use ctx from now on. */
+static void swap_task(void *arg)
+{
+    SSL_CTX *ctx = arg;
+    reactor *r = reactor_self();
+    SSL_CTX *old = g_rctx[r->id];
+    g_rctx[r->id] = ctx;
+    SSL_CTX_free(old); /* the connections started on it keep their own references */
+}
+
+int tls_reload(const char *reason)
+{
+    if (!g_ctx) return 0;
+    file_sig sc, sk, st;
+    sig_of(g_config.tls_cert, &sc);
+    sig_of(g_config.tls_key, &sk);
+    sig_of(g_config.tls_ticket_key_file, &st);
+    g_sig_cert = sc; /* a pair that fails is not retried until a file changes again */
+    g_sig_key = sk;
+    g_sig_tickets = st;
+    char err[2048];
+    tkey keys[TKEYS_MAX];
+    int nkeys = 0;
+    if (g_config.tls_ticket_key_file[0] &&
+        (nkeys = read_ticket_file(g_config.tls_ticket_key_file, keys, err, sizeof err)) < 0) {
+        log_msg(LOG_ERROR, "tls_reload_failed", "reason", json_string(reason), "error", json_string(err),
+                "kept", json_string("the certificate, key and ticket keys in use"), NULL);
+        return -1;
+    }
+    SSL_CTX *ctx = build_ctx(err, sizeof err);
+    if (!ctx) {
+        OPENSSL_cleanse(keys, sizeof keys);
+        log_msg(LOG_ERROR, "tls_reload_failed", "reason", json_string(reason), "error", json_string(err),
+                "kept", json_string("the certificate, key and ticket keys in use"), NULL);
+        return -1;
+    }
+    if (nkeys > 0) set_keys(keys, nkeys);
+    OPENSSL_cleanse(keys, sizeof keys);
+    for (int i = 0; i < TLS_MAX_REACTORS; i++) {
+        SSL_CTX_up_ref(ctx);
+        if (i < reactor_count && reactor_post(&reactor_all[i], swap_task, ctx) == 0) continue;
+        if (i < reactor_count) { /* cannot reach it (out of memory): it keeps the old context */
+            SSL_CTX_free(ctx);
+            continue;
+        }
+        SSL_CTX *old = g_rctx[i]; /* no reactor reads this slot */
+        g_rctx[i] = ctx;
+        SSL_CTX_free(old);
+    }
+    SSL_CTX *old = g_ctx;
+    g_ctx = ctx;
+    json_t *info = cert_info(ctx);
+    log_msg(LOG_INFO, "tls_reloaded", "reason", json_string(reason), "certificate", info,
+            "ticket_keys", json_integer(nkeys ? nkeys : g_nkeys), NULL);
+    SSL_CTX_free(old);
+    return 0;
+}
+
+/* Once a second on the main loop: the file check every
+ * SB_TLS_RELOAD_CHECK_S, the random ticket key's rotation. */
+static void watch_cb(uv_timer_t *t)
+{
+    uint64_t now = uv_now(t->loop);
+    if (!g_config.tls_ticket_key_file[0] && uv_hrtime() / 1000000 - g_keys_born_ms >= rotate_s() * 1000)
+        rotate_random_key();
+    uint64_t every = g_config.tls_reload_check_s;
+    if (!every || now - g_last_check_ms < every * 1000) return;
+    g_last_check_ms = now;
+    file_sig sc, sk, st;
+    sig_of(g_config.tls_cert, &sc);
+    sig_of(g_config.tls_key, &sk);
+    sig_of(g_config.tls_ticket_key_file, &st);
+    if (!sig_eq(&sc, &g_sig_cert) || !sig_eq(&sk, &g_sig_key) || !sig_eq(&st, &g_sig_tickets))
+        tls_reload("files_changed");
+}
+
+void tls_watch_start(uv_loop_t *loop)
+{
+    if (!g_ctx || g_watching) return;
+    uv_timer_init(loop, &g_watch);
+    g_last_check_ms = uv_now(loop);
+    uv_timer_start(&g_watch, watch_cb, 1000, 1000);
+    g_watching = true;
+}
+
+void tls_watch_stop(void)
+{
+    if (!g_watching) return;
+    g_watching = false;
+    uv_close((uv_handle_t *)&g_watch, NULL);
+}
+
+void tls_stats(uint64_t *full, uint64_t *resumed)
+{
+    *full = atomic_load(&g_full);
+    *resumed = atomic_load(&g_resumed);
 }
 
 bool tls_enabled(void) { return g_ctx != NULL; }
@@ -101,7 +425,9 @@ int tls_conn_start(sb_conn *c)
 {
     tls_conn *t = calloc(1, sizeof *t);
     if (!t) return -1;
-    t->ssl = SSL_new(g_ctx);
+    reactor *r = c->r;
+    SSL_CTX *ctx = r && r->id >= 0 && r->id < TLS_MAX_REACTORS ? g_rctx[r->id] : g_ctx;
+    t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
@@ -246,6 +572,7 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
             goto out;
         }
         t->done = true;
+        atomic_fetch_add(SSL_session_reused(t->ssl) ? &g_resumed : &g_full, 1);
         if (push_out(c, t) != 0) goto out;
         conn_mark_dirty(c); /* anything queued meanwhile can go now */
     }

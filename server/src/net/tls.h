@@ -11,7 +11,19 @@
  * bounded (TLS_PENDING_MAX): past it the connection's flush waits, so its
  * plaintext stays in its bounded outbound queue (SB_OUTBOUND_MAX, then 1013).
  * Enabled when SB_TLS_CERT and SB_TLS_KEY are set; the admin listener always
- * stays plain HTTP. */
+ * stays plain HTTP.
+ *
+ * Production details (issue 18): TLS 1.2+ with SB_TLS_CIPHERS /
+ * SB_TLS_CIPHERSUITES, ALPN http/1.1, SSL_MODE_RELEASE_BUFFERS (plus the
+ * memory BIOs shrunk after bursts) so an idle connection holds no record
+ * buffers. The certificate and key are reloaded (tls_reload) on SIGHUP and
+ * when the files change (SB_TLS_RELOAD_CHECK_S): a new SSL_CTX is built and
+ * swapped into each reactor on its own thread; new handshakes use it, live
+ * connections keep theirs; a pair that does not load is refused with a log
+ * line and the one in use stays. Resumption is stateless: session tickets
+ * encrypted with keys shared by every reactor (random per process and
+ * rotated every SB_TLS_TICKET_ROTATE_S, or read from SB_TLS_TICKET_KEY_FILE
+ * so that every node behind a balancer resumes every client's session). */
 #ifndef SB_TLS_H
 #define SB_TLS_H
 
@@ -28,6 +40,19 @@ struct sb_conn;
  * process's TLS context. Returns 0 (also when neither is set: TLS off), or
  * -1 with a message on stderr (only one set, unreadable, key not matching). */
 int tls_init(void);
+/* Rebuilds the TLS context from the configured files (certificate, key,
+ * ticket key file) and hands it to every reactor; `reason` goes to the log
+ * line ("sighup", "files_changed"). Main thread. Returns 0 (also when TLS
+ * is off), or -1: the new files did not load, the context in use stays
+ * (logged as tls_reload_failed). */
+int tls_reload(const char *reason);
+/* Starts, on `loop` (the main thread's), the once-a-second timer that
+ * checks the files every SB_TLS_RELOAD_CHECK_S and rotates the random ticket
+ * key; tls_watch_stop closes it (at shutdown). No-op when TLS is off. */
+void tls_watch_start(uv_loop_t *loop);
+void tls_watch_stop(void);
+/* Handshakes finished since start: full ones and resumed ones (tickets). */
+void tls_stats(uint64_t *full, uint64_t *resumed);
 /* True when the public listener speaks TLS. */
 bool tls_enabled(void);
 /* Gives connection c its TLS state (server side, handshake pending).

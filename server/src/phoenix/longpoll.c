@@ -15,7 +15,7 @@
 
 #define LP_MAX_MESSAGES 4096
 #define LP_ID_LEN 35 /* "lp." + 32 hex */
-/* Phoenix's long-poll answers any origin (the session token is the secret) */
+/* CORS: any origin may read the answer; which origins may use the transport at all is phx_connect_origin_ok's (SB_ALLOWED_ORIGINS) */
 #define LP_HEADERS "access-control-allow-origin: *\r\ncache-control: max-age=0, private, must-revalidate\r\n"
 
 typedef struct lp_session {
@@ -333,6 +333,10 @@ void longpoll_handle(sb_req *req)
     bool post = req->method == HTTP_POST;
     if (!post && req->method != HTTP_GET) {
         http_respond_error(req, 405, "method_not_allowed", "long-poll takes GET and POST", NULL);
+        return;
+    }
+    if (!phx_connect_origin_ok(req)) { /* every poll, as Phoenix checks it */
+        http_respond_error(req, 403, "origin_not_allowed", "this page's origin may not open a socket (SB_ALLOWED_ORIGINS)", NULL);
         return;
     }
     int ntok = http_req_query_count(req, "token");

@@ -4,8 +4,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/ratelimit.h"
 #include "base/b64url.h"
+#include "base/cidr.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/ratelimit.h"
+#include "net/conn.h"
+#include "phoenix/phx_origin.h"
 
 #define TOKEN_MAX_TEXT 2048 /* a longer token is refused (ours are far shorter) */
 
@@ -18,6 +23,39 @@ int phx_connect_rate_limited(const sb_req *req)
     char key[64];
     ratelimit_ip_key(req->client_ip, key, sizeof key);
     return ratelimit_hit(RL_CONNECT_IP, key);
+}
+
+/* Whether the request's TCP peer is one of SB_TRUSTED_PROXIES. */
+static bool peer_trusted(const sb_req *req)
+{
+    if (g_config.trusted_nets.n == 0 || !req->conn) return false;
+    char ip[64];
+    cidr_addr a;
+    conn_peer_ip(req->conn, ip, sizeof ip);
+    return ip[0] && cidr_addr_parse(ip, strlen(ip), &a) == 0 && cidr_list_match(&g_config.trusted_nets, &a);
+}
+
+bool phx_connect_origin_ok(const sb_req *req)
+{
+    const char *origin = http_req_header(req, "origin");
+    if (!origin) return true;
+    const char *host = http_req_header(req, "host");
+    char fwd[256];
+    const char *xfh = peer_trusted(req) ? http_req_header(req, "x-forwarded-host") : NULL;
+    if (xfh) { /* the first (client-facing) entry of a list */
+        size_t n = strcspn(xfh, ",");
+        while (n && (xfh[n - 1] == ' ' || xfh[n - 1] == '\t')) n--;
+        while (n && (*xfh == ' ' || *xfh == '\t')) xfh++, n--;
+        if (n < sizeof fwd) {
+            memcpy(fwd, xfh, n);
+            fwd[n] = 0;
+            host = fwd;
+        }
+    }
+    if (phx_origin_allowed(origin, host, g_config.allowed_origins)) return true;
+    log_msg(LOG_INFO, "socket_origin_refused", "origin", json_string(origin), "host",
+            json_string(host ? host : ""), "ip", json_string(req->client_ip), NULL);
+    return false;
 }
 
 /* Finds "base64url.bearer.phx.<token>" among the offered subprotocols and

@@ -31,6 +31,12 @@ void phx_connect_set_handler(phx_connect_fn fn);
  * the request's client address against SB_RATELIMIT_CONNECT_IP. Returns 0
  * when allowed, else the seconds to wait (the transport answers 429). */
 int phx_connect_rate_limited(const sb_req *req);
+/* The Origin check (phx_origin.h) of a socket connect under
+ * SB_ALLOWED_ORIGINS: the request's Origin against its Host, or against the
+ * first X-Forwarded-Host when the TCP peer is a trusted proxy
+ * (SB_TRUSTED_PROXIES) and sent one. Returns true when allowed (also when
+ * there is no Origin); a refusal is logged at info level. */
+bool phx_connect_origin_ok(const sb_req *req);
 /* Runs the connect for req: the vsn param (absent or "1.0.0": V1, "2.0.0":
  * V2, else refused), the token (`token`, the transport's token param, or
  * when it is NULL and `subprotocol` is set, the "base64url.bearer.phx.<t>"

@@ -30,6 +30,10 @@ const ws_consumer phx_websocket_consumer = {on_message, on_gone};
 
 void phx_websocket_handle(sb_req *req)
 {
+    if (!phx_connect_origin_ok(req)) {
+        http_respond_error(req, 403, "origin_not_allowed", "this page's origin may not open a socket (SB_ALLOWED_ORIGINS)", NULL);
+        return;
+    }
     int wait = phx_connect_rate_limited(req);
     if (wait) {
         rest_rate_limited(req, wait);
