@@ -18,6 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { startServer, slow, isSanitizerBuild } = require('./lib/server');
 const { BASE_ENV, waitForDatabase, api, assertError, signupMany, until } = require('./lib/api');
+const { sql } = require('./lib/sync_db');
 
 const T = { timeout: 300000 };
 const MiB = 1024 * 1024;
@@ -395,6 +396,53 @@ describe('media', () => {
     const del = await api(small, 'DELETE', `/messages/${r.json.message.id}?for=everyone`, { token: u.token });
     assert.ok(del.status === 200 || del.status === 204, del.text);
     await until(async () => (await get(small, u.token, kept.id)).status === 404, 30000 * slow(), 'unreferenced media swept');
+  });
+
+  test('account deletion deletes the user\'s unreferenced media; the sweep removes files no row names', T, async () => {
+    const [u, w] = await signupMany(small, 2);
+    const cv = (await api(small, 'POST', '/conversations', { token: u.token, body: { kind: 'direct', user_id: w.id } })).json.conversation;
+    const orphan = (await upload(small, u.token, block(600, 4000))).json.media; // only uploaded
+    const sent = (await upload(small, u.token, block(601, 4000))).json.media; // sent to w
+    const dup = (await upload(small, u.token, block(602, 4000))).json.media; // w has the same content
+    const theirs = (await upload(small, w.token, block(602, 4000))).json.media;
+    assert.equal(dup.sha256, theirs.sha256);
+    let r = await api(small, 'POST', `/conversations/${cv.id}/messages`, { token: u.token, body: { client_id: cid(), kind: 'file', media_id: sent.id } });
+    assert.equal(r.status, 201, r.text);
+    r = await api(small, 'POST', `/conversations/${cv.id}/messages`, { token: w.token, body: { client_id: cid(), kind: 'file', media_id: theirs.id } });
+    assert.equal(r.status, 201, r.text);
+    // out of the orphan sweep's reach: only the account deletion may delete these rows
+    const ids = `'${orphan.id}','${sent.id}','${dup.id}'`;
+    await sql(`UPDATE media SET created_at = now() + interval '1 day' WHERE id IN (${ids})`);
+    const fileOf = (m) => files(dirB).find((f) => path.basename(f) === m.sha256);
+    const orphanFile = fileOf(orphan), sentFile = fileOf(sent), dupFile = fileOf(dup);
+    assert.ok(orphanFile && sentFile && dupFile);
+    // a wrong password changes nothing
+    assertError(await api(small, 'DELETE', '/me', { token: u.token, body: { password: 'wrong password' } }), 403, 'forbidden');
+    assert.deepEqual((await sql(`SELECT id FROM media WHERE id IN (${ids}) ORDER BY id`)).sort(), [orphan.id, sent.id, dup.id].sort());
+    r = await api(small, 'DELETE', '/me', { token: u.token, body: { password: u.password } });
+    assert.equal(r.status, 204, r.text);
+    // at once: the rows nothing references are gone; the sent one stays
+    assert.deepEqual(await sql(`SELECT id FROM media WHERE id IN (${ids})`), [sent.id]);
+    assert.deepEqual(await sql(`SELECT id FROM media WHERE id = '${theirs.id}'`), [theirs.id]);
+    // a file left behind with no row by an earlier delete (m16) goes too
+    const stray = crypto.createHash('sha256').update('stray').digest('hex');
+    const strayFile = path.join(dirB, stray.slice(0, 2), stray);
+    fs.mkdirSync(path.dirname(strayFile), { recursive: true });
+    fs.writeFileSync(strayFile, 'stray');
+    const old = new Date(Date.now() - 3600 * 1000);
+    fs.utimesSync(strayFile, old, old);
+    await until(() => !fs.existsSync(orphanFile), 30000 * slow(), 'the orphan\'s file removed');
+    await until(() => !fs.existsSync(strayFile), 30000 * slow(), 'the stray file removed');
+    // the sweep has run past both: the others' files stay
+    assert.ok(fs.existsSync(sentFile), 'the sent file stays');
+    assert.ok(fs.existsSync(dupFile), 'the shared content stays (w\'s row names it)');
+    const got = await get(small, w.token, sent.id);
+    assert.equal(got.status, 200);
+    assert.ok(got.body.equals(block(601, 4000)));
+    const mine = await get(small, w.token, theirs.id);
+    assert.equal(mine.status, 200);
+    assert.ok(mine.body.equals(block(602, 4000)));
+    assertError(await api(small, 'GET', `/media/${orphan.id}`, { token: w.token }), 404, 'not_found');
   });
 
   test('voice (with Opus duration), location and contact messages', T, async () => {
