@@ -6,7 +6,8 @@
  *     sockets closed 1008); the calling session stays.
  *   DELETE /api/v1/me {password} -> 204: the account is deleted: every
  *     session revoked and every socket closed 1008 on every node; devices,
- *     end-to-end keys (keys/) and the user's blocks deleted; the profile
+ *     end-to-end keys (keys/) and the user's blocks deleted (and their
+ *     unreferenced media: a trigger of media/, migrations/125); the profile
  *     replaced at once by the
  *     "deleted account" placeholder (display_name "Deleted account",
  *     username "~<id>"); messages stay for the other members. The former

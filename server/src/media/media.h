@@ -1,7 +1,8 @@
 /* media.h — uploaded photos, videos, voice notes and files (docs/api.md
  * "Media"): POST /api/v1/media streams an upload to disk (media_store.h),
  * GET /api/v1/media/:id serves it to those who may read it, with Range,
- * ETag and safe headers (media_rest.c); unreferenced media is swept
+ * ETag and safe headers (media_rest.c); unreferenced media, and files no
+ * media row names (a deleted account's uploads, migrations/125), are swept
  * (media_sweep.c). Who may read what, and the checks on messages and
  * avatars, live in SQL (migrations/105_media.sql). */
 #ifndef SB_MEDIA_H
