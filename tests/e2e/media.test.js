@@ -401,10 +401,13 @@ describe('media', () => {
   test('account deletion deletes the user\'s unreferenced media; the sweep removes files no row names', T, async () => {
     const [u, w] = await signupMany(small, 2);
     const cv = (await api(small, 'POST', '/conversations', { token: u.token, body: { kind: 'direct', user_id: w.id } })).json.conversation;
-    const orphan = (await upload(small, u.token, block(600, 4000))).json.media; // only uploaded
-    const sent = (await upload(small, u.token, block(601, 4000))).json.media; // sent to w
-    const dup = (await upload(small, u.token, block(602, 4000))).json.media; // w has the same content
-    const theirs = (await upload(small, w.token, block(602, 4000))).json.media;
+    // content unique to this run (a row of another run must not name these files)
+    const seed = crypto.randomInt(1, 2 ** 31);
+    const content = (i) => block(seed + i, 4000);
+    const orphan = (await upload(small, u.token, content(0))).json.media; // only uploaded
+    const sent = (await upload(small, u.token, content(1))).json.media; // sent to w
+    const dup = (await upload(small, u.token, content(2))).json.media; // w has the same content
+    const theirs = (await upload(small, w.token, content(2))).json.media;
     assert.equal(dup.sha256, theirs.sha256);
     let r = await api(small, 'POST', `/conversations/${cv.id}/messages`, { token: u.token, body: { client_id: cid(), kind: 'file', media_id: sent.id } });
     assert.equal(r.status, 201, r.text);
@@ -425,7 +428,7 @@ describe('media', () => {
     assert.deepEqual(await sql(`SELECT id FROM media WHERE id IN (${ids})`), [sent.id]);
     assert.deepEqual(await sql(`SELECT id FROM media WHERE id = '${theirs.id}'`), [theirs.id]);
     // a file left behind with no row by an earlier delete (m16) goes too
-    const stray = crypto.createHash('sha256').update('stray').digest('hex');
+    const stray = crypto.createHash('sha256').update(`stray ${seed}`).digest('hex');
     const strayFile = path.join(dirB, stray.slice(0, 2), stray);
     fs.mkdirSync(path.dirname(strayFile), { recursive: true });
     fs.writeFileSync(strayFile, 'stray');
@@ -438,10 +441,10 @@ describe('media', () => {
     assert.ok(fs.existsSync(dupFile), 'the shared content stays (w\'s row names it)');
     const got = await get(small, w.token, sent.id);
     assert.equal(got.status, 200);
-    assert.ok(got.body.equals(block(601, 4000)));
+    assert.ok(got.body.equals(content(1)));
     const mine = await get(small, w.token, theirs.id);
     assert.equal(mine.status, 200);
-    assert.ok(mine.body.equals(block(602, 4000)));
+    assert.ok(mine.body.equals(content(2)));
     assertError(await api(small, 'GET', `/media/${orphan.id}`, { token: w.token }), 404, 'not_found');
   });
 
