@@ -225,6 +225,26 @@ describe('blocks, reports and account safety on one node', () => {
       assert.equal(d.status, 200, d.text);
     });
 
+    test('a conversation: channel joined before the block is closed by it: typing no longer reaches the blocker', T, async () => {
+      const a = await signup(srv);
+      const b = await signup(srv);
+      const conv = await direct(srv, a, b);
+      const sa = track({ sock: await connect(srv, a) });
+      const { ch: cha } = await join(sa.sock, `conversation:${conv}`);
+      const typing = [];
+      cha.on('typing', (p) => typing.push(p));
+      const sb = track({ sock: await connect(srv, b) });
+      const { ch: chb } = await join(sb.sock, `conversation:${conv}`);
+      let closed = false;
+      chb.onClose(() => { closed = true; });
+      chb.push('typing', { state: 'start' });
+      await until(() => typing.length === 1, 10000, 'typing before the block');
+      assert.equal((await block(srv, a, b)).status, 201);
+      await until(() => closed, 10000, "the blocked user's conversation: channel closed by the block");
+      assert.equal(typing.length, 1, 'no typing from the blocked user after the block');
+      await assert.rejects(join(sb.sock, `conversation:${conv}`), (e) => e.resp && e.resp.reason === 'forbidden');
+    });
+
     test('keys (S9): a blocked user gets 404 for the blocker\'s key bundle and takes no prekey; unblock restores', T, async () => {
       const a = await signup(srv);
       const b = await signup(srv);

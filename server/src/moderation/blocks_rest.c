@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/verr.h"
 #include "bus/pubsub.h"
+#include "chat/chat.h"
 #include "http/http.h"
 #include "http/rest.h"
 #include "http/router.h"
@@ -33,14 +34,17 @@ static const char SQL_LIST[] =
     " WHERE b.blocker_id = $1::int8 AND ($2::int8 IS NULL OR b.blocked_id > $2::int8)"
     " ORDER BY b.blocked_id LIMIT $3::int";
 
-/* Inserts the block; answers (user row, created). No row: no such user. */
+/* Inserts the block; answers (user row, created, the two users' direct
+ * conversation or NULL). No row: no such user. */
 static const char SQL_BLOCK[] =
     "WITH t AS (SELECT id FROM users WHERE id = $2::int8 AND deleted_at IS NULL),"
     " ins AS (INSERT INTO blocks (blocker_id, blocked_id) SELECT $1::int8, id FROM t"
     "         ON CONFLICT DO NOTHING RETURNING created_at)"
     " SELECT u.id::text, u.username, u.display_name, u.avatar_media_id,"
     "        sb_ts(COALESCE((SELECT created_at FROM ins), b.created_at)),"
-    "        EXISTS (SELECT 1 FROM ins)"
+    "        EXISTS (SELECT 1 FROM ins),"
+    "        (SELECT c.id::text FROM conversations c WHERE c.kind = 'direct'"
+    "           AND c.direct_key = LEAST($1::int8, t.id)::text || ':' || GREATEST($1::int8, t.id)::text)"
     " FROM t JOIN users u ON u.id = t.id"
     " LEFT JOIN blocks b ON b.blocker_id = $1::int8 AND b.blocked_id = t.id";
 
@@ -153,6 +157,15 @@ static void block_done(const PGresult *res, const char *err, void *arg)
     }
     bool created = PQgetvalue(res, 0, 5)[0] == 't';
     if (created) presence_push(c->other, c->req->auth.user_id, true);
+    if (created && !PQgetisnull(res, 0, 6)) {
+        /* the blocked user's conversation:<direct> channels, joined before
+         * the block, close on every node (a new join is refused) */
+        char topic[64];
+        snprintf(topic, sizeof topic, "conversation:%s", PQgetvalue(res, 0, 6));
+        json_t *k = json_pack("{s:s}", "user_id", c->other);
+        pubsub_broadcast(topic, CHAT_KICK_EVENT, k, NULL);
+        json_decref(k);
+    }
     http_respond_json(c->req, created ? 201 : 200, json_pack("{s:o}", "block", block_json(res, 0)));
     free(c);
 }
