@@ -231,7 +231,10 @@ static int parse_pos(const char *s, sync_pos *p)
 static bool backfill(const PGresult *res, sync_pos base)
 {
     int rows = PQntuples(res);
-    if (rows < 1) return false;
+    if (rows < 1) { /* nothing to load: the window is complete as it is */
+        log_msg(LOG_INFO, "sync_window_backfilled", "events", json_integer(0), NULL);
+        return false;
+    }
     sync_pos wm = {0, 0};
     if (!PQgetisnull(res, 0, 0)) parse_pos(PQgetvalue(res, 0, 0), &wm);
     bool cut = PQgetvalue(res, 0, 1)[0] == 't'; /* older events are left */
