@@ -14,6 +14,7 @@ const { startServer, slow } = require('./lib/server');
 const {
   BASE_ENV, api, assertError, signup, waitForDatabase, sql, until, sleep, connect, join, push, uname,
 } = require('./lib/api');
+const { Device, startCall } = require('./lib/calls');
 
 const T = { timeout: 60000 * slow() };
 const GRACE_S = 3;
@@ -223,6 +224,33 @@ describe('blocks, reports and account safety on one node', () => {
       await until(() => la.events.some((e) => e.ev === 'call:incoming'), 10000, 'call:incoming after unblock');
       const d = await api(srv, 'POST', `/conversations/${gid}/members`, { token: b.token, body: { user_ids: [c.id] } });
       assert.equal(d.status, 200, d.text);
+    });
+
+    test('a block ends a call under way between the two at once: the caller blocking an answered call ends it hangup for both; no new call', T, async () => {
+      const a = await signup(srv);
+      const b = await signup(srv);
+      const da = await Device.open(srv, a);
+      const db = await Device.open(srv, b);
+      socks.push(da.sock, db.sock);
+      const { call } = await startCall(srv, a, { user_id: b.id, media: 'video' });
+      await db.waitUserEvent((e) => e.event === 'call:incoming' && e.call.id === call.id, 10000, 'call:incoming');
+      await db.joinCall(call.id);
+      await da.joinCall(call.id);
+      assert.equal((await db.push(call.id, 'accept')).status, 'ok');
+      await da.waitState(call.id, 'connecting');
+      const t0 = Date.now();
+      assert.equal((await block(srv, a, b)).status, 201);
+      for (const d of [da, db]) {
+        const s = await d.waitState(call.id, 'ended', 1000);
+        assert.equal(s.end_reason, 'hangup');
+        const u = await d.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.state === 'ended', 1000, 'call:updated ended');
+        assert.equal(u.call.end_reason, 'hangup');
+      }
+      assert.ok(Date.now() - t0 <= 1000 * slow(), `ended ${Date.now() - t0} ms after the block`);
+      assert.equal(sql(`SELECT state || ':' || end_reason FROM calls WHERE id = ${call.id}`), 'ended:hangup');
+      assertError(await api(srv, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } }), 403, 'forbidden');
+      // the blocker may still call (a block is one-way); a repeated block ends nothing else
+      assert.equal((await block(srv, a, b)).status, 200);
     });
 
     test('a conversation: channel joined before the block is closed by it: typing no longer reaches the blocker', T, async () => {

@@ -3,7 +3,10 @@
 // holds at once on the other (REST and channel sends, calls, presence), an
 // unblock restores everything there; an account deleted on one node stops
 // its tokens, refresh tokens and sockets on the other at once; a password
-// changed on one node leaves only the current session alive on both.
+// changed on one node leaves only the current session alive on both. An
+// unblock restores the online state and last seen the cluster knows, on
+// whichever node each user is connected; a block ends a call ringing across
+// the nodes between the two users at once.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -12,6 +15,7 @@ const { BASE_ENV, api, assertError, signup, waitForDatabase, sql, until, sleep, 
 const net = require('node:net');
 const { startRedis, startCluster, waitClusterUp, stopAll, waitUntil } = require('./lib/cluster');
 const { slow } = require('./lib/server');
+const { Device, startCall } = require('./lib/calls');
 
 const T = { timeout: 90000 * slow() };
 
@@ -93,6 +97,92 @@ describe('safety across nodes', () => {
     const call = await api(n2, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } });
     assert.equal(call.status, 201, call.text);
     await until(() => la.events.some((e) => e.ev === 'call:incoming'), 10000, 'call:incoming across nodes');
+  });
+
+  test('unblock restores the cluster-wide online state and last seen, both ways, whichever node answers and each user is on', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1); // the blocker, connected to node 1 only
+    const b = await signup(n2); // the blocked user, connected to node 2 only
+    await api(n1, 'POST', '/conversations', { token: a.token, body: { kind: 'direct', user_id: b.id } });
+    // b first, then a, each once the previous one's own online transition
+    // is stored (and so pushed): no transition of the joins can arrive
+    // after the events are cleared below (b's went to nobody, a's to b)
+    const seenOf = (u) => sql(`SELECT COALESCE(last_seen_at, 'epoch')::text FROM users WHERE id = ${u.id}`);
+    const connected = async (srv, u) => {
+      const before = seenOf(u);
+      const l = await listen(srv, u);
+      socks.push(l.sock);
+      await waitUntil(async () => (await numsub(redis.port, `user:${u.id}`)) >= 1, 10000 * slow(), `NUMSUB user:<${u.id}>`);
+      await waitUntil(async () => seenOf(u) !== before, 10000 * slow(), `${u.id}'s online transition`);
+      return l;
+    };
+    const lb = await connected(n2, b);
+    const la = await connected(n1, a);
+    // each node knows the other's user online (the cluster's online state)
+    await waitUntil(async () => (await api(n1, 'GET', `/users/${b.id}`, { token: a.token })).json.user.online === true, 10000 * slow(), 'node 1 sees b online');
+    await waitUntil(async () => (await api(n2, 'GET', `/users/${a.id}`, { token: b.token })).json.user.online === true, 10000 * slow(), 'node 2 sees a online');
+    const presence = (l, who, pred) => l.events.some((e) => e.ev === 'presence' && e.payload.user_id === who && pred(e.payload));
+    await until(() => presence(lb, a.id, (p) => p.online), 10000, 'b told a is online (a\'s transition)');
+    // two rounds: the unblock answered by the node without the blocker, then by the node without the blocked user
+    for (const [blockOn, unblockOn, which] of [[n1, n2, 'node 2'], [n2, n1, 'node 1']]) {
+      assert.equal((await api(blockOn, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201);
+      await until(() => presence(lb, a.id, (p) => !p.online && p.last_seen_at === null), 10000, 'b told a is offline at the block');
+      la.events.length = 0;
+      lb.events.length = 0;
+      assert.equal((await api(unblockOn, 'DELETE', `/blocks/${b.id}`, { token: a.token })).status, 204);
+      await until(() => presence(lb, a.id, (p) => p.online === true && p.last_seen_at), 10000, `b told a is online (unblock on ${which})`);
+      await until(() => presence(la, b.id, (p) => p.online === true && p.last_seen_at), 10000, `a told b is online (unblock on ${which})`);
+      assert.ok(!presence(lb, a.id, (p) => !p.online), 'never told offline at the unblock');
+      for (const n of nodes) {
+        assert.equal((await api(n, 'GET', `/users/${a.id}`, { token: b.token })).json.user.online, true, 'GET /users/<a> by b');
+        assert.equal((await api(n, 'GET', `/users/${b.id}`, { token: a.token })).json.user.online, true, 'GET /users/<b> by a');
+      }
+    }
+    // the blocker offline everywhere: the unblock gives b the stored last seen, not null
+    la.sock.disconnect();
+    await waitUntil(async () => (await api(n2, 'GET', `/users/${a.id}`, { token: b.token })).json.user.online === false, 10000 * slow(), 'a offline');
+    const seen = (await api(n1, 'GET', `/users/${a.id}`, { token: b.token })).json.user.last_seen_at;
+    assert.ok(seen, 'a has a last seen');
+    assert.equal((await api(n2, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201);
+    await until(() => presence(lb, a.id, (p) => !p.online && p.last_seen_at === null), 10000, 'hidden at the block');
+    lb.events.length = 0;
+    assert.equal((await api(n1, 'DELETE', `/blocks/${b.id}`, { token: a.token })).status, 204);
+    await until(() => presence(lb, a.id, () => true), 10000, 'b told a\'s state at the unblock');
+    const p = lb.events.find((e) => e.ev === 'presence' && e.payload.user_id === a.id).payload;
+    assert.equal(p.online, false);
+    assert.ok(p.last_seen_at, 'the stored last seen, not null');
+    assert.ok(Math.abs(Date.parse(p.last_seen_at) - Date.parse(seen)) <= 1, `${p.last_seen_at} vs ${seen}`);
+  });
+
+  test('a call ringing across nodes ends at once for both when the callee blocks the caller (declined); a new call is refused', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1); // the callee, who blocks
+    const b = await signup(n2); // the caller
+    const conv = (await api(n2, 'POST', '/conversations', { token: b.token, body: { kind: 'direct', user_id: a.id } })).json.conversation.id;
+    const da = await Device.open(n1, a);
+    const db = await Device.open(n2, b);
+    socks.push(da.sock, db.sock);
+    const { call } = await startCall(n2, b, { user_id: a.id, media: 'audio' });
+    await da.waitUserEvent((e) => e.event === 'call:incoming' && e.call.id === call.id, 10000, 'call:incoming across nodes');
+    await da.joinCall(call.id);
+    await db.joinCall(call.id);
+    assert.equal((await da.push(call.id, 'ringing')).status, 'ok');
+    await db.waitState(call.id, 'ringing');
+    const t0 = Date.now();
+    assert.equal((await api(n1, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201);
+    // both sides: `state` on call:<id> and call:updated on user:<id>, within a second
+    for (const d of [da, db]) {
+      const s = await d.waitState(call.id, 'ended', 1000);
+      assert.equal(s.end_reason, 'declined');
+      const u = await d.waitUserEvent((e) => e.event === 'call:updated' && e.call.id === call.id && e.call.state === 'ended', 1000, 'call:updated ended');
+      assert.equal(u.call.end_reason, 'declined');
+    }
+    assert.ok(Date.now() - t0 <= 1000 * slow(), `ended ${Date.now() - t0} ms after the block`);
+    assert.equal(sql(`SELECT state || ':' || end_reason FROM calls WHERE id = ${call.id}`), 'ended:declined');
+    for (const [u, n] of [[a, n1], [b, n2]]) assert.equal((await api(n, 'GET', '/calls/active', { token: u.token })).json.call, null);
+    assertError(await api(n2, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } }), 403, 'forbidden');
+    assertError(await api(n1, 'POST', '/calls', { token: b.token, body: { conversation_id: conv, media: 'video' } }), 403, 'forbidden');
+    assert.equal(Number(sql(`SELECT count(*) FROM calls WHERE caller_id = ${b.id}`)), 1, 'no new call');
   });
 
   test('an account deleted on node 1: its tokens, refresh tokens and sockets stop on node 2 at once; others see the placeholder', T, async () => {

@@ -4,9 +4,14 @@
  *   DELETE /api/v1/blocks/:user_id     unblock (204; 404 if not blocked)
  * A block is one row of `blocks` (migrations/080_moderation.sql); chat,
  * calls and presence check it in their own statements (081), so it holds
- * on every node as soon as the row commits. Here, in addition, the blocked
- * user's sockets are told at once that the blocker is offline (and, on
- * unblock, the blocker's real state), so an open chat screen updates. */
+ * on every node as soon as the row commits. Here, in addition:
+ *   - a block tells the blocked user's sockets at once that the blocker is
+ *     offline, closes their conversation:<direct> channels, and ends a call
+ *     under way between the two (the blocker's hangup: `declined` while the
+ *     blocker's phone rings, else `hangup`) before answering;
+ *   - an unblock tells each of the two the other's state as the cluster
+ *     knows it (online on any node, else the stored last seen; still hidden
+ *     where the other also blocks them), so an open chat screen updates. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,7 @@
 #include "base/log.h"
 #include "base/verr.h"
 #include "bus/pubsub.h"
+#include "calls/call_store.h"
 #include "chat/chat.h"
 #include "http/http.h"
 #include "http/rest.h"
@@ -35,7 +41,8 @@ static const char SQL_LIST[] =
     " ORDER BY b.blocked_id LIMIT $3::int";
 
 /* Inserts the block; answers (user row, created, the two users' direct
- * conversation or NULL). No row: no such user. */
+ * conversation or NULL, their live direct call or NULL: at most one,
+ * calls_pair_live_idx). No row: no such user. */
 static const char SQL_BLOCK[] =
     "WITH t AS (SELECT id FROM users WHERE id = $2::int8 AND deleted_at IS NULL),"
     " ins AS (INSERT INTO blocks (blocker_id, blocked_id) SELECT $1::int8, id FROM t"
@@ -44,12 +51,21 @@ static const char SQL_BLOCK[] =
     "        sb_ts(COALESCE((SELECT created_at FROM ins), b.created_at)),"
     "        EXISTS (SELECT 1 FROM ins),"
     "        (SELECT c.id::text FROM conversations c WHERE c.kind = 'direct'"
-    "           AND c.direct_key = LEAST($1::int8, t.id)::text || ':' || GREATEST($1::int8, t.id)::text)"
+    "           AND c.direct_key = LEAST($1::int8, t.id)::text || ':' || GREATEST($1::int8, t.id)::text),"
+    "        (SELECT k.id::text FROM calls k"
+    "           WHERE k.pair_key = LEAST($1::int8, t.id)::text || ':' || GREATEST($1::int8, t.id)::text)"
     " FROM t JOIN users u ON u.id = t.id"
     " LEFT JOIN blocks b ON b.blocker_id = $1::int8 AND b.blocked_id = t.id";
 
+/* Deletes the block; answers (blocker's stored last seen, blocked user's,
+ * whether the blocked user's state stays hidden from the blocker: deleted,
+ * or blocking them too). No row: there was no block. */
 static const char SQL_UNBLOCK[] =
-    "DELETE FROM blocks WHERE blocker_id = $1::int8 AND blocked_id = $2::int8 RETURNING 1";
+    "WITH d AS (DELETE FROM blocks WHERE blocker_id = $1::int8 AND blocked_id = $2::int8"
+    "           RETURNING blocker_id, blocked_id)"
+    " SELECT sb_ts(ua.last_seen_at), sb_ts(ub.last_seen_at),"
+    "        ub.deleted_at IS NOT NULL OR sb_presence_hidden(ub.id, ua.id)"
+    " FROM d JOIN users ua ON ua.id = d.blocker_id JOIN users ub ON ub.id = d.blocked_id";
 
 /* {"user": {id, username, display_name, avatar_media_id}, "created_at"} of
  * the SQL_LIST / SQL_BLOCK columns 0..4 at row. */
@@ -61,15 +77,18 @@ static json_t *block_json(const PGresult *res, int row)
                      pgval_str(res, row, 4));
 }
 
-/* Tells user:<to> the presence of `who` as the blocked user should now see
- * it: offline with no last seen (blocked), or the real state (unblocked). */
-static void presence_push(const char *to, const char *who, bool blocked)
+/* Tells user:<to> (every node, through the bus) the presence of `who`:
+ * offline with no last seen when hidden, else the state the cluster knows
+ * (presence_user_online: a user: channel on this node or, through the
+ * nodes' uon/uoff/usync, on another; last seen now), or offline with the
+ * stored last seen `stored` (sb_ts text or NULL) when online nowhere. */
+static void presence_push(const char *to, const char *who, bool hidden, const char *stored)
 {
     char topic[40];
     snprintf(topic, sizeof topic, "user:%s", to);
     bool online = false;
     json_t *seen = json_null();
-    if (!blocked) {
+    if (!hidden) {
         int64_t ms = -1;
         online = presence_user_online(who, &ms);
         if (online && ms >= 0) {
@@ -77,6 +96,9 @@ static void presence_push(const char *to, const char *who, bool blocked)
             util_format_rfc3339_ms(ms, ts, sizeof ts);
             json_decref(seen);
             seen = json_string(ts);
+        } else if (!online && stored) {
+            json_decref(seen);
+            seen = json_string(stored);
         }
     }
     json_t *p = json_pack("{s:s,s:b,s:o}", "user_id", who, "online", online, "last_seen_at", seen);
@@ -90,6 +112,8 @@ typedef struct bctx {
     sb_req *req;
     int limit;
     char other[24];
+    json_t *answer; /* the block's answer, sent once its call has ended */
+    int status;
 } bctx;
 
 static void list_done(const PGresult *res, const char *err, void *arg)
@@ -142,6 +166,21 @@ static void h_list(sb_req *req)
     rest_page_free(&pg);
 }
 
+/* The call ended by a block (or it had ended meanwhile: conflict): the
+ * block's answer goes out either way; a failure is logged (the call then
+ * ends by its timers). */
+static void call_ended(void *arg, json_t *body, const char *code, const char *message, int created)
+{
+    (void)created;
+    bctx *c = arg;
+    if (body) json_decref(body);
+    else if (code && strcmp(code, "conflict") != 0 && strcmp(code, "not_found") != 0)
+        log_msg(LOG_WARN, "block: ending the call failed", "code", json_string(code), "message",
+                json_string(message ? message : ""), NULL);
+    http_respond_json(c->req, c->status, c->answer);
+    free(c);
+}
+
 static void block_done(const PGresult *res, const char *err, void *arg)
 {
     bctx *c = arg;
@@ -156,7 +195,7 @@ static void block_done(const PGresult *res, const char *err, void *arg)
         return;
     }
     bool created = PQgetvalue(res, 0, 5)[0] == 't';
-    if (created) presence_push(c->other, c->req->auth.user_id, true);
+    if (created) presence_push(c->other, c->req->auth.user_id, true, NULL);
     if (created && !PQgetisnull(res, 0, 6)) {
         /* the blocked user's conversation:<direct> channels, joined before
          * the block, close on every node (a new join is refused) */
@@ -166,7 +205,18 @@ static void block_done(const PGresult *res, const char *err, void *arg)
         pubsub_broadcast(topic, CHAT_KICK_EVENT, k, NULL);
         json_decref(k);
     }
-    http_respond_json(c->req, created ? 201 : 200, json_pack("{s:o}", "block", block_json(res, 0)));
+    json_t *answer = json_pack("{s:o}", "block", block_json(res, 0));
+    if (!PQgetisnull(res, 0, 7) && c->req->r && db_of(c->req->r)) {
+        /* a call under way between the two ends now, as the blocker's
+         * hangup (call_fsm: `declined` while the blocker is a pending
+         * callee, else `hangup`); the block answers once it has ended */
+        c->answer = answer;
+        c->status = created ? 201 : 200;
+        call_store_event(db_of(c->req->r), PQgetvalue(res, 0, 7), c->req->auth.user_id, NULL,
+                         CALL_EV_HANGUP, NULL, call_ended, c);
+        return;
+    }
+    http_respond_json(c->req, created ? 201 : 200, answer);
     free(c);
 }
 
@@ -208,7 +258,13 @@ static void unblock_done(const PGresult *res, const char *err, void *arg)
     } else if (PQntuples(res) == 0) {
         http_respond_error(c->req, 404, "not_found", "you do not block this user", NULL);
     } else {
-        presence_push(c->other, c->req->auth.user_id, false);
+        /* what the block hid from the unblocked user comes back; the
+         * blocker is told the unblocked user's state too (hidden still if
+         * that user blocks the blocker), whichever node each is on */
+        const char *me = c->req->auth.user_id;
+        presence_push(c->other, me, false, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+        presence_push(me, c->other, PQgetvalue(res, 0, 2)[0] == 't',
+                      PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1));
         http_respond(c->req, 204, NULL, NULL, 0, NULL);
     }
     free(c);
