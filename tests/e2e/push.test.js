@@ -239,6 +239,21 @@ describe('push on one node', () => {
     assert.equal(c.data.reason, 'declined');
   });
 
+  test('a block ends a ringing call like any other end: the callee\'s devices get call_cancel', T, async () => {
+    const a = await signup(srv);
+    const b = await signup(srv);
+    const t1 = await addDevice(srv, b);
+    const { call } = await startCall(srv, a, { user_id: b.id, media: 'audio' });
+    await until(() => fake.sendsTo(t1.token).length === 1, 15000, 'call push');
+    // the caller blocks the callee while it rings: the callee's phone stops ringing
+    const r = await api(srv, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } });
+    assert.equal(r.status, 201, r.text);
+    await until(() => fake.sendsTo(t1.token).some((s) => s.message.data.type === 'call_cancel'), 15000, 'call_cancel');
+    const c = fake.sendsTo(t1.token).find((s) => s.message.data.type === 'call_cancel').message;
+    assert.equal(c.data.call_id, call.id);
+    assert.equal(c.data.reason, 'hangup');
+  });
+
   test('a dead token (404 UNREGISTERED, 400 naming the token) is deleted; another 400 and a 403 keep the device', T, async () => {
     const a = await signup(srv);
     const b = await signup(srv);
