@@ -1,7 +1,8 @@
 'use strict';
 // Safety across two nodes on one Redis (issue 15): a block made on one node
 // holds at once on the other (REST and channel sends, calls, presence), an
-// unblock restores everything there; an account deleted on one node stops
+// unblock restores everything there (every refusal of the S1 matrix's
+// blocked-user column is checked on the other node); an account deleted on one node stops
 // its tokens, refresh tokens and sockets on the other at once; a password
 // changed on one node leaves only the current session alive on both. An
 // unblock restores the online state and last seen the cluster knows, on
@@ -97,6 +98,54 @@ describe('safety across nodes', () => {
     const call = await api(n2, 'POST', '/calls', { token: b.token, body: { user_id: a.id, media: 'audio' } });
     assert.equal(call.status, 201, call.text);
     await until(() => la.events.some((e) => e.ev === 'call:incoming'), 10000, 'call:incoming across nodes');
+  });
+
+  test('every other refusal holds on node 2 for a block made on node 1 (edit, react, direct chat, groups, conversation join, keys, call by conversation); unblock on node 1 restores them', T, async () => {
+    const [n1, n2] = nodes;
+    const a = await signup(n1); // the blocker
+    const b = await signup(n2); // blocked, shares a direct chat with a
+    const b2 = await signup(n2); // blocked, no direct chat with a
+    const c = await signup(n2);
+    const conv = (await api(n1, 'POST', '/conversations', { token: a.token, body: { kind: 'direct', user_id: b.id } })).json.conversation.id;
+    const before = await send(n2, b, conv, 'before the block');
+    assert.equal(before.status, 201, before.text);
+    const mine = await send(n1, a, conv, 'from the blocker');
+    assert.equal(mine.status, 201, mine.text);
+    const bundle = { identity_key: Buffer.alloc(33, 7).toString('base64'), signed_prekey: { id: 1, public_key: Buffer.alloc(32, 1).toString('base64'), signature: Buffer.alloc(64, 2).toString('base64') }, one_time_prekeys: [{ id: 1, public_key: Buffer.alloc(32, 3).toString('base64') }] };
+    assert.ok((await api(n1, 'PUT', '/keys', { token: a.token, body: bundle })).status < 300);
+    const g = await api(n2, 'POST', '/conversations', { token: b.token, body: { kind: 'group', title: 'g', member_ids: [c.id] } });
+    assert.equal(g.status, 201, g.text);
+    const gid = g.json.conversation.id;
+    const lb = await listen(n2, b);
+    socks.push(lb.sock);
+    for (const u of [b, b2]) assert.equal((await api(n1, 'POST', '/blocks', { token: a.token, body: { user_id: u.id } })).status, 201);
+    // on node 2, at once
+    assertError(await api(n2, 'PATCH', `/messages/${before.json.message.id}`, { token: b.token, body: { body: 'edited' } }), 403, 'forbidden');
+    assert.equal((await push(lb.ch, 'message:edit', { message_id: before.json.message.id, body: 'edited' })).response.reason, 'forbidden');
+    assertError(await api(n2, 'POST', `/messages/${mine.json.message.id}/reactions`, { token: b.token, body: { emoji: '👍' } }), 403, 'forbidden');
+    assert.equal((await push(lb.ch, 'message:react', { message_id: mine.json.message.id, emoji: '👍', op: 'add' })).response.reason, 'forbidden');
+    assertError(await api(n2, 'POST', '/conversations', { token: b2.token, body: { kind: 'direct', user_id: a.id } }), 403, 'forbidden');
+    assertError(await api(n2, 'POST', '/conversations', { token: b.token, body: { kind: 'group', title: 'h', member_ids: [a.id, c.id] } }), 403, 'forbidden');
+    assertError(await api(n2, 'POST', `/conversations/${gid}/members`, { token: b.token, body: { user_ids: [a.id] } }), 403, 'forbidden');
+    await assert.rejects(join(lb.sock, `conversation:${conv}`), (e) => e.resp && e.resp.reason === 'forbidden');
+    assertError(await api(n2, 'GET', `/keys/${a.id}`, { token: b.token }), 404, 'not_found');
+    assertError(await api(n2, 'POST', '/calls', { token: b.token, body: { conversation_id: conv, media: 'video' } }), 403, 'forbidden');
+    assert.equal(Number(sql(`SELECT count(*) FROM messages WHERE id = ${before.json.message.id} AND edited_at IS NOT NULL`)), 0, 'no edit');
+    assert.equal(Number(sql(`SELECT count(*) FROM reactions WHERE message_id = ${mine.json.message.id}`)), 0, 'no reaction');
+    assert.equal(Number(sql(`SELECT count(*) FROM members WHERE conversation_id = ${gid} AND user_id = ${a.id}`)), 0, 'not added');
+    assert.equal(Number(sql(`SELECT count(*) FROM e2e_prekeys WHERE user_id = ${a.id}`)), 1, 'no prekey taken');
+    // unblock on node 1: each works on node 2 at once
+    for (const u of [b, b2]) assert.equal((await api(n1, 'DELETE', `/blocks/${u.id}`, { token: a.token })).status, 204);
+    assert.equal((await api(n2, 'PATCH', `/messages/${before.json.message.id}`, { token: b.token, body: { body: 'edited' } })).status, 200);
+    assert.equal((await push(lb.ch, 'message:react', { message_id: mine.json.message.id, emoji: '👍', op: 'add' })).status, 'ok');
+    assert.equal((await api(n2, 'POST', '/conversations', { token: b2.token, body: { kind: 'direct', user_id: a.id } })).status, 201);
+    assert.equal((await api(n2, 'POST', `/conversations/${gid}/members`, { token: b.token, body: { user_ids: [a.id] } })).status, 200);
+    await join(lb.sock, `conversation:${conv}`);
+    assert.equal((await api(n2, 'GET', `/keys/${a.id}`, { token: b.token })).status, 200);
+    const call = await api(n2, 'POST', '/calls', { token: b.token, body: { conversation_id: conv, media: 'video' } });
+    assert.equal(call.status, 201, call.text);
+    assert.equal((await api(n2, 'POST', '/blocks', { token: a.token, body: { user_id: b.id } })).status, 201, 'and blocking again ends that call');
+    assert.equal(sql(`SELECT state || ':' || end_reason FROM calls WHERE id = ${call.json.call.id}`), 'ended:declined');
   });
 
   test('unblock restores the cluster-wide online state and last seen, both ways, whichever node answers and each user is on', T, async () => {
