@@ -294,9 +294,13 @@ if p4 is not None:  # the half-rate run follows the closed loop: its figure must
         problems.append("p4_half_rate: no acknowledged send")
 # a whole smoke run must have every part (BENCH_ONLY runs just the parts named)
 if scale == "smoke" and not os.environ.get("BENCH_ONLY", "").strip():
-    for name, r in (("p1_connections", p1), ("p2_connect", p2), ("p3_fanout", p3), ("p3_fanout_w1", p3w), ("p7_soak", p7),
-                    ("p11_media", p11)):
-        if r is None:
+    # every scenario a smoke run makes (a missing tool or a failed start
+    # shows here as a missing part, never as a silently shorter table)
+    for name in ("p1_connections", "p2_connect", "p3_fanout", "p3_fanout_w1", "p4_sends", "p4_half_rate",
+                 "p5_cluster", "p6_sync", "p7_soak", "p8_presence", "p9_calls", "p9_ping_ref", "p10_push",
+                 "p11_media", "ref_nginx", "p12_search", "p12_export", "ref_pgbench_search", "r12_storm",
+                 "gf_alone", "gf_ids"):
+        if load(name) is None:
             problems.append(f"{name}: missing")
     for k, v in refs.items():
         if v is None:

@@ -21,6 +21,12 @@ if [ ! -x "$bin" ]; then
 fi
 export SB_BIN=$bin
 
+# node:test's --test-force-exit came in Node.js 20.14 (tests/e2e/package.json: engines)
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=14)?0:1)'; then
+  echo "e2e: Node.js >= 20.14 is needed, found $(node --version 2>/dev/null || echo none) (Debian bookworm's own nodejs is 18: use the machine's Node.js 20 or NodeSource's)" >&2
+  exit 2
+fi
+
 if [ ! -d tests/e2e/node_modules/phoenix ] || [ ! -d tests/e2e/node_modules/ws ]; then
   echo "e2e: installing test clients (npm install in tests/e2e)"
   (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)

@@ -36,6 +36,15 @@ describe('deployment files', () => {
       assert.match(cfg, /--static-auth-secret=ts/, 'coturn gets the TURN secret');
       assert.match(cfg, /SB_TURN_SECRET: ts/, 'and the nodes the same one');
       assert.match(cfg, /haproxy\.cfg:\/usr\/local\/etc\/haproxy\/haproxy\.cfg:ro/);
+      // both nodes mount the one media volume where the image keeps media
+      const df = fs.readFileSync(path.join(REPO, 'deploy', 'Dockerfile'), 'utf8');
+      const mediaDir = (df.match(/SB_MEDIA_DIR=(\S+)/) || [])[1];
+      assert.ok(mediaDir, 'the image sets SB_MEDIA_DIR');
+      for (const svc of ['switchboard-1', 'switchboard-2']) {
+        const block = cfg.split(new RegExp(`^  ${svc}:$`, 'm'))[1].split(/^  \S/m)[0];
+        assert.match(block, new RegExp(`^    - media:${mediaDir}(:rw)?$`, 'm'), `${svc} mounts the media volume at ${mediaDir}`);
+      }
+      assert.match(cfg, /^volumes:\n(  \S+:\n(    .*\n)*)*  media:/m, 'a named media volume');
       const bad = run('docker-compose', ['--env-file', path.join(REPO, '.env.example'), '-f', 'docker-compose.yml', 'config', '-q']);
       assert.notEqual(bad.status, 0, 'the example file has no secrets: compose refuses to start');
       assert.match(bad.stderr, /set (SB_SECRET|POSTGRES_PASSWORD|TURN_SECRET|TURN_HOST) in \.env/);
@@ -50,8 +59,34 @@ describe('deployment files', () => {
     assert.match(h.stdout + h.stderr, /Configuration file is valid/);
   });
 
+  test('deploy/nginx.conf (the alternative balancer) passes nginx -t', T, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-nginx-'));
+    try {
+      const key = path.join(dir, 'k.pem'), crt = path.join(dir, 'c.pem');
+      const o = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+        '-subj', '/CN=chat.example.com', '-keyout', key, '-out', crt]);
+      assert.equal(o.status, 0, o.stderr);
+      // the file as shipped, with only the certificate paths pointed at the test's
+      const site = fs.readFileSync(path.join(REPO, 'deploy', 'nginx.conf'), 'utf8')
+        .replace(/ssl_certificate\s+\S+;/, `ssl_certificate ${crt};`).replace(/ssl_certificate_key\s+\S+;/, `ssl_certificate_key ${key};`);
+      fs.writeFileSync(path.join(dir, 'site.conf'), site);
+      fs.writeFileSync(path.join(dir, 'nginx.conf'), `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\n` +
+        `http {\n  access_log off;\n  client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f;\n` +
+        `  uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;\n  include ${dir}/site.conf;\n}\n`);
+      const nginx = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+      const t = run(nginx, ['-t', '-p', dir, '-c', path.join(dir, 'nginx.conf')]);
+      assert.equal(t.status, 0, t.stdout + t.stderr);
+      assert.match(t.stdout + t.stderr, /syntax is ok/);
+      assert.match(t.stdout + t.stderr, /test is successful/);
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
+
   test('the Dockerfile installs with scripts/deps.sh; secrets stay out of the tree', T, () => {
     const df = fs.readFileSync(path.join(REPO, 'deploy', 'Dockerfile'), 'utf8');
+    // the server user owns the media directory (the rest of the image is read-only to it)
+    assert.match(df, /useradd --system --home-dir \/srv\/switchboard --create-home switchboard/);
+    assert.match(df, /install -d -o switchboard -g switchboard -m 0750 \/srv\/switchboard\/media/);
+    assert.match(df, /SB_MEDIA_DIR=\/srv\/switchboard\/media/);
     assert.match(df, /scripts\/deps\.sh --build-only/);
     assert.match(df, /deps\.sh --runtime-only/);
     assert.doesNotMatch(df, /apt-get install/, 'no second package list to drift');
