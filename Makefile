@@ -26,7 +26,7 @@ endif
 B := build/$(VARIANT)
 
 LIB_OBJ := $(patsubst server/src/%.c,$(B)/obj/%.o,$(SERVER_SRC))
-OBJ := $(LIB_OBJ) $(B)/obj/main.o
+OBJ := $(LIB_OBJ) $(B)/obj/app.o $(B)/obj/main.o
 LLHTTP_OBJ := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRC := $(wildcard server/tests/unit/test_*.c)
 UNIT_BIN := $(patsubst server/tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))

@@ -10,29 +10,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
-#include "accounts/accounts.h"
-#include "accounts/accounts_connect.h"
-#include "phoenix/channels.h"
-#include "chat/chat.h"
+#include "app.h"
 #include "base/config.h"
-#include "net/conn.h"
-#include "http/http_conn.h"
 #include "base/log.h"
-#include "phoenix/longpoll.h"
-#include "phoenix/phx_connect.h"
-#include "phoenix/phx_websocket.h"
-#include "http/rest.h"
-#include "http/router.h"
-#include "http/static_files.h"
-#include "ws/ws.h"
-#include "phoenix/phx_fanout.h"
-#include "presence/presence_cluster.h"
-#include "bus/pubsub.h"
-#include "net/reactor.h"
-#include "store/db.h"
-#include "sync/sync.h"
-#include "net/tls.h"
 #include "base/token.h"
+#include "http/http_conn.h"
+#include "net/conn.h"
+#include "net/reactor.h"
+#include "net/tls.h"
+#include "phoenix/longpoll.h"
+#include "ws/ws.h"
 
 static reactor g_r;
 static uv_check_t g_check;
@@ -58,6 +45,18 @@ static void run_tasks(void)
     }
 }
 
+static char g_media_dir[] = "/tmp/sb-fuzz-media-XXXXXX";
+
+/* Removes the media folder at exit (nothing is stored there without a
+ * database: only the empty folder and its tmp/ are left). */
+static void media_dir_remove(void)
+{
+    char tmp[sizeof g_media_dir + 4];
+    snprintf(tmp, sizeof tmp, "%s/tmp", g_media_dir);
+    rmdir(tmp);
+    rmdir(g_media_dir);
+}
+
 static void on_wake(uv_async_t *a) { run_tasks(); }
 static void on_check(uv_check_t *h) { conn_flush_dirty(&g_r); }
 static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(&g_r); }
@@ -78,23 +77,16 @@ void fz_init(void)
     setenv("SB_RATELIMIT_LOGIN_IP", "off", 1);
     setenv("SB_RATELIMIT_LOGIN_ACCOUNT", "off", 1);
     setenv("SB_RATELIMIT_SIGNUP_IP", "off", 1);
+    setenv("SB_FCM_CREDENTIALS", "", 1);
+    /* media_routes creates its folder: a fresh one per process, not the cwd */
+    if (!mkdtemp(g_media_dir)) abort();
+    atexit(media_dir_remove);
+    setenv("SB_MEDIA_DIR", g_media_dir, 1);
     if (config_load(0, NULL) != 0) abort();
     log_set_level("error");
     signal(SIGPIPE, SIG_IGN);
-    /* what main.c registers */
-    conn_set_opener(http_conn_open);
-    ws_set_consumer(&phx_websocket_consumer);
-    accounts_connect_revoked_hook = rest_session_revoked;
-    phx_connect_set_handler(accounts_connect_socket);
-    router_add(ROUTER_ANY_METHOD, "/socket/websocket", phx_websocket_handle);
-    router_add(ROUTER_ANY_METHOD, "/socket/longpoll", longpoll_handle);
-    router_set_fallback(static_files_serve);
-    if (accounts_routes() != 0) abort();
-    chat_routes();
-    sync_routes();
-    ch_user_register();
-    ch_echo_register();
-    presence_cluster_init();
+    /* what `switchboard serve` registers (app.c, as main.c calls it) */
+    if (app_register() != 0) abort();
 
     uv_loop_init(&g_r.loop);
     pthread_mutex_init(&g_r.tasks_mu, NULL);
@@ -108,9 +100,7 @@ void fz_init(void)
     uv_prepare_start(&g_prepare, on_prepare);
     uv_unref((uv_handle_t *)&g_prepare);
     /* the per-reactor modules, as main.c registers them (no database) */
-    if (db_register("", 0) != 0 || pubsub_register() != 0 || longpoll_register() != 0 ||
-        phx_fanout_init() != 0 || reactor_init_modules(&g_r) != 0)
-        abort();
+    if (app_register_modules() != 0 || reactor_init_modules(&g_r) != 0) abort();
     reactor_all = &g_r;
     reactor_count = 1;
     reactor_adopt(&g_r);

@@ -6,8 +6,10 @@ argument) and fails, naming the file and line, where a folder includes a
 folder of a layer above its own, a sibling of the same layer, or where a
 domain folder's core (any file but its edges: *_rest.c and ch_*.c) includes
 the transport or protocol layers (net, http, ws, phoenix; net/reactor.h, the
-loop and its timers, is allowed). main.c, the composition root, may include
-anything. Exit status 0 when the tree holds the rule, 1 otherwise.
+loop and its timers, is allowed). The composition roots at the top of the
+tree may include anything: main.c (the binary) and app.c (what the server
+registers: routes, channels, hooks; main.c and the fuzz harnesses call it).
+Exit status 0 when the tree holds the rule, 1 otherwise.
 """
 import os
 import re
@@ -32,6 +34,8 @@ LAYERS = {
 DOMAINS = {"accounts", "presence", "sync", "chat", "keys", "search", "export", "calls", "media", "push", "moderation", "admin"}
 TRANSPORT = {"net", "http", "ws", "phoenix"}
 CORE_ALLOWED_HEADERS = {"net/reactor.h"}
+# files at the top of server/src: the composition roots, which include anything
+COMPOSITION_ROOTS = {"main.c", "app.c", "app.h"}
 EDGE = re.compile(r"(^ch_.*|.*_rest)\.c$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
@@ -50,8 +54,8 @@ def check(root):
             rel = os.path.relpath(path, root)
             parts = rel.split(os.sep)
             if len(parts) == 1:
-                if name != "main.c":
-                    errors.append(f"{rel}: only main.c may sit at the top of server/src")
+                if name not in COMPOSITION_ROOTS:
+                    errors.append(f"{rel}: only the composition roots ({', '.join(sorted(COMPOSITION_ROOTS))}) may sit at the top of server/src")
                 continue
             folder = parts[0]
             if folder not in LAYERS:

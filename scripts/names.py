@@ -4,7 +4,8 @@
 Reads the global symbols each server object defines (nm on build/<variant>/obj,
 built by `make build`) and fails, naming the file and symbol, where one starts
 with neither its file's name nor its folder's (`phx_` for phoenix/). Globals
-(`g_...`) follow the same rule after the `g_`. main.c is exempt.
+(`g_...`) follow the same rule after the `g_`. The files at the top of
+server/src (app.c) carry their file's name; main.c is exempt.
 """
 import glob
 import os
@@ -30,8 +31,9 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "build/release/obj"
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src")
     # the objects of today's sources only (a renamed file leaves a stale .o)
+    tops = [c for c in sorted(glob.glob(os.path.join(src, "*.c"))) if os.path.basename(c) != "main.c"]
     objs = [os.path.join(root, os.path.relpath(c, src))[:-2] + ".o"
-            for c in sorted(glob.glob(os.path.join(src, "*", "*.c")))]
+            for c in sorted(glob.glob(os.path.join(src, "*", "*.c"))) + tops]
     missing = [o for o in objs if not os.path.exists(o)]
     if missing:
         print(f"names: {missing[0]} is missing (run make build first)", file=sys.stderr)
@@ -41,12 +43,14 @@ def main():
         return 1
     bad = []
     for o in objs:
-        folder, base = os.path.relpath(o, root)[:-2].split(os.sep)
+        rel = os.path.relpath(o, root)[:-2]
+        folder, base = rel.split(os.sep) if os.sep in rel else ("", rel)
+        allowed = prefixes(folder, base) if folder else {base}
         nm = subprocess.run(["nm", "-g", "--defined-only", o], capture_output=True, text=True, check=True)
         for line in nm.stdout.splitlines():
             parts = line.split()
-            if len(parts) == 3 and not ok(parts[2], prefixes(folder, base)):
-                bad.append(f"server/src/{folder}/{base}.c: exports {parts[2]} (want a prefix of {', '.join(sorted(p + '_' for p in prefixes(folder, base)))})")
+            if len(parts) == 3 and not ok(parts[2], allowed):
+                bad.append(f"server/src/{rel}.c: exports {parts[2]} (want a prefix of {', '.join(sorted(p + '_' for p in allowed))})")
     for b in bad:
         print(b)
     if bad:

@@ -143,6 +143,63 @@ static void fail_db(actx *c, const PGresult *res, const char *err)
     ctx_free(c);
 }
 
+/* The start of a query callback: true after answering a failed query (and
+ * freeing c). */
+static bool db_failed(actx *c, const PGresult *res, const char *err)
+{
+    if (res && !err) return false;
+    fail_db(c, res, err);
+    return true;
+}
+
+/* Answers an error without details and frees c. */
+static void ctx_fail(actx *c, int status, const char *code, const char *message)
+{
+    http_respond_error(c->req, status, code, message, NULL);
+    ctx_free(c);
+}
+
+/* Mints the refresh token to hand out (c->refresh, c->refresh_h) and
+ * writes its lifetime in seconds to ttl; false after answering 500 and
+ * freeing c. */
+static bool ctx_refresh_new(actx *c, char ttl[32])
+{
+    if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
+        ctx_fail(c, 500, "internal", "no randomness");
+        return false;
+    }
+    snprintf(ttl, 32, "%lld", (long long)g_config.refresh_ttl_s);
+    return true;
+}
+
+/* A context for req holding the hash of the refresh token presented
+ * (refresh, logout); NULL when already answered. */
+static actx *ctx_new_old(sb_req *req, const char h[65])
+{
+    actx *c = ctx_new(req);
+    if (c) memcpy(c->old_h, h, 65);
+    return c;
+}
+
+/* The end of a body's validation: true after answering 422 (and freeing
+ * b) when v holds errors. */
+static bool body_refused(sb_req *req, json_t *b, verr *v)
+{
+    if (!verr_any(v)) return false;
+    json_decref(b);
+    rest_verr_respond(req, v);
+    return true;
+}
+
+/* True after answering 429 (and freeing b) when wait > 0 seconds. */
+static bool rate_refused(sb_req *req, json_t *b, int wait)
+{
+    if (!wait) return false;
+    json_decref(b);
+    rest_rate_limited(req, wait);
+    return true;
+}
+
 /* Copies the password member (already validated) into c. */
 static int ctx_set_password(actx *c, const char *pw)
 {
@@ -186,10 +243,7 @@ static void respond_taken(sb_req *req)
 static void signup_inserted(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (PQntuples(res) != 1) { /* lost a race for the username */
         respond_taken(c->req);
         ctx_free(c);
@@ -206,18 +260,14 @@ static void signup_hashed(char *encoded, void *arg)
 {
     actx *c = arg;
     if (!encoded) {
-        http_respond_error(c->req, 500, "internal", "password hashing failed", NULL);
-        ctx_free(c);
-        return;
-    }
-    if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
-        free(encoded);
-        http_respond_error(c->req, 500, "internal", "no randomness", NULL);
-        ctx_free(c);
+        ctx_fail(c, 500, "internal", "password hashing failed");
         return;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
+    if (!ctx_refresh_new(c, ttl)) {
+        free(encoded);
+        return;
+    }
     const char *p[7] = {c->username, c->display_name, encoded, c->ua, c->ip, c->refresh_h, ttl};
     db_query(c->db, SQL_SIGNUP, 7, p, signup_inserted, c);
     free(encoded);
@@ -227,10 +277,7 @@ static void signup_hashed(char *encoded, void *arg)
 static void signup_checked(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (PQntuples(res) > 0) {
         respond_taken(c->req);
         ctx_free(c);
@@ -259,19 +306,10 @@ static void h_signup(sb_req *req)
                         &display) == 1 &&
         display && strspn(display, " ") == strlen(display))
         verr_add(&v, "display_name", "must not be blank");
-    if (verr_any(&v)) {
-        json_decref(b);
-        rest_verr_respond(req, &v);
-        return;
-    }
+    if (body_refused(req, b, &v)) return;
     char key[64];
     ratelimit_ip_key(req->client_ip, key, sizeof key);
-    int wait = ratelimit_hit(RL_SIGNUP_IP, key);
-    if (wait) {
-        json_decref(b);
-        rest_rate_limited(req, wait);
-        return;
-    }
+    if (rate_refused(req, b, ratelimit_hit(RL_SIGNUP_IP, key))) return;
     actx *c = ctx_new(req);
     if (!c) {
         json_decref(b);
@@ -281,8 +319,7 @@ static void h_signup(sb_req *req)
     c->display_name = strdup(display ? display : uname);
     if (!c->display_name || ctx_set_password(c, password) != 0) {
         json_decref(b);
-        http_respond_error(req, 500, "internal", "out of memory", NULL);
-        ctx_free(c);
+        ctx_fail(c, 500, "internal", "out of memory");
         return;
     }
     json_decref(b);
@@ -335,8 +372,7 @@ static void login_verified(int ok, void *arg)
     if (ok < 0 && c->found) {
         log_msg(LOG_ERROR, "login: stored password hash is malformed", "user_id",
                 json_string(c->user_id), NULL);
-        http_respond_error(c->req, 500, "internal", "internal error", NULL);
-        ctx_free(c);
+        ctx_fail(c, 500, "internal", "internal error");
         return;
     }
     if (ok != 1 || !c->found) {
@@ -345,17 +381,11 @@ static void login_verified(int ok, void *arg)
         return;
     }
     if (c->banned) {
-        http_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
-        ctx_free(c);
-        return;
-    }
-    if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
-        http_respond_error(c->req, 500, "internal", "no randomness", NULL);
-        ctx_free(c);
+        ctx_fail(c, 403, "forbidden", "this account is banned");
         return;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
+    if (!ctx_refresh_new(c, ttl)) return;
     const char *p[5] = {c->user_id, c->ua, c->ip, c->refresh_h, ttl};
     db_query(c->db, SQL_SESSION_NEW, 5, p, login_session, c);
 }
@@ -364,10 +394,7 @@ static void login_verified(int ok, void *arg)
 static void login_looked_up(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (PQntuples(res) == 1) {
         c->found = true;
         snprintf(c->user_id, sizeof c->user_id, "%s", PQgetvalue(res, 0, UC_ID));
@@ -375,8 +402,7 @@ static void login_looked_up(const PGresult *res, const char *err, void *arg)
         c->user = accounts_user_json(res, 0);
         c->stored_hash = strdup(PQgetvalue(res, 0, UC_N));
         if (!c->stored_hash) {
-            http_respond_error(c->req, 500, "internal", "out of memory", NULL);
-            ctx_free(c);
+            ctx_fail(c, 500, "internal", "out of memory");
             return;
         }
     }
@@ -397,22 +423,14 @@ static void h_login(sb_req *req)
     const char *username, *password;
     verr_get_string(b, "username", VERR_REQUIRED, 1, 256, &v, &username);
     verr_get_string(b, "password", VERR_REQUIRED, 1, PASSWORD_MAX_BYTES, &v, &password);
-    if (verr_any(&v)) {
-        json_decref(b);
-        rest_verr_respond(req, &v);
-        return;
-    }
+    if (body_refused(req, b, &v)) return;
     char key[96];
     ratelimit_ip_key(req->client_ip, key, sizeof key);
     int wait = ratelimit_hit(RL_LOGIN_IP, key);
     char uname[40];
     bool valid = accounts_username_normalize(username, uname, sizeof uname);
     if (!wait && valid) wait = ratelimit_hit(RL_LOGIN_ACCOUNT, uname);
-    if (wait) {
-        json_decref(b);
-        rest_rate_limited(req, wait);
-        return;
-    }
+    if (rate_refused(req, b, wait)) return;
     if (!valid || strlen(password) > PASSWORD_MAX_BYTES) {
         json_decref(b);
         respond_bad_login(req);
@@ -427,8 +445,7 @@ static void h_login(sb_req *req)
     int rc = ctx_set_password(c, password);
     json_decref(b);
     if (rc != 0) {
-        http_respond_error(req, 500, "internal", "out of memory", NULL);
-        ctx_free(c);
+        ctx_fail(c, 500, "internal", "out of memory");
         return;
     }
     const char *p[1] = {c->username};
@@ -475,10 +492,7 @@ static const char SQL_REVOKE_SID[] =
 static void refresh_reuse_checked(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (PQntuples(res) > 0) {
         const char *sid = PQgetvalue(res, 0, 0);
         log_msg(LOG_WARN, "refresh token reuse: session revoked", "session_id", json_string(sid),
@@ -496,10 +510,7 @@ static void refresh_reuse_checked(const PGresult *res, const char *err, void *ar
 static void refresh_rotated(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (PQntuples(res) != 1) {
         const char *p[1] = {c->old_h};
         db_query(c->db, SQL_REUSE, 1, p, refresh_reuse_checked, c);
@@ -511,8 +522,7 @@ static void refresh_rotated(const PGresult *res, const char *err, void *arg)
         const char *p[2] = {c->sid, "banned"};
         db_query(c->db, SQL_REVOKE_SID, 2, p, accounts_ignore_result, NULL);
         session_kill(c->sid);
-        http_respond_error(c->req, 403, "forbidden", "this account is banned", NULL);
-        ctx_free(c);
+        ctx_fail(c, 403, "forbidden", "this account is banned");
         return;
     }
     respond_tokens(c, 200, accounts_user_json(res, 0));
@@ -526,11 +536,7 @@ static void h_refresh(sb_req *req)
     verr v = {0};
     const char *tok;
     verr_get_string(b, "refresh_token", VERR_REQUIRED, 1, 256, &v, &tok);
-    if (verr_any(&v)) {
-        json_decref(b);
-        rest_verr_respond(req, &v);
-        return;
-    }
+    if (body_refused(req, b, &v)) return;
     char h[65];
     int bad = accounts_refresh_hash(tok, h);
     json_decref(b);
@@ -538,16 +544,9 @@ static void h_refresh(sb_req *req)
         http_respond_error(req, 401, "unauthorized", "invalid or expired refresh token", NULL);
         return;
     }
-    actx *c = ctx_new(req);
-    if (!c) return;
-    memcpy(c->old_h, h, sizeof h);
-    if (accounts_refresh_new(c->refresh, c->refresh_h) != 0) {
-        http_respond_error(req, 500, "internal", "no randomness", NULL);
-        ctx_free(c);
-        return;
-    }
+    actx *c = ctx_new_old(req, h);
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)g_config.refresh_ttl_s);
+    if (!c || !ctx_refresh_new(c, ttl)) return;
     const char *p[3] = {c->old_h, c->refresh_h, ttl};
     db_query(c->db, SQL_ROTATE, 3, p, refresh_rotated, c);
 }
@@ -577,14 +576,10 @@ static const char SQL_LOGOUT_SID[] =
 static void logout_done(const PGresult *res, const char *err, void *arg)
 {
     actx *c = arg;
-    if (!res || err) {
-        fail_db(c, res, err);
-        return;
-    }
+    if (db_failed(c, res, err)) return;
     if (!c->sid[0]) { /* by refresh token: the session is what the token names */
         if (PQntuples(res) == 0) {
-            http_respond_error(c->req, 401, "unauthorized", "invalid refresh token", NULL);
-            ctx_free(c);
+            ctx_fail(c, 401, "unauthorized", "invalid refresh token");
             return;
         }
         snprintf(c->sid, sizeof c->sid, "%s", PQgetvalue(res, 0, 0));
@@ -608,9 +603,8 @@ static void h_logout(sb_req *req)
             return;
         }
         json_decref(b);
-        actx *c = ctx_new(req);
+        actx *c = ctx_new_old(req, h);
         if (!c) return;
-        memcpy(c->old_h, h, sizeof h);
         const char *p[1] = {c->old_h};
         db_query(c->db, SQL_REVOKE_BY_TOKEN, 1, p, logout_done, c);
         return;

@@ -377,6 +377,28 @@ static bool caller_ok(chat_sink *s, const char *user_id)
     return false;
 }
 
+/* The prologue of an operation on one record: checks the caller, then
+ * reads the record's id (member f of body, or `given` from the path) into
+ * out; errors of f go to v. False when answered: 401 for the caller, 404
+ * `not_found` (e.g. "no such message") for a path id that names nothing. */
+static bool op_begin(chat_sink *s, const char *user_id, json_t *body, const char *f,
+                     const char *given, const char *not_found, verr *v, char out[24])
+{
+    if (!caller_ok(s, user_id)) return false;
+    if (get_id(body, f, given, true, v, out) != -2) return true;
+    verr_clear(v);
+    chat_fail(s, "not_found", not_found, NULL);
+    return false;
+}
+
+/* True after answering validation_failed when v holds errors. */
+static bool op_refused(chat_sink *s, verr *v)
+{
+    if (!verr_any(v)) return false;
+    chat_fail_verr(s, v);
+    return true;
+}
+
 static bool one_of(const char *s, const char *const *set)
 {
     for (; *set; set++)
@@ -483,14 +505,10 @@ static const char *const MEDIA_KINDS[] = {"image", "video", "audio", "voice", "f
 void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t *body)
 {
     s->t0_ns = uv_hrtime();
-    if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char conv[24], reply_to[24], forward_of[24];
-    if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
-        verr_clear(&v);
-        chat_fail(s, "not_found", "no such conversation", NULL);
+    if (!op_begin(s, user_id, body, "conversation_id", conv_id, "no such conversation", &v, conv))
         return;
-    }
     const char *client_id = NULL, *kind = NULL, *text = NULL, *media = NULL;
     verr_get_string(body, "client_id", VERR_REQUIRED | VERR_NO_CTRL, 1, CLIENT_ID_MAX, &v, &client_id);
     if (verr_get_string(body, "kind", VERR_REQUIRED, 1, 16, &v, &kind) == 1 && !one_of(kind, KINDS))
@@ -562,20 +580,12 @@ void chat_op_send(chat_sink *s, const char *user_id, const char *conv_id, json_t
 
 void chat_op_edit(chat_sink *s, const char *user_id, const char *msg_id, json_t *body)
 {
-    if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char id[24];
-    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        verr_clear(&v);
-        chat_fail(s, "not_found", "no such message", NULL);
-        return;
-    }
+    if (!op_begin(s, user_id, body, "message_id", msg_id, "no such message", &v, id)) return;
     const char *text = NULL;
     get_body(body, true, &v, &text);
-    if (verr_any(&v)) {
-        chat_fail_verr(s, &v);
-        return;
-    }
+    if (op_refused(s, &v)) return;
     const char *p[3] = {user_id, id, text};
     chat_run(s, CHAT_PLAIN, 0, "SELECT sb_message_edit($1::int8, $2::int8, $3)::text", 3, p);
 }
@@ -587,23 +597,15 @@ void chat_op_edit(chat_sink *s, const char *user_id, const char *msg_id, json_t 
 void chat_op_delete(chat_sink *s, const char *user_id, const char *msg_id, const char *for_,
                     json_t *body)
 {
-    if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char id[24];
-    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        verr_clear(&v);
-        chat_fail(s, "not_found", "no such message", NULL);
-        return;
-    }
+    if (!op_begin(s, user_id, body, "message_id", msg_id, "no such message", &v, id)) return;
     if (!for_) verr_get_string(body, "for", VERR_REQUIRED, 1, 16, &v, &for_);
     if (for_ && strcmp(for_, "me") && strcmp(for_, "everyone"))
         verr_add(&v, "for", "must be me or everyone");
     else if (!for_)
         verr_add(&v, "for", "is required");
-    if (verr_any(&v)) {
-        chat_fail_verr(s, &v);
-        return;
-    }
+    if (op_refused(s, &v)) return;
     const char *p[3] = {user_id, id, for_};
     chat_run(s, CHAT_EMPTY, 0, "SELECT sb_message_delete($1::int8, $2::int8, $3)::text", 3, p);
 }
@@ -625,14 +627,9 @@ static bool emoji_ok(const char *e)
 void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const char *emoji,
                    const char *op, json_t *body)
 {
-    if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char id[24];
-    if (get_id(body, "message_id", msg_id, true, &v, id) == -2) {
-        verr_clear(&v);
-        chat_fail(s, "not_found", "no such message", NULL);
-        return;
-    }
+    if (!op_begin(s, user_id, body, "message_id", msg_id, "no such message", &v, id)) return;
     if (!emoji) verr_get_string(body, "emoji", VERR_REQUIRED, 1, EMOJI_MAX_BYTES, &v, &emoji);
     if (emoji && !emoji_ok(emoji)) verr_add(&v, "emoji", "must be one emoji (1-64 bytes, no spaces)");
     if (!op) {
@@ -640,10 +637,7 @@ void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const 
             strcmp(op, "remove"))
             verr_add(&v, "op", "must be add or remove");
     }
-    if (verr_any(&v)) {
-        chat_fail_verr(s, &v);
-        return;
-    }
+    if (op_refused(s, &v)) return;
     const char *p[4] = {user_id, id, emoji, op};
     chat_run(s, CHAT_ACK, 0,
              "SELECT sb_message_react($1::int8, $2::int8, $3, $4)::text", 4, p);
@@ -656,14 +650,10 @@ void chat_op_react(chat_sink *s, const char *user_id, const char *msg_id, const 
 void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, const char *kind,
                      json_t *body)
 {
-    if (!caller_ok(s, user_id)) return;
     verr v = {0};
     char conv[24];
-    if (get_id(body, "conversation_id", conv_id, true, &v, conv) == -2) {
-        verr_clear(&v);
-        chat_fail(s, "not_found", "no such conversation", NULL);
+    if (!op_begin(s, user_id, body, "conversation_id", conv_id, "no such conversation", &v, conv))
         return;
-    }
     if (!kind) {
         if (verr_get_string(body, "kind", VERR_REQUIRED, 1, 16, &v, &kind) == 1 &&
             strcmp(kind, "read") && strcmp(kind, "delivered"))
@@ -675,10 +665,7 @@ void chat_op_receipt(chat_sink *s, const char *user_id, const char *conv_id, con
     else if (!json_is_integer(up) || json_integer_value(up) < 0)
         verr_add(&v, "up_to_seq", "must be a non-negative integer");
     else snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(up));
-    if (verr_any(&v)) {
-        chat_fail_verr(s, &v);
-        return;
-    }
+    if (op_refused(s, &v)) return;
     const char *p[4] = {user_id, conv, kind, seq};
     chat_run(s, CHAT_ACK, 0, "SELECT sb_receipt($1::int8, $2::int8, $3, $4::int8)::text", 4, p);
 }

@@ -105,6 +105,75 @@ static json_t *begin_body(sb_req *req, chat_sink **sink, const char **id, const 
     return b;
 }
 
+/* Authenticates and checks the path id at index 0 (404 "no such <what>").
+ * Returns the id with *sink set, or NULL when already answered. */
+static const char *begin_id(sb_req *req, chat_sink **sink, const char *what)
+{
+    chat_sink *s = begin(req);
+    *sink = s;
+    return s ? path_id(s, req, 0, what) : NULL;
+}
+
+/* The caller's id, checked (tokens minted outside sign-up may carry any
+ * text): false after answering 401. */
+static bool caller_known(chat_sink *s, const sb_req *req)
+{
+    if (id_parse(req->auth.user_id)) return true;
+    chat_fail(s, "unauthorized", "this account no longer exists", NULL);
+    return false;
+}
+
+/* A listing's end of validation: true after answering validation_failed
+ * (and freeing pg) when v holds errors. */
+static bool page_refused(chat_sink *s, rest_page *pg, verr *v)
+{
+    if (!verr_any(v)) return false;
+    rest_page_free(pg);
+    chat_fail_verr(s, v);
+    return true;
+}
+
+/* `limit` + 1 as a query parameter: one row more than a page tells
+ * whether there is a next one. */
+static void page_lim(const rest_page *pg, char lim[16])
+{
+    snprintf(lim, 16, "%d", pg->limit + 1);
+}
+
+/* The end of PATCH /conversations/:id and PUT /conversations/:id/me:
+ * validation_failed when v holds errors, else runs sql with (caller, id,
+ * patch as jsonb). Consumes patch. */
+static void run_patch(chat_sink *s, const sb_req *req, const char *id, json_t *patch, verr *v,
+                      const char *sql)
+{
+    if (verr_any(v)) {
+        json_decref(patch);
+        chat_fail_verr(s, v);
+        return;
+    }
+    char *pj = json_dumps(patch, JSON_COMPACT);
+    json_decref(patch);
+    const char *p[3] = {req->auth.user_id, id, pj};
+    chat_run(s, CHAT_PLAIN, 0, sql, 3, p);
+    free(pj);
+}
+
+/* An operation of chat_ops.c on the record named by the path, with the
+ * JSON body. */
+typedef void body_op(chat_sink *s, const char *user_id, const char *id, json_t *body);
+
+/* Authenticates, parses the body, checks the path id (404 "no such
+ * <what>") and runs op. */
+static void with_body(sb_req *req, const char *what, body_op *op)
+{
+    chat_sink *s;
+    const char *id;
+    json_t *b = begin_body(req, &s, &id, what);
+    if (!b) return;
+    op(s, req->auth.user_id, id, b);
+    json_decref(b);
+}
+
 /* Parses a non-negative integer query parameter. Returns 1 when present and
  * valid (into out), 0 when absent, -1 (error recorded) when malformed. */
 static int query_seq(sb_req *req, const char *name, verr *v, char out[24])
@@ -190,23 +259,14 @@ static void h_chats(sb_req *req)
             snprintf(id, sizeof id, "%s", p2 + 1);
         }
     }
-    if (verr_any(&v)) {
-        rest_page_free(&pg);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
-        return;
-    }
+    if (page_refused(s, &pg, &v)) return;
     char lim[16];
-    snprintf(lim, sizeof lim, "%d", pg.limit + 1);
+    page_lim(&pg, lim);
     const char *p[6] = {req->auth.user_id, archived ? "t" : "f", id[0] ? pinned : NULL,
                         id[0] ? at : NULL, id[0] ? id : NULL, lim};
     int limit = pg.limit;
     rest_page_free(&pg);
-    if (!id_parse(req->auth.user_id)) {
-        chat_fail(s, "unauthorized", "this account no longer exists", NULL);
-        return;
-    }
+    if (!caller_known(s, req)) return;
     chat_run(s, CHAT_CHATS, limit, SQL_CHATS, 6, p);
 }
 
@@ -217,9 +277,8 @@ static void h_create(sb_req *req)
     const char *unused;
     json_t *b = begin_body(req, &s, &unused, NULL);
     if (!b) return;
-    if (!id_parse(req->auth.user_id)) {
+    if (!caller_known(s, req)) {
         json_decref(b);
-        chat_fail(s, "unauthorized", "this account no longer exists", NULL);
         return;
     }
     verr v = {0};
@@ -256,17 +315,14 @@ static void h_create(sb_req *req)
     }
     json_decref(b);
     if (!verr_any(&v)) verr_add(&v, "kind", "is required");
-    json_t *d = v.details;
-    v.details = NULL;
-    chat_fail(s, "validation_failed", "the request has invalid fields", d);
+    chat_fail_verr(s, &v);
 }
 
 /* GET /conversations/:id */
 static void h_get(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "conversation");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "conversation");
     if (!id) return;
     const char *p[2] = {req->auth.user_id, id};
     /* online_count is added in C (chat_ops.c) from the live table; "_hidden"
@@ -323,19 +379,7 @@ static void h_patch(sb_req *req)
         json_object_set_new(patch, "settings", ns);
     }
     json_decref(b);
-    if (verr_any(&v)) {
-        json_decref(patch);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
-        return;
-    }
-    char *pj = json_dumps(patch, JSON_COMPACT);
-    json_decref(patch);
-    const char *p[3] = {req->auth.user_id, id, pj};
-    chat_run(s, CHAT_PLAIN, 0, "SELECT sb_conversation_update($1::int8, $2::int8, $3::jsonb)::text",
-             3, p);
-    free(pj);
+    run_patch(s, req, id, patch, &v, "SELECT sb_conversation_update($1::int8, $2::int8, $3::jsonb)::text");
 }
 
 /* True if s looks like an RFC 3339 time ("2026-11-24T09:15:02.123Z" or
@@ -373,27 +417,14 @@ static void h_me_put(sb_req *req)
         else verr_add(&v, "muted_until", "must be an RFC 3339 time or null");
     }
     json_decref(b);
-    if (verr_any(&v)) {
-        json_decref(patch);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
-        return;
-    }
-    char *pj = json_dumps(patch, JSON_COMPACT);
-    json_decref(patch);
-    const char *p[3] = {req->auth.user_id, id, pj};
-    chat_run(s, CHAT_PLAIN, 0,
-             "SELECT sb_conversation_settings($1::int8, $2::int8, $3::jsonb)::text", 3, p);
-    free(pj);
+    run_patch(s, req, id, patch, &v, "SELECT sb_conversation_settings($1::int8, $2::int8, $3::jsonb)::text");
 }
 
 /* DELETE /conversations/:id/me: leave a group, hide a direct chat. */
 static void h_me_delete(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "conversation");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "conversation");
     if (!id) return;
     const char *p[2] = {req->auth.user_id, id};
     chat_sink_set_kick(s, id, req->auth.user_id);
@@ -411,9 +442,8 @@ static void h_me_delete(sb_req *req)
 /* GET /conversations/:id/members?cursor=&limit= */
 static void h_members(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "conversation");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "conversation");
     if (!id) return;
     verr v = {0};
     rest_page pg;
@@ -424,15 +454,9 @@ static void h_members(sb_req *req)
             verr_add(&v, "cursor", "is not a valid cursor");
         else after = pg.cursor + 2;
     }
-    if (verr_any(&v)) {
-        rest_page_free(&pg);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
-        return;
-    }
+    if (page_refused(s, &pg, &v)) return;
     char lim[16];
-    snprintf(lim, sizeof lim, "%d", pg.limit + 1);
+    page_lim(&pg, lim);
     const char *p[4] = {req->auth.user_id, id, after, lim};
     chat_run(s, CHAT_MEMBERS, pg.limit,
              "SELECT sb_members_list($1::int8, $2::int8, $3::int8, $4::int)::text", 4, p);
@@ -454,9 +478,7 @@ static void h_members_add(sb_req *req)
             chat_fail(s, "internal", "out of memory", NULL);
             return;
         }
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[3] = {req->auth.user_id, id, ids};
@@ -483,9 +505,7 @@ static void h_member_patch(sb_req *req)
         verr_add(&v, "role", "must be admin or member");
     if (verr_any(&v)) {
         json_decref(b);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
+        chat_fail_verr(s, &v);
         return;
     }
     const char *p[4] = {req->auth.user_id, id, uid, role};
@@ -496,9 +516,8 @@ static void h_member_patch(sb_req *req)
 /* DELETE /conversations/:id/members/:user_id */
 static void h_member_delete(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "conversation");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "conversation");
     const char *uid = id ? path_id(s, req, 1, "member") : NULL;
     if (!uid) return;
     const char *p[3] = {req->auth.user_id, id, uid};
@@ -514,9 +533,8 @@ static void h_member_delete(sb_req *req)
 /* GET /conversations/:id/messages?before_seq=&after_seq=&limit=&cursor= */
 static void h_history(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "conversation");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "conversation");
     if (!id) return;
     verr v = {0};
     rest_page pg;
@@ -540,15 +558,9 @@ static void h_history(sb_req *req)
             ha = 1;
         }
     }
-    if (verr_any(&v)) {
-        rest_page_free(&pg);
-        json_t *d = v.details;
-        v.details = NULL;
-        chat_fail(s, "validation_failed", "the request has invalid fields", d);
-        return;
-    }
+    if (page_refused(s, &pg, &v)) return;
     char lim[16];
-    snprintf(lim, sizeof lim, "%d", pg.limit + 1);
+    page_lim(&pg, lim);
     const char *p[5] = {req->auth.user_id, id, hb == 1 ? before : NULL, ha == 1 ? after : NULL, lim};
     chat_sink_set_mode(s, ha == 1 ? 'a' : 'b');
     chat_run(s, CHAT_HISTORY, pg.limit,
@@ -557,33 +569,16 @@ static void h_history(sb_req *req)
 }
 
 /* POST /conversations/:id/messages: as message:send. */
-static void h_send(sb_req *req)
-{
-    chat_sink *s;
-    const char *id;
-    json_t *b = begin_body(req, &s, &id, "conversation");
-    if (!b) return;
-    chat_op_send(s, req->auth.user_id, id, b);
-    json_decref(b);
-}
+static void h_send(sb_req *req) { with_body(req, "conversation", chat_op_send); }
 
 /* PATCH /messages/:id {body} */
-static void h_edit(sb_req *req)
-{
-    chat_sink *s;
-    const char *id;
-    json_t *b = begin_body(req, &s, &id, "message");
-    if (!b) return;
-    chat_op_edit(s, req->auth.user_id, id, b);
-    json_decref(b);
-}
+static void h_edit(sb_req *req) { with_body(req, "message", chat_op_edit); }
 
 /* DELETE /messages/:id?for=me|everyone */
 static void h_delete(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "message");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "message");
     if (!id) return;
     char *f = http_req_query(req, "for", true);
     json_t *b = json_object();
@@ -594,22 +589,17 @@ static void h_delete(sb_req *req)
 }
 
 /* POST /messages/:id/reactions {emoji} */
-static void h_react(sb_req *req)
+static void react_add(chat_sink *s, const char *user_id, const char *id, json_t *body)
 {
-    chat_sink *s;
-    const char *id;
-    json_t *b = begin_body(req, &s, &id, "message");
-    if (!b) return;
-    chat_op_react(s, req->auth.user_id, id, NULL, "add", b);
-    json_decref(b);
+    chat_op_react(s, user_id, id, NULL, "add", body);
 }
+static void h_react(sb_req *req) { with_body(req, "message", react_add); }
 
 /* DELETE /messages/:id/reactions/:emoji */
 static void h_unreact(sb_req *req)
 {
-    chat_sink *s = begin(req);
-    if (!s) return;
-    const char *id = path_id(s, req, 0, "message");
+    chat_sink *s;
+    const char *id = begin_id(req, &s, "message");
     if (!id) return;
     json_t *b = json_object();
     chat_op_react(s, req->auth.user_id, id, req->nparams > 1 ? req->params[1] : "", "remove", b);
@@ -617,17 +607,16 @@ static void h_unreact(sb_req *req)
 }
 
 /* POST /conversations/:id/read|delivered {up_to_seq} */
-static void receipt(sb_req *req, const char *kind)
+static void receipt_read(chat_sink *s, const char *user_id, const char *id, json_t *body)
 {
-    chat_sink *s;
-    const char *id;
-    json_t *b = begin_body(req, &s, &id, "conversation");
-    if (!b) return;
-    chat_op_receipt(s, req->auth.user_id, id, kind, b);
-    json_decref(b);
+    chat_op_receipt(s, user_id, id, "read", body);
 }
-static void h_read(sb_req *req) { receipt(req, "read"); }
-static void h_delivered(sb_req *req) { receipt(req, "delivered"); }
+static void receipt_delivered(chat_sink *s, const char *user_id, const char *id, json_t *body)
+{
+    chat_op_receipt(s, user_id, id, "delivered", body);
+}
+static void h_read(sb_req *req) { with_body(req, "conversation", receipt_read); }
+static void h_delivered(sb_req *req) { with_body(req, "conversation", receipt_delivered); }
 
 void chat_routes(void)
 {
