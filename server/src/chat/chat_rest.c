@@ -24,20 +24,6 @@
 /* The REST sink: chat answers as HTTP responses                             */
 /* ------------------------------------------------------------------------ */
 
-/* HTTP status of an api.md error code (sb_* functions give these too). */
-static int code_status(const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-    } t[] = {{"bad_request", 400},      {"unauthorized", 401}, {"forbidden", 403},
-             {"not_found", 404},        {"conflict", 409},     {"payload_too_large", 413},
-             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(code, t[i].code)) return t[i].status;
-    return 500;
-}
-
 static void rest_sink_ok(void *to, chat_reply kind, json_t *body)
 {
     sb_req *req = to;
@@ -54,7 +40,7 @@ static void rest_sink_fail(void *to, const char *code, const char *message, json
 {
     char h[48];
     if (retry_after_s > 0) snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
-    http_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
+    http_respond_error_h(to, rest_code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
 }
 
 static const chat_sink_ops REST_SINK = {.ok = rest_sink_ok, .fail = rest_sink_fail};

@@ -355,3 +355,16 @@ void rest_db_error(sb_req *req, const PGresult *res, const char *err)
             json_string(err ? err : ""), "path", json_string(req->path ? req->path : ""), NULL);
     http_respond_error(req, 500, "internal", "internal error", NULL);
 }
+
+int rest_code_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } t[] = {{"bad_request", 400},       {"unauthorized", 401}, {"forbidden", 403},
+             {"not_found", 404},         {"conflict", 409},     {"payload_too_large", 413},
+             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(code, t[i].code)) return t[i].status;
+    return 500;
+}

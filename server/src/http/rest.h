@@ -92,5 +92,10 @@ void rest_unavailable(sb_req *req);
 void rest_db_error(sb_req *req, const PGresult *res, const char *err);
 /* 429 rate_limited with Retry-After: retry_after_s. */
 void rest_rate_limited(sb_req *req, int retry_after_s);
+/* The HTTP status of an api.md error code (what the sb_* SQL functions and
+ * the domain cores answer): bad_request 400, unauthorized 401, forbidden
+ * 403, not_found 404, conflict 409, payload_too_large 413,
+ * validation_failed 422, rate_limited 429, unavailable 503; any other 500. */
+int rest_code_status(const char *code);
 
 #endif
