@@ -10,20 +10,6 @@
 #include "net/reactor.h"
 #include "store/db.h"
 
-/* HTTP status of an api.md error code. */
-static int code_status(const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-    } t[] = {{"bad_request", 400},       {"unauthorized", 401}, {"forbidden", 403},
-             {"not_found", 404},         {"conflict", 409},     {"payload_too_large", 413},
-             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(code, t[i].code)) return t[i].status;
-    return 500;
-}
-
 static void rest_ok(void *to, json_t *body) { http_respond_json(to, 200, body); }
 
 static void rest_fail(void *to, const char *code, const char *message, json_t *details,
@@ -31,7 +17,7 @@ static void rest_fail(void *to, const char *code, const char *message, json_t *d
 {
     char h[48];
     if (retry_after_s > 0) snprintf(h, sizeof h, "Retry-After: %d\r\n", retry_after_s);
-    http_respond_error_h(to, code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
+    http_respond_error_h(to, rest_code_status(code), code, message, details, retry_after_s > 0 ? h : NULL);
 }
 
 static const keys_sink_ops REST_OPS = {.ok = rest_ok, .fail = rest_fail};
