@@ -131,6 +131,5 @@ void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const 
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *p[6] = {user_id, tsq, conv_id, after_rank, after_id, lim};
-    db_query(db, "SELECT sb_search($1::int8, $2, $3::int8, $4::real, $5::int8, $6::int)::text", 6, p,
-             done, q);
+    db_query(db, SEARCH_SQL, 6, p, done, q);
 }

@@ -26,6 +26,11 @@ struct db_pool;
  * UTF-8, no word, more than SEARCH_WORDS_MAX words. Pure. */
 int search_parse_query(const char *q, char *out, const char **err);
 
+/* The statement search_run sends (sb_search, migrations/120 and 140): user,
+ * tsquery text, conversation, cursor rank and id, rows. scripts/bench.sh's
+ * pgbench reference for P12 runs this same text (it reads it from here). */
+#define SEARCH_SQL "SELECT sb_search($1::int8, $2, $3::int8, $4::real, $5::int8, $6::int)::text"
+
 /* Where the answer goes (the REST edge's function table). */
 typedef struct search_sink_ops {
     void (*ok)(void *to, json_t *body); /* body stolen */
