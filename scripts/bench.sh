@@ -13,7 +13,7 @@
 # could not run at all or the smoke run's checks fail; a missed target is
 # reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
 # separated scenario names to run, e.g. "p1 p3"; r12 = the disconnect storm,
-# p10 = pushes to the fake FCM beside h2load,
+# p10 = pushes to the fake FCM beside h2load, p13 = WSS memory and TLS handshakes,
 # fanout = presence fan-out in a 1,000-member group).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -737,6 +737,131 @@ SQL
   stop_group "$pid"
 }
 
+# ---- P13: WSS (TLS) memory per idle joined connection; handshakes/s beside openssl ----------
+# (a) P13_CONNS idle joined connections over plain ws:// (P1's measurement, in
+# this run), then the same over wss:// (sbload --tls-ca) against the same
+# servers' TLS listener: RSS per connection above the idle baseline; target
+# TLS <= plain + 4 KiB. (b) one server process with one reactor and
+# `openssl s_server -WWW` (one process, one thread), same certificate (ECDSA
+# P-256, made here), both asked by `openssl s_time` (TLS 1.3,
+# TLS_AES_128_GCM_SHA256, X25519 for both: checked with s_client) in turns:
+# -new (full handshakes) and -reuse (resumed with the ticket), each one
+# connect, handshake, GET /healthz (HTTP/1.0), read to the close, close.
+# Figures: connections/s of the wall clock (median of the rounds), and the
+# server's CPU time per connection (/proc, utime+stime) as handshakes per
+# core-second. Target: >= 80 % of s_server's for both kinds.
+bench_p13() {
+  local conns=20000 hold=10 st_t=5 rounds=3
+  [ "$SCALE" = smoke ] && { conns=300; hold=2; st_t=1; rounds=1; }
+  conns=${BENCH_P13_CONNS:-$conns}; rounds=${BENCH_P13_ROUNDS:-$rounds}
+  command -v openssl >/dev/null || { note "P13: openssl not installed"; return 1; }
+  local d=$OUT/p13; mkdir -p "$d/www"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/key.pem" \
+    -out "$d/cert.pem" -days 2 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    > "$LOG/p13_cert.log" 2>&1 || { note "P13: cannot make a certificate: $(tail -n 2 "$LOG/p13_cert.log" | tr '\n' ' ')"; return 1; }
+  printf '{"status":"ok"}' > "$d/www/healthz"
+  local tls_env=(SB_TLS_CERT="$d/cert.pem" SB_TLS_KEY="$d/key.pem")
+  # (a) memory: the same shape as P1 (processes of one reactor, one port, warm-up first)
+  local nsrv=$(( (conns + PER_SERVER - 1) / PER_SERVER )) procs=$(( (conns + 18999) / 19000 )) kind
+  for kind in plain tls; do
+    local url=ws extra=()
+    [ $kind = tls ] && { url=wss; extra=(--tls-ca "$d/cert.pem"); }
+    if [ $kind = tls ]; then start_group "p13$kind" "$nsrv" SB_REACTORS=1 "${tls_env[@]}" || return 1
+    else start_group "p13$kind" "$nsrv" SB_REACTORS=1 || return 1; fi
+    url=$url://127.0.0.1:$GROUP_PORT/socket/websocket
+    echo "bench: P13: $conns idle joined connections over $url, $nsrv server process(es)" >&2
+    "$SBLOAD" --scenario connections --url "$url" "${extra[@]}" --conns $((nsrv * 100)) --hold 0 \
+      "${TOKEN_ARGS[@]}" --sources "$SOURCES" --progress 0 --quiet > /dev/null 2>&1
+    sleep 1.5
+    run_sbload "p13_rss_$kind" --scenario connections --url "$url" "${extra[@]}" --conns "$conns" --procs "$procs" \
+      --hold $hold --topic 'user:{id}' --sources "$SOURCES" --server-pid "$GROUP_PIDS" \
+      --connect-timeout 60 --duration $((hold + 600)) "${TOKEN_ARGS[@]}"
+    stop_group "$GROUP_PIDS"
+  done
+  # (b) handshakes on one core
+  start_group p13hs 1 SB_REACTORS=1 "${tls_env[@]}" || return 1
+  local sb_pid=$GROUP_PIDS sb_port=$GROUP_PORT sb_admin=$GROUP_ADMIN
+  # the server's own count of full and resumed handshakes (/readyz on the admin port)
+  hs_counts() { python3 -c 'import json,sys,urllib.request
+try: t=json.load(urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=5)).get("tls", {})
+except urllib.error.HTTPError as e: t=json.load(e).get("tls", {})
+except Exception: t={}
+print(t.get("handshakes_full", -1), t.get("handshakes_resumed", -1))' "$sb_admin"; }
+  local ref_port; ref_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  ( cd "$d/www" && exec openssl s_server -accept "127.0.0.1:$ref_port" -cert "$d/cert.pem" -key "$d/key.pem" -WWW -quiet ) \
+    > "$LOG/p13_s_server.log" 2>&1 &
+  local ref_pid=$!; PIDS+=("$ref_pid")
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$ref_port") 2>/dev/null && break; sleep 0.05; done
+  local suite=TLS_AES_128_GCM_SHA256 t
+  # what each side negotiates (protocol, suite, key exchange, certificate): logged and compared
+  for t in sb:$sb_port ref:$ref_port; do
+    echo Q | openssl s_client -connect "127.0.0.1:${t#*:}" -tls1_3 -ciphersuites $suite -brief \
+      > "$d/negotiated_${t%%:*}.txt" 2>&1
+  done
+  : > "$d/stime.txt"
+  local r mode who port pid
+  for r in $(seq "$rounds"); do
+    for mode in new reuse; do
+      for who in sb ref; do
+        port=$sb_port; pid=$sb_pid; [ $who = ref ] && { port=$ref_port; pid=$ref_pid; }
+        local c0 c1 t0 t1 n h0="- -" h1="- -"
+        [ $who = sb ] && h0=$(hs_counts)
+        c0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); t0=$(date +%s.%N)
+        openssl s_time -connect "127.0.0.1:$port" -$mode -time "$st_t" -www /healthz -tls1_3 \
+          -ciphersuites $suite > "$LOG/p13_stime_${who}_${mode}_$r.out" 2>&1
+        t1=$(date +%s.%N); c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        [ $who = sb ] && h1=$(hs_counts)
+        n=$(grep -E '^[0-9]+ connections in [0-9.]+s' "$LOG/p13_stime_${who}_${mode}_$r.out" | tail -n 1 | cut -d' ' -f1)
+        echo "$who $mode $r ${n:-0} $t0 $t1 $c0 $c1 $h0 $h1" >> "$d/stime.txt"
+        echo "bench: P13: s_time -$mode against $who (round $r): ${n:-0} connections" >&2
+      done
+    done
+  done
+  stop_group "$sb_pid"
+  kill "$ref_pid" 2>/dev/null; wait "$ref_pid" 2>/dev/null
+  python3 - "$OUT" "$d" "$(getconf CLK_TCK)" "$st_t" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, re, statistics, sys
+out, d, hz, secs, rounds, load = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+runs = {}
+for line in open(f"{d}/stime.txt"):
+    who, mode, r, n, t0, t1, c0, c1, f0, r0, f1, r1 = line.split()
+    n = int(n); wall = float(t1) - float(t0); cpu = (float(c1) - float(c0)) / hz
+    x = {"conns": n, "wall_s": wall, "server_cpu_s": cpu}
+    if who == "sb" and "-" not in (f0, f1) and int(f0) >= 0:
+        x["server_full"], x["server_resumed"] = int(f1) - int(f0), int(r1) - int(r0)
+    runs.setdefault((who, mode), []).append(x)
+def neg(who):
+    try:
+        txt = open(f"{d}/negotiated_{who}.txt").read()
+    except OSError:
+        return {}
+    f = {}
+    for k, pat in (("protocol", r"Protocol version: (\S+)"), ("suite", r"Ciphersuite: (\S+)"),
+                   ("key_exchange", r"(?:Peer|Server) Temp Key: ([^\n]+)"), ("signature", r"Signature type: (\S+)")):
+        m = re.search(pat, txt)
+        f[k] = m.group(1).strip() if m else None
+    return f
+res = {"rounds": rounds, "seconds_each": secs, "load_at_end": load, "negotiated": {"sb": neg("sb"), "ref": neg("ref")}}
+for mode in ("new", "reuse"):
+    m = {}
+    for who in ("sb", "ref"):
+        rr = runs.get((who, mode), [])
+        ok = [x for x in rr if x["conns"] > 0]
+        if not ok:
+            continue
+        m[who] = {"runs": rr,
+                  "per_s": statistics.median(x["conns"] / x["wall_s"] for x in ok),
+                  "cpu_us": statistics.median(x["server_cpu_s"] * 1e6 / x["conns"] for x in ok)}
+    if "sb" in m and "ref" in m:
+        m["ratio"] = m["sb"]["per_s"] / m["ref"]["per_s"]
+        m["cpu_ratio"] = m["ref"]["cpu_us"] / m["sb"]["cpu_us"] if m["sb"]["cpu_us"] else None
+    res[mode] = m
+res["same_parameters"] = res["negotiated"]["sb"] == res["negotiated"]["ref"] and all(res["negotiated"]["sb"].values() or [None])
+json.dump(res, open(f"{out}/p13_handshakes.json", "w"), indent=1)
+PY
+  return 0
+}
+
 # ---- run -----------------------------------------------------------------------------------
 echo "bench: scale $SCALE; results in $OUT" >&2
 if want ref; then
@@ -762,6 +887,7 @@ want p10 && bench_p10
 want p11 && bench_p11
 want p12 && bench_p12
 want r12 && bench_r12
+want p13 && bench_p13
 want fanout && bench_group_fanout
 want p7 && bench_fanout p7_soak "$(( P3_SUBS / 4 ))" "$P7_RUN" 8 soak
 

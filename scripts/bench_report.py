@@ -244,6 +244,44 @@ if gfa and gfi:
     row("R12", "  joins/s of the group's members / of users without conversations (target 0.9x)",
         rg / ra if ra and rg else None, "x", 0.9, True, f"{rg or 0:,.0f} vs {ra or 0:,.0f} joins/s")
 
+p13p, p13t, p13h = load("p13_rss_plain"), load("p13_rss_tls"), load("p13_handshakes")
+if p13p and p13t:
+    plain, tls = p13p.get("server_bytes_per_conn"), p13t.get("server_bytes_per_conn")
+    n = get(p13t, "connect", "joined") or 0
+    row("P13", f"WSS: server RSS per idle joined connection above baseline ({n:,} conns)", tls, "B",
+        plain + 4096 if plain is not None else None, False,
+        f"plain ws:// the same way in this run (P1's figure): {plain or 0:,.0f} B; target: that + 4 KiB")
+    row("P13", "  TLS's own share: wss:// minus ws:// per connection", tls - plain if tls is not None and plain is not None else None,
+        "B", 4096, False, f"marginal (slope) wss {slope(p13t.get('rss_curve')) or 0:,.0f} B, ws {slope(p13p.get('rss_curve')) or 0:,.0f} B")
+    for name, r in (("p13_rss_plain", p13p), ("p13_rss_tls", p13t)):
+        check_errors(name, r)
+        if get(r, "connect", "joined") != r.get("conns"):
+            problems.append(f"{name}: {get(r, 'connect', 'joined')} of {r.get('conns')} joined")
+if p13h:
+    for mode, what in (("new", "full"), ("reuse", "resumed")):
+        m = p13h.get(mode) or {}
+        sb, ref = m.get("sb") or {}, m.get("ref") or {}
+        rps = ref.get("per_s")
+        row("P13", f"{what} TLS handshakes/s, one reactor (s_time -{mode}, median of {p13h.get('rounds')})",
+            sb.get("per_s"), "/s", 0.8 * rps if rps else None, True,
+            f"openssl s_server, same client, cert, suite and group: {rps or 0:,.0f}/s (target 80 %)", rps)
+        cs, cr = sb.get("cpu_us"), ref.get("cpu_us")
+        row("P13", f"  {what}: per core-second of server CPU (/proc utime+stime)",
+            1e6 / cs if cs else None, "/s", 0.8e6 / cr if cr else None, True,
+            f"s_server {1e6 / cr if cr else 0:,.0f}/s; server CPU each {cs or 0:,.0f} vs {cr or 0:,.0f} us", 1e6 / cr if cr else None)
+        if not sb.get("per_s") or not rps:
+            problems.append(f"p13_handshakes: -{mode}: no connections counted")
+        for x in sb.get("runs") or []:
+            if "server_resumed" not in x:
+                continue
+            got = x["server_resumed"] if mode == "reuse" else x["server_full"]
+            if x["conns"] and got < 0.9 * x["conns"]:
+                problems.append(f"p13_handshakes: -{mode}: the server counted {got} {what} handshakes for {x['conns']} connections")
+    if not p13h.get("same_parameters"):
+        problems.append(f"p13_handshakes: the two servers negotiated different parameters: {p13h.get('negotiated')}")
+elif (p13p or p13t) and not p13h:
+    problems.append("p13_handshakes: no result")
+
 p9 = load("p9_calls")
 p9r = load("p9_ping_ref")
 if p9:
@@ -352,7 +390,7 @@ for r in rows:
         ref += f"  [{(v / rv if r['at_least'] else rv / v):.2f}x the reference]"
     lines.append(f"{r['id']:3} {r['figure'][:66]:66} {fmt(v, r['unit']):>16} {tgt:>16} {ratio:>6} {verdict:4} {ref}")
 measured = {r["id"] for r in rows}
-for pid, why in (("P4", "sends"), ("P10", "push"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search")):
+for pid, why in (("P4", "sends"), ("P10", "push"), ("P5", "cluster"), ("P6", "sync"), ("P7", "soak"), ("P8", "presence"), ("P9", "calls"), ("P12", "search"), ("P13", "tls")):
     if pid not in measured:
         lines.append(f"{pid:3} not measured in this run ({why}): see notes below")
 try:

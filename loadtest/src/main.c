@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "sbload.h"
 
@@ -26,8 +27,15 @@ static void usage(FILE *f)
 "       sbload --net-ref connect|write [options]  (the kernel's loopback floor, netref.c)\n"
 "\n"
 "target\n"
-"  --url URL             ws://host:port/path (default ws://127.0.0.1:4000/socket/websocket);\n"
+"  --url URL             ws://host:port/path or wss:// (TLS; default ws://127.0.0.1:4000/socket/websocket);\n"
 "                        token=... and vsn=... are appended to its query\n"
+"  --tls-ca FILE         wss://: trust these PEM certificates (default: the system's store);\n"
+"                        the server's name or IP address is checked against its certificate\n"
+"  --tls-insecure        wss://: no certificate verification\n"
+"  --tls-ciphersuites S  wss://: TLS 1.3 cipher suites (OpenSSL syntax)\n"
+"  --tls-groups G        wss://: key-exchange groups, e.g. X25519\n"
+"  --tls-resume          wss://: offer the last session ticket the worker received (resumed\n"
+"                        handshakes; tls_full / tls_resumed in the counters)\n"
 "  --ports P[,P...]      spread connections over these server ports (default: the URL's)\n"
 "  --sources A-B|A,B     bind client sockets to these local IPv4 addresses, round-robin\n"
 "                        (e.g. 127.0.0.2-127.0.0.50: ~28k connections per source and port)\n"
@@ -144,16 +152,17 @@ static int parse_int_list(const char *s, int *out, int max, int *n)
 
 static int parse_url(const char *url, int *port)
 {
-    if (strncmp(url, "wss://", 6) == 0) return -2;
-    if (strncmp(url, "ws://", 5) != 0) return -1;
-    const char *h = url + 5, *slash = strchr(h, '/');
+    bool tls = strncmp(url, "wss://", 6) == 0;
+    if (!tls && strncmp(url, "ws://", 5) != 0) return -1;
+    g_opt.tls = tls;
+    const char *h = url + (tls ? 6 : 5), *slash = strchr(h, '/');
     const char *hend = slash ? slash : h + strlen(h);
     const char *colon = memchr(h, ':', (size_t)(hend - h));
     size_t hl = (size_t)((colon ? colon : hend) - h);
     if (!hl || hl >= sizeof g_opt.host) return -1;
     memcpy(g_opt.host, h, hl);
     g_opt.host[hl] = 0;
-    *port = colon ? atoi(colon + 1) : 80;
+    *port = colon ? atoi(colon + 1) : tls ? 443 : 80;
     snprintf(g_opt.path, sizeof g_opt.path, "%s", slash ? slash : "/");
     return 0;
 }
@@ -190,6 +199,7 @@ enum {
     O_IDOFF, O_USERPAT, O_SECRET, O_TOKEN, O_TTL, O_SID, O_WINDOW, O_COUNT, O_PUBRATE, O_PAD,
     O_CONVPAT, O_CONVFILE, O_BODY, O_PID, O_PROGRESS, O_QUIET, O_MAXFRAME, O_WQCAP, O_SELFTEST,
     O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE, O_WARMUP,
+    O_TLSCA, O_TLSINSECURE, O_TLSSUITES, O_TLSGROUPS, O_TLSRESUME,
 };
 
 int main(int argc, char **argv)
@@ -212,7 +222,10 @@ int main(int argc, char **argv)
         {"max-frame", 1, 0, O_MAXFRAME}, {"wq-cap", 1, 0, O_WQCAP},
         {"self-test", 0, 0, O_SELFTEST}, {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP},
         {"vsn", 1, 0, O_VSN}, {"user-file", 1, 0, O_USERFILE},
-        {"send-rate", 1, 0, O_SENDRATE}, {"warmup", 1, 0, O_WARMUP}, {0, 0, 0, 0}};
+        {"send-rate", 1, 0, O_SENDRATE}, {"warmup", 1, 0, O_WARMUP},
+        {"tls-ca", 1, 0, O_TLSCA}, {"tls-insecure", 0, 0, O_TLSINSECURE},
+        {"tls-ciphersuites", 1, 0, O_TLSSUITES}, {"tls-groups", 1, 0, O_TLSGROUPS},
+        {"tls-resume", 0, 0, O_TLSRESUME}, {0, 0, 0, 0}};
 
     sbl_opts *o = &g_opt;
     const char *url = "ws://127.0.0.1:4000/socket/websocket", *ports = NULL, *pids = NULL;
@@ -284,6 +297,11 @@ int main(int argc, char **argv)
         case O_USERFILE: user_file = optarg; break;
         case O_SENDRATE: o->send_rate = atof(optarg); break;
         case O_WARMUP: o->warmup = atof(optarg); break;
+        case O_TLSCA: o->tls_ca = optarg; break;
+        case O_TLSINSECURE: o->tls_insecure = true; break;
+        case O_TLSSUITES: o->tls_ciphersuites = optarg; break;
+        case O_TLSGROUPS: o->tls_groups = optarg; break;
+        case O_TLSRESUME: o->tls_resume = true; break;
         case O_SELFTEST: return selftest_main();
         case O_LIST: scenario_list(stdout); return 0;
         case O_HELP: usage(stdout); return 0;
@@ -306,8 +324,11 @@ int main(int argc, char **argv)
 
     int urlport;
     int ur = parse_url(url, &urlport);
-    if (ur == -2) return die("wss:// is not supported (use ws:// or a TLS-terminating proxy)", url);
     if (ur < 0) return die("bad --url", url);
+    if (!o->tls && (o->tls_ca || o->tls_insecure || o->tls_ciphersuites || o->tls_groups || o->tls_resume))
+        return die("--tls-* options need a wss:// --url", url);
+    if (o->tls_ca && access(o->tls_ca, R_OK) != 0) return die("cannot read --tls-ca", o->tls_ca);
+    if (net_tls_init() < 0) return die("TLS setup failed", NULL);
     if (ports) {
         if (parse_int_list(ports, o->ports, SBL_MAX_PORTS, &o->nports)) return die("bad --ports", ports);
     } else {

@@ -7,8 +7,19 @@
  * errors (EMFILE, EADDRNOTAVAIL, ENOBUFS...) also pause all new connects
  * with an exponential backoff (10 ms .. 1 s) so a worker never spins on
  * them. A refused join, an HTTP status other than 101, or a drop after the
- * join is counted and not retried. */
+ * join is counted and not retried.
+ *
+ * wss:// (TLS): each connection gets an SSL object between two memory BIOs
+ * (ctls): ciphertext read from the socket is fed to it, the plaintext that
+ * comes out takes the ws:// path unchanged, and plaintext written is
+ * encrypted into the write BIO and sent with the same raw write. The
+ * upgrade request goes out once the TLS handshake is done. With
+ * --tls-resume each worker offers the last session (ticket) it received. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -38,6 +49,109 @@ static void conn_drop(conn *c, int ctr, bool may_retry);
 /* ---- small helpers -------------------------------------------------------- */
 
 static inline worker *W(void) { return g_w; }
+
+/* ---- TLS (wss://) ------------------------------------------------------------ */
+
+typedef struct ctls {
+    SSL *ssl;
+    BIO *rbio, *wbio; /* ciphertext in / out, owned by ssl */
+    bool done;        /* handshake finished */
+} ctls;
+
+#define TPLAIN_CAP 16384
+static SSL_CTX *g_tls_ctx;
+static SSL_SESSION *g_last_sess; /* --tls-resume: the newest session this worker got */
+static char g_tplain[TPLAIN_CAP];
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    (void)ssl;
+    if (!SSL_SESSION_is_resumable(sess)) return 0;
+    if (g_last_sess) SSL_SESSION_free(g_last_sess);
+    g_last_sess = sess; /* returning 1 keeps the reference OpenSSL handed us */
+    return 1;
+}
+
+int net_tls_init(void)
+{
+    if (!g_opt.tls) return 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* 20,000 idle client sockets: no record buffers held while idle */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) goto fail;
+    if (g_opt.tls_ciphersuites && SSL_CTX_set_ciphersuites(ctx, g_opt.tls_ciphersuites) != 1) {
+        fprintf(stderr, "sbload: --tls-ciphersuites '%s' rejected\n", g_opt.tls_ciphersuites);
+        goto fail;
+    }
+    if (g_opt.tls_groups && SSL_CTX_set1_groups_list(ctx, g_opt.tls_groups) != 1) {
+        fprintf(stderr, "sbload: --tls-groups '%s' rejected\n", g_opt.tls_groups);
+        goto fail;
+    }
+    if (g_opt.tls_insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = g_opt.tls_ca ? SSL_CTX_load_verify_locations(ctx, g_opt.tls_ca, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            fprintf(stderr, "sbload: cannot load the trust anchors %s\n",
+                    g_opt.tls_ca ? g_opt.tls_ca : "(system default)");
+            goto fail;
+        }
+    }
+    if (g_opt.tls_resume) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    }
+    g_tls_ctx = ctx;
+    return 0;
+fail:
+    ERR_print_errors_fp(stderr);
+    SSL_CTX_free(ctx);
+    if (!ctx) fprintf(stderr, "sbload: cannot create the TLS context\n");
+    return -1;
+}
+
+static void tls_free(conn *c)
+{
+    if (!c->tls) return;
+    SSL_free(c->tls->ssl); /* frees both BIOs */
+    free(c->tls);
+    c->tls = NULL;
+}
+
+/* A new client SSL for c (server name / address checked unless --tls-insecure). */
+static int tls_start(conn *c)
+{
+    ctls *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->ssl = SSL_new(g_tls_ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) {
+        SSL_free(t->ssl);
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        free(t);
+        return -1;
+    }
+    BIO_set_mem_eof_return(t->rbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    struct in_addr a;
+    bool ip = inet_pton(AF_INET, g_opt.host, &a) == 1;
+    if (!ip) SSL_set_tlsext_host_name(t->ssl, g_opt.host);
+    if (!g_opt.tls_insecure) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+        if (ip) X509_VERIFY_PARAM_set1_ip_asc(vp, g_opt.host);
+        else SSL_set1_host(t->ssl, g_opt.host);
+    }
+    if (g_opt.tls_resume && g_last_sess) SSL_set_session(t->ssl, g_last_sess);
+    SSL_set_connect_state(t->ssl);
+    c->tls = t;
+    return 0;
+}
 
 static void inflight_set(conn *c, bool on)
 {
@@ -141,7 +255,7 @@ static void on_write(uv_write_t *req, int status)
 
 /* Writes n bytes: directly when nothing is queued, the rest copied into a
  * write request. Returns 0, or -1 if the connection was dropped. */
-static int conn_write(conn *c, const void *buf, size_t n)
+static int raw_write(conn *c, const void *buf, size_t n)
 {
     worker *w = W();
     if (!conn_open(c) || c->state == CS_CONNECTING) return -1;
@@ -180,6 +294,30 @@ static int conn_write(conn *c, const void *buf, size_t n)
     }
     c->wq += (uint32_t)rem;
     return 0;
+}
+
+/* Sends the ciphertext waiting in c's write BIO. Returns 0 or -1 (dropped). */
+static int tls_flush(conn *c)
+{
+    char *p;
+    long n = BIO_get_mem_data(c->tls->wbio, &p);
+    if (n <= 0) return 0;
+    int r = raw_write(c, p, (size_t)n); /* copies what the socket does not take */
+    if (c->tls) (void)BIO_reset(c->tls->wbio);
+    return r;
+}
+
+/* Writes n plaintext bytes (encrypted first on a wss:// connection). */
+static int conn_write(conn *c, const void *buf, size_t n)
+{
+    if (!c->tls) return raw_write(c, buf, n);
+    if (!conn_open(c) || c->state == CS_CONNECTING || !c->tls->done) return -1;
+    if (SSL_write(c->tls->ssl, buf, (int)n) <= 0) {
+        ERR_clear_error();
+        conn_drop(c, CTR_err_tls, true);
+        return -1;
+    }
+    return tls_flush(c);
 }
 
 static int ws_send(conn *c, int op, const void *data, size_t n)
@@ -253,6 +391,7 @@ static void free_bufs(conn *c)
     free(c->frag);
     c->frag = NULL;
     c->fraglen = 0;
+    tls_free(c);
 }
 
 static void on_close(uv_handle_t *h)
@@ -618,20 +757,11 @@ static size_t consume(worker *w, conn *c, char *p, size_t len)
     return conn_open(c) ? off : len;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+static void send_upgrade(worker *w, conn *c);
+
+/* Plaintext bytes from the server (the socket's, or TLS's output). */
+static void plain_in(worker *w, conn *c, char *data, size_t nread)
 {
-    conn *c = (conn *)s;
-    worker *w = W();
-    if (nread == 0) return;
-    if (nread < 0) {
-        if (c->state == CS_JOINED || c->state == CS_JOINING)
-            conn_drop(c, nread == UV_EOF ? CTR_closed_by_server : CTR_reset_by_server, true);
-        else
-            conn_drop(c, nread == UV_EOF ? CTR_err_handshake : CTR_reset_by_server, true);
-        return;
-    }
-    w->ctr[CTR_bytes_in] += (uint64_t)nread;
-    if (!conn_open(c)) return;
     char *p;
     size_t len;
     if (c->rlen) {
@@ -650,13 +780,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             c->rbuf = nb;
             c->rcap = (uint32_t)nc;
         }
-        memcpy(c->rbuf + c->rlen, b->base, (size_t)nread);
+        memcpy(c->rbuf + c->rlen, data, nread);
         c->rlen = (uint32_t)need;
         p = c->rbuf;
         len = need;
     } else {
-        p = b->base;
-        len = (size_t)nread;
+        p = data;
+        len = nread;
     }
     size_t used = consume(w, c, p, len);
     if (!conn_open(c)) return; /* buffers are freed by on_close */
@@ -688,6 +818,74 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         c->rlen = (uint32_t)left;
         c->rcap = (uint32_t)cap;
     }
+}
+
+/* Ciphertext from the server: the handshake first (then the upgrade
+ * request), then every record's plaintext through plain_in. */
+static void tls_in(worker *w, conn *c, const char *data, size_t n)
+{
+    ctls *t = c->tls;
+    if (BIO_write(t->rbio, data, (int)n) != (int)n) {
+        conn_drop(c, CTR_err_overflow, false);
+        return;
+    }
+    if (!t->done) {
+        int rc = SSL_do_handshake(t->ssl);
+        if (rc != 1) {
+            int e = SSL_get_error(t->ssl, rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                tls_flush(c);
+                return;
+            }
+            unsigned long err = ERR_peek_error();
+            char msg[256] = "no detail";
+            if (err) ERR_error_string_n(err, msg, sizeof msg);
+            long vr = SSL_get_verify_result(t->ssl);
+            worker_log_once(w, 12, "TLS handshake failed: %s%s%s", msg, vr != X509_V_OK ? "; certificate: " : "",
+                            vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+            ERR_clear_error();
+            conn_drop(c, CTR_err_tls, false);
+            return;
+        }
+        t->done = true;
+        w->ctr[SSL_session_reused(t->ssl) ? CTR_tls_resumed : CTR_tls_full]++;
+        if (tls_flush(c) < 0) return;
+        send_upgrade(w, c);
+    }
+    while (conn_open(c) && c->tls) {
+        int k = SSL_read(t->ssl, g_tplain, TPLAIN_CAP);
+        if (k > 0) {
+            plain_in(w, c, g_tplain, (size_t)k);
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, k);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+        ERR_clear_error();
+        if (e == SSL_ERROR_ZERO_RETURN) /* close_notify: as an EOF */
+            conn_drop(c, c->state >= CS_JOINING ? CTR_closed_by_server : CTR_err_handshake, true);
+        else
+            conn_drop(c, CTR_err_tls, false);
+        return;
+    }
+    if (conn_open(c) && c->tls) tls_flush(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    conn *c = (conn *)s;
+    worker *w = W();
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (c->state == CS_JOINED || c->state == CS_JOINING)
+            conn_drop(c, nread == UV_EOF ? CTR_closed_by_server : CTR_reset_by_server, true);
+        else
+            conn_drop(c, nread == UV_EOF ? CTR_err_handshake : CTR_reset_by_server, true);
+        return;
+    }
+    w->ctr[CTR_bytes_in] += (uint64_t)nread;
+    if (!conn_open(c)) return;
+    if (c->tls) tls_in(w, c, b->base, (size_t)nread);
+    else plain_in(w, c, b->base, (size_t)nread);
 }
 
 static void pct_encode(char *out, size_t cap, const char *s)
@@ -728,7 +926,27 @@ static void on_connect(uv_connect_t *req, int status)
         conn_drop(c, CTR_err_connect_other, true);
         return;
     }
-    /* path?[token=T&]vsn=V */
+    if (g_tls_ctx) { /* wss://: the TLS handshake first, the upgrade when it is done */
+        if (tls_start(c) < 0) {
+            conn_drop(c, CTR_err_emfile, true);
+            return;
+        }
+        int rc = SSL_do_handshake(c->tls->ssl);
+        int e = SSL_get_error(c->tls->ssl, rc);
+        if (rc == 1 || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)) {
+            ERR_clear_error();
+            conn_drop(c, CTR_err_tls, false);
+            return;
+        }
+        tls_flush(c);
+        return;
+    }
+    send_upgrade(w, c);
+}
+
+/* The WebSocket upgrade request: path?[token=T&]vsn=V */
+static void send_upgrade(worker *w, conn *c)
+{
     char tok[1024] = "", enc[3072] = "", pq[4096];
     uint64_t id = (uint64_t)c->idx + g_opt.id_offset;
     if (g_opt.token_secret) {

@@ -42,6 +42,14 @@ typedef struct sbl_opts {
     struct sockaddr_in src[SBL_MAX_SOURCES];
     int nsrc;
     const char *vsn;
+    /* TLS (wss:// URL): trust anchors (PEM), no verification, TLS 1.3 suites,
+     * key-exchange groups, resume the worker's last session (tickets) */
+    bool tls;
+    const char *tls_ca;
+    bool tls_insecure;
+    const char *tls_ciphersuites;
+    const char *tls_groups;
+    bool tls_resume;
     /* load shape */
     uint32_t conns;
     double rate;        /* connects per second over all workers, 0 = unpaced */
@@ -99,7 +107,7 @@ extern sbl_opts g_opt;
     X(bad_deliveries) X(sends) X(acks) X(send_errors) X(msg_new) X(presence_diffs)         \
     X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)                     \
     X(calls_started) X(calls_connected) X(calls_done) X(calls_failed) X(call_errors)        \
-    X(signals_sent) X(signals_recv) X(http_errors)
+    X(signals_sent) X(signals_recv) X(http_errors) X(err_tls) X(tls_full) X(tls_resumed)
 
 enum {
 #define X(n) CTR_##n,
@@ -171,6 +179,7 @@ typedef struct conn {
     uint32_t rlen, rcap;   /* partial input (handshake or frame cut by a read) */
     char *rbuf;
     char *frag;            /* fragmented message being reassembled */
+    struct ctls *tls;      /* wss://: this connection's TLS state (net.c), NULL for ws:// */
     uint32_t fraglen;
     uint32_t nsent;        /* scenario: requests sent */
     uint64_t t_start;      /* ns: this attempt's connect start */
@@ -235,6 +244,9 @@ static inline uint64_t rng_next(uint64_t *s)
 }
 
 /* net.c */
+/* Builds the client TLS context from g_opt (wss:// only; in the parent,
+ * before the workers fork). Returns 0, or -1 with a message on stderr. */
+int net_tls_init(void);
 int net_worker_init(worker *w);
 void net_start(worker *w);            /* starts the connect pacer */
 void net_pump(worker *w);             /* start connects as pacing allows */

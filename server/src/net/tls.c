@@ -22,9 +22,10 @@
 #define TLS_RECORD 16384 /* plaintext per SSL_read / per record written */
 
 typedef struct tls_conn {
-    SSL *ssl;
-    BIO *rbio;        /* ciphertext in (owned by ssl) */
-    BIO *wbio;        /* ciphertext out (owned by ssl) */
+    SSL *ssl;         /* its BIO (bio_method) reads in[] and stages into t_out */
+    struct sb_conn *c;
+    const char *in;   /* ciphertext being fed, valid only inside tls_on_read */
+    size_t inlen;
     size_t pending;   /* ciphertext handed to uv_write, not yet written */
     bool done;        /* handshake finished */
     bool blocked;     /* a flush stopped at TLS_PENDING_MAX: resume it when the backlog drains */
@@ -51,6 +52,20 @@ static SSL_CTX *g_ctx;
 static SSL_CTX *g_rctx[TLS_MAX_REACTORS];
 static _Thread_local char t_plain[TLS_RECORD];
 
+/* The connection's BIO (one for both directions, no buffer of its own, so an
+ * idle connection holds none): reads come straight from the bytes
+ * tls_on_read was given; writes are staged in this thread's t_out, which
+ * push_out moves to the socket after every SSL call (a write for another
+ * connection first sends what is staged to its owner). Memory BIOs held
+ * about 1.5 KiB of buffer per idle connection after the handshake. */
+static BIO_METHOD *g_bio_method;
+static _Thread_local char *t_out;
+static _Thread_local size_t t_out_len, t_out_cap;
+static _Thread_local tls_conn *t_out_owner;
+static int bio_write(BIO *b, const char *data, int len);
+static int bio_read(BIO *b, char *out, int len);
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
+static int bio_create(BIO *b);
 /* Session-ticket keys (stateless resumption), shared by every reactor and
  * every context generation: [0] encrypts new tickets, all decrypt. The
  * layout of one key in SB_TLS_TICKET_KEY_FILE is nginx's 80-byte
@@ -292,6 +307,16 @@ int tls_init(void)
         return -1;
     }
     char err[2048];
+    if (!g_bio_method) {
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "switchboard conn");
+        if (!m || BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+            BIO_meth_set_ctrl(m, bio_ctrl) != 1 || BIO_meth_set_create(m, bio_create) != 1) {
+            BIO_meth_free(m);
+            fprintf(stderr, "switchboard: TLS: cannot create the connection BIO\n");
+            return -1;
+        }
+        g_bio_method = m;
+    }
     if (g_config.tls_ticket_key_file[0]) {
         tkey keys[TKEYS_MAX];
         int n = read_ticket_file(g_config.tls_ticket_key_file, keys, err, sizeof err);
@@ -428,17 +453,16 @@ int tls_conn_start(sb_conn *c)
     reactor *r = c->r;
     SSL_CTX *ctx = r && r->id >= 0 && r->id < TLS_MAX_REACTORS ? g_rctx[r->id] : g_ctx;
     t->ssl = SSL_new(ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->rbio || !t->wbio) {
+    BIO *bio = BIO_new(g_bio_method);
+    if (!t->ssl || !bio) {
         SSL_free(t->ssl);
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+        BIO_free(bio);
         free(t);
         return -1;
     }
-    BIO_set_mem_eof_return(t->rbio, -1); /* empty means "wait for more" */
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(bio, t);
+    t->c = c;
+    SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: SSL_set_bio takes its one reference */
     SSL_set_accept_state(t->ssl);
     c->tls = t;
     return 0;
@@ -446,7 +470,12 @@ int tls_conn_start(sb_conn *c)
 
 static void free_state(tls_conn *t)
 {
-    SSL_free(t->ssl); /* frees both BIOs */
+    if (t_out_owner == t) { /* staged bytes for a connection that is gone */
+        t_out_owner = NULL;
+        t_out_len = 0;
+    }
+    BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+    SSL_free(t->ssl); /* frees the BIO */
     free(t);
 }
 
@@ -479,65 +508,103 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
-/* Moves the ciphertext waiting in wbio onto the stream: written at once when
- * the socket takes it, else queued with uv_write (in order: libuv refuses
- * uv_try_write while writes are queued). Returns 0 or -1 (closed). */
+/* Moves the ciphertext staged in t_out for t onto the stream: written at
+ * once when the socket takes it, else queued with uv_write (in order: libuv
+ * refuses uv_try_write while writes are queued). Returns 0 or -1 (closed). */
 static int push_out(sb_conn *c, tls_conn *t)
 {
+    if (t_out_owner != t || t_out_len == 0) return c->closing ? -1 : 0;
+    size_t n = t_out_len;
+    t_out_len = 0;
+    t_out_owner = NULL;
     if (c->closing) return -1;
-    for (int guard = 0; guard < 1024; guard++) {
-        char *p;
-        long n = BIO_get_mem_data(t->wbio, &p);
-        if (n <= 0) return 0;
-        uv_buf_t b = uv_buf_init(p, (unsigned)n);
+    size_t done = 0;
+    if (t->pending == 0) {
+        uv_buf_t b = uv_buf_init(t_out, (unsigned)n);
         int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (w == UV_EAGAIN || (w >= 0 && w < n)) {
-            size_t done = w > 0 ? (size_t)w : 0, left = (size_t)n - done;
-            tls_wreq *q = malloc(sizeof *q + left);
-            if (!q) {
-                conn_close(c);
-                return -1;
-            }
-            memcpy(q->data, p + done, left);
-            q->c = c;
-            q->len = left;
-            (void)BIO_reset(t->wbio);
-            b = uv_buf_init(q->data, (unsigned)left);
-            if (uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
-                free(q);
-                conn_close(c);
-                return -1;
-            }
-            t->pending += left;
-            continue;
-        }
-        if (w < 0) {
+        if (w >= 0) done = (size_t)w;
+        else if (w != UV_EAGAIN) {
             conn_close(c);
             return -1;
         }
-        (void)BIO_reset(t->wbio); /* all of it was written */
     }
+    if (done == n) return 0;
+    size_t left = n - done;
+    tls_wreq *q = malloc(sizeof *q + left);
+    if (!q) {
+        conn_close(c);
+        return -1;
+    }
+    memcpy(q->data, t_out + done, left);
+    q->c = c;
+    q->len = left;
+    uv_buf_t b = uv_buf_init(q->data, (unsigned)left);
+    if (uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+        free(q);
+        conn_close(c);
+        return -1;
+    }
+    t->pending += left;
     return 0;
 }
 
-/* Gives back a memory BIO's buffer once it is empty and has grown past
- * 4 KiB (after a burst), so an idle connection keeps no record-sized
- * buffers: the BIO is replaced by a fresh one (SSL_set0_* frees the old). */
-static void shrink(tls_conn *t, bool rd)
+static int bio_write(BIO *b, const char *data, int len)
 {
-    BIO *b = rd ? t->rbio : t->wbio;
-    BUF_MEM *bm = NULL;
-    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || !bm || bm->max <= 4096) return;
-    BIO *nb = BIO_new(BIO_s_mem());
-    if (!nb) return;
-    BIO_set_mem_eof_return(nb, -1);
-    if (rd) {
-        SSL_set0_rbio(t->ssl, nb);
-        t->rbio = nb;
-    } else {
-        SSL_set0_wbio(t->ssl, nb);
-        t->wbio = nb;
+    tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t || len < 0) return -1;
+    if (t_out_owner && t_out_owner != t && t_out_len) push_out(t_out_owner->c, t_out_owner);
+    if (t_out_len + (size_t)len > t_out_cap) {
+        size_t cap = t_out_cap ? t_out_cap : 4 * TLS_RECORD;
+        while (cap < t_out_len + (size_t)len) cap *= 2;
+        char *nb = realloc(t_out, cap);
+        if (!nb) return -1;
+        t_out = nb;
+        t_out_cap = cap;
     }
+    memcpy(t_out + t_out_len, data, (size_t)len);
+    t_out_len += (size_t)len;
+    t_out_owner = t;
+    return len;
+}
+
+static int bio_read(BIO *b, char *out, int len)
+{
+    tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t || len <= 0) return 0;
+    if (t->inlen == 0) { /* "wait for more" */
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t k = t->inlen < (size_t)len ? t->inlen : (size_t)len;
+    memcpy(out, t->in, k);
+    t->in += k;
+    t->inlen -= k;
+    return (int)k;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    tls_conn *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return t ? (long)t->inlen : 0;
+    case BIO_CTRL_WPENDING:
+        return t && t_out_owner == t ? (long)t_out_len : 0;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
 }
 
 /* The handshake failed: let the alert go out, then close. */
@@ -558,10 +625,8 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
 {
     tls_conn *t = c->tls;
     if (!t || t->failed) return;
-    if (BIO_write(t->rbio, data, (int)len) != (int)len) {
-        conn_close(c);
-        return;
-    }
+    t->in = data;
+    t->inlen = len;
     t->in_read = true;
     if (!t->done) {
         int rc = SSL_do_handshake(t->ssl);
@@ -582,6 +647,7 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
     for (int guard = 0; guard < 4096 && !c->closing && !t->dead; guard++) {
         int n = SSL_read(t->ssl, t_plain, sizeof t_plain);
         if (n > 0) {
+            if (push_out(c, t) != 0) break; /* anything SSL_read wrote goes first */
             /* to the connection's protocol (draining: dropped) */
             if (!c->draining) c->h->on_data(c, t_plain, (size_t)n);
             continue;
@@ -592,12 +658,15 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
         conn_close(c); /* close_notify (as an EOF would) or a broken record */
         break;
     }
-    if (!t->dead && !c->closing && push_out(c, t) == 0) { /* e.g. a TLS 1.3 key update */
-        shrink(t, true);
-        shrink(t, false);
-    }
+    if (!t->dead && !c->closing) push_out(c, t); /* e.g. a TLS 1.3 key update */
 out:
+    t->in = NULL; /* the caller's bytes: never read after this call */
+    t->inlen = 0;
     t->in_read = false;
+    if (t_out_owner == t && (t->dead || c->closing)) { /* nowhere to send it */
+        t_out_owner = NULL;
+        t_out_len = 0;
+    }
     if (t->dead) free_state(t);
 }
 
@@ -640,7 +709,6 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
             }
         }
     }
-    shrink(t, false); /* all taken: the burst is over */
     return (int)taken;
 }
 

@@ -1,11 +1,12 @@
 /* tls.h — TLS (HTTPS / WSS) on the public listener with OpenSSL, TLS 1.2+.
  *
  * A layer between a connection's TCP stream and the protocol running on it:
- * ciphertext read from the socket goes into the SSL object's memory BIO, the
+ * ciphertext read from the socket is fed to the SSL object through a BIO of
+ * our own that reads the received bytes in place (no buffer of its own), the
  * plaintext that comes out is handed to the connection's on_data handler
- * (conn.h), and
- * plaintext written by conn.c's flush is encrypted into the other memory BIO
- * and written to the stream with its own uv_write requests. The handshake is
+ * (conn.h), and plaintext written by conn.c's flush is encrypted into a
+ * per-thread staging buffer and written to the stream at once, or with its
+ * own uv_write requests when the socket does not take it all. The handshake is
  * non-blocking, driven by received bytes, and must finish within
  * g_config.tls_handshake_ms of the accept. Ciphertext waiting for the socket is
  * bounded (TLS_PENDING_MAX): past it the connection's flush waits, so its
@@ -14,9 +15,8 @@
  * stays plain HTTP.
  *
  * Production details (issue 18): TLS 1.2+ with SB_TLS_CIPHERS /
- * SB_TLS_CIPHERSUITES, ALPN http/1.1, SSL_MODE_RELEASE_BUFFERS (plus the
- * memory BIOs shrunk after bursts) so an idle connection holds no record
- * buffers. The certificate and key are reloaded (tls_reload) on SIGHUP and
+ * SB_TLS_CIPHERSUITES, ALPN http/1.1, SSL_MODE_RELEASE_BUFFERS (and the
+ * bufferless BIO) so an idle connection holds no record buffers. The certificate and key are reloaded (tls_reload) on SIGHUP and
  * when the files change (SB_TLS_RELOAD_CHECK_S): a new SSL_CTX is built and
  * swapped into each reactor on its own thread; new handshakes use it, live
  * connections keep theirs; a pair that does not load is refused with a log
