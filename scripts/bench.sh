@@ -751,7 +751,7 @@ SQL
 # server's CPU time per connection (/proc, utime+stime) as handshakes per
 # core-second. Target: >= 80 % of s_server's for both kinds.
 bench_p13() {
-  local conns=20000 hold=10 st_t=5 rounds=3
+  local conns=20000 hold=10 st_t=4 rounds=5
   [ "$SCALE" = smoke ] && { conns=300; hold=2; st_t=1; rounds=1; }
   conns=${BENCH_P13_CONNS:-$conns}; rounds=${BENCH_P13_ROUNDS:-$rounds}
   command -v openssl >/dev/null || { note "P13: openssl not installed"; return 1; }

@@ -120,7 +120,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 }
 
 /* OpenSSL's ticket key callback: encrypt with key [0]; decrypt with the
- * key the ticket names (a ticket of an older key is renewed: return 2). */
+ * key the ticket names, and renew (return 2: a new ticket follows). */
 static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
                      EVP_MAC_CTX *hctx, int enc)
 {
@@ -152,7 +152,12 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EV
             rc = 1;
     } else if (EVP_MAC_CTX_set_params(hctx, params) == 1 &&
                EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1) {
-        rc = idx == 0 ? 1 : 2;
+        /* always renew: a resumed handshake also hands out a fresh ticket.
+         * TLS 1.3 clients should not use a ticket twice (RFC 8446 C.4), and
+         * the ticket is the server's answer to the client's Finished: without
+         * it a client whose request followed its Finished in a second small
+         * segment (Nagle) waited for the delayed ACK, ~40 ms per resumption */
+        rc = 2;
     }
     OPENSSL_cleanse(&k, sizeof k);
     return rc;
