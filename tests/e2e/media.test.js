@@ -106,6 +106,42 @@ function rawRequest(srv, head, body, { destroyAfterWrite = false } = {}) {
   });
 }
 
+/** POST /api/v1/media with a chunked body of `total` bytes (64 KiB chunks)
+ * on a raw socket: writes while the server has not answered, then resolves
+ * { got, sent } with what the server wrote once it closes (or answers a
+ * complete keep-alive response). */
+function chunkedUpload(srv, token, total) {
+  const seed = crypto.randomInt(1, 2 ** 30); // fresh bytes each run (no dedup with an earlier run)
+  return new Promise((resolve, reject) => {
+    const s = net.connect(srv.port, '127.0.0.1');
+    let got = '';
+    let sent = 0;
+    let done = false;
+    const finish = () => { if (!done) { done = true; clearTimeout(timer); s.destroy(); resolve({ got, sent }); } };
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`chunked upload: no answer (got ${JSON.stringify(got)})`)); }, 30000 * slow());
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      const m = /\r\ncontent-length: (\d+)\r\n[\s\S]*?\r\n\r\n/i.exec(got);
+      if (m && got.length >= got.indexOf('\r\n\r\n') + 4 + Number(m[1])) finish();
+    });
+    s.on('error', finish); // a reset after the answer: what was read stays in got
+    s.on('close', finish);
+    s.on('connect', () => {
+      s.write(`POST /api/v1/media HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n`);
+      const pump = () => {
+        while (!done && got === '' && sent < total) {
+          const n = Math.min(65536, total - sent);
+          const chunk = Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), block(seed + sent, n), Buffer.from('\r\n')]);
+          sent += n;
+          if (!s.write(chunk)) { s.once('drain', pump); return; }
+        }
+        if (!done && got === '' && sent >= total) s.write('0\r\n\r\n');
+      };
+      pump();
+    });
+  });
+}
+
 describe('media', () => {
   let srv, small, dirA, dirB, a, b, c, conv;
 
@@ -212,15 +248,24 @@ describe('media', () => {
   test('a chunked upload past the limit is cut at 413 and leaves no file', T, async () => {
     const [u] = await signupMany(small, 1);
     const before = files(dirB).length;
-    const body = Buffer.concat([block(7, MiB), block(8, 4096)]);
-    const r = await api(small, 'POST', '/media', {
-      token: u.token,
-      raw: (async function* () { for (let i = 0; i < body.length; i += 65536) yield body.subarray(i, i + 65536); })(),
-      headers: { 'content-type': 'application/octet-stream' },
-    }).catch((e) => ({ error: e }));
-    if (!r.error) assertError(r, 413, 'payload_too_large');
+    // a raw client: the chunked body (3 MiB against the 1 MiB limit) is
+    // written until the server answers, and what the server wrote before
+    // closing is read whatever happens to the rest of the body; the answer
+    // must be there (a server that closes without one fails here)
+    const { got, sent } = await chunkedUpload(small, u.token, 3 * MiB);
+    assert.match(got, /^HTTP\/1\.1 413 /, `the server's answer after ${sent} bytes sent: ${JSON.stringify(got.slice(0, 200))}`);
+    const bodyAt = got.indexOf('\r\n\r\n');
+    assert.ok(bodyAt > 0, 'a complete response head');
+    assert.match(got.slice(0, bodyAt), /\r\nconnection: close/i, 'the connection is closed after the 413');
+    const err = JSON.parse(got.slice(bodyAt + 4));
+    assert.equal(err.error.code, 'payload_too_large');
+    assert.equal(typeof err.error.message, 'string');
     await until(() => fs.readdirSync(path.join(dirB, 'tmp')).length === 0, 10000 * slow(), 'temp file removed');
-    assert.equal(files(dirB).length, before);
+    assert.equal(files(dirB).length, before, 'no file stored');
+    // exactly at the limit (chunked) is stored: the cut is at the limit, not before it
+    const at = await chunkedUpload(small, u.token, MiB);
+    assert.match(at.got, /^HTTP\/1\.1 201 /, at.got.slice(0, 200));
+    assert.equal(JSON.parse(at.got.slice(at.got.indexOf('\r\n\r\n') + 4)).media.size, MiB);
   });
 
   test('an upload aborted midway leaves no file', T, async () => {
@@ -325,6 +370,32 @@ describe('media', () => {
     r = await api(srv, 'PATCH', '/me', { token: c.token, body: { avatar_media_id: mine.id } });
     assert.equal(r.status, 200, r.text);
     assert.equal((await get(srv, a.token, mine.id)).status, 200);
+  });
+
+  test('a group avatar is readable by the group\'s members only (others 404)', T, async () => {
+    const [d] = await signupMany(srv, 1);
+    let r = await api(srv, 'POST', '/conversations', { token: a.token, body: { kind: 'group', title: 'avatar group', member_ids: [b.id, d.id] } });
+    assert.equal(r.status, 201, r.text);
+    const group = r.json.conversation;
+    const av = (await upload(srv, a.token, Buffer.concat([PNG, crypto.randomBytes(16)]))).json.media;
+    // before it is the avatar: only the uploader
+    assert.equal((await get(srv, b.token, av.id)).status, 404);
+    r = await api(srv, 'PATCH', `/conversations/${group.id}`, { token: a.token, body: { avatar_media_id: av.id } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.conversation.avatar_media_id, av.id);
+    for (const m of [a, b, d]) {
+      const got = await get(srv, m.token, av.id);
+      assert.equal(got.status, 200, 'a member downloads the group avatar');
+      assert.equal(got.body.length, av.size);
+    }
+    const outsider = await get(srv, c.token, av.id);
+    assert.equal(outsider.status, 404, 'a non-member gets 404');
+    assert.equal(JSON.parse(outsider.body.toString()).error.code, 'not_found');
+    // a member who leaves loses access
+    r = await api(srv, 'DELETE', `/conversations/${group.id}/members/${d.id}`, { token: d.token });
+    assert.ok(r.status === 200 || r.status === 204, r.text);
+    assert.equal((await get(srv, d.token, av.id)).status, 404, 'a former member gets 404');
+    assert.equal((await get(srv, b.token, av.id)).status, 200);
   });
 
   test('HTML and SVG are served as attachments with nosniff and the CSP; a lying Content-Type is ignored', T, async () => {

@@ -55,8 +55,15 @@ static json_t *result_json(const PGresult *res)
     return j;
 }
 
-/* Answers an sb_* {"error","message"} result; returns true when it was one
- * (and r was consumed). */
+/* The `details` of the sb_* error being answered, for the duration of the
+ * done callback (NULL otherwise). */
+static _Thread_local json_t *g_err_details;
+
+json_t *call_store_err_details(void) { return g_err_details; }
+
+/* Answers an sb_* {"error","message","details"} result; returns true when it
+ * was one (and r was consumed). The details are readable in the callback
+ * through call_store_err_details(). */
 static bool answer_error(json_t *r, call_done_fn done, void *arg)
 {
     const char *code = json_string_value(json_object_get(r, "error"));
@@ -65,8 +72,11 @@ static bool answer_error(json_t *r, call_done_fn done, void *arg)
     char c[32], m[256];
     snprintf(c, sizeof c, "%s", code);
     snprintf(m, sizeof m, "%s", msg ? msg : code);
-    json_decref(r);
+    json_t *d = json_object_get(r, "details");
+    g_err_details = json_is_object(d) && json_object_size(d) ? d : NULL;
     done(arg, NULL, c, m, 0);
+    g_err_details = NULL;
+    json_decref(r);
     return true;
 }
 

@@ -26,6 +26,11 @@ struct db_pool;
 typedef void (*call_done_fn)(void *arg, json_t *body, const char *code, const char *message,
                              int created);
 
+/* Inside a call_done_fn answering an error: the error's `details` object
+ * (the fields it names, api.md validation_failed), borrowed, or NULL. NULL
+ * outside such a callback. */
+json_t *call_store_err_details(void);
+
 /* POST /calls: user (with session) calls `other` or conversation `conv`
  * (one of them NULL) with media "audio"|"video". Answers {"call"} (a busy
  * callee: the call already ended busy); glare: the earlier call, accepted. */

@@ -42,8 +42,10 @@ static void fail(sb_req *req, const char *code, const char *message)
 {
     if (!strcmp(code, "unavailable"))
         http_respond_error_h(req, 503, code, message, NULL, "Retry-After: 1\r\n");
-    else
-        http_respond_error(req, code_status(code), code, message, NULL);
+    else { /* with the fields a validation error names (the reference is stolen) */
+        json_t *d = call_store_err_details();
+        http_respond_error(req, code_status(code), code, message, d ? json_incref(d) : NULL);
+    }
 }
 
 /* {call} + ice_servers of the requesting user. */

@@ -17,6 +17,8 @@
 //   fake.script(token, [{status, errorCode, message, retryAfter, delayMs, hang, body}])
 //   fake.revokeTokens()                           // every access token issued so far answers 401
 //   await fake.close()
+//   fake.sessions, fake.maxStreams               // HTTP/2 sessions (connections) accepted; most streams open at once
+//   FakeFcm.start({ cleartext: true })            // h2c on http:// (the server's SB_FCM_ENDPOINT http:// path)
 //
 // The token endpoint checks the JWT: RS256 signature with the key's public
 // half, iss, scope, aud (= token_uri), iat, exp <= iat + 3600. FCM checks the
@@ -37,7 +39,7 @@ const SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 function b64urlJson(s) { return JSON.parse(Buffer.from(s, 'base64url').toString('utf8')); }
 
 class FakeFcm {
-  static async start({ projectId = 'sb-test-project', tokenTtlS = 3600, wrongKey = false } = {}) {
+  static async start({ projectId = 'sb-test-project', tokenTtlS = 3600, wrongKey = false, cleartext = false } = {}) {
     const f = new FakeFcm();
     f.projectId = projectId;
     f.tokenTtlS = tokenTtlS;
@@ -58,12 +60,23 @@ class FakeFcm {
     const tlsKey = path.join(f.dir, 'tls-key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tlsKey, '-out', f.caFile,
       '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    f.server = http2.createSecureServer({ key: fs.readFileSync(tlsKey), cert: fs.readFileSync(f.caFile), peerMaxConcurrentStreams: 1000 });
-    f.server.on('stream', (stream, headers) => f.onStream(stream, headers));
+    f.server = cleartext
+      ? http2.createServer({ peerMaxConcurrentStreams: 1000 })
+      : http2.createSecureServer({ key: fs.readFileSync(tlsKey), cert: fs.readFileSync(f.caFile), peerMaxConcurrentStreams: 1000 });
+    f.sessions = 0;
+    f.openStreams = 0;
+    f.maxStreams = 0;
+    f.server.on('session', () => { f.sessions++; });
+    f.server.on('stream', (stream, headers) => {
+      f.openStreams++;
+      f.maxStreams = Math.max(f.maxStreams, f.openStreams);
+      stream.on('close', () => { f.openStreams--; });
+      f.onStream(stream, headers);
+    });
     f.server.on('sessionError', () => {});
     await new Promise((resolve) => f.server.listen(0, '127.0.0.1', resolve));
     f.port = f.server.address().port;
-    f.url = `https://127.0.0.1:${f.port}`;
+    f.url = `${cleartext ? 'http' : 'https'}://127.0.0.1:${f.port}`;
     f.tokenUri = `${f.url}/token`;
     f.clientEmail = `switchboard@${projectId}.iam.gserviceaccount.com`;
     f.keyFile = path.join(f.dir, 'service-account.json');
