@@ -364,6 +364,9 @@ void conn_flush_dirty(reactor *r)
 void conn_drop_unsent(sb_conn *c)
 {
     uint32_t keep = c->inflight ? c->inflight : (c->qoff ? 1 : 0);
+    /* the pieces of a frame already begun stay with it (else the close
+     * frame would land in the middle of a message) */
+    while (keep < c->qlen && c->q[(c->qhead + keep) % c->qcap]->cont) keep++;
     while (c->qlen > keep) {
         uint32_t i = (c->qhead + c->qlen - 1) % c->qcap;
         c->qbytes -= c->q[i]->len;
