@@ -78,6 +78,13 @@ extern int reactor_count;
 
 /* The reactor whose thread is running, or NULL on another thread. */
 reactor *reactor_self(void);
+/* Tells the reactors that `bytes` of large transient buffers (a burst of
+ * presence_state frames) were freed: once such bursts stop, the next quiet
+ * sweep gives the free memory back to the system (malloc_trim, conn.c).
+ * Thread-safe. */
+void reactor_trim_hint(size_t bytes);
+/* The sum of every reactor_trim_hint so far. */
+uint64_t reactor_trim_hinted(void);
 /* Makes r the calling thread's reactor, for a program that drives r's loop
  * itself instead of through reactor_start_all (the fuzz harnesses). */
 void reactor_adopt(reactor *r);

@@ -225,6 +225,7 @@ static void pdiff_send(pdiff *d)
         }
         if (batch && d->joiners[0].done) d->joiners[0].done(batch);
         free(st);
+        reactor_trim_hint(sl * 2); /* the copy and its frame, freed once written */
     }
     free(d->v);
     free(d->join);
