@@ -83,6 +83,10 @@ reactor *reactor_self(void);
  * sweep gives the free memory back to the system (malloc_trim, conn.c).
  * Thread-safe. */
 void reactor_trim_hint(size_t bytes);
+/* A hint large enough for a trim at the next quiet second (the end of the
+ * start-up: migrations and the sync window's backfill leave their results'
+ * memory free in the arenas). */
+#define REACTOR_TRIM_ANY ((size_t)1 << 32)
 /* The sum of every reactor_trim_hint so far. */
 uint64_t reactor_trim_hinted(void);
 /* Makes r the calling thread's reactor, for a program that drives r's loop

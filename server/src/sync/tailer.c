@@ -264,6 +264,7 @@ static bool backfill(const PGresult *res, sync_pos base)
         size_t n = 0;
         sync_window_stats(NULL, NULL, &n, NULL);
         log_msg(LOG_INFO, "sync_window_backfilled", "events", json_integer((json_int_t)n), NULL);
+        reactor_trim_hint(REACTOR_TRIM_ANY); /* the start-up's results, given back */
         return false;
     }
     return true;
