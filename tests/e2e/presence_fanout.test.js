@@ -164,7 +164,7 @@ async function scenario(a, b) {
   assert.equal(otherPushes, 0, `pushes other than presence to the wave (it joined after every event for it): counters ${JSON.stringify(c)}`);
   // the bound per transition: direct contacts + small-group co-members (W, and U0/U2 for each other)
   const transitions = 2 * ids.length;
-  console.log(`fan-out: ${transitions} transitions, ${toW + pushes} pushes in all (W ${toW}, wave ${pushes}); ${(toW + pushes) / transitions} per transition`);
+  console.log(`fan-out: ${transitions} transitions, ${toW + pushes} presence pushes in all (W ${toW}, wave ${pushes}; other pushes to the wave ${otherPushes}); ${(toW + pushes) / transitions} per transition`);
   // afterwards: offline, last_seen_at stored, count 1 (W)
   let list;
   for (let i = 0; i < 100; i++) {
