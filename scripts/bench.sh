@@ -380,11 +380,10 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
       stop_group "$pids"
       start_group p8 1 SB_DATABASE_URL="$PG_URL" || return 1
       port=$GROUP_PORT pids=$GROUP_PIDS
-      # the baseline is the idle process after its start-up: the sync
-      # window's backfill done and what it left free given back (the quiet
-      # second's malloc_trim, conn.c), else the run's own trims would count
-      # the start-up's garbage as freed by the viewers
-      for _ in $(seq 100); do grep -q '"sync_window_backfilled"' "$LOG/p80.log" && break; sleep 0.1; done
+      # the baseline is the idle process after its start-up: start_server
+      # waited for the sync window's backfill; what the start-up left free is
+      # given back at the next quiet second (malloc_trim, conn.c), else the
+      # run's own trims would count the start-up's garbage as freed by viewers
       sleep 2.5
       # BENCH_P8_HOG=1: the same run on a loaded machine, a CPU hog beside it
       # (a busy loop on one core, bounded to 10 min, stopped after the run):
