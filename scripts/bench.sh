@@ -14,7 +14,8 @@
 # reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
 # separated scenario names to run, e.g. "p1 p3"; r12 = the disconnect storm,
 # p10 = pushes to the fake FCM beside h2load, p13 = WSS memory and TLS handshakes,
-# fanout = presence fan-out in a 1,000-member group).
+# fanout = presence fan-out in a 1,000-member group; BENCH_P8_HOG=1 runs P8
+# with a CPU hog beside it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -379,11 +380,26 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
       stop_group "$pids"
       start_group p8 1 SB_DATABASE_URL="$PG_URL" || return 1
       port=$GROUP_PORT pids=$GROUP_PIDS
-      sleep 0.5
+      # the baseline is the idle process after its start-up: start_server
+      # waited for the sync window's backfill; what the start-up left free is
+      # given back at the next quiet second (malloc_trim, conn.c), else the
+      # run's own trims would count the start-up's garbage as freed by viewers
+      sleep 2.5
+      # BENCH_P8_HOG=1: the same run on a loaded machine, a CPU hog beside it
+      # (a busy loop on one core, bounded to 10 min, stopped after the run):
+      # memory per viewer must not depend on how fast the loop is
+      local hog=
+      if [ "${BENCH_P8_HOG:-0}" = 1 ]; then
+        timeout 600 sh -c 'while :; do :; done' & hog=$!
+        PIDS+=("$hog")
+        echo "{\"cpu_hog\":1,\"loadavg_before\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" > "$OUT/p8_hog.json"
+        echo "bench: P8 with a CPU hog beside it (busy loop, pid $hog)" >&2
+      fi
       run_sbload p8_presence --scenario presence --url "ws://127.0.0.1:$port/socket/websocket" \
         --conns "$P8_VIEWERS" --procs 1 --rate 500 --run 3 --topic "conversation:$(cat "$OUT/p8/conv.txt")" \
         --user-pattern '{user}' --user-file "$OUT/p8/users.txt" --server-pid "$pids" \
         --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+      [ -n "$hog" ] && { kill "$hog" 2>/dev/null; wait "$hog" 2>/dev/null; }
     fi
   fi
   stop_group "$pids"

@@ -220,8 +220,13 @@ if p7:
 p8 = load("p8_presence")
 if p8:
     pr = p8.get("presence", {})
-    row("P8", f"presence: memory per viewer ({pr.get('viewers')} viewers)", p8.get("server_bytes_per_viewer"), "B", 2048, False,
+    hog = ", CPU hog beside" if load("p8_hog") else ""
+    row("P8", f"presence: memory per viewer ({pr.get('viewers')} viewers{hog})", p8.get("server_bytes_per_viewer"), "B", 2048, False,
         "Phoenix 1.7: 393 MB at 1,000 viewers (~400 KB each)", 400000)
+    rss = p8.get("server_rss_kb") or {}
+    if rss.get("max") and rss.get("baseline") and pr.get("viewers"):
+        row("P8", "  peak RSS during the joins, per viewer",
+            (rss["max"] - rss["baseline"]) * 1024 / pr["viewers"], "B", None, None)
     row("P8", "presence_diff join -> last viewer, p99", get(pr, "join_to_last_viewer", "p99_ms"), "ms", 100, False)
 
 r12 = load("r12_storm")

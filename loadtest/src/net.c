@@ -603,6 +603,7 @@ static void on_text(worker *w, conn *c, const char *p, size_t n)
         }
         return;
     }
+    if (span_str_eq(f.event, "presence")) w->ctr[CTR_presence_in]++; /* online state (user:) */
     if (g_scen->w_push) g_scen->w_push(w, c, &f);
 }
 

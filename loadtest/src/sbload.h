@@ -107,7 +107,8 @@ extern sbl_opts g_opt;
     X(bad_deliveries) X(sends) X(acks) X(send_errors) X(msg_new) X(presence_diffs)         \
     X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)                     \
     X(calls_started) X(calls_connected) X(calls_done) X(calls_failed) X(call_errors)        \
-    X(signals_sent) X(signals_recv) X(http_errors) X(err_tls) X(tls_full) X(tls_resumed)
+    X(signals_sent) X(signals_recv) X(http_errors) X(err_tls) X(tls_full) X(tls_resumed)    \
+    X(presence_in)
 
 enum {
 #define X(n) CTR_##n,

@@ -15,6 +15,7 @@ sb_buf *sb_buf_new(size_t cap)
     b->len = 0;
     b->hdr = 0;
     b->opcode = 0;
+    b->cont = 0;
     return b;
 }
 
@@ -55,11 +56,13 @@ void sb_buf_unref(sb_buf *b)
     if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
 }
 
-void sb_buf_frame(sb_buf *b, int opcode)
+void sb_buf_frame(sb_buf *b, int opcode) { sb_buf_frame_total(b, opcode, b->len); }
+
+void sb_buf_frame_total(sb_buf *b, int opcode, uint64_t total)
 {
     uint8_t h[SB_BUF_HEADROOM];
     size_t n = 0;
-    uint64_t len = b->len;
+    uint64_t len = total < b->len ? b->len : total;
     h[n++] = (uint8_t)(0x80 | (opcode & 0x0f));
     if (len < 126) {
         h[n++] = (uint8_t)len;

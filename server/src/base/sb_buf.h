@@ -22,6 +22,8 @@ typedef struct sb_buf {
     uint32_t len;   /* bytes to send from start */
     uint8_t hdr;    /* WebSocket header bytes at start (0 if not framed) */
     uint8_t opcode; /* 1 text, 2 binary, 8 close; 0 if not framed */
+    uint8_t cont;   /* 1: an unframed piece continuing the frame of the buffer
+                     * queued before it (sb_buf_frame_total), shared by many */
     char data[];
 } sb_buf;
 
@@ -49,5 +51,11 @@ static inline size_t sb_buf_text_len(const sb_buf *b) { return b->len - b->hdr; 
 /* Prepends an unmasked, final WebSocket frame header with `opcode` in the
  * headroom. Call once, before the buffer is shared. */
 void sb_buf_frame(sb_buf *b, int opcode);
+/* The same for a message of `total` bytes (>= b's content) whose first
+ * part b holds; the rest follows in pieces marked cont (sb_buf_piece),
+ * queued right after b. sb_buf_text_len(b) is then b's part only. */
+void sb_buf_frame_total(sb_buf *b, int opcode, uint64_t total);
+/* Marks b (unframed) as a piece continuing the frame queued before it. */
+static inline void sb_buf_piece(sb_buf *b) { b->cont = 1; }
 
 #endif

@@ -364,6 +364,9 @@ void conn_flush_dirty(reactor *r)
 void conn_drop_unsent(sb_conn *c)
 {
     uint32_t keep = c->inflight ? c->inflight : (c->qoff ? 1 : 0);
+    /* the pieces of a frame already begun stay with it (else the close
+     * frame would land in the middle of a message) */
+    while (keep < c->qlen && c->q[(c->qhead + keep) % c->qcap]->cont) keep++;
     while (c->qlen > keep) {
         uint32_t i = (c->qhead + c->qlen - 1) % c->qcap;
         c->qbytes -= c->q[i]->len;
@@ -414,26 +417,33 @@ static void on_close(uv_handle_t *h)
     atomic_fetch_add_explicit(&g_closed, 1, memory_order_relaxed);
 }
 
-/* Memory back to the system after a disconnect storm. glibc keeps freed
- * chunks in its arenas (and the top of each heap only shrinks when the
- * highest chunk is free), so after thousands of sockets close the process
- * would stay at its high-water mark. Once a second (reactor 0's sweep):
- * when at least TRIM_MIN_CLOSES connections have closed since the last
- * trim and the last second saw no close (the storm is over), or
- * TRIM_MAX_CLOSES have closed under steady churn, malloc_trim(0) returns
- * the free pages of every arena (a few ms for a heap of 100 MB). */
+/* Memory back to the system after a disconnect storm or a burst of large
+ * transient buffers. glibc keeps freed chunks in its arenas (and the top of
+ * each heap only shrinks when the highest chunk is free), so after thousands
+ * of sockets close, or a join storm's presence_state frames are written, the
+ * process would stay at its high-water mark. Once a second (reactor 0's
+ * sweep): when at least TRIM_MIN_CLOSES connections have closed (or
+ * TRIM_MIN_BYTES of large buffers were freed, reactor_trim_hint) since the last
+ * trim and the last second saw neither (the burst is over), or
+ * TRIM_MAX_CLOSES have closed under steady churn, malloc_trim(0) returns the
+ * free pages of every arena (a few ms for a heap of 100 MB). */
 #define TRIM_MIN_CLOSES 512
 #define TRIM_MAX_CLOSES 65536
+#define TRIM_MIN_BYTES (4u << 20)
 
 static void trim_after_closes(void)
 {
-    static uint64_t last_trim, last_seen;
+    static uint64_t last_trim, last_seen, last_bytes_trim, last_bytes_seen;
     uint64_t now = atomic_load_explicit(&g_closed, memory_order_relaxed);
-    uint64_t since = now - last_trim;
-    bool quiet = now == last_seen;
+    uint64_t bytes = reactor_trim_hinted();
+    uint64_t since = now - last_trim, since_bytes = bytes - last_bytes_trim;
+    bool quiet = now == last_seen && bytes == last_bytes_seen;
     last_seen = now;
-    if (since >= TRIM_MAX_CLOSES || (since >= TRIM_MIN_CLOSES && quiet)) {
+    last_bytes_seen = bytes;
+    if (since >= TRIM_MAX_CLOSES ||
+        ((since >= TRIM_MIN_CLOSES || since_bytes >= TRIM_MIN_BYTES) && quiet)) {
         last_trim = now;
+        last_bytes_trim = bytes;
         malloc_trim(0);
     }
 }

@@ -92,7 +92,7 @@ void conn_on_drain(sb_conn *c, size_t below, void (*fn)(sb_conn *c, void *arg), 
 /* Asks the reactor to flush c at the end of this loop iteration. */
 void conn_mark_dirty(sb_conn *c);
 /* Drops queued buffers not yet started (keeps a partly written or in-flight
- * head), e.g. before a final close frame for a client that stopped reading. */
+ * head, and the cont pieces of a frame begun), e.g. before a final close frame for a client that stopped reading. */
 void conn_drop_unsent(sb_conn *c);
 /* Writes every dirty connection of reactor r (called by the reactor). */
 void conn_flush_dirty(reactor *r);

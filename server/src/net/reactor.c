@@ -38,6 +38,13 @@ reactor *reactor_self(void) { return t_self; }
 
 void reactor_adopt(reactor *r) { t_self = r; }
 
+static atomic_uint_fast64_t g_trim_hint;
+void reactor_trim_hint(size_t bytes)
+{
+    atomic_fetch_add_explicit(&g_trim_hint, bytes, memory_order_relaxed);
+}
+uint64_t reactor_trim_hinted(void) { return atomic_load_explicit(&g_trim_hint, memory_order_relaxed); }
+
 int reactor_post(reactor *r, reactor_fn fn, void *arg)
 {
     reactor_task *t = malloc(sizeof *t);

@@ -78,6 +78,17 @@ extern int reactor_count;
 
 /* The reactor whose thread is running, or NULL on another thread. */
 reactor *reactor_self(void);
+/* Tells the reactors that `bytes` of large transient buffers (a burst of
+ * presence_state frames) were freed: once such bursts stop, the next quiet
+ * sweep gives the free memory back to the system (malloc_trim, conn.c).
+ * Thread-safe. */
+void reactor_trim_hint(size_t bytes);
+/* A hint large enough for a trim at the next quiet second (the end of the
+ * start-up: migrations and the sync window's backfill leave their results'
+ * memory free in the arenas). */
+#define REACTOR_TRIM_ANY ((size_t)1 << 32)
+/* The sum of every reactor_trim_hint so far. */
+uint64_t reactor_trim_hinted(void);
 /* Makes r the calling thread's reactor, for a program that drives r's loop
  * itself instead of through reactor_start_all (the fuzz harnesses). */
 void reactor_adopt(reactor *r);

@@ -235,7 +235,7 @@ static void lp_close(void *t, int code)
 }
 
 static size_t lp_queued(void *t) { return ((lp_session *)t)->bytes; }
-static const phx_transport_ops lp_ops = {lp_send, lp_close, lp_queued};
+static const phx_transport_ops lp_ops = {lp_send, lp_close, lp_queued, NULL}; /* one buffer per message */
 
 /* ---- requests ---- */
 

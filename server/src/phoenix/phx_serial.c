@@ -538,6 +538,41 @@ sb_buf *phx_encode_raw(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *t
     return encode_text(vsn, join_ref, ref, topic, event, &bd);
 }
 
+sb_buf *phx_encode_push_shared(phx_vsn vsn, const char *topic, const char *event,
+                               const char *payload_json, size_t payload_len)
+{
+    if (vsn == PHX_V1) return phx_encode_raw(vsn, NULL, NULL, topic, event, payload_json, payload_len);
+    body bd = {.kind = BODY_RAW, .raw = payload_json, .raw_len = payload_len};
+    wr w = wr_start(payload_len + 3);
+    put_body(&w, &bd);
+    put(&w, "]", 1);
+    if (w.b && w.bad) {
+        sb_buf_unref(w.b);
+        return NULL;
+    }
+    if (w.b) sb_buf_piece(w.b);
+    return w.b;
+}
+
+sb_buf *phx_encode_push_head(json_t *join_ref, const char *topic, const char *event,
+                             const sb_buf *shared)
+{
+    wr w = wr_start(64 + slen(topic) + slen(event));
+    put(&w, "[", 1);
+    put_ref(&w, join_ref);
+    put_lit(&w, ",null,");
+    put_cstr(&w, topic);
+    put(&w, ",", 1);
+    put_cstr(&w, event);
+    put(&w, ",", 1);
+    if (w.b && w.bad) {
+        sb_buf_unref(w.b);
+        return NULL;
+    }
+    if (w.b) sb_buf_frame_total(w.b, 1, (uint64_t)w.b->len + shared->len);
+    return w.b;
+}
+
 /* Text phx_reply: payload {"response":R,"status":S}; response NULL is {}. */
 sb_buf *phx_encode_reply(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic,
                          const char *status, json_t *response)

@@ -50,6 +50,17 @@ sb_buf *phx_encode(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic
  * produced by json_dumps of a valid value). */
 sb_buf *phx_encode_raw(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic,
                        const char *event, const char *payload_json, size_t payload_len);
+/* One push of the same payload to many channels of one topic, encoded
+ * once: the shared part. V1 (no join_ref): the whole framed message, the
+ * same for every channel. V2: `payload]` as an unframed cont piece that
+ * follows each channel's head (phx_encode_push_head). payload_json is
+ * trusted JSON text. NULL when out of memory. */
+sb_buf *phx_encode_push_shared(phx_vsn vsn, const char *topic, const char *event,
+                               const char *payload_json, size_t payload_len);
+/* V2 only: one channel's head of a shared push, `[join_ref,null,topic,event,`
+ * framed for the whole message (head + shared). NULL when out of memory. */
+sb_buf *phx_encode_push_head(json_t *join_ref, const char *topic, const char *event,
+                             const sb_buf *shared);
 /* phx_reply with payload {"response":response,"status":status}; response NULL
  * encodes {}. */
 sb_buf *phx_encode_reply(phx_vsn vsn, json_t *join_ref, json_t *ref, const char *topic,

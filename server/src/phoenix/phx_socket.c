@@ -101,6 +101,30 @@ void phx_socket_send(phx_socket *s, sb_buf *b)
     if (b && !s->closed) s->ops->send(s->t, b);
 }
 
+int phx_push_shared(phx_channel *ch, const char *event, const char *payload_json,
+                    size_t payload_len, sb_buf *shared[2])
+{
+    phx_socket *s = ch->sock;
+    if (s->closed) return -1;
+    sb_buf **sh = &shared[s->vsn == PHX_V1 ? 0 : 1];
+    if (!*sh && !(*sh = phx_encode_push_shared(s->vsn, ch->topic, event, payload_json, payload_len)))
+        return -1;
+    if (s->vsn == PHX_V1) return s->ops->send(s->t, *sh); /* the same message for all */
+    if (!s->ops->send_parts) { /* one buffer per message: a copy */
+        sb_buf *b = phx_encode_raw(s->vsn, ch->join_ref, NULL, ch->topic, event, payload_json,
+                                   payload_len);
+        int rc = b ? s->ops->send(s->t, b) : -1;
+        sb_buf_unref(b);
+        return rc;
+    }
+    sb_buf *head = phx_encode_push_head(ch->join_ref, ch->topic, event, *sh);
+    if (!head) return -1;
+    sb_buf *v[2] = {head, *sh};
+    int rc = s->ops->send_parts(s->t, v, 2);
+    sb_buf_unref(head);
+    return rc;
+}
+
 /* Encodes and sends a reply. */
 static void reply(phx_socket *s, json_t *join_ref, json_t *ref, const char *topic,
                   const char *status, json_t *response)

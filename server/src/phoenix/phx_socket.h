@@ -23,6 +23,9 @@ typedef struct phx_transport_ops {
     /* Optional: bytes queued and not yet written (producers that can wait,
      * such as the sync catch-up, pace themselves on it). */
     size_t (*queued)(void *t);
+    /* Optional: queues one message made of buffers (ws_send_parts); NULL
+     * when the transport needs each message in one buffer (long-poll). */
+    int (*send_parts)(void *t, sb_buf *const *v, size_t n);
 } phx_transport_ops;
 
 typedef struct phx_socket phx_socket;
@@ -81,6 +84,14 @@ void phx_socket_send(phx_socket *s, sb_buf *b);
 
 /* Server push to one channel: [join_ref, null, topic, event, payload]. */
 void phx_push(phx_channel *ch, const char *event, json_t *payload);
+/* The same push to many channels of one topic, the payload encoded once:
+ * shared[vsn - 1] holds the shared part per serializer version (built on
+ * first use from payload_json, phx_encode_push_shared; the caller drops
+ * both with sb_buf_unref when done). Each channel costs a head of a few
+ * dozen bytes over WebSocket; long-poll gets a copy. Returns 0, or -1 when
+ * out of memory or closed. */
+int phx_push_shared(phx_channel *ch, const char *event, const char *payload_json,
+                    size_t payload_len, sb_buf *shared[2]);
 /* Completes an asynchronous join (PHX_ASYNC from join): ok or refused with
  * reply (stolen, may be NULL). */
 void phx_join_done(phx_channel *ch, bool ok, json_t *reply);

@@ -11,7 +11,9 @@
 static int transport_send(void *t, sb_buf *b) { return ws_send(t, b); }
 static void transport_close(void *t, int code) { ws_close(t, code); }
 static size_t transport_queued(void *t) { return ((sb_conn *)t)->qbytes; }
-static const phx_transport_ops g_ops = {transport_send, transport_close, transport_queued};
+static int transport_send_parts(void *t, sb_buf *const *v, size_t n) { return ws_send_parts(t, v, n); }
+static const phx_transport_ops g_ops = {transport_send, transport_close, transport_queued,
+                                        transport_send_parts};
 
 static void on_message(void *ud, sb_conn *c, bool binary, const char *msg, size_t len)
 {

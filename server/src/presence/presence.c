@@ -210,9 +210,22 @@ static void pdiff_send(pdiff *d)
         if (!t) sl = 2;
         if (s && (st = malloc(sl + 1))) memcpy(st, s, sl + 1);
         pthread_mutex_unlock(&g_mu);
-        for (uint32_t i = 0; i < d->nj; i++)
-            d->joiners[i].state(d->joiners[i].to, st, sl); /* sends, releases */
+        /* one encoded frame for all of them too (the edge's batch slot):
+         * a slow loop gathers more joiners per batch, not more copies */
+        void *batch = NULL;
+        for (uint32_t i = 0; i < d->nj; i++) {
+            presence_joiner *pj = &d->joiners[i];
+            if (pj->done == d->joiners[0].done) {
+                pj->state(pj->to, st, sl, &batch); /* sends, releases */
+            } else { /* another edge: a slot of its own */
+                void *own = NULL;
+                pj->state(pj->to, st, sl, &own);
+                if (own && pj->done) pj->done(own);
+            }
+        }
+        if (batch && d->joiners[0].done) d->joiners[0].done(batch);
         free(st);
+        reactor_trim_hint(sl * 2); /* the copy and its frame, freed once written */
     }
     free(d->v);
     free(d->join);

@@ -32,13 +32,19 @@
 
 #define PRESENCE_REF_MAX 24
 
-/* Who gets presence_state after their join diff: the edge's callback and
- * its argument (a reference the edge took, released by the callback). */
+/* Who gets presence_state after their join diff: the edge's callbacks and
+ * its argument (a reference the edge took, released by `state`). */
 typedef struct presence_joiner {
     /* Pushes the presence_state payload text st[0..len) to `to` if it is
      * still there (st NULL: out of memory, nothing to push), then releases
-     * `to`. Called once, on the reactor thread that tracked. */
-    void (*state)(void *to, const char *st, size_t len);
+     * `to`. Called once, on the reactor thread that tracked. The joiners
+     * that get the same state at the same moment (one batch of a topic)
+     * share *batch (NULL for the first): what the edge encoded once for
+     * all of them (one frame shared by every socket, not a copy each), freed
+     * by `done` after the last of them. */
+    void (*state)(void *to, const char *st, size_t len, void **batch);
+    /* Frees a batch slot `state` filled (NULL: state never fills one). */
+    void (*done)(void *batch);
     void *to;
 } presence_joiner;
 

@@ -233,6 +233,7 @@ static bool backfill(const PGresult *res, sync_pos base)
     int rows = PQntuples(res);
     if (rows < 1) { /* nothing to load: the window is complete as it is */
         log_msg(LOG_INFO, "sync_window_backfilled", "events", json_integer(0), NULL);
+        reactor_trim_hint(REACTOR_TRIM_ANY); /* the start-up's results, given back */
         return false;
     }
     sync_pos wm = {0, 0};
@@ -264,6 +265,7 @@ static bool backfill(const PGresult *res, sync_pos base)
         size_t n = 0;
         sync_window_stats(NULL, NULL, &n, NULL);
         log_msg(LOG_INFO, "sync_window_backfilled", "events", json_integer((json_int_t)n), NULL);
+        reactor_trim_hint(REACTOR_TRIM_ANY); /* the start-up's results, given back */
         return false;
     }
     return true;

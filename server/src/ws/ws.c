@@ -405,6 +405,26 @@ int ws_send(sb_conn *c, sb_buf *b)
     return 0;
 }
 
+int ws_send_parts(sb_conn *c, sb_buf *const *v, size_t n)
+{
+    ws_state *w = ws_of(c);
+    if (!w || w->closing || w->overflow || c->closing) return -1;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += v[i]->len;
+    if ((g_config.outbound_max && (size_t)c->qbytes + total > g_config.outbound_max) ||
+        (size_t)c->qbytes + total > UINT32_MAX) {
+        w->overflow = true;
+        conn_mark_dirty(c);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (conn_send(c, v[i], 0) != 0) { /* out of memory: a frame cut short */
+            conn_close(c);
+            return -1;
+        }
+    return 0;
+}
+
 static void ws_before_flush(sb_conn *c)
 {
     ws_state *w = c->proto;

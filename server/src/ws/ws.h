@@ -46,5 +46,10 @@ void ws_close(struct sb_conn *c, int code);
 /* Queues a frame; closes the connection with 1013 when its outbound queue
  * is over the cap. Returns 0, or -1 if the connection is (now) closing. */
 int ws_send(struct sb_conn *c, sb_buf *b);
+/* Queues one frame made of n buffers: v[0] framed for the whole message
+ * (sb_buf_frame_total), then its cont pieces (shared with other
+ * connections). All or nothing: the cap applies to their sum. Returns as
+ * ws_send. */
+int ws_send_parts(struct sb_conn *c, sb_buf *const *v, size_t n);
 
 #endif

@@ -1066,6 +1066,55 @@ static void test_fuzz_smoke(void **state)
     }
 }
 
+/* A push shared by many channels: head + shared piece is byte for byte the
+ * frame phx_encode_raw makes (V2), and V1's shared frame is that frame. */
+static void test_push_shared(void **state)
+{
+    (void)state;
+    static const char st[] = "{\"7\":{\"metas\":[{\"online_at\":1,\"phx_ref\":\"abc\"}]}}";
+    for (size_t big = 0; big < 2; big++) { /* a 7-bit length, then a 16-bit one */
+        char *payload = NULL;
+        size_t plen = strlen(st);
+        if (big) {
+            plen = 70000;
+            payload = malloc(plen);
+            assert_non_null(payload);
+            memset(payload, ' ', plen);
+            memcpy(payload, st, strlen(st));
+        }
+        const char *p = big ? payload : st;
+        json_t *jr = json_string("5");
+        sb_buf *whole = phx_encode_raw(PHX_V2, jr, NULL, "conversation:9", "presence_state", p, plen);
+        sb_buf *sh = phx_encode_push_shared(PHX_V2, "conversation:9", "presence_state", p, plen);
+        sb_buf *head = phx_encode_push_head(jr, "conversation:9", "presence_state", sh);
+        assert_non_null(whole);
+        assert_non_null(sh);
+        assert_non_null(head);
+        assert_int_equal(sh->cont, 1);
+        assert_int_equal(sh->hdr, 0);
+        assert_int_equal(head->opcode, 1);
+        assert_int_equal(head->len + sh->len, whole->len);
+        assert_memory_equal(sb_buf_bytes(head), sb_buf_bytes(whole), head->len);
+        assert_memory_equal(sb_buf_bytes(sh), sb_buf_bytes(whole) + head->len, sh->len);
+        sb_buf *v1 = phx_encode_push_shared(PHX_V1, "conversation:9", "presence_state", p, plen);
+        sb_buf *v1w = phx_encode_raw(PHX_V1, NULL, NULL, "conversation:9", "presence_state", p, plen);
+        assert_non_null(v1);
+        assert_non_null(v1w);
+        assert_int_equal(v1->len, v1w->len);
+        assert_memory_equal(sb_buf_bytes(v1), sb_buf_bytes(v1w), v1->len);
+        assert_int_equal(v1->cont, 0);
+        /* a topic that is not valid UTF-8 encodes nothing */
+        assert_null(phx_encode_push_head(jr, "bad\xff", "presence_state", sh));
+        sb_buf_unref(whole);
+        sb_buf_unref(sh);
+        sb_buf_unref(head);
+        sb_buf_unref(v1);
+        sb_buf_unref(v1w);
+        json_decref(jr);
+        free(payload);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1095,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_reply_past_depth_limit),
         cmocka_unit_test(test_reject_binary),
         cmocka_unit_test(test_fuzz_smoke),
+        cmocka_unit_test(test_push_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
