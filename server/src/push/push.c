@@ -216,10 +216,11 @@ static void arm(uint64_t at)
 /* ---- the OAuth2 access token ---- */
 
 static void on_token(void *arg, long status, const char *body, size_t len, const char *ra,
-                     const char *err)
+                     const char *err, push_http_fate fate)
 {
     (void)arg;
     (void)ra;
+    (void)fate;
     S.fetching = false;
     int64_t exp_s = 0;
     uint64_t now = now_ms();
@@ -353,13 +354,32 @@ static void retry(job *j, const char *retry_after, const char *why)
 }
 
 static void on_sent(void *arg, long status, const char *body, size_t len, const char *ra,
-                    const char *err)
+                    const char *err, push_http_fate fate)
 {
     job *j = arg;
     S.inflight--;
     uint64_t lat = now_ms() - j->sent_ms;
     char code[64];
     push_parse_outcome o;
+    if (status == 0 && fate == PUSH_HTTP_MAYBE_PROCESSED) {
+        /* FCM closed the connection (GOAWAY) after this request's stream,
+         * which it says it may have processed, and no answer came: sending
+         * it again could deliver it twice, so it is not (counted) */
+        STAT_INC(unconfirmed);
+        log_msg(LOG_INFO, "push: no answer before FCM closed the connection (GOAWAY) but FCM may have processed it: not sent again",
+                "device_id", json_string(j->device_id), "error", json_string(err ? err : ""), NULL);
+        job_free(j);
+        dispatch();
+        return;
+    }
+    if (status == 0 && fate == PUSH_HTTP_NOT_PROCESSED) {
+        /* refused (REFUSED_STREAM, above a GOAWAY's last-stream-id) or never
+         * sent: FCM has not seen it, so it goes again at once */
+        STAT_INC(refused);
+        retry(j, "0", err ? err : "not processed");
+        dispatch();
+        return;
+    }
     if (status == 0) {
         o = PUSH_RETRY;
         snprintf(code, sizeof code, "%s", err ? err : "no answer");

@@ -37,6 +37,12 @@ typedef struct req {
     struct req *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
+    char *out;             /* the request body (read by on_read) */
+    size_t out_len, out_off;
+    long stream_id;        /* HTTP/2 stream id (0: not submitted yet) */
+    long port;             /* local port of its connection (identifies it) */
+    long goaway_last;      /* last-stream-id of a GOAWAY on its connection, -1: none */
+    bool refused;          /* REFUSED_STREAM: not processed by the peer */
     char *body;
     size_t len;
     char retry_after[96];
@@ -78,6 +84,7 @@ static void req_free(req *q)
     else if (q->h->reqs == q) q->h->reqs = q->next;
     if (q->next) q->next->prev = q->prev;
     curl_slist_free_all(q->headers);
+    free(q->out);
     free(q->body);
     free(q);
 }
@@ -99,8 +106,21 @@ static void check_done(push_http *h)
         curl_easy_cleanup(e);
         h->inflight--;
         const char *err = rc == CURLE_OK ? NULL : (q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+        push_http_fate fate = PUSH_HTTP_ANSWERED;
+        if (rc != CURLE_OK || status == 0) {
+            if (q->refused || (q->goaway_last >= 0 && q->stream_id > q->goaway_last))
+                fate = PUSH_HTTP_NOT_PROCESSED;
+            else if (q->goaway_last >= 0 && q->stream_id > 0)
+                fate = PUSH_HTTP_MAYBE_PROCESSED;
+            else if (q->stream_id == 0 &&
+                     (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                      rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION))
+                fate = PUSH_HTTP_NOT_PROCESSED;
+            else
+                fate = PUSH_HTTP_NO_ANSWER;
+        }
         q->cb(q->arg, status, q->body ? q->body : "", q->len,
-              q->has_retry_after ? q->retry_after : NULL, err);
+              q->has_retry_after ? q->retry_after : NULL, err, fate);
         req_free(q);
     }
 }
@@ -229,6 +249,55 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* The request body, handed to libcurl piece by piece. There is
+ * deliberately no CURLOPT_SEEKFUNCTION: libcurl 7.88 replays a request on
+ * a fresh connection when its connection dies ("Connection died,
+ * retrying a fresh connect"), even one the peer already processed before
+ * a GOAWAY; a replay needs to rewind the body, which then fails
+ * (CURLE_SEND_FAIL_REWIND) and hands the decision to push.c, which knows
+ * from the GOAWAY's last-stream-id whether a resend is safe. */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    req *q = arg;
+    size_t room = size * n, left = q->out_len - q->out_off;
+    if (room > left) room = left;
+    memcpy(buf, q->out + q->out_off, room);
+    q->out_off += room;
+    return room;
+}
+
+static bool text_is(const char *d, size_t n, const char *pre, size_t pl)
+{
+    return n >= pl && !memcmp(d, pre, pl);
+}
+
+/* What libcurl 7.88 tells only in its informational text (no API for it):
+ * the HTTP/2 stream id of a request, a GOAWAY's last-stream-id and
+ * REFUSED_STREAM. A GOAWAY stamps every request in flight on the same
+ * connection (same local port). */
+static int on_debug(CURL *e, curl_infotype type, char *d, size_t n, void *arg)
+{
+    req *q = arg;
+    if (type != CURLINFO_TEXT || !q) return 0;
+    static const char sid[] = "Using Stream ID: ", ga[] = "recveived GOAWAY, error=",
+                      ga2[] = "received GOAWAY, error=", rf[] = "REFUSED_STREAM";
+    if (text_is(d, n, sid, sizeof sid - 1)) {
+        q->stream_id = strtol(d + sizeof sid - 1, NULL, 10);
+        long port = 0;
+        if (curl_easy_getinfo(e, CURLINFO_LOCAL_PORT, &port) == CURLE_OK) q->port = port;
+    } else if (text_is(d, n, ga, sizeof ga - 1) || text_is(d, n, ga2, sizeof ga2 - 1)) {
+        const char *ls = memmem(d, n, "last_stream=", 12);
+        if (!ls) return 0;
+        long last = strtol(ls + 12, NULL, 10), port = q->port;
+        if (!port) curl_easy_getinfo(e, CURLINFO_LOCAL_PORT, &port);
+        for (req *x = q->h->reqs; x; x = x->next)
+            if (x->port == port && (x->goaway_last < 0 || last < x->goaway_last)) x->goaway_last = last;
+    } else if (text_is(d, n, rf, sizeof rf - 1)) {
+        q->refused = true;
+    }
+    return 0;
+}
+
 int push_http_post(push_http *h, const char *url, const char *const *headers, const char *body,
                    size_t len, long timeout_ms, push_http_cb cb, void *arg)
 {
@@ -238,11 +307,16 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     q->h = h;
     q->cb = cb;
     q->arg = arg;
-    q->easy = curl_easy_init();
+    q->goaway_last = -1;
+    q->out = malloc(len ? len : 1);
+    q->easy = q->out ? curl_easy_init() : NULL;
     if (!q->easy) {
+        free(q->out);
         free(q);
         return -1;
     }
+    memcpy(q->out, body, len);
+    q->out_len = len;
     for (size_t i = 0; headers && headers[i]; i++) {
         struct curl_slist *l = curl_slist_append(q->headers, headers[i]);
         if (!l) goto fail;
@@ -252,8 +326,13 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     bool clear = !strncmp(url, "http://", 7);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, q);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* for on_debug: stream ids, GOAWAY */
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, q);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      clear ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
