@@ -37,8 +37,7 @@ typedef struct req {
     struct req *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
-    char *out;             /* the request body (read by on_read) */
-    size_t out_len, out_off;
+    int attempts;          /* libcurl's tries to send it (on_prereq) */
     long stream_id;        /* HTTP/2 stream id (0: not submitted yet) */
     long port;             /* local port of its connection (identifies it) */
     long goaway_last;      /* last-stream-id of a GOAWAY on its connection, -1: none */
@@ -84,7 +83,6 @@ static void req_free(req *q)
     else if (q->h->reqs == q) q->h->reqs = q->next;
     if (q->next) q->next->prev = q->prev;
     curl_slist_free_all(q->headers);
-    free(q->out);
     free(q->body);
     free(q);
 }
@@ -249,21 +247,21 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* The request body, handed to libcurl piece by piece. There is
- * deliberately no CURLOPT_SEEKFUNCTION: libcurl 7.88 replays a request on
- * a fresh connection when its connection dies ("Connection died,
- * retrying a fresh connect"), even one the peer already processed before
- * a GOAWAY; a replay needs to rewind the body, which then fails
- * (CURLE_SEND_FAIL_REWIND) and hands the decision to push.c, which knows
- * from the GOAWAY's last-stream-id whether a resend is safe. */
-static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+/* Called by libcurl right before each attempt to send the request. The
+ * first goes; a second is libcurl 7.88 replaying the request on a fresh
+ * connection after its connection died ("Connection died, retrying a fresh
+ * connect"), which it does even for a request the peer processed before a
+ * GOAWAY: it is aborted (CURLE_ABORTED_BY_CALLBACK) and push.c decides, from
+ * the GOAWAY's last-stream-id, whether to send it again. */
+static int on_prereq(void *arg, char *remote_ip, char *local_ip, int remote_port, int local_port)
 {
     req *q = arg;
-    size_t room = size * n, left = q->out_len - q->out_off;
-    if (room > left) room = left;
-    memcpy(buf, q->out + q->out_off, room);
-    q->out_off += room;
-    return room;
+    (void)remote_ip;
+    (void)local_ip;
+    (void)remote_port;
+    if (q->attempts++ > 0) return CURL_PREREQFUNC_ABORT;
+    q->port = local_port;
+    return CURL_PREREQFUNC_OK;
 }
 
 static bool text_is(const char *d, size_t n, const char *pre, size_t pl)
@@ -278,18 +276,16 @@ static bool text_is(const char *d, size_t n, const char *pre, size_t pl)
 static int on_debug(CURL *e, curl_infotype type, char *d, size_t n, void *arg)
 {
     req *q = arg;
+    (void)e;
     if (type != CURLINFO_TEXT || !q) return 0;
     static const char sid[] = "Using Stream ID: ", ga[] = "recveived GOAWAY, error=",
                       ga2[] = "received GOAWAY, error=", rf[] = "REFUSED_STREAM";
     if (text_is(d, n, sid, sizeof sid - 1)) {
         q->stream_id = strtol(d + sizeof sid - 1, NULL, 10);
-        long port = 0;
-        if (curl_easy_getinfo(e, CURLINFO_LOCAL_PORT, &port) == CURLE_OK) q->port = port;
     } else if (text_is(d, n, ga, sizeof ga - 1) || text_is(d, n, ga2, sizeof ga2 - 1)) {
         const char *ls = memmem(d, n, "last_stream=", 12);
         if (!ls) return 0;
         long last = strtol(ls + 12, NULL, 10), port = q->port;
-        if (!port) curl_easy_getinfo(e, CURLINFO_LOCAL_PORT, &port);
         for (req *x = q->h->reqs; x; x = x->next)
             if (x->port == port && (x->goaway_last < 0 || last < x->goaway_last)) x->goaway_last = last;
     } else if (text_is(d, n, rf, sizeof rf - 1)) {
@@ -308,15 +304,11 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     q->cb = cb;
     q->arg = arg;
     q->goaway_last = -1;
-    q->out = malloc(len ? len : 1);
-    q->easy = q->out ? curl_easy_init() : NULL;
+    q->easy = curl_easy_init();
     if (!q->easy) {
-        free(q->out);
         free(q);
         return -1;
     }
-    memcpy(q->out, body, len);
-    q->out_len = len;
     for (size_t i = 0; headers && headers[i]; i++) {
         struct curl_slist *l = curl_slist_append(q->headers, headers[i]);
         if (!l) goto fail;
@@ -326,10 +318,10 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     bool clear = !strncmp(url, "http://", 7);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, q);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, q);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* for on_debug: stream ids, GOAWAY */
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, q);
