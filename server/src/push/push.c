@@ -487,18 +487,33 @@ static void dispatch(void)
 
 /* ---- decisions: messages ---- */
 
-typedef struct msg_ctx {
+/* Committed messages are decided in batches: one query for the devices of
+ * every recipient of up to DECIDE_BATCH messages (what one wake-up of the
+ * push reactor drained), not one per message: less work for Postgres and
+ * the push reactor, which also serves sockets. */
+#define DECIDE_BATCH 64
+
+typedef struct msg_item {
     char conv[24], msg[24], sender[24];
     int64_t seq;
     char *preview; /* NULL: none */
-} msg_ctx;
+} msg_item;
 
-static const char SQL_MSG[] =
-    "SELECT mb.user_id::text, (mb.muted_until IS NOT NULL AND mb.muted_until > now()),"
+typedef struct msg_batch {
+    int n;
+    msg_item m[DECIDE_BATCH];
+} msg_batch;
+
+/* Row i of the answer belongs to message m.i (1-based, in order). */
+static const char SQL_MSGS[] =
+    "SELECT m.i::text, mb.user_id::text, (mb.muted_until IS NOT NULL AND mb.muted_until > now()),"
     " d.id::text, d.push_token, floor(extract(epoch from d.updated_at) * 1000000)::int8::text,"
-    " (SELECT display_name FROM users WHERE id = $2::int8)"
-    " FROM members mb JOIN devices d ON d.user_id = mb.user_id"
-    " WHERE mb.conversation_id = $1::int8 AND mb.user_id <> $2::int8";
+    " u.display_name"
+    " FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS m(conv, sender, i)"
+    " JOIN members mb ON mb.conversation_id = m.conv AND mb.user_id <> m.sender"
+    " JOIN devices d ON d.user_id = mb.user_id"
+    " LEFT JOIN users u ON u.id = m.sender"
+    " ORDER BY m.i, d.id";
 
 /* True when the per-conversation alert throttle lets device alert now. */
 static bool may_alert(const char *conv, const char *device)
@@ -512,48 +527,97 @@ static bool may_alert(const char *conv, const char *device)
     return true;
 }
 
+static void batch_free(msg_batch *b)
+{
+    for (int i = 0; i < b->n; i++) free(b->m[i].preview);
+    free(b);
+}
+
 static void on_msg_rows(const PGresult *res, const char *err, void *arg)
 {
-    msg_ctx *c = arg;
+    msg_batch *b = arg;
     if (S.closed || !res || err) {
         if (!S.closed)
             log_msg(LOG_WARN, "push: could not read the recipients' devices", "error",
-                    json_string(err ? err : ""), NULL);
+                    json_string(err ? err : ""), "messages", json_integer(b->n), NULL);
         goto done;
     }
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *uid = PQgetvalue(res, i, 0);
+        long k = strtol(PQgetvalue(res, i, 0), NULL, 10) - 1;
+        if (k < 0 || k >= b->n) continue;
+        const msg_item *c = &b->m[k];
+        const char *uid = PQgetvalue(res, i, 1);
         if (presence_user_online(uid, NULL)) continue; /* a live socket somewhere: no push */
-        bool muted = PQgetvalue(res, i, 1)[0] == 't';
-        const char *dev = PQgetvalue(res, i, 2);
+        bool muted = PQgetvalue(res, i, 2)[0] == 't';
+        const char *dev = PQgetvalue(res, i, 3);
         push_payload_msg m = {
-            .token = PQgetvalue(res, i, 3), .conversation_id = c->conv, .message_id = c->msg,
-            .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 5), .seq = c->seq,
+            .token = PQgetvalue(res, i, 4), .conversation_id = c->conv, .message_id = c->msg,
+            .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 6), .seq = c->seq,
             .preview = c->preview, .muted = muted,
             .alert = !muted && may_alert(c->conv, dev)};
-        job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 4));
+        job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 5));
         if (j) enqueue(j);
     }
     dispatch();
 done:
-    free(c->preview);
-    free(c);
+    batch_free(b);
 }
 
-/* One committed message: asks for its recipients' devices. */
-static void decide_message(const char *text)
+/* Sends the batch's query (the batch is then owned by its callback). */
+static void decide_batch(msg_batch *b)
 {
+    db_pool *p = db_of(S.r);
+    if (!p || b->n == 0) {
+        batch_free(b);
+        return;
+    }
+    /* two int8[] literals: {conv,...} and {sender,...} (ids are digits) */
+    char *convs = malloc((size_t)b->n * 25 + 3), *senders = malloc((size_t)b->n * 25 + 3);
+    if (!convs || !senders) {
+        free(convs);
+        free(senders);
+        batch_free(b);
+        return;
+    }
+    size_t cl = 0, sl = 0;
+    convs[cl++] = '{';
+    senders[sl++] = '{';
+    for (int i = 0; i < b->n; i++) {
+        cl += (size_t)sprintf(convs + cl, "%s%s", i ? "," : "", b->m[i].conv);
+        sl += (size_t)sprintf(senders + sl, "%s%s", i ? "," : "", b->m[i].sender);
+    }
+    convs[cl++] = '}';
+    convs[cl] = '\0';
+    senders[sl++] = '}';
+    senders[sl] = '\0';
+    const char *params[2] = {convs, senders};
+    db_query(p, SQL_MSGS, 2, params, on_msg_rows, b);
+    free(convs);
+    free(senders);
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+/* One committed message into the batch b (false: not one to push). */
+static bool add_message(msg_batch *b, const char *text)
+{
+    bool ok = false;
     json_t *a = json_loads(text, 0, NULL);
     json_t *m = json_object_get(a, "message");
     if (!json_is_object(m) || json_is_true(json_object_get(a, "duplicate"))) goto done;
     const char *conv = json_string_value(json_object_get(m, "conversation_id"));
     const char *id = json_string_value(json_object_get(m, "id"));
     const char *sender = json_string_value(json_object_get(m, "sender_id"));
-    if (!conv || !id || !sender || strlen(conv) >= 24 || strlen(id) >= 24 || strlen(sender) >= 24)
+    if (!conv || !id || !sender || strlen(conv) >= 24 || strlen(id) >= 24 || strlen(sender) >= 24 ||
+        !all_digits(conv) || !all_digits(sender))
         goto done;
-    db_pool *p = db_of(S.r);
-    msg_ctx *c = p ? calloc(1, sizeof *c) : NULL;
-    if (!c) goto done;
+    msg_item *c = &b->m[b->n];
     strcpy(c->conv, conv);
     strcpy(c->msg, id);
     strcpy(c->sender, sender);
@@ -561,10 +625,11 @@ static void decide_message(const char *text)
     const char *pv = push_payload_preview(json_string_value(json_object_get(m, "kind")),
                                           json_string_value(json_object_get(m, "body")));
     c->preview = pv ? strdup(pv) : NULL;
-    const char *params[2] = {conv, sender};
-    db_query(p, SQL_MSG, 2, params, on_msg_rows, c);
+    b->n++;
+    ok = true;
 done:
     json_decref(a);
+    return ok;
 }
 
 static void drain_intake(void *arg)
@@ -575,12 +640,23 @@ static void drain_intake(void *arg)
     in_head = in_tail = NULL;
     in_n = 0;
     pthread_mutex_unlock(&in_mu);
+    msg_batch *b = NULL;
     while (l) {
         intake *nx = l->next;
-        if (!S.closed) decide_message(l->text);
+        if (!S.closed) {
+            if (!b) b = calloc(1, sizeof *b);
+            if (b) {
+                add_message(b, l->text);
+                if (b->n == DECIDE_BATCH) {
+                    decide_batch(b);
+                    b = NULL;
+                }
+            }
+        }
         free(l);
         l = nx;
     }
+    if (b) decide_batch(b);
 }
 
 void push_message_committed(const char *answer)
