@@ -769,7 +769,9 @@ static bool is_push_reactor(const reactor *r) { return S.on && r->id == reactor_
 static void push_start(reactor *r)
 {
     if (!is_push_reactor(r)) return;
-    S.http = push_http_new(&r->loop, 2, g_config.fcm_ca_file);
+    long conns = g_config.fcm_connections > 0 ? (g_config.fcm_connections < 64 ? g_config.fcm_connections : 64) : 1;
+    long cc = g_config.fcm_concurrency > 0 ? g_config.fcm_concurrency : 1;
+    S.http = push_http_new(&r->loop, conns, (cc + conns - 1) / conns, g_config.fcm_ca_file);
     S.throttle = json_object();
     uv_timer_init(&r->loop, &S.timer);
     __atomic_store_n(&S.r, r, __ATOMIC_RELEASE);

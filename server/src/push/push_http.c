@@ -192,7 +192,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file)
+push_http *push_http_new(uv_loop_t *loop, long max_conns, long max_streams, const char *ca_file)
 {
     push_http *h = calloc(1, sizeof *h);
     if (!h) return NULL;
@@ -212,7 +212,7 @@ push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file)
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns > 0 ? max_conns : 2L);
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, max_streams > 0 ? max_streams : 100L);
     return h;
 }
 

@@ -31,10 +31,10 @@ typedef enum {
 typedef void (*push_http_cb)(void *arg, long status, const char *body, size_t len,
                              const char *retry_after, const char *err, push_http_fate fate);
 
-/* A client on loop, keeping at most max_conns connections per host,
- * trusting the CA bundle ca_file (NULL or "": the system's). NULL on
- * failure (push_http_global_init must have run). */
-push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file);
+/* A client on loop, keeping at most max_conns connections per host and
+ * max_streams streams on each, trusting the CA bundle ca_file (NULL or "":
+ * the system's). NULL on failure (push_http_global_init must have run). */
+push_http *push_http_new(uv_loop_t *loop, long max_conns, long max_streams, const char *ca_file);
 /* Process-wide libcurl initialisation, before any thread uses curl.
  * Returns 0 or -1. */
 int push_http_global_init(void);
