@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "base/config.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -762,22 +765,33 @@ void push_call_event(call_push_kind kind, const char *user_id, const json_t *cal
     if (reactor_post(r, call_task, c) != 0) free(c);
 }
 
-/* ---- the reactor's hooks ---- */
+/* ---- the push thread ----
+ * Push runs on a loop and thread of its own, not on a socket reactor: its
+ * work (decision queries, JSON, TLS, libcurl walking its transfers on each
+ * socket event) never stands between a reactor and the acknowledgement it
+ * is about to write, and the thread runs at a lower priority (nice +5) so
+ * the kernel prefers the reactors when the cores are busy. It has its own
+ * database pool (2 connections); reactors hand work over with reactor_post
+ * on its `reactor` (a loop with a task queue, no listener, no sockets). */
 
-static bool is_push_reactor(const reactor *r) { return S.on && r->id == reactor_count - 1; }
+static reactor P;
+static uv_timer_t P_tick;
+static pthread_t P_thread;
+static bool P_running;
 
-static void push_start(reactor *r)
+static void p_on_wake(uv_async_t *a)
 {
-    if (!is_push_reactor(r)) return;
-    long conns = g_config.fcm_connections > 0 ? (g_config.fcm_connections < 64 ? g_config.fcm_connections : 64) : 1;
-    long cc = g_config.fcm_concurrency > 0 ? g_config.fcm_concurrency : 1;
-    S.http = push_http_new(&r->loop, conns, (cc + conns - 1) / conns, g_config.fcm_ca_file);
-    S.throttle = json_object();
-    uv_timer_init(&r->loop, &S.timer);
-    __atomic_store_n(&S.r, r, __ATOMIC_RELEASE);
-    log_msg(LOG_INFO, "push: on (FCM HTTP v1)", "project_id", json_string(S.key.project_id),
-            "endpoint", json_string(S.url), "reactor", json_integer(r->id), NULL);
-    if (!S.http) log_msg(LOG_ERROR, "push: could not start the HTTP client", NULL);
+    reactor *r = a->data;
+    pthread_mutex_lock(&r->tasks_mu);
+    reactor_task *t = r->tasks_head;
+    r->tasks_head = r->tasks_tail = NULL;
+    pthread_mutex_unlock(&r->tasks_mu);
+    while (t) {
+        reactor_task *nx = t->next;
+        t->fn(t->arg);
+        free(t);
+        t = nx;
+    }
 }
 
 static void prune_throttle(void)
@@ -792,9 +806,11 @@ static void prune_throttle(void)
     }
 }
 
-static void push_tick(reactor *r)
+/* Once a second on the push thread. */
+static void p_on_tick(uv_timer_t *t)
 {
-    if (!is_push_reactor(r) || S.closed) return;
+    (void)t;
+    if (S.closed) return;
     drain_intake(NULL); /* in case a post was lost to memory */
     if (json_object_size(S.throttle) > 1024) prune_throttle();
     /* a push that waited for a token longer than the retry window gives up */
@@ -810,9 +826,10 @@ static void push_tick(reactor *r)
     dispatch();
 }
 
-static void push_exit(reactor *r)
+/* On the push thread: closes everything; the loop then ends. */
+static void p_stop(void *arg)
 {
-    if (!is_push_reactor(r)) return;
+    (void)arg;
     S.closed = true;
     push_http_close(S.http);
     S.http = NULL;
@@ -825,9 +842,63 @@ static void push_exit(reactor *r)
     json_decref(S.throttle);
     S.throttle = NULL;
     drain_intake(NULL);
+    db_pool_close(db_of(&P));
+    uv_timer_stop(&P_tick);
+    uv_close((uv_handle_t *)&P_tick, NULL);
+    /* the wake handle stays open but no longer keeps the loop alive: a
+     * reactor posting during shutdown reaches a valid handle (its task is
+     * never run); the loop ends once the pool and the client are closed */
+    uv_unref((uv_handle_t *)&P.wake);
 }
 
-static const reactor_hooks push_hooks = {.start = push_start, .tick = push_tick, .exit = push_exit};
+static void *p_main(void *arg)
+{
+    (void)arg;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5); /* best effort */
+    uv_run(&P.loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Reactor 0's start hook: makes the push thread and starts it. */
+static void push_start(reactor *r)
+{
+    if (r->id != 0 || P_running) return;
+    P.id = -1;
+    if (uv_loop_init(&P.loop) != 0 || pthread_mutex_init(&P.tasks_mu, NULL) != 0 ||
+        uv_async_init(&P.loop, &P.wake, p_on_wake) != 0 || uv_timer_init(&P.loop, &P_tick) != 0 ||
+        uv_timer_init(&P.loop, &S.timer) != 0) {
+        log_msg(LOG_ERROR, "push: could not make its loop: push stays off", NULL);
+        return;
+    }
+    P.wake.data = &P;
+    if (g_config.database_url[0]) P.slot[db_reactor_slot] = db_pool_new(&P, g_config.database_url, 2);
+    long conns = g_config.fcm_connections > 0 ? (g_config.fcm_connections < 64 ? g_config.fcm_connections : 64) : 1;
+    long cc = g_config.fcm_concurrency > 0 ? g_config.fcm_concurrency : 1;
+    S.http = push_http_new(&P.loop, conns, (cc + conns - 1) / conns, g_config.fcm_ca_file);
+    S.throttle = json_object();
+    uv_timer_start(&P_tick, p_on_tick, 1000, 1000);
+    __atomic_store_n(&S.r, &P, __ATOMIC_RELEASE);
+    if (pthread_create(&P_thread, NULL, p_main, NULL) != 0) {
+        __atomic_store_n(&S.r, NULL, __ATOMIC_RELEASE);
+        log_msg(LOG_ERROR, "push: could not start its thread: push stays off", NULL);
+        return;
+    }
+    P_running = true;
+    log_msg(LOG_INFO, "push: on (FCM HTTP v1)", "project_id", json_string(S.key.project_id),
+            "endpoint", json_string(S.url), "thread", json_string("push (own loop, nice +5)"), NULL);
+    if (!S.http) log_msg(LOG_ERROR, "push: could not start the HTTP client", NULL);
+}
+
+/* Reactor 0's exit hook: stops the push thread and waits for it. */
+static void push_exit(reactor *r)
+{
+    if (r->id != 0 || !P_running) return;
+    __atomic_store_n(&S.r, NULL, __ATOMIC_RELEASE); /* the hooks stop handing work over */
+    if (reactor_post(&P, p_stop, NULL) == 0) pthread_join(P_thread, NULL);
+    P_running = false;
+}
+
+static const reactor_hooks push_hooks = {.start = push_start, .exit = push_exit};
 
 int push_register(void)
 {
