@@ -13,7 +13,8 @@
 # could not run at all or the smoke run's checks fail; a missed target is
 # reported, not an error. Env: SB_BIN, SBLOAD, BENCH_OUT, BENCH_ONLY (space-
 # separated scenario names to run, e.g. "p1 p3"; r12 = the disconnect storm,
-# p10 = pushes to the fake FCM beside h2load, p13 = WSS memory and TLS handshakes,
+# p10 = pushes to the fake FCM beside h2load, p4push = P4 with every
+# recipient offline, push on vs off, p13 = WSS memory and TLS handshakes,
 # fanout = presence fan-out in a 1,000-member group; BENCH_P8_HOG=1 runs P8
 # with a CPU hog beside it).
 set -uo pipefail
@@ -452,6 +453,83 @@ bench_p10() {
   grep -v '^RESULT ' "$LOG/p10.out" | sed 's/^/    /' >&2
   [ "$rc" = 0 ] || note "P10: $(grep '^RESULT ' "$LOG/p10.out" | sed -E 's/.*"error":"([^"]*)".*/\1/' | head -c 300) $(tail -n 2 "$LOG/p10.err" | tr '\n' ' ')"
   [ -s "$OUT/p10_push.json" ]
+}
+
+# ---- P4 with push: every recipient offline, push on vs off -----------------------------------
+# Pairs provisioned with one Android device per user (bench_provision.py
+# pairs --devices); only the first of each pair connects and sends (sbload
+# `sends`, closed loop, as P4), so every recipient is offline and, with push
+# on, every send makes one push. Rounds alternate push off / push on (a fresh
+# server each, the same database and users); push on points at the tests'
+# fake FCM (scripts/bench_p10.js --fake: Node http2 + TLS) run at nice 19 so
+# the stand-in for a remote service does not take the server's CPU. The
+# figure: the median acks/s with push on against the median with push off.
+bench_p4push() {
+  [ "$PG_OK" = 1 ] || { note "P4 push: no bench database"; return 1; }
+  local run=10 rounds=3 d=$OUT/p4push; [ "$SCALE" = smoke ] && run=2
+  start_group p4push_prov 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_SIGNUP_IP=1000000/1 \
+    SB_ARGON2_T=1 SB_ARGON2_M=64 || return 1
+  python3 scripts/bench_provision.py pairs --devices --base "http://127.0.0.1:$GROUP_PORT" --users "$P4_USERS" \
+    --out "$d" > "$LOG/p4push_provision.out" 2>&1 \
+    || note "P4 push: provisioning failed: $(tail -n 2 "$LOG/p4push_provision.out" | tr '\n' ' ')"
+  stop_group "$GROUP_PIDS"
+  [ -s "$d/users.txt" ] || return 1
+  awk 'NR % 2 == 1' "$d/users.txt" > "$d/senders.txt"
+  awk 'NR % 2 == 1' "$d/convs.txt" > "$d/sender_convs.txt"
+  local n; n=$(wc -l < "$d/senders.txt")
+  coproc FAKE { exec nice -n 19 node scripts/bench_p10.js --fake 1 2>> "$LOG/p4push_fake.err"; }
+  local fake_pid=$FAKE_PID fake_in=${FAKE[1]} info=""
+  PIDS+=("$fake_pid")
+  read -r -t 30 info <&"${FAKE[0]}" || { note "P4 push: the fake FCM did not start"; kill "$fake_pid"; return 1; }
+  local url key ca
+  url=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["url"])' "$info")
+  key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["keyFile"])' "$info")
+  ca=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["caFile"])' "$info")
+  echo "bench: p4_push: $n senders, every recipient offline with a device; $rounds rounds of push off / on, ${run}s each" >&2
+  local r mode
+  for r in $(seq 1 $rounds); do
+    for mode in off on; do
+      local env=(SB_DATABASE_URL="$PG_URL" SB_RATELIMIT_SEND=off SB_METRICS_OPEN=1)
+      [ $mode = on ] && env+=(SB_FCM_CREDENTIALS="$key" SB_FCM_ENDPOINT="$url" SB_FCM_CA_FILE="$ca" SB_FCM_TIMEOUT_MS=30000)
+      start_group "p4push_${mode}_$r" 1 "${env[@]}" || continue
+      run_sbload "p4push_${mode}_$r" --scenario sends --url "ws://127.0.0.1:$GROUP_PORT/socket/websocket" \
+        --conns "$n" --procs 1 --run $run --topic 'user:{user}' --user-pattern '{user}' \
+        --user-file "$d/senders.txt" --conv-file "$d/sender_convs.txt" --server-pid "$GROUP_PIDS" \
+        --sources "$SOURCES" "${TOKEN_ARGS[@]}"
+      curl -s "http://127.0.0.1:$GROUP_ADMIN/metrics" | grep -E '^sb_push_(results_total|queued)' \
+        > "$LOG/p4push_${mode}_$r.metrics" 2>/dev/null
+      stop_group "$GROUP_PIDS"
+    done
+  done
+  exec {fake_in}>&-
+  wait "$fake_pid" 2>/dev/null
+  python3 - "$OUT" "$rounds" > "$OUT/p4_push.json" <<'PY'
+import json, os, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+res = {"off": [], "on": [], "pushes_sent": [], "pushes_dropped": []}
+for r in range(1, rounds + 1):
+    for mode in ("off", "on"):
+        try:
+            s = json.load(open(os.path.join(out, f"p4push_{mode}_{r}.json")))["sends"]
+            res[mode].append(s.get("acks_per_s") or 0)
+        except (OSError, ValueError, KeyError):
+            pass
+    m = {}
+    try:
+        for line in open(os.path.join(out, "log", f"p4push_on_{r}.metrics")):
+            k, v = line.rsplit(" ", 1)
+            m[k] = float(v)
+    except OSError:
+        pass
+    res["pushes_sent"].append(m.get('sb_push_results_total{result="sent"}', 0))
+    res["pushes_dropped"].append(m.get('sb_push_results_total{result="dropped"}', 0))
+if res["off"] and res["on"]:
+    res["off_median"] = statistics.median(res["off"])
+    res["on_median"] = statistics.median(res["on"])
+    res["ratio"] = res["on_median"] / res["off_median"] if res["off_median"] else 0
+print(json.dumps(res))
+PY
+  [ -s "$OUT/p4_push.json" ]
 }
 
 # ---- P12: search and export over a seeded corpus --------------------------------------------
@@ -900,6 +978,7 @@ want p5 && bench_cluster
 if want p4 || want p6 || want p8; then bench_db_scenarios; fi
 want p9 && bench_calls
 want p10 && bench_p10
+want p4push && bench_p4push
 want p11 && bench_p11
 want p12 && bench_p12
 want r12 && bench_r12

@@ -4,7 +4,9 @@ through the public REST API of a running server (no SQL, no shortcuts).
 
   pairs --users N   N users, direct conversations between users 2i and 2i+1;
                     writes users.txt (user id per line, line i = connection i)
-                    and convs.txt (the conversation of connection i)
+                    and convs.txt (the conversation of connection i);
+                    --devices: each user also registers an Android device
+                    (a random FCM token) through POST /api/v1/devices
   sync --conversations C --events E
                     one reader with C direct conversations; takes its sync
                     cursor, then E messages are sent to it (spread over the C
@@ -69,6 +71,9 @@ def write_lines(path, lines):
 
 def cmd_pairs(a):
     users = make_users(a.users - a.users % 2)
+    if a.devices:
+        for _, tok in users:
+            call("POST", "/api/v1/devices", {"platform": "android", "push_token": "bench-" + secrets.token_urlsafe(24)}, tok)
     convs = []
     for i in range(0, len(users), 2):
         c = direct(users[i][1], users[i + 1][0])
@@ -124,6 +129,7 @@ def main():
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--conversations", type=int, default=200)
     p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--devices", action="store_true")
     a = p.parse_args()
     if not (2 <= a.users <= 1_000_000 and 1 <= a.conversations <= 10_000 and 0 <= a.events <= 1_000_000):
         raise SystemExit("bench_provision: counts out of range")

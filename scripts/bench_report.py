@@ -154,6 +154,16 @@ if p4h:
         f"achieved {s.get('achieved_rate') or 0:,.0f}/s, {s.get('late', 0)} late, "
         f"{s.get('unanswered', 0)} unanswered, p50 {get(s, 'ack_latency', 'p50_ms') or 0:.1f} ms")
 
+p4p = load("p4_push")
+if p4p and p4p.get("off_median"):
+    row("P4", f"acked sends/s, every recipient offline, push ON (median of {len(p4p['on'])})",
+        p4p.get("on_median"), "/s", p4p["off_median"] * 0.95, True,
+        f"push off, same run: {p4p['off_median']:,.0f}/s (target: within 5 %); "
+        f"pushes sent {sum(p4p.get('pushes_sent') or [0]):,.0f}, dropped {sum(p4p.get('pushes_dropped') or [0]):,.0f}",
+        p4p["off_median"])
+elif "p4push" in os.environ.get("BENCH_ONLY", "").split():
+    problems.append("p4_push: no result")
+
 p5 = load("p5_cluster")
 if p5:
     f = p5.get("fanout", {})
@@ -319,8 +329,12 @@ if p10:
     row("P10", f"pushes/s server -> fake FCM, HTTP/2 + TLS ({p10.get('pushes_expected', 0):,} pushes)",
         p10.get("pushes_per_s"), "/s", ref * 0.5 if ref else None, True,
         f"h2load same endpoint: {ref:,.0f} req/s (target: 50 %)", ref)
-    row("P10", "  pushes sent twice (libcurl replays on a GOAWAY)",
-        p10.get("duplicates"), "", None, None)
+    row("P10", "  pushes delivered twice (must be 0)", p10.get("duplicates"), "", None, None)
+    if p10.get("fake_cpu_share") is not None:
+        row("P10", "  fake's CPU share server / h2load phase (1.0 = fake is the ceiling)",
+            f"{p10.get('fake_cpu_share')} / {p10.get('ref_fake_cpu_share')}", "", None, None,
+            f"fake CPU per request {p10.get('fake_cpu_us_per_req')} / {p10.get('ref_fake_cpu_us_per_req')} us; "
+            f"server CPU per push {p10.get('server_cpu_us_per_push')} us; body {p10.get('body_bytes')} B")
     if not p10.get("ok"):
         problems.append(f"p10_push: {p10.get('error') or 'not every push arrived'} "
                         f"({p10.get('pushes_accepted')}/{p10.get('pushes_expected')}, problems {p10.get('problems')})")

@@ -92,6 +92,7 @@ typedef struct sb_config {
     char fcm_ca_file[1024];        /* CA bundle for FCM ("" = the system's) */
     uint64_t fcm_timeout_ms;       /* per push / token request */
     int fcm_concurrency;           /* push requests in flight */
+    int fcm_connections;           /* HTTP/2 connections to FCM at most */
     size_t fcm_queue_max;          /* pending pushes kept */
     int fcm_max_tries;             /* tries on 429/5xx/no answer */
     uint64_t fcm_retry_base_ms;    /* first backoff */

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "base/config.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -216,10 +219,11 @@ static void arm(uint64_t at)
 /* ---- the OAuth2 access token ---- */
 
 static void on_token(void *arg, long status, const char *body, size_t len, const char *ra,
-                     const char *err)
+                     const char *err, push_http_fate fate)
 {
     (void)arg;
     (void)ra;
+    (void)fate;
     S.fetching = false;
     int64_t exp_s = 0;
     uint64_t now = now_ms();
@@ -353,13 +357,32 @@ static void retry(job *j, const char *retry_after, const char *why)
 }
 
 static void on_sent(void *arg, long status, const char *body, size_t len, const char *ra,
-                    const char *err)
+                    const char *err, push_http_fate fate)
 {
     job *j = arg;
     S.inflight--;
     uint64_t lat = now_ms() - j->sent_ms;
     char code[64];
     push_parse_outcome o;
+    if (status == 0 && fate == PUSH_HTTP_MAYBE_PROCESSED) {
+        /* FCM closed the connection (GOAWAY) after this request's stream,
+         * which it says it may have processed, and no answer came: sending
+         * it again could deliver it twice, so it is not (counted) */
+        STAT_INC(unconfirmed);
+        log_msg(LOG_INFO, "push: no answer before FCM closed the connection (GOAWAY) but FCM may have processed it: not sent again",
+                "device_id", json_string(j->device_id), "error", json_string(err ? err : ""), NULL);
+        job_free(j);
+        dispatch();
+        return;
+    }
+    if (status == 0 && fate == PUSH_HTTP_NOT_PROCESSED) {
+        /* refused (REFUSED_STREAM, above a GOAWAY's last-stream-id) or never
+         * sent: FCM has not seen it, so it goes again at once */
+        STAT_INC(refused);
+        retry(j, "0", err ? err : "not processed");
+        dispatch();
+        return;
+    }
     if (status == 0) {
         o = PUSH_RETRY;
         snprintf(code, sizeof code, "%s", err ? err : "no answer");
@@ -467,18 +490,33 @@ static void dispatch(void)
 
 /* ---- decisions: messages ---- */
 
-typedef struct msg_ctx {
+/* Committed messages are decided in batches: one query for the devices of
+ * every recipient of up to DECIDE_BATCH messages (what one wake-up of the
+ * push reactor drained), not one per message: less work for Postgres and
+ * the push reactor, which also serves sockets. */
+#define DECIDE_BATCH 64
+
+typedef struct msg_item {
     char conv[24], msg[24], sender[24];
     int64_t seq;
     char *preview; /* NULL: none */
-} msg_ctx;
+} msg_item;
 
-static const char SQL_MSG[] =
-    "SELECT mb.user_id::text, (mb.muted_until IS NOT NULL AND mb.muted_until > now()),"
+typedef struct msg_batch {
+    int n;
+    msg_item m[DECIDE_BATCH];
+} msg_batch;
+
+/* Row i of the answer belongs to message m.i (1-based, in order). */
+static const char SQL_MSGS[] =
+    "SELECT m.i::text, mb.user_id::text, (mb.muted_until IS NOT NULL AND mb.muted_until > now()),"
     " d.id::text, d.push_token, floor(extract(epoch from d.updated_at) * 1000000)::int8::text,"
-    " (SELECT display_name FROM users WHERE id = $2::int8)"
-    " FROM members mb JOIN devices d ON d.user_id = mb.user_id"
-    " WHERE mb.conversation_id = $1::int8 AND mb.user_id <> $2::int8";
+    " u.display_name"
+    " FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS m(conv, sender, i)"
+    " JOIN members mb ON mb.conversation_id = m.conv AND mb.user_id <> m.sender"
+    " JOIN devices d ON d.user_id = mb.user_id"
+    " LEFT JOIN users u ON u.id = m.sender"
+    " ORDER BY m.i, d.id";
 
 /* True when the per-conversation alert throttle lets device alert now. */
 static bool may_alert(const char *conv, const char *device)
@@ -492,48 +530,97 @@ static bool may_alert(const char *conv, const char *device)
     return true;
 }
 
+static void batch_free(msg_batch *b)
+{
+    for (int i = 0; i < b->n; i++) free(b->m[i].preview);
+    free(b);
+}
+
 static void on_msg_rows(const PGresult *res, const char *err, void *arg)
 {
-    msg_ctx *c = arg;
+    msg_batch *b = arg;
     if (S.closed || !res || err) {
         if (!S.closed)
             log_msg(LOG_WARN, "push: could not read the recipients' devices", "error",
-                    json_string(err ? err : ""), NULL);
+                    json_string(err ? err : ""), "messages", json_integer(b->n), NULL);
         goto done;
     }
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *uid = PQgetvalue(res, i, 0);
+        long k = strtol(PQgetvalue(res, i, 0), NULL, 10) - 1;
+        if (k < 0 || k >= b->n) continue;
+        const msg_item *c = &b->m[k];
+        const char *uid = PQgetvalue(res, i, 1);
         if (presence_user_online(uid, NULL)) continue; /* a live socket somewhere: no push */
-        bool muted = PQgetvalue(res, i, 1)[0] == 't';
-        const char *dev = PQgetvalue(res, i, 2);
+        bool muted = PQgetvalue(res, i, 2)[0] == 't';
+        const char *dev = PQgetvalue(res, i, 3);
         push_payload_msg m = {
-            .token = PQgetvalue(res, i, 3), .conversation_id = c->conv, .message_id = c->msg,
-            .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 5), .seq = c->seq,
+            .token = PQgetvalue(res, i, 4), .conversation_id = c->conv, .message_id = c->msg,
+            .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 6), .seq = c->seq,
             .preview = c->preview, .muted = muted,
             .alert = !muted && may_alert(c->conv, dev)};
-        job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 4));
+        job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 5));
         if (j) enqueue(j);
     }
     dispatch();
 done:
-    free(c->preview);
-    free(c);
+    batch_free(b);
 }
 
-/* One committed message: asks for its recipients' devices. */
-static void decide_message(const char *text)
+/* Sends the batch's query (the batch is then owned by its callback). */
+static void decide_batch(msg_batch *b)
 {
+    db_pool *p = db_of(S.r);
+    if (!p || b->n == 0) {
+        batch_free(b);
+        return;
+    }
+    /* two int8[] literals: {conv,...} and {sender,...} (ids are digits) */
+    char *convs = malloc((size_t)b->n * 25 + 3), *senders = malloc((size_t)b->n * 25 + 3);
+    if (!convs || !senders) {
+        free(convs);
+        free(senders);
+        batch_free(b);
+        return;
+    }
+    size_t cl = 0, sl = 0;
+    convs[cl++] = '{';
+    senders[sl++] = '{';
+    for (int i = 0; i < b->n; i++) {
+        cl += (size_t)sprintf(convs + cl, "%s%s", i ? "," : "", b->m[i].conv);
+        sl += (size_t)sprintf(senders + sl, "%s%s", i ? "," : "", b->m[i].sender);
+    }
+    convs[cl++] = '}';
+    convs[cl] = '\0';
+    senders[sl++] = '}';
+    senders[sl] = '\0';
+    const char *params[2] = {convs, senders};
+    db_query(p, SQL_MSGS, 2, params, on_msg_rows, b);
+    free(convs);
+    free(senders);
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+/* One committed message into the batch b (false: not one to push). */
+static bool add_message(msg_batch *b, const char *text)
+{
+    bool ok = false;
     json_t *a = json_loads(text, 0, NULL);
     json_t *m = json_object_get(a, "message");
     if (!json_is_object(m) || json_is_true(json_object_get(a, "duplicate"))) goto done;
     const char *conv = json_string_value(json_object_get(m, "conversation_id"));
     const char *id = json_string_value(json_object_get(m, "id"));
     const char *sender = json_string_value(json_object_get(m, "sender_id"));
-    if (!conv || !id || !sender || strlen(conv) >= 24 || strlen(id) >= 24 || strlen(sender) >= 24)
+    if (!conv || !id || !sender || strlen(conv) >= 24 || strlen(id) >= 24 || strlen(sender) >= 24 ||
+        !all_digits(conv) || !all_digits(sender))
         goto done;
-    db_pool *p = db_of(S.r);
-    msg_ctx *c = p ? calloc(1, sizeof *c) : NULL;
-    if (!c) goto done;
+    msg_item *c = &b->m[b->n];
     strcpy(c->conv, conv);
     strcpy(c->msg, id);
     strcpy(c->sender, sender);
@@ -541,10 +628,11 @@ static void decide_message(const char *text)
     const char *pv = push_payload_preview(json_string_value(json_object_get(m, "kind")),
                                           json_string_value(json_object_get(m, "body")));
     c->preview = pv ? strdup(pv) : NULL;
-    const char *params[2] = {conv, sender};
-    db_query(p, SQL_MSG, 2, params, on_msg_rows, c);
+    b->n++;
+    ok = true;
 done:
     json_decref(a);
+    return ok;
 }
 
 static void drain_intake(void *arg)
@@ -555,12 +643,23 @@ static void drain_intake(void *arg)
     in_head = in_tail = NULL;
     in_n = 0;
     pthread_mutex_unlock(&in_mu);
+    msg_batch *b = NULL;
     while (l) {
         intake *nx = l->next;
-        if (!S.closed) decide_message(l->text);
+        if (!S.closed) {
+            if (!b) b = calloc(1, sizeof *b);
+            if (b) {
+                add_message(b, l->text);
+                if (b->n == DECIDE_BATCH) {
+                    decide_batch(b);
+                    b = NULL;
+                }
+            }
+        }
         free(l);
         l = nx;
     }
+    if (b) decide_batch(b);
 }
 
 void push_message_committed(const char *answer)
@@ -666,20 +765,33 @@ void push_call_event(call_push_kind kind, const char *user_id, const json_t *cal
     if (reactor_post(r, call_task, c) != 0) free(c);
 }
 
-/* ---- the reactor's hooks ---- */
+/* ---- the push thread ----
+ * Push runs on a loop and thread of its own, not on a socket reactor: its
+ * work (decision queries, JSON, TLS, libcurl walking its transfers on each
+ * socket event) never stands between a reactor and the acknowledgement it
+ * is about to write, and the thread runs at a lower priority (nice +5) so
+ * the kernel prefers the reactors when the cores are busy. It has its own
+ * database pool (2 connections); reactors hand work over with reactor_post
+ * on its `reactor` (a loop with a task queue, no listener, no sockets). */
 
-static bool is_push_reactor(const reactor *r) { return S.on && r->id == reactor_count - 1; }
+static reactor P;
+static uv_timer_t P_tick;
+static pthread_t P_thread;
+static bool P_running;
 
-static void push_start(reactor *r)
+static void p_on_wake(uv_async_t *a)
 {
-    if (!is_push_reactor(r)) return;
-    S.http = push_http_new(&r->loop, 2, g_config.fcm_ca_file);
-    S.throttle = json_object();
-    uv_timer_init(&r->loop, &S.timer);
-    __atomic_store_n(&S.r, r, __ATOMIC_RELEASE);
-    log_msg(LOG_INFO, "push: on (FCM HTTP v1)", "project_id", json_string(S.key.project_id),
-            "endpoint", json_string(S.url), "reactor", json_integer(r->id), NULL);
-    if (!S.http) log_msg(LOG_ERROR, "push: could not start the HTTP client", NULL);
+    reactor *r = a->data;
+    pthread_mutex_lock(&r->tasks_mu);
+    reactor_task *t = r->tasks_head;
+    r->tasks_head = r->tasks_tail = NULL;
+    pthread_mutex_unlock(&r->tasks_mu);
+    while (t) {
+        reactor_task *nx = t->next;
+        t->fn(t->arg);
+        free(t);
+        t = nx;
+    }
 }
 
 static void prune_throttle(void)
@@ -694,9 +806,11 @@ static void prune_throttle(void)
     }
 }
 
-static void push_tick(reactor *r)
+/* Once a second on the push thread. */
+static void p_on_tick(uv_timer_t *t)
 {
-    if (!is_push_reactor(r) || S.closed) return;
+    (void)t;
+    if (S.closed) return;
     drain_intake(NULL); /* in case a post was lost to memory */
     if (json_object_size(S.throttle) > 1024) prune_throttle();
     /* a push that waited for a token longer than the retry window gives up */
@@ -712,9 +826,10 @@ static void push_tick(reactor *r)
     dispatch();
 }
 
-static void push_exit(reactor *r)
+/* On the push thread: closes everything; the loop then ends. */
+static void p_stop(void *arg)
 {
-    if (!is_push_reactor(r)) return;
+    (void)arg;
     S.closed = true;
     push_http_close(S.http);
     S.http = NULL;
@@ -727,9 +842,63 @@ static void push_exit(reactor *r)
     json_decref(S.throttle);
     S.throttle = NULL;
     drain_intake(NULL);
+    db_pool_close(db_of(&P));
+    uv_timer_stop(&P_tick);
+    uv_close((uv_handle_t *)&P_tick, NULL);
+    /* the wake handle stays open but no longer keeps the loop alive: a
+     * reactor posting during shutdown reaches a valid handle (its task is
+     * never run); the loop ends once the pool and the client are closed */
+    uv_unref((uv_handle_t *)&P.wake);
 }
 
-static const reactor_hooks push_hooks = {.start = push_start, .tick = push_tick, .exit = push_exit};
+static void *p_main(void *arg)
+{
+    (void)arg;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5); /* best effort */
+    uv_run(&P.loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Reactor 0's start hook: makes the push thread and starts it. */
+static void push_start(reactor *r)
+{
+    if (r->id != 0 || P_running) return;
+    P.id = -1;
+    if (uv_loop_init(&P.loop) != 0 || pthread_mutex_init(&P.tasks_mu, NULL) != 0 ||
+        uv_async_init(&P.loop, &P.wake, p_on_wake) != 0 || uv_timer_init(&P.loop, &P_tick) != 0 ||
+        uv_timer_init(&P.loop, &S.timer) != 0) {
+        log_msg(LOG_ERROR, "push: could not make its loop: push stays off", NULL);
+        return;
+    }
+    P.wake.data = &P;
+    if (g_config.database_url[0]) P.slot[db_reactor_slot] = db_pool_new(&P, g_config.database_url, 2);
+    long conns = g_config.fcm_connections > 0 ? (g_config.fcm_connections < 64 ? g_config.fcm_connections : 64) : 1;
+    long cc = g_config.fcm_concurrency > 0 ? g_config.fcm_concurrency : 1;
+    S.http = push_http_new(&P.loop, conns, (cc + conns - 1) / conns, g_config.fcm_ca_file);
+    S.throttle = json_object();
+    uv_timer_start(&P_tick, p_on_tick, 1000, 1000);
+    __atomic_store_n(&S.r, &P, __ATOMIC_RELEASE);
+    if (pthread_create(&P_thread, NULL, p_main, NULL) != 0) {
+        __atomic_store_n(&S.r, NULL, __ATOMIC_RELEASE);
+        log_msg(LOG_ERROR, "push: could not start its thread: push stays off", NULL);
+        return;
+    }
+    P_running = true;
+    log_msg(LOG_INFO, "push: on (FCM HTTP v1)", "project_id", json_string(S.key.project_id),
+            "endpoint", json_string(S.url), "thread", json_string("push (own loop, nice +5)"), NULL);
+    if (!S.http) log_msg(LOG_ERROR, "push: could not start the HTTP client", NULL);
+}
+
+/* Reactor 0's exit hook: stops the push thread and waits for it. */
+static void push_exit(reactor *r)
+{
+    if (r->id != 0 || !P_running) return;
+    __atomic_store_n(&S.r, NULL, __ATOMIC_RELEASE); /* the hooks stop handing work over */
+    if (reactor_post(&P, p_stop, NULL) == 0) pthread_join(P_thread, NULL);
+    P_running = false;
+}
+
+static const reactor_hooks push_hooks = {.start = push_start, .exit = push_exit};
 
 int push_register(void)
 {

@@ -34,6 +34,8 @@ typedef struct push_stats {
     uint64_t latency_ms_sum;      /* sum of request latencies (answered requests) */
     uint64_t latency_count;       /* answered requests */
     uint64_t latency_ms_max;
+    uint64_t unconfirmed;         /* no answer, at or below a GOAWAY's last-stream-id: not resent */
+    uint64_t refused;             /* not processed by FCM (REFUSED_STREAM, above last-stream-id): resent */
     uint64_t queued;              /* pushes waiting now (gauge) */
 } push_stats;
 

@@ -37,6 +37,11 @@ typedef struct req {
     struct req *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
+    int attempts;          /* libcurl's tries to send it (on_prereq) */
+    long stream_id;        /* HTTP/2 stream id (0: not submitted yet) */
+    long port;             /* local port of its connection (identifies it) */
+    long goaway_last;      /* last-stream-id of a GOAWAY on its connection, -1: none */
+    bool refused;          /* REFUSED_STREAM: not processed by the peer */
     char *body;
     size_t len;
     char retry_after[96];
@@ -99,8 +104,21 @@ static void check_done(push_http *h)
         curl_easy_cleanup(e);
         h->inflight--;
         const char *err = rc == CURLE_OK ? NULL : (q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+        push_http_fate fate = PUSH_HTTP_ANSWERED;
+        if (rc != CURLE_OK || status == 0) {
+            if (q->refused || (q->goaway_last >= 0 && q->stream_id > q->goaway_last))
+                fate = PUSH_HTTP_NOT_PROCESSED;
+            else if (q->goaway_last >= 0 && q->stream_id > 0)
+                fate = PUSH_HTTP_MAYBE_PROCESSED;
+            else if (q->stream_id == 0 &&
+                     (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                      rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION))
+                fate = PUSH_HTTP_NOT_PROCESSED;
+            else
+                fate = PUSH_HTTP_NO_ANSWER;
+        }
         q->cb(q->arg, status, q->body ? q->body : "", q->len,
-              q->has_retry_after ? q->retry_after : NULL, err);
+              q->has_retry_after ? q->retry_after : NULL, err, fate);
         req_free(q);
     }
 }
@@ -174,7 +192,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file)
+push_http *push_http_new(uv_loop_t *loop, long max_conns, long max_streams, const char *ca_file)
 {
     push_http *h = calloc(1, sizeof *h);
     if (!h) return NULL;
@@ -194,7 +212,7 @@ push_http *push_http_new(uv_loop_t *loop, long max_conns, const char *ca_file)
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns > 0 ? max_conns : 2L);
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, max_streams > 0 ? max_streams : 100L);
     return h;
 }
 
@@ -229,6 +247,53 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* Called by libcurl right before each attempt to send the request. The
+ * first goes; a second is libcurl 7.88 replaying the request on a fresh
+ * connection after its connection died ("Connection died, retrying a fresh
+ * connect"), which it does even for a request the peer processed before a
+ * GOAWAY: it is aborted (CURLE_ABORTED_BY_CALLBACK) and push.c decides, from
+ * the GOAWAY's last-stream-id, whether to send it again. */
+static int on_prereq(void *arg, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+    req *q = arg;
+    (void)remote_ip;
+    (void)local_ip;
+    (void)remote_port;
+    if (q->attempts++ > 0) return CURL_PREREQFUNC_ABORT;
+    q->port = local_port;
+    return CURL_PREREQFUNC_OK;
+}
+
+static bool text_is(const char *d, size_t n, const char *pre, size_t pl)
+{
+    return n >= pl && !memcmp(d, pre, pl);
+}
+
+/* What libcurl 7.88 tells only in its informational text (no API for it):
+ * the HTTP/2 stream id of a request, a GOAWAY's last-stream-id and
+ * REFUSED_STREAM. A GOAWAY stamps every request in flight on the same
+ * connection (same local port). */
+static int on_debug(CURL *e, curl_infotype type, char *d, size_t n, void *arg)
+{
+    req *q = arg;
+    (void)e;
+    if (type != CURLINFO_TEXT || !q) return 0;
+    static const char sid[] = "Using Stream ID: ", ga[] = "recveived GOAWAY, error=",
+                      ga2[] = "received GOAWAY, error=", rf[] = "REFUSED_STREAM";
+    if (text_is(d, n, sid, sizeof sid - 1)) {
+        q->stream_id = strtol(d + sizeof sid - 1, NULL, 10);
+    } else if (text_is(d, n, ga, sizeof ga - 1) || text_is(d, n, ga2, sizeof ga2 - 1)) {
+        const char *ls = memmem(d, n, "last_stream=", 12);
+        if (!ls) return 0;
+        long last = strtol(ls + 12, NULL, 10), port = q->port;
+        for (req *x = q->h->reqs; x; x = x->next)
+            if (x->port == port && (x->goaway_last < 0 || last < x->goaway_last)) x->goaway_last = last;
+    } else if (text_is(d, n, rf, sizeof rf - 1)) {
+        q->refused = true;
+    }
+    return 0;
+}
+
 int push_http_post(push_http *h, const char *url, const char *const *headers, const char *body,
                    size_t len, long timeout_ms, push_http_cb cb, void *arg)
 {
@@ -238,6 +303,7 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     q->h = h;
     q->cb = cb;
     q->arg = arg;
+    q->goaway_last = -1;
     q->easy = curl_easy_init();
     if (!q->easy) {
         free(q);
@@ -254,6 +320,11 @@ int push_http_post(push_http *h, const char *url, const char *const *headers, co
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, q);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* for on_debug: stream ids, GOAWAY */
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, q);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      clear ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);

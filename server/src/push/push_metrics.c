@@ -44,12 +44,16 @@ void push_metrics_register(void)
         {"result=\"other\"", offsetof(push_stats, failed_other)},
         {"result=\"exhausted\"", offsetof(push_stats, failed_exhausted)},
         {"result=\"dropped\"", offsetof(push_stats, dropped)},
+        {"result=\"unconfirmed\"", offsetof(push_stats, unconfirmed)},
     };
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
         metrics_counter_fn("sb_push_results_total", "pushes by final result (dropped: shed from a full queue)",
                            results[i].labels, stat_at, (void *)results[i].off);
     metrics_counter_fn("sb_push_retries_total", "push retries scheduled (429, 5xx, network)", NULL, stat_at,
                        OFF(retried));
+    metrics_counter_fn("sb_push_refused_total",
+                       "push requests FCM did not process (REFUSED_STREAM, above a GOAWAY's last-stream-id): sent again",
+                       NULL, stat_at, OFF(refused));
     metrics_counter_fn("sb_push_tokens_deleted_total", "devices deleted because FCM called their token dead",
                        NULL, stat_at, OFF(tokens_deleted));
     metrics_counter_fn("sb_push_oauth_fetches_total", "OAuth access tokens obtained", NULL, stat_at,

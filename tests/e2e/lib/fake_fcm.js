@@ -16,6 +16,9 @@
 //   fake.problems                                 // what the server sent wrong (tests assert it stays empty)
 //   fake.script(token, [{status, errorCode, message, retryAfter, delayMs, hang, body}])
 //   fake.revokeTokens()                           // every access token issued so far answers 401
+//   fake.hold() / fake.release()                  // every push waits (in flight) until release
+//   fake.cutConnections({ processed })            // GOAWAY mid-flight: see below
+//   fake.maxStreamsPerSession = n                 // a graceful GOAWAY after n streams on a connection
 //   await fake.close()
 //   fake.sessions, fake.maxStreams               // HTTP/2 sessions (connections) accepted; most streams open at once
 //   FakeFcm.start({ cleartext: true })            // h2c on http:// (the server's SB_FCM_ENDPOINT http:// path)
@@ -26,6 +29,19 @@
 // the body (message.token, data values strings, notification shape).
 // `wrongKey: true` writes a key file whose private key is not the one the
 // fake verifies with: every JWT is refused (invalid_grant).
+//
+// cutConnections({ processed }): on every connection with held pushes, the
+// first `processed` of them (by stream id) count as processed (recorded in
+// `sends`, never answered), a GOAWAY (NO_ERROR) names the last of them as
+// its last-stream-id, and the connection is closed at once: the held pushes
+// above it were not processed (RFC 9113 §6.8: safe to send again); the ones
+// at or below it must not be sent again. maxStreamsPerSession: after that
+// many streams a connection is closed gracefully (session.close(): GOAWAY
+// with the last stream received, those answered, later ones refused), as
+// real front ends cap a connection's requests (and as nghttp2 >= 1.57 in
+// Node would otherwise end a connection abruptly, GOAWAY INTERNAL_ERROR,
+// once a client has sent ~1,000 RST_STREAM frames on it: libcurl 7.88
+// sends one per finished request).
 
 const http2 = require('node:http2');
 const crypto = require('node:crypto');
@@ -60,17 +76,33 @@ class FakeFcm {
     const tlsKey = path.join(f.dir, 'tls-key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tlsKey, '-out', f.caFile,
       '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const h2opts = { peerMaxConcurrentStreams: 1000, maxSessionInvalidFrames: 1e9, maxSessionRejectedStreams: 1e9 };
     f.server = cleartext
-      ? http2.createServer({ peerMaxConcurrentStreams: 1000 })
-      : http2.createSecureServer({ key: fs.readFileSync(tlsKey), cert: fs.readFileSync(f.caFile), peerMaxConcurrentStreams: 1000 });
+      ? http2.createServer(h2opts)
+      : http2.createSecureServer({ key: fs.readFileSync(tlsKey), cert: fs.readFileSync(f.caFile), ...h2opts });
     f.sessions = 0;
     f.openStreams = 0;
     f.maxStreams = 0;
-    f.server.on('session', () => { f.sessions++; });
+    f.held = [];
+    f.maxStreamsPerSession = 0;
+    const fresh = [];
+    f.server.on('session', (ss) => {
+      f.sessions++;
+      fresh.push(ss);
+      ss.streamCount = 0;
+      ss.on('error', () => {});
+    });
+    // Node emits 'session' inside its own 'secureConnection' listener, before ours
+    f.server.on('secureConnection', (sock) => { const ss = fresh.pop(); fresh.length = 0; if (ss) ss.rawSocket = sock; });
     f.server.on('stream', (stream, headers) => {
       f.openStreams++;
       f.maxStreams = Math.max(f.maxStreams, f.openStreams);
       stream.on('close', () => { f.openStreams--; });
+      const ss = stream.session;
+      if (ss) {
+        ss.streamCount++;
+        if (f.maxStreamsPerSession && ss.streamCount === f.maxStreamsPerSession && !ss.closed) ss.close();
+      }
       f.onStream(stream, headers);
     });
     f.server.on('sessionError', () => {});
@@ -95,6 +127,52 @@ class FakeFcm {
   script(token, replies) { this.scripts.set(token, [...(this.scripts.get(token) || []), ...replies]); }
 
   revokeTokens() { for (const t of this.tokens.values()) t.revoked = true; }
+
+  hold() {
+    this.defaultReply = { until: new Promise((r) => { this.releaseHold = r; }) };
+  }
+
+  release() {
+    this.defaultReply = null;
+    if (this.releaseHold) this.releaseHold();
+  }
+
+  // Pushes held in flight now (stream ids known), by connection.
+  heldBySession() {
+    const by = new Map();
+    for (const h of this.held) {
+      if (h.cut || h.answered || h.stream.destroyed || !h.stream.session) continue;
+      const ss = h.stream.session;
+      if (!by.has(ss)) by.set(ss, []);
+      by.get(ss).push(h);
+    }
+    for (const l of by.values()) l.sort((a, b) => a.stream.id - b.stream.id);
+    return by;
+  }
+
+  cutConnections({ processed = 1 } = {}) {
+    const out = { processed: 0, unprocessed: 0, goaways: [] };
+    for (const [ss, list] of this.heldBySession()) {
+      const done = list.slice(0, processed);
+      const last = done.length ? done[done.length - 1].stream.id : 0;
+      for (const h of list) {
+        h.cut = true;
+        if (h.stream.id <= last) {
+          h.req.status = 200; // processed: FCM would have delivered it
+          this.sends.push({ token: h.token, message: h.msg, at: Date.now(), accessToken: h.bearer });
+          out.processed++;
+        } else {
+          h.req.status = -1; // never processed
+          out.unprocessed++;
+        }
+      }
+      out.goaways.push(last);
+      try { ss.goaway(http2.constants.NGHTTP2_NO_ERROR, last); } catch { /* gone */ }
+      // the connection dies without the answers (the GOAWAY is flushed first)
+      setTimeout(() => { if (ss.rawSocket) ss.rawSocket.destroy(); else ss.destroy(); }, 50);
+    }
+    return out;
+  }
 
   sendsTo(token) { return this.sends.filter((s) => s.token === token); }
 
@@ -194,7 +272,12 @@ class FakeFcm {
     }
     const queue = this.scripts.get(token);
     const step = (queue && queue.length ? queue.shift() : null) || this.defaultReply;
+    const held = step && step.until ? { stream, req, msg, token, bearer, cut: false, answered: false } : null;
     const answer = () => {
+      if (held) {
+        if (held.cut) return undefined;
+        held.answered = true;
+      }
       if (!step || !step.status || step.status === 200) {
         req.status = 200;
         this.sends.push({ token, message: msg, at: Date.now(), accessToken: bearer });
@@ -213,7 +296,7 @@ class FakeFcm {
     };
     if (step && step.hang) { this.hung.push(stream); return undefined; }
     if (step && step.delayMs) { setTimeout(answer, step.delayMs); return undefined; }
-    if (step && step.until) { step.until.then(answer); return undefined; }
+    if (step && step.until) { this.held.push(held); step.until.then(answer); return undefined; }
     return answer();
   }
 
