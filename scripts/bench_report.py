@@ -359,7 +359,7 @@ if scale == "smoke" and not os.environ.get("BENCH_ONLY", "").strip():
     for name in ("p1_connections", "p2_connect", "p3_fanout", "p3_fanout_w1", "p4_sends", "p4_half_rate",
                  "p5_cluster", "p6_sync", "p7_soak", "p8_presence", "p9_calls", "p9_ping_ref", "p10_push",
                  "p11_media", "ref_nginx", "p12_search", "p12_export", "ref_pgbench_search", "r12_storm",
-                 "gf_alone", "gf_ids", "p13_rss_plain", "p13_rss_tls", "p13_handshakes"):
+                 "gf_alone", "gf_ids", "p13_rss_plain", "p13_rss_tls", "p13_handshakes", "p4_push"):
         if load(name) is None:
             problems.append(f"{name}: missing")
     for k, v in refs.items():
