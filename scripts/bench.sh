@@ -47,7 +47,7 @@ esac
 # P9: concurrent calls (pairs of users; 1,000 calls = 2,000 users) and the run length
 # and the talk time (a connected call is held P9_TALK s before the hangup, the pairs' first
 # calls spread over the first P9_TALK s, which are not measured: every pair in a call at once)
-case $SCALE in smoke) P9_CALLS=10; P9_RUN=4; P9_TALK=1 ;; *) P9_CALLS=1000; P9_RUN=20; P9_TALK=10 ;; esac
+case $SCALE in smoke) P9_CALLS=10; P9_RUN=4; P9_TALK=1 ;; *) P9_CALLS=1000; P9_RUN=10; P9_TALK=20 ;; esac
 # BENCH_P9_CALLS / BENCH_P9_RUN / BENCH_P9_TALK override them (BENCH_P9_TALK=0: the closed
 # loop, every pair hanging up at once and calling again: a setup-time profile)
 P9_CALLS=${BENCH_P9_CALLS:-$P9_CALLS}; P9_RUN=${BENCH_P9_RUN:-$P9_RUN}; P9_TALK=${BENCH_P9_TALK:-$P9_TALK}
