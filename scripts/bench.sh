@@ -45,9 +45,12 @@ case $SCALE in
   full)    P1_CONNS=1000000; P3_SUBS=18000; P3_RUN=10; P7_RUN=600; P4_USERS=1000; P8_VIEWERS=10000; REF_T=10 ;;
 esac
 # P9: concurrent calls (pairs of users; 1,000 calls = 2,000 users) and the run length
-case $SCALE in smoke) P9_CALLS=10; P9_RUN=2 ;; *) P9_CALLS=1000; P9_RUN=10 ;; esac
-# BENCH_P9_CALLS / BENCH_P9_RUN override them (a setup-time profile at another concurrency)
-P9_CALLS=${BENCH_P9_CALLS:-$P9_CALLS}; P9_RUN=${BENCH_P9_RUN:-$P9_RUN}
+# and the talk time (a connected call is held P9_TALK s before the hangup, the pairs' first
+# calls spread over the first P9_TALK s, which are not measured: every pair in a call at once)
+case $SCALE in smoke) P9_CALLS=10; P9_RUN=4; P9_TALK=1 ;; *) P9_CALLS=1000; P9_RUN=10; P9_TALK=20 ;; esac
+# BENCH_P9_CALLS / BENCH_P9_RUN / BENCH_P9_TALK override them (BENCH_P9_TALK=0: the closed
+# loop, every pair hanging up at once and calling again: a setup-time profile)
+P9_CALLS=${BENCH_P9_CALLS:-$P9_CALLS}; P9_RUN=${BENCH_P9_RUN:-$P9_RUN}; P9_TALK=${BENCH_P9_TALK:-$P9_TALK}
 PER_SERVER=16000   # connections per server process (limit 20,000 descriptors; SO_REUSEPORT is uneven)
 P1_SERVERS=$(( (P1_CONNS + PER_SERVER - 1) / PER_SERVER ))
 SOURCES=127.0.0.2-127.0.0.50
@@ -407,9 +410,11 @@ print(f"{r / 2:.0f}" if r >= 2 else "")' "$OUT/ref_pgbench.json" "$OUT/p4_sends.
 }
 
 # ---- P9: calls ------------------------------------------------------------------------------
-# P9_CALLS caller/callee pairs set up calls back to back for P9_RUN s (sbload
-# scenario `calls`: POST /calls, ringing, accept, offer, answer, 10 ICE each
-# way, connected, hangup; docs/loadtest.md). Same-run reference: a ping round
+# P9_CALLS caller/callee pairs set up calls back to back (sbload scenario
+# `calls`: POST /calls, ringing, accept, offer, answer, 10 ICE each way,
+# connected, hangup; docs/loadtest.md), each call held P9_TALK s once
+# connected, so that P9_CALLS calls are live at once; measured for P9_RUN s
+# after P9_TALK s of ramp (the first calls spread over it). Same-run reference: a ping round
 # trip on echo:{id} by as many sockets of the same server (a relayed signal is
 # one push in and one push out).
 bench_calls() {
@@ -426,7 +431,8 @@ bench_calls() {
       --url "ws://127.0.0.1:$port/socket/websocket" --conns "$users" --procs 1 --run "$P9_RUN" \
       --sources "$SOURCES" "${TOKEN_ARGS[@]}"
     run_sbload p9_calls --scenario calls --url "ws://127.0.0.1:$port/socket/websocket" \
-      --conns "$users" --procs 1 --run "$P9_RUN" --topic 'user:{user}' --user-pattern '{user}' \
+      --conns "$users" --procs 1 --run "$P9_RUN" --talk "$P9_TALK" --warmup "$P9_TALK" --drain 3 \
+      --topic 'user:{user}' --user-pattern '{user}' \
       --user-file "$OUT/p9/users.txt" --server-pid "$pids" --sources "$SOURCES" "${TOKEN_ARGS[@]}"
   fi
   stop_group "$pids"

@@ -76,7 +76,12 @@ static void usage(FILE *f)
 "                        (still one send outstanding per connection; a slot that comes\n"
 "                        before the previous ack is sent at the ack and counted late);\n"
 "                        latency from the slot. 0 = closed loop (default)\n"
-"  --warmup S            with --send-rate: pace S s first without measuring (default 0)\n"
+"  --warmup S            with --send-rate: pace S s first without measuring (default 0);\n"
+"                        calls: run S s first without measuring\n"
+"calls\n"
+"  --talk S              each connected call is held S s before the hangup, and the pairs'\n"
+"                        first calls start evenly spread over the first S s, so that all\n"
+"                        pairs are in a call at once (default 0: hang up at once)\n"
 "report\n"
 "  --server-pid PID[,PID...]  read the server's VmRSS (summed) for memory figures\n"
 "  --progress S          progress line every S seconds on stderr (default 1, 0 = off)\n"
@@ -198,7 +203,7 @@ enum {
     O_DRAIN, O_CTIMEOUT, O_RETRIES, O_HEARTBEAT, O_TOPIC, O_EVENT, O_PAYLOAD, O_JOINPAYLOAD,
     O_IDOFF, O_USERPAT, O_SECRET, O_TOKEN, O_TTL, O_SID, O_WINDOW, O_COUNT, O_PUBRATE, O_PAD,
     O_CONVPAT, O_CONVFILE, O_BODY, O_PID, O_PROGRESS, O_QUIET, O_MAXFRAME, O_WQCAP, O_SELFTEST,
-    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE, O_WARMUP,
+    O_LIST, O_HELP, O_SCENARIO, O_VSN, O_USERFILE, O_SENDRATE, O_WARMUP, O_TALK,
     O_TLSCA, O_TLSINSECURE, O_TLSSUITES, O_TLSGROUPS, O_TLSRESUME,
 };
 
@@ -225,7 +230,7 @@ int main(int argc, char **argv)
         {"send-rate", 1, 0, O_SENDRATE}, {"warmup", 1, 0, O_WARMUP},
         {"tls-ca", 1, 0, O_TLSCA}, {"tls-insecure", 0, 0, O_TLSINSECURE},
         {"tls-ciphersuites", 1, 0, O_TLSSUITES}, {"tls-groups", 1, 0, O_TLSGROUPS},
-        {"tls-resume", 0, 0, O_TLSRESUME}, {0, 0, 0, 0}};
+        {"tls-resume", 0, 0, O_TLSRESUME}, {"talk", 1, 0, O_TALK}, {0, 0, 0, 0}};
 
     sbl_opts *o = &g_opt;
     const char *url = "ws://127.0.0.1:4000/socket/websocket", *ports = NULL, *pids = NULL;
@@ -302,6 +307,7 @@ int main(int argc, char **argv)
         case O_TLSSUITES: o->tls_ciphersuites = optarg; break;
         case O_TLSGROUPS: o->tls_groups = optarg; break;
         case O_TLSRESUME: o->tls_resume = true; break;
+        case O_TALK: o->talk = atof(optarg); break;
         case O_SELFTEST: return selftest_main();
         case O_LIST: scenario_list(stdout); return 0;
         case O_HELP: usage(stdout); return 0;
@@ -378,6 +384,7 @@ int main(int argc, char **argv)
     if (o->inflight == 0) o->inflight = 1;
     if (!(o->send_rate >= 0 && o->send_rate <= 10e6)) return die("bad --send-rate (0 .. 10000000)", NULL);
     if (!(o->warmup >= 0 && o->warmup <= 3600)) return die("bad --warmup (0 .. 3600)", NULL);
+    if (!(o->talk >= 0 && o->talk <= 3600)) return die("bad --talk (0 .. 3600)", NULL);
     if (o->max_frame < 1024) o->max_frame = 1024;
 
     uint32_t need = (o->conns + SBL_FD_PER_PROC - 1) / SBL_FD_PER_PROC;

@@ -82,7 +82,9 @@ typedef struct sbl_opts {
     const char *conv_file;
     const char *body;
     double send_rate;   /* total sends per second, paced (open loop); 0 = closed loop */
-    double warmup;      /* paced sends: seconds of slots sent but not measured first */
+    double warmup;      /* paced sends / calls: seconds run but not measured first */
+    /* calls */
+    double talk;        /* seconds a connected call is held before the hangup (0 = at once) */
     /* reporting */
     pid_t server_pids[SBL_MAX_PIDS];
     int nserver_pids;
@@ -108,7 +110,7 @@ extern sbl_opts g_opt;
     X(presence_states) X(sends_late) X(sends_unanswered) X(acks_in_run)                     \
     X(calls_started) X(calls_connected) X(calls_done) X(calls_failed) X(call_errors)        \
     X(signals_sent) X(signals_recv) X(http_errors) X(err_tls) X(tls_full) X(tls_resumed)    \
-    X(presence_in)
+    X(presence_in) X(calls_measured) X(live_sum) X(live_ticks)
 
 enum {
 #define X(n) CTR_##n,

@@ -18,8 +18,19 @@
  * with --token-secret as for the socket. A call that goes wrong (an error
  * reply, a busy or ended answer) is counted and the caller starts the next
  * one 100 ms later. Nothing here is timed by sleeping: every step is the
- * answer to the previous one. */
+ * answer to the previous one.
+ *
+ * --talk S (P9's "1,000 concurrent calls"): a connected call is held S s
+ * before the hangup, as a real call is, and the pairs' first calls start
+ * evenly spread over the first S s (pair k at k/pairs * S), so that after
+ * the first S s every pair is in a call and each sets up its next one as
+ * soon as the previous ends: the calls live at once are sampled every tick
+ * (reported as live_calls), the setup rate is about pairs / (S + setup).
+ * --warmup W: the first W s are run but not measured; only calls whose POST
+ * left within the measured --run s count (setup, steps, rate), then the
+ * load goes on for --drain s so that these calls can finish. */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,8 +47,8 @@
 enum step {
     S_IDLE = 0,
     /* caller */
-    A_POSTING, A_JOINING, A_WAIT_ACCEPT, A_OFFERED, A_ICE_SENT, A_CONNECTING, A_HANGUP, A_LEAVING,
-    A_RETRY,
+    A_POSTING, A_JOINING, A_WAIT_ACCEPT, A_OFFERED, A_ICE_SENT, A_CONNECTING, A_TALKING, A_HANGUP,
+    A_LEAVING, A_RETRY,
     /* callee */
     B_JOINING, B_RINGING, B_ACCEPTING, B_ACCEPTED, B_ANSWERED, B_CONNECTED,
 };
@@ -60,6 +71,7 @@ typedef struct cst {
     bool caller;
     bool got_answer;
     bool accept_seen; /* caller: state connecting seen while still joining */
+    bool measured;    /* caller: this call's POST left within the measured window */
     uint32_t cjoin;   /* join ref of call:<id> */
     uint32_t expect;  /* ref of the push whose reply moves the step */
     uint32_t late_ref; /* callee: its `connected`, which may cross the caller's hangup */
@@ -67,7 +79,7 @@ typedef struct cst {
     char topic[40];
     char peer[64];    /* the other participant's user id */
     uint64_t t_post;
-    uint64_t retry_at;
+    uint64_t retry_at; /* A_RETRY: when to start the next call; A_TALKING: when to hang up */
     http_c *http;
 } cst;
 
@@ -77,6 +89,9 @@ typedef struct sd_w {
     size_t cap;
     char sdp[OFFER_SDP + 1];
     char ice[ICE_LEN + 1];
+    uint64_t t_meas, t_end; /* the measured window (ns): [go + warmup, + run) */
+    uv_timer_t pace;        /* --talk: starts and hangups on time (5 ms) */
+    bool pace_on;
 } sd_w;
 
 static void call_start(worker *w, cst *s);
@@ -105,7 +120,7 @@ static cst *state_of(worker *w, conn *c) { return &SD(w)->cs[c - w->conns]; }
 /* Records a step of caller s's setup (from its POST leaving). */
 static void mark(worker *w, const cst *s, int h)
 {
-    if (s && s->caller && s->t_post) hist_record(&w->h[h], (now_ns() - s->t_post) / 1000);
+    if (s && s->caller && s->t_post && s->measured) hist_record(&w->h[h], (now_ns() - s->t_post) / 1000);
 }
 
 /* The caller of callee s when it is in this worker (user id ^ 1), else NULL. */
@@ -356,6 +371,7 @@ static void call_start(worker *w, cst *s)
     int n = snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"media\":\"audio\"}", peer);
     s->step = A_POSTING;
     s->t_post = now_ns();
+    s->measured = s->t_post >= SD(w)->t_meas && s->t_post < SD(w)->t_end;
     s->topic[0] = '\0';
     s->cjoin = 0;
     w->ctr[CTR_calls_started]++;
@@ -423,8 +439,16 @@ static void w_reply(worker *w, conn *c, uint32_t ref, bool ok, span resp)
         break;
     case A_CONNECTING: {
         uint64_t now = now_ns();
-        hist_record(&w->h[H_LAT], (now - s->t_post) / 1000);
+        if (s->measured) {
+            hist_record(&w->h[H_LAT], (now - s->t_post) / 1000);
+            w->ctr[CTR_calls_measured]++;
+        }
         w->ctr[CTR_calls_connected]++;
+        if (g_opt.talk > 0) {
+            s->step = A_TALKING;
+            s->retry_at = now + (uint64_t)(g_opt.talk * 1e9);
+            break;
+        }
         s->step = A_HANGUP;
         s->expect = push_call(s, "hangup");
         break;
@@ -462,7 +486,8 @@ static void on_signal(worker *w, cst *s, span payload)
     uint64_t sent = 0;
     if (!json_obj_get(payload, "type", &type) || !json_obj_get(payload, "data", &data)) return;
     w->ctr[CTR_signals_recv]++;
-    if (json_obj_get(data, "t", &t) && span_u64(t, &sent)) {
+    if (json_obj_get(data, "t", &t) && span_u64(t, &sent) && sent >= SD(w)->t_meas &&
+        sent < SD(w)->t_end) {
         uint64_t now = now_ns();
         hist_record(&w->h[H_SIG], now > sent ? (now - sent) / 1000 : 0);
     }
@@ -524,27 +549,90 @@ static void w_push(worker *w, conn *c, const phx_frame *f)
     }
 }
 
+/* --talk: hangs up the calls held long enough, starts the pairs' first calls
+ * on their spread slots. */
+static void on_pace(uv_timer_t *t)
+{
+    worker *w = t->data;
+    sd_w *sd = SD(w);
+    uint64_t now = now_ns();
+    for (uint32_t j = 0; j < w->n; j++) {
+        cst *s = &sd->cs[j];
+        if (s->step == A_TALKING && now >= s->retry_at) {
+            s->t_post = now; /* the 15 s timeout of the hangup counts from here */
+            s->step = A_HANGUP;
+            s->expect = push_call(s, "hangup");
+        } else if (s->step == A_RETRY && now >= s->retry_at) {
+            call_start(w, s);
+        }
+    }
+}
+
 static void w_go(worker *w)
 {
     sd_w *sd = SD(w);
-    for (uint32_t j = 0; j < w->n; j++)
-        if (sd->cs[j].caller && conn_is_joined(&w->conns[j])) call_start(w, &sd->cs[j]);
+    uint64_t go = now_ns();
+    sd->t_meas = go + (uint64_t)(g_opt.warmup * 1e9);
+    sd->t_end = sd->t_meas + (uint64_t)(g_opt.run * 1e9);
+    uint32_t pairs = g_opt.conns / 2 ? g_opt.conns / 2 : 1;
+    for (uint32_t j = 0; j < w->n; j++) {
+        cst *s = &sd->cs[j];
+        if (!s->caller || !conn_is_joined(&w->conns[j])) continue;
+        if (g_opt.talk > 0) {
+            uint32_t k = (w->lo + j) / 2; /* the pair's index */
+            s->step = A_RETRY;
+            s->retry_at = go + (uint64_t)((double)k / pairs * g_opt.talk * 1e9);
+        } else {
+            call_start(w, s);
+        }
+    }
+    if (g_opt.talk > 0) {
+        uv_timer_init(w->loop, &sd->pace);
+        sd->pace.data = w;
+        uv_timer_start(&sd->pace, on_pace, 1, 5);
+        sd->pace_on = true;
+    }
 }
 
 static void w_tick(worker *w, uint64_t now)
 {
     sd_w *sd = SD(w);
+    uint64_t live = 0;
     for (uint32_t j = 0; j < w->n; j++) {
         cst *s = &sd->cs[j];
+        if (!s->caller) continue;
+        if (s->step >= A_POSTING && s->step <= A_HANGUP) live++;
         if (s->step == A_RETRY && now >= s->retry_at) call_start(w, s);
-        else if (s->caller && s->step != S_IDLE && s->step != A_RETRY && now - s->t_post > 15000000000ull)
-            fail_call(w, s, "timed out (15 s) at step", s->topic, strlen(s->topic));
+        else if (s->step != S_IDLE && s->step != A_RETRY && s->step != A_TALKING &&
+                 now - s->t_post > 15000000000ull)
+        {
+            char why[64];
+            snprintf(why, sizeof why, "timed out (15 s) at step %d of", (int)s->step);
+            fail_call(w, s, why, s->topic, strlen(s->topic));
+        }
+    }
+    if (w->phase == PH_RUN && now >= sd->t_meas && now < sd->t_end) {
+        w->ctr[CTR_live_sum] += live;
+        w->ctr[CTR_live_ticks]++;
     }
 }
 
 static void w_stop(worker *w)
 {
     sd_w *sd = SD(w);
+    if (sd->pace_on) {
+        uv_timer_stop(&sd->pace);
+        uv_close((uv_handle_t *)&sd->pace, NULL);
+        sd->pace_on = false;
+    }
+    /* measured calls still not connected count as failed (the slow tail) */
+    for (uint32_t j = 0; j < w->n; j++) {
+        cst *s = &sd->cs[j];
+        if (s->caller && s->measured && s->step >= A_POSTING && s->step <= A_CONNECTING) {
+            w->ctr[CTR_calls_failed]++;
+            s->measured = false;
+        }
+    }
     for (uint32_t j = 0; j < w->n; j++) {
         cst *s = &sd->cs[j];
         if (s->http && s->http->state && s->http->state != 3) {
@@ -561,10 +649,17 @@ static void p_result(parent *p, void *obj)
     json_t *res = obj;
     const uint64_t *c = p->sum_ctr;
     double run = p->t_stop > p->t_run_start ? (double)(p->t_stop - p->t_run_start) / 1e9 : 0;
-    double rate = run > 0 ? (double)c[CTR_calls_connected] / run : 0;
+    bool windowed = g_opt.talk > 0 || g_opt.warmup > 0;
+    if (windowed) run = g_opt.run;
+    double rate = run > 0 ? (double)c[CTR_calls_measured] / run : 0;
+    double live = c[CTR_live_ticks] ? (double)c[CTR_live_sum] * g_opt.procs / (double)c[CTR_live_ticks] : 0;
     json_t *o = json_object();
     json_object_set_new(o, "pairs", json_integer((json_int_t)(p->ready_joined / 2)));
     json_object_set_new(o, "run_s", json_real(run));
+    json_object_set_new(o, "talk_s", json_real(g_opt.talk));
+    json_object_set_new(o, "warmup_s", json_real(g_opt.warmup));
+    json_object_set_new(o, "live_calls_mean", json_real(live));
+    json_object_set_new(o, "measured", json_integer((json_int_t)c[CTR_calls_measured]));
     json_object_set_new(o, "started", json_integer((json_int_t)c[CTR_calls_started]));
     json_object_set_new(o, "connected", json_integer((json_int_t)c[CTR_calls_connected]));
     json_object_set_new(o, "completed", json_integer((json_int_t)c[CTR_calls_done]));
@@ -588,6 +683,9 @@ static void p_result(parent *p, void *obj)
            (unsigned long long)c[CTR_calls_failed], (unsigned long long)c[CTR_call_errors],
            (unsigned long long)c[CTR_http_errors], (unsigned long long)c[CTR_signals_sent],
            (unsigned long long)c[CTR_signals_recv]);
+    printf("  measured window %.1f s (after %.1f s of warm-up), talk %.1f s: %llu calls set up "
+           "(%.1f/s), %.0f calls live at once on average\n",
+           run, g_opt.warmup, g_opt.talk, (unsigned long long)c[CTR_calls_measured], rate, live);
     hist_print("call setup (POST -> connected)", &p->h[H_LAT]);
     hist_print("signal relay", &p->h[H_SIG]);
     static const char *const step_label[] = {
@@ -596,6 +694,15 @@ static void p_result(parent *p, void *obj)
         "  setup step: caller sees connecting", "  setup step: answer at caller",
         "  setup step: 10 ICE in, connected sent"};
     for (int k = H_C_POST; k <= H_C_ICE; k++) hist_print(step_label[k - H_C_POST], &p->h[k]);
+}
+
+/* Stops after the warm-up, the measured run and (with --talk or --warmup)
+ * the drain that lets the measured calls finish. */
+static void p_tick(parent *p, uint64_t now)
+{
+    double total = g_opt.run;
+    if (g_opt.talk > 0 || g_opt.warmup > 0) total += g_opt.warmup + g_opt.drain;
+    if ((double)(now - p->t_run_start) >= total * 1e9) parent_request_stop(p);
 }
 
 static int check(sbl_opts *o)
@@ -628,6 +735,6 @@ const scenario scen_calls = {
     .w_tick = w_tick,
     .w_stop = w_stop,
     .p_ready = scen_common_ready,
-    .p_tick = scen_common_tick,
+    .p_tick = p_tick,
     .p_result = p_result,
 };

@@ -168,6 +168,48 @@ static int call_join(phx_channel *ch, json_t *payload, json_t **reply)
     return PHX_ASYNC;
 }
 
+/* ---- after the join: the gap between the snapshot and the subscription --- */
+
+/* The join answered the call as loaded, and the channel subscribed to
+ * call:<id> only after that: a transition committed in between (the
+ * callee's accept while the caller was joining) was broadcast to nobody
+ * here. So while the call is still being set up (dialing, ringing,
+ * connecting), it is read once more after the subscription, and if it
+ * moved past what the channel saw, this channel gets that `state` now;
+ * anything later comes by broadcast. */
+static void recheck_loaded(void *arg, json_t *body, const char *code, const char *message,
+                           int created)
+{
+    (void)code;
+    (void)message;
+    (void)created;
+    phx_channel *ch = arg;
+    call_ch *st = ch->state;
+    json_t *call = body ? json_object_get(body, "call") : NULL;
+    json_t *v = json_object_get(call, "version");
+    json_t *kv = st ? json_object_get(st->known, "version") : NULL;
+    if (st && ch->status == CH_JOINED && !st->elsewhere && json_is_integer(v) &&
+        (!json_is_integer(kv) || json_integer_value(v) > json_integer_value(kv))) {
+        learn(st, call, ch->sock->claims.user_id);
+        json_t *b = json_pack("{s:O}", "call", call);
+        phx_push(ch, "state", b);
+        json_decref(b);
+    }
+    json_decref(body);
+    phx_channel_unref(ch);
+}
+
+static void call_after_join(phx_channel *ch)
+{
+    call_ch *st = ch->state;
+    db_pool *db = ch_db(ch);
+    const char *cs = st ? json_string_value(json_object_get(st->known, "state")) : NULL;
+    if (!db || !cs || !(!strcmp(cs, "dialing") || !strcmp(cs, "ringing") || !strcmp(cs, "connecting")))
+        return;
+    phx_channel_ref(ch);
+    call_store_load(db, st->call_id, ch->sock->claims.user_id, recheck_loaded, ch);
+}
+
 /* ---- client events ------------------------------------------------------- */
 
 typedef struct event_ctx {
@@ -349,6 +391,7 @@ static void call_terminate(phx_channel *ch)
 static const channel_handler call_handler = {
     .prefix = CALL_TOPIC_PREFIX,
     .join = call_join,
+    .after_join = call_after_join,
     .handle_in = call_handle_in,
     .terminate = call_terminate,
     .handle_out = call_handle_out,
