@@ -295,3 +295,84 @@ describe('cluster: Presence, typing and messages across 3 nodes', () => {
     for (const v of onB) v.close();
   });
 });
+
+// Issue 20: a node declared down while alive (its loop stalled under load,
+// a brief partition) and then heard again. The survivor announced its users
+// offline; once it is heard again their contacts are told they are online,
+// once, and the cluster's online state has them again. node-a is stopped
+// with SIGSTOP (not killed) past the node timeout, then resumed.
+describe('cluster: a node declared down while alive, then heard again', () => {
+  let redis;
+  let nodes = [];
+  const sockets = [];
+
+  before(async () => {
+    await waitForDatabase();
+    redis = await startRedis();
+    nodes = await startCluster(2, { redis, name: 'cluster_presence_stall', env: BASE_ENV });
+    await waitClusterUp(nodes);
+  });
+  after(async () => {
+    for (const s of sockets) { try { s.disconnect(); } catch { /* gone */ } }
+    for (const n of nodes) { try { n.child.kill('SIGCONT'); } catch { /* gone */ } }
+    await stopAll(nodes);
+    if (redis) await redis.stop();
+  });
+
+  test('its users are announced online again, once, and GET /users says online', T, async () => {
+    const [a, b] = nodes;
+    const w = await signup(a); // connected to node-a, the one that stalls
+    const u = await signup(b); // its contact, connected to node-b
+    const r = await api(b, 'POST', '/conversations', { token: u.token, body: { kind: 'direct', user_id: w.id } });
+    assert.ok(r.status === 201 || r.status === 200, r.text);
+
+    const onU = []; // presence of w seen by u (on node-b)
+    const onW = []; // presence of u seen by w (on node-a)
+    const sb = phxSocket(b, u.token);
+    sockets.push(sb);
+    const chU = sb.channel(`user:${u.id}`, {});
+    chU.on('presence', (p) => { if (p.user_id === w.id) onU.push(p.online); });
+    await join(chU);
+    const sa = phxSocket(a, w.token);
+    sockets.push(sa);
+    const chW = sa.channel(`user:${w.id}`, {});
+    chW.on('presence', (p) => { if (p.user_id === u.id) onW.push(p.online); });
+    await join(chW);
+    await waitUntil(() => onU.length >= 1, 5000, 'u told w is online');
+    const online = async () => (await api(b, 'GET', `/users/${w.id}`, { token: u.token })).json.user.online;
+    await waitUntil(online, 5000, 'node-b reporting w online');
+    await sleep(500);
+    assert.deepEqual(onU, [true], 'u: w online once');
+    onW.length = 0;
+
+    // node-a stops (alive, silent) until node-b declares it down and tells u
+    const downs = () => b.logsMatching(/"msg":"redis_peer_down".*"peer":"node-a".*"reason":"silent"/).length;
+    a.child.kill('SIGSTOP');
+    try {
+      await waitUntil(() => onU.length >= 2, NODE_TIMEOUT_MS * 3, 'u told w is offline while node-a is stopped');
+      assert.equal(downs(), 1, 'node-b declared node-a down (silent)');
+      assert.deepEqual(onU, [true, false]);
+      assert.equal(await online(), false, 'node-b: w offline while node-a is silent');
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+
+    // node-a is heard again: w is still connected to it
+    await waitUntil(() => onU.length >= 3, NODE_TIMEOUT_MS * 2, 'u told w is online again after node-a resumed');
+    assert.equal(onU[2], true, 'the event after the resume says online');
+    await waitUntil(online, 5000, 'node-b reporting w online again');
+    await sleep(1500);
+    assert.deepEqual(onU, [true, false, true], 'u: exactly one online event after the resume');
+    assert.equal(await online(), true, 'GET /users/w on node-b: online');
+    // u never went offline: w is told nothing about u, and node-a never
+    // declared node-b down for its own stall
+    assert.deepEqual(onW, [], 'w: no presence event about u (u never left)');
+    assert.equal(a.logsMatching(/"msg":"redis_peer_down".*"peer":"node-b"/).length, 0, 'node-a kept node-b');
+    // a later real transition still works: w leaves node-a, u is told once
+    sa.disconnect();
+    await waitUntil(() => onU.length >= 4, 5000, 'u told w went offline');
+    await sleep(700);
+    assert.deepEqual(onU, [true, false, true, false]);
+    assert.equal(await online(), false);
+  });
+});

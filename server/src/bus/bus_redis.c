@@ -110,6 +110,7 @@ static struct {
     peer *peers;
     size_t npeers;
     uint64_t dropped_logged;
+    uint64_t last_tick;              /* when on_tick last ran (stall check) */
     bool was_up;
 } B = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -922,9 +923,28 @@ static void watchdog(uint64_t now)
     }
 }
 
+/* A tick far later than SB_REDIS_HEARTBEAT_MS: this node's own loop (or
+ * the whole process) stalled, so the silence of peers and Redis over that
+ * time says nothing about them. Silence is counted only while this node was
+ * running: every peer's and connection's last-heard time moves forward by
+ * the stall, so a live peer whose heartbeats wait unread in the socket is not
+ * declared down (and its users announced offline) for this node's stall. */
+static void stall_forgive(uint64_t now)
+{
+    uint64_t hb = g_config.redis_heartbeat_ms;
+    if (!B.last_tick || now - B.last_tick <= 2 * hb) return;
+    uint64_t lost = now - B.last_tick - hb;
+    log_msg(LOG_WARN, "redis_loop_stalled", "ms", json_integer((json_int_t)(now - B.last_tick)), NULL);
+    for (peer *p = B.peers; p; p = p->next) p->last_ms = p->last_ms + lost > now ? now : p->last_ms + lost;
+    B.pub_last = B.pub_last + lost > now ? now : B.pub_last + lost;
+    B.sub_last = B.sub_last + lost > now ? now : B.sub_last + lost;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     uint64_t now = mono_ms();
+    stall_forgive(now);
+    B.last_tick = now;
     watchdog(now);
     if (B.pub_up) control_now("hb", json_pack("{s:s}", "boot", B.boot));
     for (peer *p = B.peers, *next; p; p = next) {

@@ -775,7 +775,7 @@ void presence_local_users(void (*fn)(const char *user_id, void *arg), void *arg)
     pthread_mutex_unlock(&o_mu);
 }
 
-bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
+bool presence_user_local(const char *user_id)
 {
     if (strlen(user_id) >= KEY_MAX) return false;
     uint64_t h = hash_str(user_id) % ONLINE_BUCKETS;
@@ -784,6 +784,12 @@ bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
     while (o && strcmp(o->uid, user_id)) o = o->next;
     bool on = o && o->count > 0;
     pthread_mutex_unlock(&o_mu);
+    return on;
+}
+
+bool presence_user_online(const char *user_id, int64_t *last_seen_ms)
+{
+    bool on = presence_user_local(user_id);
     if (!on) on = presence_cluster_user_remote(user_id); /* on another node */
     if (on && last_seen_ms) *last_seen_ms = util_now_unix_ms();
     return on;

@@ -85,8 +85,11 @@ void presence_announce(const char *user_id, bool on);
 /* Calls fn (under the online-state lock: fn must not call back into
  * presence.c) for every user online on this node. */
 void presence_local_users(void (*fn)(const char *user_id, void *arg), void *arg);
-/* True while user_id has a joined user: channel on this node; sets
- * *last_seen_ms to now then. The shape of accounts_presence_hook. */
+/* True while user_id has a joined user: channel on this node (this node
+ * only, whatever the other nodes say). */
+bool presence_user_local(const char *user_id);
+/* True while user_id has a joined user: channel on this node or, in a
+ * cluster, on another node; sets *last_seen_ms to now then. The shape of accounts_presence_hook. */
 bool presence_user_online(const char *user_id, int64_t *last_seen_ms);
 
 #endif

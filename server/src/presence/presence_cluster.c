@@ -148,12 +148,22 @@ static void on_topic_gone(const char *topic)
  * the cluster: online on no other node. The users of a node that died are
  * announced offline by one survivor, the one with the lowest name. Two
  * nodes changing the same user in the same instant may both announce, or
- * neither; the next transition sets it right. */
+ * neither; the next transition sets it right.
+ *
+ * A node declared down may have been alive (its loop stalled, a brief
+ * partition): when it is heard again, the usync exchange of on_node_up
+ * restores its users in u_remote, and the survivor that announced them
+ * offline (it remembers them in u_told, per node) announces online again
+ * those of them the node still has, once each, unless they came online
+ * elsewhere meanwhile (that node announced it). A user the node reports
+ * itself (uon / uoff) meanwhile is its own announcement: forgotten here. */
 
 static pthread_mutex_t u_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *u_remote; /* user id -> {node: true} */
+static json_t *u_told;   /* node -> {user id: true}: announced offline by us */
 
 #define USYNC_CHUNK 2000
+#define U_TOLD_NODES 8 /* nodes whose announced-offline users are remembered */
 
 /* See presence_cluster.h. */
 bool presence_cluster_user_remote(const char *user_id)
@@ -240,13 +250,39 @@ static void send_users(bool ask)
     for (size_t i = 0; i == 0 || i < n; i += USYNC_CHUNK) {
         json_t *part = json_array();
         for (size_t k = i; k < n && k < i + USYNC_CHUNK; k++) json_array_append(part, json_array_get(all, k));
-        json_t *msg = json_pack("{s:o,s:b,s:b}", "users", part, "reset", i == 0, "ask", ask && i == 0);
+        json_t *msg = json_pack("{s:o,s:b,s:b,s:b}", "users", part, "reset", i == 0, "ask", ask && i == 0,
+                                "last", i + USYNC_CHUNK >= n);
         char *pj = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
         json_decref(msg);
         if (pj) bus_publish_control("usync", pj);
         free(pj);
     }
     json_decref(all);
+}
+
+/* Under u_mu: the users of `users` (a JSON array) that this node announced
+ * offline for node and that are online on no other node besides it (before
+ * they are marked on it), forgotten from u_told (new reference). */
+static json_t *take_told(const char *node, json_t *users)
+{
+    json_t *back = json_array();
+    json_t *told = u_told ? json_object_get(u_told, node) : NULL;
+    if (!told) return back;
+    size_t i;
+    json_t *u;
+    json_array_foreach(users, i, u) {
+        const char *uid = json_string_value(u);
+        if (!uid || !json_object_get(told, uid)) continue;
+        json_object_del(told, uid);
+        json_t *e = u_remote ? json_object_get(u_remote, uid) : NULL;
+        bool elsewhere = false;
+        const char *n;
+        json_t *v;
+        json_object_foreach(e, n, v) if (strcmp(n, node) != 0) elsewhere = true;
+        if (!elsewhere) json_array_append_new(back, json_string(uid));
+    }
+    if (json_object_size(told) == 0) json_object_del(u_told, node);
+    return back;
 }
 
 /* Online-state control messages from another node (uon, uoff, usync). */
@@ -257,15 +293,27 @@ static void on_control(const char *node, const char *event, json_t *payload)
         if (!uid) return;
         pthread_mutex_lock(&u_mu);
         mark(uid, node, event[1] == 'o' && event[2] == 'n');
+        json_t *told = u_told ? json_object_get(u_told, node) : NULL;
+        if (told) json_object_del(told, uid); /* its own transition, announced by it */
         pthread_mutex_unlock(&u_mu);
     } else if (!strcmp(event, "usync")) {
         json_t *users = json_object_get(payload, "users");
+        if (!json_is_array(users)) users = NULL;
         pthread_mutex_lock(&u_mu);
         if (json_is_true(json_object_get(payload, "reset"))) json_decref(forget_node(node));
+        json_t *back = users ? take_told(node, users) : json_array();
         size_t i;
         json_t *u;
         json_array_foreach(users, i, u) if (json_is_string(u)) mark(json_string_value(u), node, true);
+        /* the node's whole list is in: the rest of those we announced
+         * offline for it are gone indeed */
+        if (u_told && json_is_true(json_object_get(payload, "last"))) json_object_del(u_told, node);
         pthread_mutex_unlock(&u_mu);
+        json_array_foreach(back, i, u) {
+            const char *uid = json_string_value(u);
+            if (!presence_user_local(uid)) presence_announce(uid, true);
+        }
+        json_decref(back);
         if (json_is_true(json_object_get(payload, "ask"))) send_users(false);
     }
 }
@@ -280,12 +328,32 @@ static void on_node_down(const char *node)
     json_t *gone = forget_node(node);
     pthread_mutex_unlock(&u_mu);
     if (!strcmp(bus_status(), "ok") && bus_lowest_node()) {
+        json_t *told = json_object();
         size_t i;
         json_t *u;
         json_array_foreach(gone, i, u) {
             const char *uid = json_string_value(u);
-            if (!presence_user_online(uid, NULL)) presence_announce(uid, false);
+            if (presence_user_online(uid, NULL)) continue;
+            presence_announce(uid, false);
+            json_object_set_new(told, uid, json_true());
         }
+        /* remembered until the node is heard again (take_told), for the
+         * last U_TOLD_NODES nodes declared down (a node that is really
+         * gone never sends its list: its set goes with the oldest) */
+        pthread_mutex_lock(&u_mu);
+        if (!u_told) u_told = json_object();
+        while (u_told && !json_object_get(u_told, node) && json_object_size(u_told) >= U_TOLD_NODES) {
+            /* insertion order: the first is the oldest */
+            char *old = strdup(json_object_iter_key(json_object_iter(u_told)));
+            if (!old) break;
+            json_object_del(u_told, old);
+            free(old);
+        }
+        json_t *prev = u_told ? json_object_get(u_told, node) : NULL;
+        if (prev) json_object_update(prev, told);
+        else if (u_told && json_object_size(told)) json_object_set(u_told, node, told);
+        pthread_mutex_unlock(&u_mu);
+        json_decref(told);
     }
     json_decref(gone);
 }
