@@ -375,4 +375,94 @@ describe('cluster: a node declared down while alive, then heard again', () => {
     assert.deepEqual(onU, [true, false, true, false]);
     assert.equal(await online(), false);
   });
+
+  test('the other way round: the lowest-named node announces, then re-announces, a stalled peer\'s users', T, async () => {
+    // node-b stalls: node-a is the survivor that tells node-b's users'
+    // contacts, and the one that must set it right
+    const [a, b] = nodes;
+    const u = await signup(b); // connected to node-b, the one that stalls
+    const w = await signup(a); // its contact, connected to node-a
+    const r = await api(a, 'POST', '/conversations', { token: w.token, body: { kind: 'direct', user_id: u.id } });
+    assert.ok(r.status === 201 || r.status === 200, r.text);
+    const onW = []; // presence of u seen by w (on node-a)
+    const onU = []; // presence of w seen by u (on node-b)
+    const sa = phxSocket(a, w.token);
+    sockets.push(sa);
+    const chW = sa.channel(`user:${w.id}`, {});
+    chW.on('presence', (p) => { if (p.user_id === u.id) onW.push(p.online); });
+    await join(chW);
+    const sb = phxSocket(b, u.token);
+    sockets.push(sb);
+    const chU = sb.channel(`user:${u.id}`, {});
+    chU.on('presence', (p) => { if (p.user_id === w.id) onU.push(p.online); });
+    await join(chU);
+    await waitUntil(() => onW.length >= 1, 5000, 'w told u is online');
+    const online = async () => (await api(a, 'GET', `/users/${u.id}`, { token: w.token })).json.user.online;
+    await waitUntil(online, 5000, 'node-a reporting u online');
+    await sleep(500);
+    assert.deepEqual(onW, [true]);
+    onU.length = 0;
+
+    b.child.kill('SIGSTOP');
+    try {
+      await waitUntil(() => onW.length >= 2, NODE_TIMEOUT_MS * 3, 'w told u is offline while node-b is stopped');
+      assert.deepEqual(onW, [true, false]);
+      assert.equal(await online(), false, 'node-a: u offline while node-b is silent');
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+    await waitUntil(() => onW.length >= 3, NODE_TIMEOUT_MS * 2, 'w told u is online again after node-b resumed');
+    await waitUntil(online, 5000, 'node-a reporting u online again');
+    await sleep(1500);
+    assert.deepEqual(onW, [true, false, true], 'w: exactly one online event after the resume');
+    assert.equal(await online(), true, 'GET /users/u on node-a: online');
+    assert.deepEqual(onU, [], 'u: no presence event about w (w never left)');
+    assert.equal(b.logsMatching(/"msg":"redis_peer_down".*"peer":"node-a"/).length, 1,
+      'node-b declared node-a down only in the first test, never for its own stall');
+  });
+
+  test('Redis itself stalls past the node timeout: both sides end with everyone online, no duplicate event', T, async () => {
+    // each node may declare the other down (and, as the lowest of what it
+    // hears, announce the other's users offline), or see its own link down
+    // and only forget: whichever happened, once Redis is back every contact
+    // ends told "online", never twice in a row, and both nodes say online
+    const [a, b] = nodes;
+    const x = await signup(a);
+    const y = await signup(b);
+    const r = await api(a, 'POST', '/conversations', { token: x.token, body: { kind: 'direct', user_id: y.id } });
+    assert.ok(r.status === 201 || r.status === 200, r.text);
+    const onX = []; // presence of y seen by x (node-a)
+    const onY = []; // presence of x seen by y (node-b)
+    const sa = phxSocket(a, x.token);
+    sockets.push(sa);
+    const chX = sa.channel(`user:${x.id}`, {});
+    chX.on('presence', (p) => { if (p.user_id === y.id) onX.push(p.online); });
+    await join(chX);
+    const sb = phxSocket(b, y.token);
+    sockets.push(sb);
+    const chY = sb.channel(`user:${y.id}`, {});
+    chY.on('presence', (p) => { if (p.user_id === x.id) onY.push(p.online); });
+    await join(chY);
+    await waitUntil(() => onX.length >= 1 && onY.length >= 1, 5000, 'each told the other is online');
+    const online = async (n, who, tok) => (await api(n, 'GET', `/users/${who.id}`, { token: tok.token })).json.user.online;
+    await waitUntil(async () => (await online(a, y, x)) && (await online(b, x, y)), 5000, 'both online on both nodes');
+    const downs = () => a.logsMatching(/"msg":"redis_peer_down"/).length + b.logsMatching(/"msg":"redis_peer_down"/).length;
+    const before = downs();
+    redis.child.kill('SIGSTOP');
+    try {
+      await waitUntil(() => downs() > before, NODE_TIMEOUT_MS * 4, 'a node declaring the other down');
+    } finally {
+      redis.child.kill('SIGCONT');
+    }
+    await waitClusterUp(nodes);
+    await waitUntil(async () => (await online(a, y, x)) && (await online(b, x, y)), NODE_TIMEOUT_MS * 3,
+      'both online again on both nodes');
+    await waitUntil(() => onX[onX.length - 1] === true && onY[onY.length - 1] === true, NODE_TIMEOUT_MS * 2,
+      'each contact last told "online"');
+    await sleep(1500);
+    for (const [who, ev] of [['x', onX], ['y', onY]]) {
+      assert.equal(ev[ev.length - 1], true, `${who}: last event says online (${JSON.stringify(ev)})`);
+      for (let i = 1; i < ev.length; i++) assert.notEqual(ev[i], ev[i - 1], `${who}: no event repeated (${JSON.stringify(ev)})`);
+    }
+  });
 });
