@@ -14,7 +14,9 @@
  *   - a node that is gone (goodbye, or heartbeats silent for
  *     SB_REDIS_NODE_TIMEOUT_MS) loses all its rows, with leave diffs;
  *   - a node heard from (again) gets this node's rows of every followed
- *     topic, with a request for its own;
+ *     topic, with a request for its own; if it had been declared down while
+ *     alive, its users announced offline are announced online again, once
+ *     (see presence_cluster.c);
  *   - a topic this node stops following forgets the other nodes' rows;
  *   - online state: which users are online on which other node, so a user
  *     is online while connected to any node (below).
