@@ -123,8 +123,15 @@ describe('TLS session-ticket keys', () => {
         const old = await handshake(srv.port, c.ca, v, first[v].session);
         assert.equal(old.reused, false, `${v}: a ticket two rotations old does not resume`);
         assert.ok(old.served, `${v}: it falls back to a full handshake and is served`);
-        const r = await handshake(srv.port, c.ca, v, renewed[v]);
-        assert.ok(r.reused, `${v}: the renewed ticket (previous key) still resumes`);
+        // TLS 1.3: a resumption makes a new session (its lifetime starts
+        // anew). TLS 1.2: OpenSSL keeps the first handshake's session time in
+        // the renewed ticket, so it may already be past its 2 x rotate
+        // lifetime here, depending on where the first handshake fell between
+        // two rotations: only its key is checked above.
+        if (v === 'TLSv1.3') {
+          const r = await handshake(srv.port, c.ca, v, renewed[v]);
+          assert.ok(r.reused, `${v}: the renewed ticket (previous key) still resumes`);
+        }
       }
     } finally {
       await srv.stop();
