@@ -25,26 +25,13 @@ static ratelimit_table *g_call_rl;
 static ratelimit_limit g_call_lim;
 static bool g_call_rl_on;
 
-static int code_status(const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-    } t[] = {{"bad_request", 400},      {"unauthorized", 401}, {"forbidden", 403},
-             {"not_found", 404},        {"conflict", 409},     {"payload_too_large", 413},
-             {"validation_failed", 422}, {"rate_limited", 429}, {"unavailable", 503}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(code, t[i].code)) return t[i].status;
-    return 500;
-}
-
 static void fail(sb_req *req, const char *code, const char *message)
 {
     if (!strcmp(code, "unavailable"))
         http_respond_error_h(req, 503, code, message, NULL, "Retry-After: 1\r\n");
     else { /* with the fields a validation error names (the reference is stolen) */
         json_t *d = call_store_err_details();
-        http_respond_error(req, code_status(code), code, message, d ? json_incref(d) : NULL);
+        http_respond_error(req, rest_code_status(code), code, message, d ? json_incref(d) : NULL);
     }
 }
 
