@@ -16,6 +16,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { startServer, slow, binPath } = require('./lib/server');
+const { metric, untilAsync, ptoken } = require('./lib/push_util');
 const { BASE_ENV, api, signup, waitForDatabase, sql, until, sleep } = require('./lib/api');
 const { Device, signin, startCall } = require('./lib/calls');
 const { FakeFcm } = require('./lib/fake_fcm');
@@ -39,24 +40,8 @@ const pushEnv = (fake, extra = {}) => ({
   ...extra,
 });
 
-// One series of the node's /metrics (admin listener), 0 when absent.
-async function metric(srv, name, labels = '') {
-  const text = await (await fetch(`http://127.0.0.1:${srv.adminPort}/metrics`)).text();
-  const want = labels ? `${name}{${labels}} ` : `${name} `;
-  const line = text.split('\n').find((l) => l.startsWith(want));
-  return line ? Number(line.slice(want.length)) : 0;
-}
 
-// until() for an async predicate (a /metrics read)
-async function untilAsync(pred, ms, what) {
-  const deadline = Date.now() + ms * F;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
-const ptoken = () => `fcm-${crypto.randomBytes(24).toString('base64url')}`;
 const cid = () => crypto.randomUUID();
 
 async function addDevice(srv, user, token = ptoken(), platform = 'android') {

@@ -13,26 +13,13 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { startServer, slow } = require('./lib/server');
+const { metric, untilAsync, ptoken } = require('./lib/push_util');
 const { BASE_ENV, api, signup, waitForDatabase, sleep } = require('./lib/api');
 const { FakeFcm } = require('./lib/fake_fcm');
 
 const F = slow();
 const T = { timeout: 120000 * F };
 
-async function metric(srv, name, labels = '') {
-  const text = await (await fetch(`http://127.0.0.1:${srv.adminPort}/metrics`)).text();
-  const want = labels ? `${name}{${labels}} ` : `${name} `;
-  const line = text.split('\n').find((l) => l.startsWith(want));
-  return line ? Number(line.slice(want.length)) : 0;
-}
-async function untilAsync(pred, ms, what) {
-  const deadline = Date.now() + ms * F;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-}
-const ptoken = () => `fcm-${crypto.randomBytes(24).toString('base64url')}`;
 
 // A group of `n` offline members with one device each, and its sender.
 async function group(srv, n) {

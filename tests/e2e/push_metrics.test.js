@@ -16,6 +16,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { startServer, slow } = require('./lib/server');
+const { metric, ptoken } = require('./lib/push_util');
 const { BASE_ENV, api, signup, signupMany, waitForDatabase, until, sleep } = require('./lib/api');
 const { Device, signin, startCall } = require('./lib/calls');
 const { FakeFcm } = require('./lib/fake_fcm');
@@ -39,12 +40,6 @@ const pushEnv = (fake, extra = {}) => ({
 });
 
 /** One series of the node's /metrics (admin listener); 0 when absent. */
-async function metric(srv, name, labels = '') {
-  const text = await (await fetch(`http://127.0.0.1:${srv.adminPort}/metrics`)).text();
-  const want = labels ? `${name}{${labels}} ` : `${name} `;
-  const line = text.split('\n').find((l) => l.startsWith(want));
-  return line ? Number(line.slice(want.length)) : 0;
-}
 async function metricUntil(srv, name, labels, pred, what) {
   const deadline = Date.now() + 15000 * F;
   for (;;) {
@@ -55,7 +50,6 @@ async function metricUntil(srv, name, labels, pred, what) {
   }
 }
 
-const ptoken = () => `fcm-${crypto.randomBytes(24).toString('base64url')}`;
 const cid = () => crypto.randomUUID();
 async function addDevice(srv, user, platform = 'android') {
   const token = ptoken();
