@@ -2,7 +2,8 @@
 // Push through FCM HTTP v1 on one node (issue 14), against the fake token
 // endpoint + FCM in tests/e2e/lib/fake_fcm.js (HTTP/2 cleartext, RS256 JWT
 // checked with the key's public half). Who gets what (offline, muted,
-// ciphertext, the sender's own devices, the alert throttle, the 4 KB cut),
+// ciphertext, the sender's own devices, the alert throttle and coalescing of
+// bursts, the 4 KB cut),
 // calls and call_cancel, FCM's answers (dead tokens, re-registration, 400,
 // 403, 503, 429 + Retry-After, malformed), the OAuth token's expiry and
 // 401, a refused JWT, a hanging FCM delaying nothing, the bounded queue
@@ -171,6 +172,49 @@ describe('push on one node', () => {
     assert.ok(body.length > 100 && long.startsWith(body), 'a prefix of the text');
     assert.ok(!body.includes('\uFFFD'));
     assert.deepEqual(fake.problems, [], 'within 4 KB');
+  });
+
+  test('coalescing: a burst costs a device one alerting push now and one silent push with the newest message when the interval ends; a recipient online by then gets none', T, async () => {
+    const INTERVAL = 3000; // SB_FCM_ALERT_INTERVAL_MS above
+    const a = await signup(srv, { display_name: 'Burster' });
+    const b = await signup(srv);
+    const d = await addDevice(srv, b);
+    const conv = await direct(srv, a, b);
+    const coalesced0 = await metric(srv, 'sb_push_results_total', 'result="coalesced"');
+    const online0 = await metric(srv, 'sb_push_results_total', 'result="online"');
+    const m1 = await send(srv, a, conv.id, { body: 'one' });
+    await until(() => fake.sendsTo(d.token).length === 1, 15000, 'the first push at once');
+    const first = fake.sendsTo(d.token)[0];
+    assert.equal(first.message.data.message_id, m1.id);
+    assert.equal(first.message.data.alert, '1');
+    const burst = [];
+    for (const body of ['two', 'three', 'four']) burst.push(await send(srv, a, conv.id, { body }));
+    const last = burst[burst.length - 1];
+    await until(() => fake.sendsTo(d.token).length === 2, 15000, 'the held push when the interval ends');
+    const second = fake.sendsTo(d.token)[1];
+    assert.deepEqual(
+      { id: second.message.data.message_id, seq: second.message.data.seq, alert: second.message.data.alert, body: second.message.notification.body },
+      { id: last.id, seq: String(last.seq), alert: '0', body: 'four' }, 'the newest message, silently');
+    assert.equal(second.message.android.collapse_key, `conversation:${conv.id}`);
+    const gap = fake.requestsTo(d.token)[1].at - fake.requestsTo(d.token)[0].at;
+    assert.ok(gap >= INTERVAL - 300, `held until the interval ended (${gap} ms after the first)`);
+    assert.equal(await metric(srv, 'sb_push_results_total', 'result="coalesced"'), coalesced0 + 2, '"two" and "three" replaced');
+    // the window the held push opened ends empty: the next message alerts at once
+    await sleep(INTERVAL + 500 * F);
+    assert.equal(fake.sendsTo(d.token).length, 2, 'nothing more after the burst');
+    const m5 = await send(srv, a, conv.id, { body: 'five' });
+    await until(() => fake.sendsTo(d.token).length === 3, 15000, 'a quiet conversation alerts again at once');
+    assert.equal(fake.sendsTo(d.token)[2].message.data.message_id, m5.id);
+    assert.equal(fake.sendsTo(d.token)[2].message.data.alert, '1');
+    // held while b comes online: not sent when the interval ends
+    await send(srv, a, conv.id, { body: 'six' });
+    const dev = await Device.open(srv, b);
+    open.push(dev);
+    await untilAsync(async () => (await metric(srv, 'sb_push_results_total', 'result="online"')) === online0 + 1, 15000, 'the held push skipped');
+    await quiet();
+    assert.equal(fake.sendsTo(d.token).length, 3, 'no push to a recipient who came online');
+    assert.equal(await metric(srv, 'sb_push_held'), 0);
+    assert.deepEqual(fake.problems, []);
   });
 
   test('a call pushes high priority to two devices, and call_cancel to both when one answers', T, async () => {
@@ -378,7 +422,8 @@ describe('push queue bound', () => {
     // is not timed out (and re-queued) while the queue is being filled
     const srv = await startServer({
       name: 'push-queue',
-      env: pushEnv(fake, { SB_FCM_QUEUE_MAX: '3', SB_FCM_CONCURRENCY: '1', SB_FCM_TIMEOUT_MS: String(120000 * F) }),
+      // interval 0: every message its own push (this test is about the queue, not coalescing)
+      env: pushEnv(fake, { SB_FCM_QUEUE_MAX: '3', SB_FCM_CONCURRENCY: '1', SB_FCM_TIMEOUT_MS: String(120000 * F), SB_FCM_ALERT_INTERVAL_MS: '0' }),
     });
     let release = () => {};
     try {
@@ -438,7 +483,8 @@ describe('push OAuth', () => {
   test('an expired access token is refreshed; a 401 fetches a new one and the push still arrives', T, async () => {
     await waitForDatabase();
     const fake = await FakeFcm.start({ tokenTtlS: 2 });
-    const srv = await startServer({ name: 'push-oauth', env: pushEnv(fake) });
+    // interval 0: each message pushed at once (no held push released after the token's expiry)
+    const srv = await startServer({ name: 'push-oauth', env: pushEnv(fake, { SB_FCM_ALERT_INTERVAL_MS: '0' }) });
     try {
       const a = await signup(srv);
       const b = await signup(srv);

@@ -101,7 +101,7 @@ static const opt opts[] = {
     {"fcm-max-tries", "SB_FCM_MAX_TRIES", T_INT, "5", N(fcm_max_tries), "tries of a push FCM answers 429 or 5xx to (or that gets no answer)"},
     {"fcm-retry-base-ms", "SB_FCM_RETRY_BASE_MS", T_U64, "1000", N(fcm_retry_base_ms), "first retry backoff, doubled each try (with jitter, at most 60 s) unless FCM gives Retry-After"},
     {"fcm-retry-window-ms", "SB_FCM_RETRY_WINDOW_MS", T_U64, "120000", N(fcm_retry_window_ms), "a push not delivered within this many ms of its decision is given up"},
-    {"fcm-alert-interval-ms", "SB_FCM_ALERT_INTERVAL_MS", T_U64, "5000", N(fcm_alert_interval_ms), "at most one alerting push per conversation and device in this many ms; later ones update the collapsed notification silently"},
+    {"fcm-alert-interval-ms", "SB_FCM_ALERT_INTERVAL_MS", T_U64, "5000", N(fcm_alert_interval_ms), "one message push per conversation and device per this many ms: the first of a burst alerts at once, the newest of the rest goes silently when the interval ends (0: every message pushed)"},
     {"ratelimit-call", "SB_RATELIMIT_CALL", T_STR, "20/60", S(ratelimit_call), "calls started (POST /calls) per user, N/S (\"off\" = unlimited)"},
     {"ratelimit-report", "SB_RATELIMIT_REPORT", T_STR, "20/3600", S(ratelimit_report), "reports filed (POST /reports) per user, N/S (\"off\" = unlimited)"},
     {"account-username-grace", "SB_ACCOUNT_USERNAME_GRACE", T_I64, "2592000", N(account_username_grace_s), "seconds the username of a deleted account stays reserved before anyone may sign up with it"},

@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "net/reactor.h"
 #include "presence/presence.h"
+#include "push/push_coalesce.h"
 #include "push/push_http.h"
 #include "push/push_jwt.h"
 #include "push/push_parse.h"
@@ -50,6 +51,7 @@ typedef struct job {
     size_t len;
     char device_id[24];
     char updated_us[24]; /* the device row's updated_at when decided (re-registration check) */
+    char user_id[24];    /* a held message push: its recipient (online by release: not sent) */
     int tries, auth_tries;
     uint64_t first_ms, next_ms, sent_ms; /* loop time */
     unsigned token_gen;
@@ -78,7 +80,7 @@ static struct {
     bool fetching;
     uint64_t token_next_ms;
     int token_streak;
-    json_t *throttle; /* "conv/device" -> loop ms of the last alerting push */
+    push_coalesce *co; /* one message push per conversation and device per interval */
 } S;
 
 static pthread_mutex_t in_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -463,11 +465,34 @@ static void send_job(job *j)
     S.inflight++;
 }
 
+/* Moves the held message pushes whose interval has ended into the queue
+ * (a recipient who came online meanwhile gets none), and arms the timer for
+ * the next interval's end. */
+static void release_held(void)
+{
+    uint64_t now = now_ms();
+    job *j;
+    while ((j = push_coalesce_due(S.co, now)) != NULL) {
+        if (j->user_id[0] && presence_user_online(j->user_id, NULL)) {
+            STAT_INC(skipped_online);
+            job_free(j);
+            continue;
+        }
+        j->first_ms = now; /* its retry window starts when it is sent */
+        enqueue(j);
+    }
+    __atomic_store_n(&g_stats.held, (uint64_t)push_coalesce_held(S.co), __ATOMIC_RELAXED);
+    uint64_t next = push_coalesce_next_ms(S.co);
+    if (next != UINT64_MAX) arm(next);
+}
+
 /* Sends what is due, as far as the concurrency allows; fetches a token
  * first when there is none. */
 static void dispatch(void)
 {
-    if (S.closed || !S.head) return;
+    if (S.closed) return;
+    release_held();
+    if (!S.head) return;
     uint64_t now = now_ms();
     if (!S.access[0] || now >= S.access_exp_ms) {
         S.access[0] = '\0';
@@ -518,18 +543,6 @@ static const char SQL_MSGS[] =
     " LEFT JOIN users u ON u.id = m.sender"
     " ORDER BY m.i, d.id";
 
-/* True when the per-conversation alert throttle lets device alert now. */
-static bool may_alert(const char *conv, const char *device)
-{
-    char k[64];
-    snprintf(k, sizeof k, "%s/%s", conv, device);
-    uint64_t now = now_ms();
-    json_t *v = json_object_get(S.throttle, k);
-    if (v && now - (uint64_t)json_integer_value(v) < g_config.fcm_alert_interval_ms) return false;
-    json_object_set_new(S.throttle, k, json_integer((json_int_t)now));
-    return true;
-}
-
 static void batch_free(msg_batch *b)
 {
     for (int i = 0; i < b->n; i++) free(b->m[i].preview);
@@ -553,14 +566,32 @@ static void on_msg_rows(const PGresult *res, const char *err, void *arg)
         if (presence_user_online(uid, NULL)) continue; /* a live socket somewhere: no push */
         bool muted = PQgetvalue(res, i, 2)[0] == 't';
         const char *dev = PQgetvalue(res, i, 3);
+        char key[64];
+        snprintf(key, sizeof key, "%s/%s", c->conv, dev);
+        /* the first push of a quiet conversation alerts at once; the ones
+         * after it inside the interval are held, the newest replacing the
+         * one before, and go silently when the interval ends */
+        bool hold = push_coalesce_offer(S.co, key, now_ms()) != 0;
         push_payload_msg m = {
             .token = PQgetvalue(res, i, 4), .conversation_id = c->conv, .message_id = c->msg,
             .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 6), .seq = c->seq,
-            .preview = c->preview, .muted = muted,
-            .alert = !muted && may_alert(c->conv, dev)};
+            .preview = c->preview, .muted = muted, .alert = !muted && !hold};
         job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 5));
-        if (j) enqueue(j);
+        if (!j) continue;
+        if (!hold) {
+            enqueue(j);
+            continue;
+        }
+        snprintf(j->user_id, sizeof j->user_id, "%s", uid);
+        job *old = push_coalesce_hold(S.co, key, j);
+        if (old == j) { /* no window after all (cannot happen after offer said hold): send */
+            enqueue(j);
+        } else if (old) {
+            STAT_INC(coalesced);
+            job_free(old);
+        }
     }
+    __atomic_store_n(&g_stats.held, (uint64_t)push_coalesce_held(S.co), __ATOMIC_RELAXED);
     dispatch();
 done:
     batch_free(b);
@@ -794,25 +825,12 @@ static void p_on_wake(uv_async_t *a)
     }
 }
 
-static void prune_throttle(void)
-{
-    uint64_t now = now_ms();
-    const char *k;
-    json_t *v;
-    void *tmp;
-    json_object_foreach_safe(S.throttle, tmp, k, v) {
-        if (now - (uint64_t)json_integer_value(v) >= g_config.fcm_alert_interval_ms)
-            json_object_del(S.throttle, k);
-    }
-}
-
 /* Once a second on the push thread. */
 static void p_on_tick(uv_timer_t *t)
 {
     (void)t;
     if (S.closed) return;
     drain_intake(NULL); /* in case a post was lost to memory */
-    if (json_object_size(S.throttle) > 1024) prune_throttle();
     /* a push that waited for a token longer than the retry window gives up */
     uint64_t now = now_ms();
     for (job *j = S.head, *nx; j; j = nx) {
@@ -825,6 +843,9 @@ static void p_on_tick(uv_timer_t *t)
     }
     dispatch();
 }
+
+/* push_coalesce_free's disposer for the held jobs. */
+static void drop_held(void *j) { job_free(j); }
 
 /* On the push thread: closes everything; the loop then ends. */
 static void p_stop(void *arg)
@@ -839,8 +860,8 @@ static void p_stop(void *arg)
         unlink_job(j);
         job_free(j);
     }
-    json_decref(S.throttle);
-    S.throttle = NULL;
+    push_coalesce_free(S.co, drop_held);
+    S.co = NULL;
     drain_intake(NULL);
     db_pool_close(db_of(&P));
     uv_timer_stop(&P_tick);
@@ -875,7 +896,7 @@ static void push_start(reactor *r)
     long conns = g_config.fcm_connections > 0 ? (g_config.fcm_connections < 64 ? g_config.fcm_connections : 64) : 1;
     long cc = g_config.fcm_concurrency > 0 ? g_config.fcm_concurrency : 1;
     S.http = push_http_new(&P.loop, conns, (cc + conns - 1) / conns, g_config.fcm_ca_file);
-    S.throttle = json_object();
+    S.co = push_coalesce_new(g_config.fcm_alert_interval_ms, g_config.fcm_queue_max);
     uv_timer_start(&P_tick, p_on_tick, 1000, 1000);
     __atomic_store_n(&S.r, &P, __ATOMIC_RELEASE);
     if (pthread_create(&P_thread, NULL, p_main, NULL) != 0) {

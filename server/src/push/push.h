@@ -1,12 +1,13 @@
 /* push.h — push notifications through FCM HTTP v1 (docs/push.md).
  *
- * Off unless SB_FCM_CREDENTIALS names a service-account key. Runs on one
- * reactor's loop (the last one): the FCM client (push_http.c: libcurl multi,
+ * Off unless SB_FCM_CREDENTIALS names a service-account key. Runs on a
+ * thread and libuv loop of its own: the FCM client (push_http.c: libcurl multi,
  * HTTP/2), the OAuth2 access token (an RS256 JWT exchanged at the key's
  * token_uri, cached until shortly before it expires, fetched again on a
  * 401), a bounded queue of pending pushes with retries, and the decisions
- * (who gets what). The hooks below are the only things other threads call:
- * each copies what it needs and posts it to that reactor, so a push never
+ * (who gets what), with one message push per conversation and device per
+ * SB_FCM_ALERT_INTERVAL_MS (push_coalesce.h). The hooks below are the only
+ * things other threads call: each copies what it needs and posts it to that loop, so a push never
  * delays delivery or an acknowledgement. */
 #ifndef SB_PUSH_H
 #define SB_PUSH_H
@@ -36,7 +37,10 @@ typedef struct push_stats {
     uint64_t latency_ms_max;
     uint64_t unconfirmed;         /* no answer, at or below a GOAWAY's last-stream-id: not resent */
     uint64_t refused;             /* not processed by FCM (REFUSED_STREAM, above last-stream-id): resent */
+    uint64_t coalesced;           /* message pushes replaced by a newer one held for the same device and conversation */
+    uint64_t skipped_online;      /* held message pushes not sent: the recipient came online */
     uint64_t queued;              /* pushes waiting now (gauge) */
+    uint64_t held;                /* message pushes held for the end of their interval now (gauge) */
 } push_stats;
 
 /* A snapshot of the counters. Thread-safe. */

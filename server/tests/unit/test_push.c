@@ -1,7 +1,8 @@
 /* test_push.c — the pure pieces of push (push/): FCM answers, Retry-After,
  * the service-account key file and token answers (push_parse.c); message,
  * call and cancel bodies (push_payload.c); the RS256 assertion (push_jwt.c),
- * checked against the public half of a key generated here. */
+ * checked against the public half of a key generated here; the coalescing
+ * of message pushes per conversation and device (push_coalesce.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "base/b64url.h"
+#include "push/push_coalesce.h"
 #include "push/push_jwt.h"
 #include "push/push_parse.h"
 #include "push/push_payload.h"
@@ -638,6 +640,123 @@ static void test_call_payloads(void **st)
     json_decref(j);
 }
 
+/* ---------- coalescing (push_coalesce.c) ---------- */
+
+static void test_coalesce_window(void **state)
+{
+    (void)state;
+    int a = 1, b = 2, c = 3;
+    push_coalesce *co = push_coalesce_new(5000, 100);
+    assert_non_null(co);
+    assert_int_equal(push_coalesce_next_ms(co), UINT64_MAX);
+    /* quiet: goes at once, opens a window until 6000 */
+    assert_int_equal(push_coalesce_offer(co, "7/1", 1000), 0);
+    assert_int_equal(push_coalesce_next_ms(co), 6000);
+    /* inside it: held, the newest replacing the one before */
+    assert_int_equal(push_coalesce_offer(co, "7/1", 1200), 1);
+    assert_null(push_coalesce_hold(co, "7/1", &a));
+    assert_int_equal(push_coalesce_offer(co, "7/1", 5999), 1);
+    assert_ptr_equal(push_coalesce_hold(co, "7/1", &b), &a);
+    assert_int_equal(push_coalesce_held(co), 1);
+    /* another device of the same conversation is its own key */
+    assert_int_equal(push_coalesce_offer(co, "7/2", 2000), 0);
+    assert_int_equal(push_coalesce_keys(co), 2);
+    assert_null(push_coalesce_due(co, 5999));
+    /* the window ends: the newest held goes, and a new window opens */
+    assert_ptr_equal(push_coalesce_due(co, 6000), &b);
+    assert_null(push_coalesce_due(co, 6000));
+    assert_int_equal(push_coalesce_held(co), 0);
+    assert_int_equal(push_coalesce_next_ms(co), 7000); /* "7/2" ends first now */
+    assert_int_equal(push_coalesce_offer(co, "7/1", 6500), 1);
+    assert_null(push_coalesce_hold(co, "7/1", &c));
+    /* "7/2" ends with nothing held: forgotten */
+    assert_null(push_coalesce_due(co, 7000));
+    assert_int_equal(push_coalesce_keys(co), 1);
+    assert_ptr_equal(push_coalesce_due(co, 11000), &c);
+    /* the window opened at 11000 ends empty: nothing left */
+    assert_null(push_coalesce_due(co, 16000));
+    assert_int_equal(push_coalesce_keys(co), 0);
+    assert_int_equal(push_coalesce_next_ms(co), UINT64_MAX);
+    /* quiet again: at once */
+    assert_int_equal(push_coalesce_offer(co, "7/1", 20000), 0);
+    /* a window that ended but was not collected yet: a new one, at once */
+    assert_int_equal(push_coalesce_offer(co, "7/1", 30000), 0);
+    assert_int_equal(push_coalesce_next_ms(co), 35000);
+    assert_int_equal(push_coalesce_keys(co), 1);
+    push_coalesce_free(co, NULL);
+}
+
+static int dropped_items;
+static void count_drop(void *item)
+{
+    (void)item;
+    dropped_items++;
+}
+
+static void test_coalesce_bounds(void **state)
+{
+    (void)state;
+    int x = 0, y = 0;
+    /* interval 0: nothing is ever held */
+    push_coalesce *co = push_coalesce_new(0, 10);
+    for (int i = 0; i < 3; i++) assert_int_equal(push_coalesce_offer(co, "1/1", (uint64_t)i), 0);
+    assert_int_equal(push_coalesce_keys(co), 0);
+    push_coalesce_free(co, NULL);
+    /* at most max_keys windows: others go at once, untracked */
+    co = push_coalesce_new(1000, 2);
+    assert_int_equal(push_coalesce_offer(co, "a", 0), 0);
+    assert_int_equal(push_coalesce_offer(co, "b", 0), 0);
+    assert_int_equal(push_coalesce_offer(co, "c", 0), 0);
+    assert_int_equal(push_coalesce_offer(co, "c", 1), 0);
+    assert_int_equal(push_coalesce_keys(co), 2);
+    /* hold without an open window: not kept */
+    assert_ptr_equal(push_coalesce_hold(co, "c", &x), &x);
+    /* a long key is cut, consistently */
+    push_coalesce_free(co, NULL);
+    co = push_coalesce_new(1000, 10);
+    char lk[200];
+    memset(lk, 'k', sizeof lk - 1);
+    lk[sizeof lk - 1] = '\0';
+    assert_int_equal(push_coalesce_offer(co, lk, 0), 0);
+    assert_int_equal(push_coalesce_offer(co, lk, 1), 1);
+    assert_null(push_coalesce_hold(co, lk, &y));
+    /* free hands back what is still held */
+    dropped_items = 0;
+    push_coalesce_free(co, count_drop);
+    assert_int_equal(dropped_items, 1);
+}
+
+static void test_coalesce_many(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static int items[N];
+    push_coalesce *co = push_coalesce_new(100, N);
+    char k[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof k, "%d/%d", i / 10, i % 10);
+        assert_int_equal(push_coalesce_offer(co, k, (uint64_t)i / 100), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof k, "%d/%d", i / 10, i % 10);
+        assert_int_equal(push_coalesce_offer(co, k, 60), 1);
+        assert_null(push_coalesce_hold(co, k, &items[i]));
+    }
+    assert_int_equal(push_coalesce_keys(co), N);
+    assert_int_equal(push_coalesce_held(co), N);
+    /* released in the order their windows opened, each once */
+    int n = 0;
+    void *it;
+    while ((it = push_coalesce_due(co, 1000)) != NULL) {
+        assert_ptr_equal(it, &items[n]);
+        n++;
+    }
+    assert_int_equal(n, N);
+    assert_null(push_coalesce_due(co, 2000));
+    assert_int_equal(push_coalesce_keys(co), 0);
+    push_coalesce_free(co, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -651,6 +770,9 @@ int main(void)
         cmocka_unit_test(test_message_payload),
         cmocka_unit_test(test_message_cut),
         cmocka_unit_test(test_call_payloads),
+        cmocka_unit_test(test_coalesce_window),
+        cmocka_unit_test(test_coalesce_bounds),
+        cmocka_unit_test(test_coalesce_many),
     };
     return cmocka_run_group_tests(tests, setup_key, teardown_key);
 }
