@@ -442,7 +442,8 @@ bench_calls() {
 # scripts/bench_p10.js: the tests' fake FCM (tests/e2e/lib/fake_fcm.js, HTTP/2
 # over TLS) in a process of its own; h2load (nghttp2-client) sends FCM v1
 # requests to it over 2 connections x 100 streams (the reference); then the
-# server (push on, pointed at the same fake) pushes a group's messages to its
+# server (push on, pointed at the same fake; SB_FCM_ALERT_INTERVAL_MS=0 so
+# every message is pushed, not coalesced) pushes a group's messages to its
 # offline members' devices: the fake holds them until all are decided, then
 # releases them and the rate of the pushes after the release is measured.
 bench_p10() {
@@ -465,7 +466,9 @@ bench_p10() {
 # Pairs provisioned with one Android device per user (bench_provision.py
 # pairs --devices); only the first of each pair connects and sends (sbload
 # `sends`, closed loop, as P4), so every recipient is offline and, with push
-# on, every send makes one push. Rounds alternate push off / push on (a fresh
+# on, every send is decided for a push (devices read, presence checked) and
+# each recipient's device gets one push per SB_FCM_ALERT_INTERVAL_MS (the
+# default 5 s: docs/push.md, Coalescing). Rounds alternate push off / push on (a fresh
 # server each, the same database and users); push on points at the tests'
 # fake FCM (scripts/bench_p10.js --fake: Node http2 + TLS) run at nice 19 so
 # the stand-in for a remote service does not take the server's CPU. The

@@ -135,7 +135,7 @@ function cpuMs(pid) {
     await waitForDatabase();
     srv = await startServer({
       name: 'p10',
-      env: { ...BASE_ENV, SB_RATELIMIT_SEND: '1000000/1', SB_FCM_CREDENTIALS: info.keyFile, SB_FCM_ENDPOINT: info.url, SB_FCM_CA_FILE: info.caFile, SB_FCM_QUEUE_MAX: String(members * messages * 2), SB_FCM_TIMEOUT_MS: '120000', SB_METRICS_OPEN: '1', ...(args.concurrency ? { SB_FCM_CONCURRENCY: args.concurrency } : {}), ...(args.connections ? { SB_FCM_CONNECTIONS: args.connections } : {}) },
+      env: { ...BASE_ENV, SB_RATELIMIT_SEND: '1000000/1', SB_FCM_CREDENTIALS: info.keyFile, SB_FCM_ENDPOINT: info.url, SB_FCM_CA_FILE: info.caFile, SB_FCM_QUEUE_MAX: String(members * messages * 2), SB_FCM_ALERT_INTERVAL_MS: '0', SB_FCM_TIMEOUT_MS: '120000', SB_METRICS_OPEN: '1', ...(args.concurrency ? { SB_FCM_CONCURRENCY: args.concurrency } : {}), ...(args.connections ? { SB_FCM_CONNECTIONS: args.connections } : {}) },
     });
     const users = await signupMany(srv, members);
     for (let i = 1; i < users.length; i += 10) {
