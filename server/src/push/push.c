@@ -51,7 +51,6 @@ typedef struct job {
     size_t len;
     char device_id[24];
     char updated_us[24]; /* the device row's updated_at when decided (re-registration check) */
-    char user_id[24];    /* a held message push: its recipient (online by release: not sent) */
     int tries, auth_tries;
     uint64_t first_ms, next_ms, sent_ms; /* loop time */
     unsigned token_gen;
@@ -80,7 +79,7 @@ static struct {
     bool fetching;
     uint64_t token_next_ms;
     int token_streak;
-    push_coalesce *co; /* one message push per conversation and device per interval */
+    push_coalesce *co; /* by conversation: one message decision per interval (msg_item) */
 } S;
 
 static pthread_mutex_t in_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -465,26 +464,7 @@ static void send_job(job *j)
     S.inflight++;
 }
 
-/* Moves the held message pushes whose interval has ended into the queue
- * (a recipient who came online meanwhile gets none), and arms the timer for
- * the next interval's end. */
-static void release_held(void)
-{
-    uint64_t now = now_ms();
-    job *j;
-    while ((j = push_coalesce_due(S.co, now)) != NULL) {
-        if (j->user_id[0] && presence_user_online(j->user_id, NULL)) {
-            STAT_INC(skipped_online);
-            job_free(j);
-            continue;
-        }
-        j->first_ms = now; /* its retry window starts when it is sent */
-        enqueue(j);
-    }
-    __atomic_store_n(&g_stats.held, (uint64_t)push_coalesce_held(S.co), __ATOMIC_RELAXED);
-    uint64_t next = push_coalesce_next_ms(S.co);
-    if (next != UINT64_MAX) arm(next);
-}
+static void release_held(void);
 
 /* Sends what is due, as far as the concurrency allows; fetches a token
  * first when there is none. */
@@ -525,6 +505,7 @@ typedef struct msg_item {
     char conv[24], msg[24], sender[24];
     int64_t seq;
     char *preview; /* NULL: none */
+    bool silent;   /* held for the end of its conversation's interval: no alert */
 } msg_item;
 
 typedef struct msg_batch {
@@ -563,35 +544,19 @@ static void on_msg_rows(const PGresult *res, const char *err, void *arg)
         if (k < 0 || k >= b->n) continue;
         const msg_item *c = &b->m[k];
         const char *uid = PQgetvalue(res, i, 1);
-        if (presence_user_online(uid, NULL)) continue; /* a live socket somewhere: no push */
+        if (presence_user_online(uid, NULL)) { /* a live socket somewhere: no push */
+            if (c->silent) STAT_INC(skipped_online);
+            continue;
+        }
         bool muted = PQgetvalue(res, i, 2)[0] == 't';
         const char *dev = PQgetvalue(res, i, 3);
-        char key[64];
-        snprintf(key, sizeof key, "%s/%s", c->conv, dev);
-        /* the first push of a quiet conversation alerts at once; the ones
-         * after it inside the interval are held, the newest replacing the
-         * one before, and go silently when the interval ends */
-        bool hold = push_coalesce_offer(S.co, key, now_ms()) != 0;
         push_payload_msg m = {
             .token = PQgetvalue(res, i, 4), .conversation_id = c->conv, .message_id = c->msg,
             .sender_id = c->sender, .sender_name = PQgetvalue(res, i, 6), .seq = c->seq,
-            .preview = c->preview, .muted = muted, .alert = !muted && !hold};
+            .preview = c->preview, .muted = muted, .alert = !muted && !c->silent};
         job *j = job_new(JOB_MSG, push_payload_message(&m), dev, PQgetvalue(res, i, 5));
-        if (!j) continue;
-        if (!hold) {
-            enqueue(j);
-            continue;
-        }
-        snprintf(j->user_id, sizeof j->user_id, "%s", uid);
-        job *old = push_coalesce_hold(S.co, key, j);
-        if (old == j) { /* no window after all (cannot happen after offer said hold): send */
-            enqueue(j);
-        } else if (old) {
-            STAT_INC(coalesced);
-            job_free(old);
-        }
+        if (j) enqueue(j);
     }
-    __atomic_store_n(&g_stats.held, (uint64_t)push_coalesce_held(S.co), __ATOMIC_RELAXED);
     dispatch();
 done:
     batch_free(b);
@@ -638,8 +603,8 @@ static bool all_digits(const char *s)
     return true;
 }
 
-/* One committed message into the batch b (false: not one to push). */
-static bool add_message(msg_batch *b, const char *text)
+/* Parses a committed send's answer into c (false: not one to push). */
+static bool parse_message(msg_item *c, const char *text)
 {
     bool ok = false;
     json_t *a = json_loads(text, 0, NULL);
@@ -651,7 +616,7 @@ static bool add_message(msg_batch *b, const char *text)
     if (!conv || !id || !sender || strlen(conv) >= 24 || strlen(id) >= 24 || strlen(sender) >= 24 ||
         !all_digits(conv) || !all_digits(sender))
         goto done;
-    msg_item *c = &b->m[b->n];
+    memset(c, 0, sizeof *c);
     strcpy(c->conv, conv);
     strcpy(c->msg, id);
     strcpy(c->sender, sender);
@@ -659,11 +624,73 @@ static bool add_message(msg_batch *b, const char *text)
     const char *pv = push_payload_preview(json_string_value(json_object_get(m, "kind")),
                                           json_string_value(json_object_get(m, "body")));
     c->preview = pv ? strdup(pv) : NULL;
-    b->n++;
     ok = true;
 done:
     json_decref(a);
     return ok;
+}
+
+/* Appends c to *bp (made when NULL), deciding the batch when it is full. */
+static void batch_add(msg_batch **bp, const msg_item *c)
+{
+    if (!*bp) *bp = calloc(1, sizeof **bp);
+    if (!*bp) {
+        free(c->preview);
+        return;
+    }
+    (*bp)->m[(*bp)->n++] = *c;
+    if ((*bp)->n == DECIDE_BATCH) {
+        decide_batch(*bp);
+        *bp = NULL;
+    }
+}
+
+static void item_free(void *p)
+{
+    msg_item *c = p;
+    if (!c) return;
+    free(c->preview);
+    free(c);
+}
+
+/* Coalescing (push_coalesce.h, docs/push.md): the first message of a quiet
+ * conversation is decided at once and alerts; the ones after it inside the
+ * interval are held, the newest replacing the one before, and the newest is
+ * decided when the interval ends, silently. Returns true when c goes into
+ * the batch now; otherwise c was taken (held or freed). */
+static bool coalesce(msg_item *c)
+{
+    if (push_coalesce_offer(S.co, c->conv, now_ms()) == 0) return true;
+    msg_item *h = malloc(sizeof *h);
+    if (!h) return true; /* no memory to hold it: decided now */
+    *h = *c;
+    h->silent = true;
+    msg_item *old = push_coalesce_hold(S.co, c->conv, h);
+    if (old == h) { /* no window after all: decided now */
+        free(h);
+        return true;
+    }
+    if (old) {
+        STAT_INC(coalesced);
+        item_free(old);
+    }
+    return false;
+}
+
+/* Decides the held messages whose interval has ended (in batches) and arms
+ * the timer for the next interval's end. */
+static void release_held(void)
+{
+    msg_batch *b = NULL;
+    msg_item *h;
+    while ((h = push_coalesce_due(S.co, now_ms())) != NULL) {
+        batch_add(&b, h);
+        free(h); /* its preview moved into the batch */
+    }
+    if (b) decide_batch(b);
+    __atomic_store_n(&g_stats.held, (uint64_t)push_coalesce_held(S.co), __ATOMIC_RELAXED);
+    uint64_t next = push_coalesce_next_ms(S.co);
+    if (next != UINT64_MAX) arm(next);
 }
 
 static void drain_intake(void *arg)
@@ -677,20 +704,13 @@ static void drain_intake(void *arg)
     msg_batch *b = NULL;
     while (l) {
         intake *nx = l->next;
-        if (!S.closed) {
-            if (!b) b = calloc(1, sizeof *b);
-            if (b) {
-                add_message(b, l->text);
-                if (b->n == DECIDE_BATCH) {
-                    decide_batch(b);
-                    b = NULL;
-                }
-            }
-        }
+        msg_item c;
+        if (!S.closed && parse_message(&c, l->text) && coalesce(&c)) batch_add(&b, &c);
         free(l);
         l = nx;
     }
     if (b) decide_batch(b);
+    release_held(); /* also arms the timer for the first window's end */
 }
 
 void push_message_committed(const char *answer)
@@ -844,9 +864,6 @@ static void p_on_tick(uv_timer_t *t)
     dispatch();
 }
 
-/* push_coalesce_free's disposer for the held jobs. */
-static void drop_held(void *j) { job_free(j); }
-
 /* On the push thread: closes everything; the loop then ends. */
 static void p_stop(void *arg)
 {
@@ -860,7 +877,7 @@ static void p_stop(void *arg)
         unlink_job(j);
         job_free(j);
     }
-    push_coalesce_free(S.co, drop_held);
+    push_coalesce_free(S.co, item_free);
     S.co = NULL;
     drain_intake(NULL);
     db_pool_close(db_of(&P));

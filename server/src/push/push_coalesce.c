@@ -1,4 +1,4 @@
-/* push_coalesce.c — one push per (conversation, device) per interval (see
+/* push_coalesce.c — one release per key per interval (see
  * push_coalesce.h). Open windows are kept in a chained hash by key and in a
  * list ordered by their start: every window is as long as the others, so the
  * list's head is always the first to end and pushes are released in O(1). */

@@ -1,19 +1,20 @@
-/* push_coalesce.h — at most one message push per (conversation, device) per
- * interval (docs/push.md "Coalescing").
+/* push_coalesce.h — at most one release per key per interval; push keys it
+ * by conversation, so a device gets at most one message push per
+ * conversation per interval (docs/push.md "Coalescing").
  *
- * The first push to a quiet key goes at once and opens a window of
- * `interval_ms`; pushes offered while the window is open are held, the newest
- * replacing the one held before; when the window ends the held push goes and
+ * The first item of a quiet key goes at once and opens a window of
+ * `interval_ms`; items offered while the window is open are held, the newest
+ * replacing the one held before; when the window ends the held item goes and
  * opens the next window; a window that ends with nothing held closes and its
- * key is forgotten. So a conversation that keeps receiving messages costs a
- * device one push per interval, carrying the newest message (FCM itself
- * delays collapsible messages sent faster: a burst of 20 per device, then one
- * per 3 minutes, and at most 240 messages a minute to one Android device).
+ * key is forgotten. So a conversation that keeps receiving messages is
+ * decided once per interval, for its newest message (FCM itself delays
+ * collapsible messages sent faster: a burst of 20 per device, then one per 3
+ * minutes, and at most 240 messages a minute to one Android device).
  *
  * Pure: no I/O, time is passed in, items are opaque pointers owned by the
  * caller. Not thread-safe (push uses it on its own thread only). Memory is
  * bounded by max_keys: a key offered while max_keys windows are open is not
- * tracked and its push goes at once. */
+ * tracked and its item goes at once. */
 #ifndef SB_PUSH_COALESCE_H
 #define SB_PUSH_COALESCE_H
 
