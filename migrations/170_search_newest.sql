@@ -12,17 +12,35 @@
 -- matches: through the GIN a conversation costs one heap visit per match;
 -- newest first through the btree it costs about (rows it contributes + 1)
 -- / density heap visits. So each membership period is first probed through
--- the GIN for at most cap = max(8, sqrt(messages of the conversation))
+-- the GIN for at most cap = max(24, sqrt(messages of the conversation))
 -- matches: a period with fewer has them all (cost <= cap); a period with
--- cap or more is dense enough that reading it newest first costs about
--- sqrt(messages) rows per row it contributes, and it becomes one child of a
--- Merge Append of backward scans of the btree below (lazy: LIMIT at the
--- top pulls rows from the child with the newest next row only).
+-- cap or more is dense enough that reading it newest first costs at most
+-- about sqrt(messages) rows per row it contributes, and it is merged
+-- newest first with the other dense periods through the btree below,
+-- stopping when the page is full. (The probe first stops at 24 matches,
+-- which needs no conversation size; only a period that reaches 24 in a
+-- conversation of more than 24^2 messages is probed on to sqrt(messages).)
 
 -- Newest first within a conversation; event_seq as a key column so that a
 -- membership period's bounds are checked inside the index (no heap visit
 -- for the messages outside the period, e.g. after a member left).
 CREATE INDEX messages_conv_id_eseq_idx ON messages (conversation_id, id, event_seq);
+
+-- The probe of one membership period (conversation p_conv, event_seq
+-- p_from..p_to, query p_cq namespaced for p_conv): at most p_cap of
+-- p_user's matches below p_before, in no particular order, through the GIN.
+-- "+ 0": conditions checked on the GIN's rows, never indexes of their own
+-- (a generic plan would AND the GIN's bitmap with one of every message
+-- below p_before). A set-returning SQL function, inlined into its caller.
+CREATE FUNCTION sb_search_probe(p_user bigint, p_conv bigint, p_from bigint, p_to bigint, p_cq tsquery,
+                                p_before bigint, p_cap int)
+RETURNS SETOF bigint LANGUAGE sql STABLE AS $$
+    SELECT m.id FROM messages m
+    WHERE m.search_lex @@ p_cq AND m.conversation_id + 0 = p_conv
+      AND m.event_seq >= p_from AND m.event_seq <= p_to AND m.id + 0 < p_before
+      AND NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = p_user AND h.message_id = m.id)
+    LIMIT p_cap
+$$;
 
 -- One page of p_user's search: the messages matching the tsquery text p_q
 -- in the periods of p_user's memberships, not hidden for p_user, optionally
@@ -42,35 +60,53 @@ DECLARE
     v_dt bigint[];   -- to_seq (no bound: the largest bigint),
     v_dq tsquery[];  -- namespaced query
     v_more bigint[];
+    v_sparse bigint[];
 BEGIN
-    -- The probe: per period, at most cap matches through the GIN (one
-    -- bitmap scan of the period's namespaced query, stopped at cap rows).
-    -- A period with fewer than cap has given all its matches (v_ids); the
-    -- others are dense (v_dc, v_df, v_dt, v_dq).
+    -- The probe: per period, at most 24 matches through the GIN. A period
+    -- with fewer has given all its matches (v_ids); the others are dense
+    -- (v_dc, v_df, v_dt, v_dq), for now.
+    -- (OFFSET 0: each period's namespaced query and probe are computed
+    -- once, not once per reference.)
     WITH pr AS MATERIALIZED (
-        SELECT p.conversation_id AS c, p.from_seq AS f, coalesce(p.to_seq, 9223372036854775807) AS t,
-               p.cq, coalesce(cardinality(x.ids), 0) >= p.cap AS dense, x.ids
-        FROM (SELECT p.conversation_id, p.from_seq, p.to_seq,
-                     sb_search_conv_query(p.conversation_id, v_q) AS cq,
-                     greatest(8, ceil(sqrt(c.last_seq::float8)))::int AS cap
-              FROM memberships p JOIN conversations c ON c.id = p.conversation_id
-              WHERE p.user_id = p_user AND (p_conv IS NULL OR p.conversation_id = p_conv)) p,
-        LATERAL (SELECT array_agg(y.id) AS ids
-                 FROM (SELECT m.id FROM messages m
-                       -- "+ 0": checked on the GIN's rows, never an index
-                       -- of its own (the generic plan would AND the GIN's
-                       -- bitmap with one of every message below v_before)
-                       WHERE m.search_lex @@ p.cq AND m.conversation_id + 0 = p.conversation_id
-                         AND m.event_seq >= p.from_seq AND (p.to_seq IS NULL OR m.event_seq <= p.to_seq)
-                         AND m.id + 0 < v_before
-                         AND NOT EXISTS (SELECT 1 FROM message_hidden h
-                                         WHERE h.user_id = p_user AND h.message_id = m.id)
-                       LIMIT p.cap) y) x)
-    SELECT ARRAY(SELECT i FROM pr, unnest(pr.ids) i WHERE NOT pr.dense),
-           array_agg(c ORDER BY c, f) FILTER (WHERE dense), array_agg(f ORDER BY c, f) FILTER (WHERE dense),
-           array_agg(t ORDER BY c, f) FILTER (WHERE dense), array_agg(cq ORDER BY c, f) FILTER (WHERE dense)
+        SELECT p.conversation_id AS c, p.from_seq AS f, p.t, p.cq, x.ids
+        FROM (SELECT p.conversation_id, p.from_seq, coalesce(p.to_seq, 9223372036854775807) AS t,
+                     sb_search_conv_query(p.conversation_id, v_q) AS cq
+              FROM memberships p
+              WHERE p.user_id = p_user AND (p_conv IS NULL OR p.conversation_id = p_conv)
+              OFFSET 0) p,
+        LATERAL (SELECT ARRAY(SELECT i FROM sb_search_probe(p_user, p.conversation_id, p.from_seq, p.t, p.cq,
+                                                            v_before, 24) i) AS ids
+                 OFFSET 0) x)
+    SELECT ARRAY(SELECT i FROM pr, unnest(pr.ids) i WHERE cardinality(pr.ids) < 24),
+           array_agg(c ORDER BY c, f) FILTER (WHERE cardinality(ids) >= 24),
+           array_agg(f ORDER BY c, f) FILTER (WHERE cardinality(ids) >= 24),
+           array_agg(t ORDER BY c, f) FILTER (WHERE cardinality(ids) >= 24),
+           array_agg(cq ORDER BY c, f) FILTER (WHERE cardinality(ids) >= 24)
     INTO v_ids, v_dc, v_df, v_dt, v_dq
     FROM pr;
+    IF v_dc IS NOT NULL THEN
+        -- In a conversation of more than 24^2 messages, probe on up to
+        -- sqrt(messages) matches; the periods that have fewer are sparse.
+        WITH big AS (
+            SELECT d.k, ceil(sqrt(cv.last_seq::float8))::int AS cap
+            FROM unnest(v_dc) WITH ORDINALITY d(c, k) JOIN conversations cv ON cv.id = d.c
+            WHERE cv.last_seq > 576),
+        re AS MATERIALIZED (
+            SELECT big.k, big.cap, ARRAY(SELECT i FROM sb_search_probe(p_user, v_dc[big.k], v_df[big.k],
+                                                                        v_dt[big.k], v_dq[big.k], v_before,
+                                                                        big.cap) i) AS ids
+            FROM big)
+        SELECT ARRAY(SELECT i FROM re, unnest(re.ids) i WHERE cardinality(re.ids) < re.cap),
+               ARRAY(SELECT k FROM re WHERE cardinality(re.ids) < re.cap)
+        INTO v_more, v_sparse;
+        IF cardinality(v_sparse) > 0 THEN
+            v_ids := v_ids || v_more;
+            SELECT array_agg(c ORDER BY k), array_agg(f ORDER BY k), array_agg(t ORDER BY k), array_agg(q ORDER BY k)
+            INTO v_dc, v_df, v_dt, v_dq
+            FROM unnest(v_dc, v_df, v_dt, v_dq) WITH ORDINALITY u(c, f, t, q, k)
+            WHERE k <> ALL (v_sparse);
+        END IF;
+    END IF;
     -- The dense periods, merged newest first: a k-way merge in a recursive
     -- query whose state is each period's newest match not yet taken (its
     -- head); each step takes the largest head and replaces it by that
