@@ -62,6 +62,13 @@ int search_parse_query(const char *q, char *out, const char **err)
     return 0;
 }
 
+const char *search_cursor_id(const char *cursor)
+{
+    if (strncmp(cursor, "s:", 2)) return NULL;
+    const char *id = strrchr(cursor, ':') + 1;
+    return id_parse(id) ? id : NULL;
+}
+
 typedef struct search_req {
     const search_sink_ops *ops;
     void *to;

@@ -27,6 +27,12 @@ struct db_pool;
  * UTF-8, no word, more than SEARCH_WORDS_MAX words. Pure. */
 int search_parse_query(const char *q, char *out, const char **err);
 
+/* The message id in a page cursor (decoded) "s:<id>": a pointer into cursor,
+ * or NULL if it is not one. The "s:<rank>:<id>" cursors of the ranked order
+ * (before migration 170) are taken by their id, so a page fetched across
+ * the upgrade goes on newest first below that message. Pure. */
+const char *search_cursor_id(const char *cursor);
+
 /* The statement search_run sends (sb_search, migrations/170_search_newest.sql):
  * user, tsquery text, conversation, an unused real (the rank of the ranked
  * order before 170, always NULL), the cursor id (results below it), rows.

@@ -30,17 +30,6 @@ static void rest_fail(void *to, const char *code, const char *message, json_t *d
 
 static const search_sink_ops REST_OPS = {.ok = rest_ok, .fail = rest_fail};
 
-/* The position of a cursor "s:<id>": the id, or NULL if c is not one. The
- * "s:<rank>:<id>" cursors of the ranked order (migration 120) are still
- * taken, by their id, so a page fetched across the upgrade continues
- * newest first from that message. */
-static const char *cursor_id(const char *c)
-{
-    if (strncmp(c, "s:", 2)) return NULL;
-    const char *id = strrchr(c, ':') + 1;
-    return id_parse(id) && strlen(id) <= 20 ? id : NULL;
-}
-
 static void h_search(sb_req *req)
 {
     if (!rest_auth(req)) return;
@@ -55,7 +44,7 @@ static void h_search(sb_req *req)
     free(q);
     char *conv = http_req_query(req, "conversation_id", true);
     if (conv && (!id_parse(conv) || strlen(conv) > 20)) verr_add(&v, "conversation_id", "must be an id");
-    const char *after = pg.cursor ? cursor_id(pg.cursor) : NULL;
+    const char *after = pg.cursor ? search_cursor_id(pg.cursor) : NULL;
     if (pg.cursor && !after) verr_add(&v, "cursor", "is not a valid cursor");
     if (verr_any(&v)) {
         free(conv);
