@@ -42,6 +42,19 @@ RETURNS SETOF bigint LANGUAGE sql STABLE AS $$
     LIMIT p_cap
 $$;
 
+-- The snippet of a result (as 051 and 120 made it, now in one place): the
+-- body around the matches of p_q, HTML-escaped, each match in <mark>; \x02
+-- and \x03 mark the matches while escaping (taken out of the body first).
+-- A single expression, so it is inlined into its caller.
+CREATE FUNCTION sb_search_snippet(p_body text, p_q tsquery) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT replace(replace(replace(replace(replace(
+               ts_headline('simple', translate(p_body, chr(2) || chr(3), '  '), p_q,
+                           'StartSel=' || chr(2) || ', StopSel=' || chr(3)
+                           || ', MaxWords=24, MinWords=8, ShortWord=0, MaxFragments=2, FragmentDelimiter=" … "'),
+               '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), chr(2), '<mark>'), chr(3), '</mark>')
+$$;
+
 -- One page of p_user's search: the messages matching the tsquery text p_q
 -- in the periods of p_user's memberships, not hidden for p_user, optionally
 -- in p_conv, newest first (id descending), with id < p_id when p_id is
@@ -147,11 +160,7 @@ BEGIN
     page AS MATERIALIZED (SELECT DISTINCT id FROM unnest(v_ids) id ORDER BY id DESC LIMIT p_limit)
     SELECT jsonb_build_object('items', COALESCE(jsonb_agg(
         sb_message_json(m) || jsonb_build_object(
-            'snippet', replace(replace(replace(replace(replace(
-                ts_headline('simple', translate(m.body, chr(2) || chr(3), '  '), q.q,
-                            'StartSel=' || chr(2) || ', StopSel=' || chr(3)
-                            || ', MaxWords=24, MinWords=8, ShortWord=0, MaxFragments=2, FragmentDelimiter=" … "'),
-                '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), chr(2), '<mark>'), chr(3), '</mark>'),
+            'snippet', sb_search_snippet(m.body, q.q),
             '_pos', pg.id::text)
         ORDER BY pg.id DESC), '[]'::jsonb))
     FROM page pg JOIN messages m ON m.id = pg.id, q);
