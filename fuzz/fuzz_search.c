@@ -1,7 +1,9 @@
 /* fuzz_search.c — libFuzzer target: the search query parser
  * (search_parse_query). Whatever it accepts must be tsquery text made only
  * of quoted words (no quote, backslash or ASCII punctuation inside a word)
- * joined by " & ", the last maybe ":*", within SEARCH_TSQUERY_MAX. */
+ * joined by " & ", the last maybe ":*", within SEARCH_TSQUERY_MAX. The same
+ * input as a page cursor (search_cursor_id): an id is only ever digits
+ * inside it. */
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz_env.h"
@@ -29,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!err) {
         abort();
     }
+    const char *id = search_cursor_id(s);
+    if (id && (id < s || id >= s + size || !*id || strspn(id, "0123456789") != strlen(id))) abort();
     free(s);
     return 0;
 }

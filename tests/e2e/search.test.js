@@ -1,7 +1,9 @@
 'use strict';
 // Full-text search over the caller's messages (api.md "Messages",
 // GET /api/v1/search/messages; docs/search.md): by word and by prefix of the
-// last word, words of any script, ranked then newest first, cursor pages,
+// last word, words of any script, newest first (message id descending),
+// cursor pages (a word in many messages paged through to the end equals the
+// brute-force list, through both of sb_search's ways: migrations/170),
 // membership periods (a removed member stops finding new messages, a
 // non-member finds nothing), never deleted / deleted-for-me / ciphertext
 // messages, HTML-safe highlighted snippets, bad queries 422; a message sent
@@ -80,17 +82,17 @@ describe('search', () => {
     assert.match(s, new RegExp(`<mark>${t}</mark>`));
   });
 
-  test('ranked by relevance, then newest first; pages follow next_cursor without repeats', T, async () => {
+  test('newest first, not by relevance; pages follow next_cursor without repeats', T, async () => {
     const [a] = await signupMany(srv, 1);
     const g = await group(a, []);
     const t = tag();
     const weak = [];
     for (let i = 0; i < 7; i++) weak.push(await send(a, g, `${t} once among many other words here number ${i}`));
     const strong = await send(a, g, `${t} ${t} ${t} ${t}`);
+    const last = await send(a, g, `${t} the newest`);
     const first = await search(a, { q: t, limit: 3 });
     assert.equal(first.status, 200, first.text);
-    assert.equal(first.json.items[0].id, strong.id, 'most relevant first');
-    assert.deepEqual(first.json.items.slice(1).map((m) => m.id), [weak[6].id, weak[5].id], 'then newest');
+    assert.deepEqual(ids(first), [last.id, strong.id, weak[6].id], 'newest first, however often the word occurs');
     const seen = [...ids(first)];
     let cur = first.json.next_cursor;
     while (cur) {
@@ -98,8 +100,79 @@ describe('search', () => {
       seen.push(...ids(r));
       cur = r.json.next_cursor;
     }
-    assert.deepEqual(seen, [strong.id, ...weak.map((m) => m.id).reverse()]);
+    assert.deepEqual(seen, [last.id, strong.id, ...weak.map((m) => m.id).reverse()]);
     assertError(await search(a, { q: t, cursor: 'nonsense' }), 422, 'validation_failed');
+    // a cursor of the ranked order before migration 170 ("s:<rank>:<id>")
+    // still pages, by its id
+    const old = Buffer.from(`s:0.0607927:${weak[4].id}`).toString('base64url');
+    assert.deepEqual(ids(await search(a, { q: t, limit: 2, cursor: old })), [weak[3].id, weak[2].id]);
+  });
+
+  // sb_search (migrations/170_search_newest.sql) takes a membership period's
+  // matches from the GIN when it has fewer than max(8, sqrt(messages of the
+  // conversation)) of them, and otherwise reads the conversation newest first
+  // (a merge of backward btree scans). Here: a busy conversation where the
+  // word is in most messages (read newest first; b leaves it halfway and
+  // hides one message), a small one where it is rare (from the GIN), and one
+  // in between; every page of 7 is compared with the list computed from what
+  // was sent, for a whole word and a prefix.
+  test('a common word paged to the end: every visible match once, newest first, across both ways of reading', T, async () => {
+    const [a, b] = await signupMany(srv, 2);
+    const busy = await group(a, [b]);
+    const small = await group(a, [b]);
+    const mid = await group(a, [b]);
+    const t = tag();
+    const sent = []; // {id, conv, words, bSees}
+    const put = async (conv, words, bSees = true) => {
+      const m = await send(a, conv, `${words} filler ${sent.length}`);
+      sent.push({ id: m.id, conv, words: words.split(' '), bSees });
+      return m;
+    };
+    let hidden = null;
+    for (let i = 0; i < 40; i++) {
+      const m = await put(busy, i % 4 === 3 ? 'nothing here' : `${t}a common ${i}`);
+      if (i === 10) hidden = m;
+      if (i % 5 === 0) await put(small, i % 10 === 0 ? `${t}b rare` : 'other words');
+      if (i % 2 === 0) await put(mid, i % 4 === 0 ? `${t}a middle` : 'plain');
+    }
+    assert.equal((await api(srv, 'DELETE', `/messages/${hidden.id}?for=me`, { token: b.token })).status, 204);
+    sent.find((m) => m.id === hidden.id).bSees = false;
+    const rm = await api(srv, 'DELETE', `/conversations/${busy}/members/${b.id}`, { token: a.token });
+    assert.equal(rm.status, 204, rm.text);
+    for (let i = 40; i < 70; i++) await put(busy, i % 4 === 3 ? 'nothing here' : `${t}a common ${i}`, false);
+    await put(small, `${t}b rare after`);
+
+    const newest = (xs) => xs.sort((x, y) => (BigInt(y) > BigInt(x) ? 1 : BigInt(y) < BigInt(x) ? -1 : 0));
+    const expect = (who, pred) => newest(sent.filter((m) => (who === a || m.bSees) && pred(m)).map((m) => m.id));
+    const all = async (who, q, limit = 7) => {
+      const got = [];
+      let cur = null;
+      for (let n = 0; n < 100; n++) {
+        const r = await search(who, cur ? { q, limit, cursor: cur } : { q, limit });
+        got.push(...ids(r));
+        assert.ok(r.json.items.length <= limit);
+        cur = r.json.next_cursor;
+        if (!cur) return got;
+      }
+      assert.fail('more than 100 pages');
+    };
+    const word = (w) => (m) => m.words.includes(w);
+    const prefix = (p) => (m) => m.words.some((w) => w.startsWith(p));
+    for (const who of [a, b]) {
+      const name = who === a ? 'a' : 'b';
+      const dense = await all(who, `${t}a`);
+      assert.deepEqual(dense, expect(who, prefix(`${t}a`)), `${name}: the common word, every page`);
+      assert.equal(new Set(dense).size, dense.length, 'no repeats');
+      assert.deepEqual(await all(who, `${t}a common`, 5), expect(who, (m) => word(`${t}a`)(m) && word('common')(m)), `${name}: two words`);
+      assert.deepEqual(await all(who, `${t}b`), expect(who, word(`${t}b`)), `${name}: the rare word`);
+      assert.deepEqual(await all(who, `${t}`, 200), expect(who, prefix(t)), `${name}: a prefix of both, one page`);
+      assert.deepEqual(ids(await search(who, { q: `${t}a`, conversation_id: mid })), expect(who, (m) => m.conv === mid && prefix(`${t}a`)(m)).slice(0, 50), `${name}: one conversation`);
+    }
+    // b left the busy conversation: nothing sent there after that, and not
+    // the message b hid
+    const bBusy = await all(b, `${t}a common`);
+    assert.ok(!bBusy.includes(hidden.id), 'hidden for b');
+    assert.equal(bBusy.length, 29, '30 messages of the word before b left, one hidden');
   });
 
   test('membership: a non-member finds nothing; a removed member finds what they saw, nothing after', T, async () => {

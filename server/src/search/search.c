@@ -62,6 +62,13 @@ int search_parse_query(const char *q, char *out, const char **err)
     return 0;
 }
 
+const char *search_cursor_id(const char *cursor)
+{
+    if (strncmp(cursor, "s:", 2)) return NULL;
+    const char *id = strrchr(cursor, ':') + 1;
+    return id_parse(id) ? id : NULL;
+}
+
 typedef struct search_req {
     const search_sink_ops *ops;
     void *to;
@@ -109,8 +116,7 @@ static void done(const PGresult *res, const char *err, void *arg)
 }
 
 void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const char *user_id,
-                const char *tsq, const char *conv_id, const char *after_rank, const char *after_id,
-                int limit)
+                const char *tsq, const char *conv_id, const char *before_id, int limit)
 {
     if (!db) {
         ops->fail(to, "unavailable", "no database is configured", NULL, 1);
@@ -130,6 +136,6 @@ void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const 
     q->limit = limit;
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *p[6] = {user_id, tsq, conv_id, after_rank, after_id, lim};
+    const char *p[6] = {user_id, tsq, conv_id, NULL, before_id, lim};
     db_query(db, SEARCH_SQL, 6, p, done, q);
 }

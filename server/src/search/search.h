@@ -1,7 +1,8 @@
 /* search.h — full-text search over the caller's messages (api.md
  * "Messages", GET /api/v1/search/messages; docs/search.md): the query
  * parser and the sb_search function (migrations/051_search.sql, replaced by
- * 120_search_scoped.sql: a per-conversation index). The
+ * 120_search_scoped.sql: a per-conversation index, and by
+ * 170_search_newest.sql: newest first, cost bounded by the page). The
  * core: no HTTP; search_rest.c is the edge. */
 #ifndef SB_SEARCH_H
 #define SB_SEARCH_H
@@ -26,9 +27,17 @@ struct db_pool;
  * UTF-8, no word, more than SEARCH_WORDS_MAX words. Pure. */
 int search_parse_query(const char *q, char *out, const char **err);
 
-/* The statement search_run sends (sb_search, migrations/120 and 140): user,
- * tsquery text, conversation, cursor rank and id, rows. scripts/bench.sh's
- * pgbench reference for P12 runs this same text (it reads it from here). */
+/* The message id in a page cursor (decoded) "s:<id>": a pointer into cursor,
+ * or NULL if it is not one. The "s:<rank>:<id>" cursors of the ranked order
+ * (before migration 170) are taken by their id, so a page fetched across
+ * the upgrade goes on newest first below that message. Pure. */
+const char *search_cursor_id(const char *cursor);
+
+/* The statement search_run sends (sb_search, migrations/170_search_newest.sql):
+ * user, tsquery text, conversation, an unused real (the rank of the ranked
+ * order before 170, always NULL), the cursor id (results below it), rows.
+ * scripts/bench.sh's pgbench reference for P12 runs this same text (it
+ * reads it from here). */
 #define SEARCH_SQL "SELECT sb_search($1::int8, $2, $3::int8, $4::real, $5::int8, $6::int)::text"
 
 /* Where the answer goes (the REST edge's function table). */
@@ -37,13 +46,12 @@ typedef struct search_sink_ops {
     void (*fail)(void *to, const char *code, const char *message, json_t *details, int retry_after_s);
 } search_sink_ops;
 
-/* One page of user_id's search: tsq from search_parse_query, conv_id NULL
- * or a valid id, after_rank/after_id the decoded cursor position (NULL:
- * first page), limit 1..200. Answers {"items": [Message + "snippet"],
- * "next_cursor"} through ops/to, once. */
+/* One page of user_id's search, newest first: tsq from search_parse_query,
+ * conv_id NULL or a valid id, before_id the decoded cursor (the last id of
+ * the previous page; NULL: first page), limit 1..200. Answers {"items":
+ * [Message + "snippet"], "next_cursor"} through ops/to, once. */
 void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const char *user_id,
-                const char *tsq, const char *conv_id, const char *after_rank, const char *after_id,
-                int limit);
+                const char *tsq, const char *conv_id, const char *before_id, int limit);
 
 /* Registers GET /api/v1/search/messages (search_rest.c). */
 void search_routes(void);

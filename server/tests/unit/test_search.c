@@ -1,4 +1,4 @@
-/* test_search.c — the search query parser (search/search.c). */
+/* test_search.c — the search query parser and the page cursor (search/search.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,11 +58,28 @@ static void test_limits(void **st)
     assert_int_equal(strlen(o), 64 + 4);
 }
 
+static void test_cursor(void **st)
+{
+    (void)st;
+    assert_string_equal(search_cursor_id("s:12345"), "12345");
+    assert_string_equal(search_cursor_id("s:0.0607927:42"), "42"); /* ranked order (before 170) */
+    assert_string_equal(search_cursor_id("s:6.07927e-05:9007199254740993"), "9007199254740993");
+    assert_null(search_cursor_id("s:"));
+    assert_null(search_cursor_id("s:abc"));
+    assert_null(search_cursor_id("s:0.5:"));
+    assert_null(search_cursor_id("s:-1"));
+    assert_null(search_cursor_id("x:12"));
+    assert_null(search_cursor_id("12"));
+    assert_null(search_cursor_id(""));
+    assert_null(search_cursor_id("s:123456789012345678901")); /* more than 20 digits */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_cursor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
