@@ -696,9 +696,11 @@ static int own_seal(tls_conn *t, uint8_t type, const void *p, size_t n)
 /* Our KeyUpdate (update_not_requested), then our next key. */
 static int own_key_update(tls_conn *t)
 {
-    static const unsigned char ku[5] = {24, 0, 0, 1, 0};
-    if (own_seal(t, TLS13_HANDSHAKE, ku, sizeof ku) != 0) return -1;
-    return tls13_next_key(&t->rec, &t->rec.wr);
+    char *o = out_reserve(t, TLS13_OVERHEAD + 5);
+    long w = o ? tls13_seal_key_update(&t->rec, (unsigned char *)o) : -1;
+    if (w < 0) return -1;
+    t_out_len += (size_t)w;
+    return 0;
 }
 
 /* A fatal alert, then the close. */
@@ -766,23 +768,17 @@ static int own_record(sb_conn *c, tls_conn *t, const unsigned char *rec, size_t 
         conn_close(c);
         return -1;
     }
-    /* the only handshake message a client sends now: KeyUpdate, alone in
-     * its record (it may not share a record with what follows a key change) */
-    if (type == TLS13_HANDSHAKE && m == 5 && t_open[0] == 24 && t_open[1] == 0 && t_open[2] == 0 &&
-        t_open[3] == 1) {
-        if (t_open[4] > 1) {
-            own_fail(c, t, TLS13_A_ILLEGAL);
-            return -1;
-        }
-        bool requested = t_open[4] == 1;
-        if (tls13_next_key(&t->rec, &t->rec.rd) != 0 || (requested && !t->shut && own_key_update(t) != 0)) {
-            own_fail(c, t, TLS13_A_UNEXPECTED);
-            return -1;
-        }
-        return 0;
+    int rc = type == TLS13_HANDSHAKE ? tls13_on_handshake(&t->rec, t_open, (size_t)m, &alert) : -1;
+    if (type != TLS13_HANDSHAKE) alert = TLS13_A_UNEXPECTED;
+    if (rc == 1 && !t->shut && own_key_update(t) != 0) {
+        alert = TLS13_A_INTERNAL;
+        rc = -1;
     }
-    own_fail(c, t, TLS13_A_UNEXPECTED);
-    return -1;
+    if (rc < 0) {
+        own_fail(c, t, alert);
+        return -1;
+    }
+    return 0;
 }
 
 /* Ciphertext received on an own connection: whole records are opened where

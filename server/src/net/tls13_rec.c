@@ -4,12 +4,12 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <string.h>
 
 static EVP_CIPHER *g_cipher[4]; /* by suite index */
-static EVP_KDF *g_hkdf;
-static _Thread_local EVP_CIPHER_CTX *t_cctx; /* keyed again for every record */
+static EVP_MAC *g_hmac;
+static _Thread_local EVP_CIPHER_CTX *t_cctx;  /* keyed again for every record */
+static _Thread_local EVP_MAC_CTX *t_hmac[3];  /* by hash: [1] SHA-256, [2] SHA-384 */
 
 static const char *const cipher_name[4] = {NULL, "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"};
 static const char *const hash_name[4] = {NULL, "SHA256", "SHA384", "SHA256"};
@@ -18,11 +18,11 @@ static const size_t hash_len[4] = {0, 32, 48, 32};
 
 int tls13_rec_global_init(void)
 {
-    if (g_hkdf) return 0;
+    if (g_hmac) return 0;
     for (int i = 1; i < 4; i++)
         if (!(g_cipher[i] = EVP_CIPHER_fetch(NULL, cipher_name[i], NULL))) return -1;
-    g_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    return g_hkdf ? 0 : -1;
+    g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    return g_hmac ? 0 : -1;
 }
 
 int tls13_suite_of(uint16_t iana_id)
@@ -35,11 +35,33 @@ int tls13_suite_of(uint16_t iana_id)
     }
 }
 
-/* HKDF-Expand-Label(secret, label, "", outlen) (RFC 8446 7.1). */
+/* This thread's HMAC context for the suite's hash (made once: a fetch by
+ * name per derivation cost ~20 us per handshake). */
+static EVP_MAC_CTX *hmac_ctx(int suite)
+{
+    int h = suite == 2 ? 2 : 1;
+    if (!t_hmac[h]) {
+        EVP_MAC_CTX *m = EVP_MAC_CTX_new(g_hmac);
+        OSSL_PARAM p[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)hash_name[suite], 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (!m || EVP_MAC_CTX_set_params(m, p) != 1) {
+            EVP_MAC_CTX_free(m);
+            return NULL;
+        }
+        t_hmac[h] = m;
+    }
+    return t_hmac[h];
+}
+
+/* HKDF-Expand-Label(secret, label, "", outlen) (RFC 8446 7.1). Every
+ * output here is at most the hash's length: HKDF-Expand's first block,
+ * HMAC(secret, HkdfLabel || 0x01), truncated (RFC 5869 2.3). */
 static int expand_label(int suite, const unsigned char *secret, const char *label, unsigned char *out,
                         size_t outlen)
 {
-    unsigned char info[2 + 1 + 6 + 16 + 1];
+    unsigned char info[2 + 1 + 6 + 16 + 1 + 1];
     size_t ll = strlen(label);
     if (ll > 16) return -1;
     info[0] = (unsigned char)(outlen >> 8);
@@ -47,20 +69,18 @@ static int expand_label(int suite, const unsigned char *secret, const char *labe
     info[2] = (unsigned char)(6 + ll);
     memcpy(info + 3, "tls13 ", 6);
     memcpy(info + 9, label, ll);
-    info[9 + ll] = 0; /* empty context */
-    EVP_KDF_CTX *k = EVP_KDF_CTX_new(g_hkdf);
-    if (!k) return -1;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    OSSL_PARAM p[] = {
-        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)hash_name[suite], 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, hash_len[suite]),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, 10 + ll),
-        OSSL_PARAM_construct_end(),
-    };
-    int rc = EVP_KDF_derive(k, out, outlen, p) == 1 ? 0 : -1;
-    EVP_KDF_CTX_free(k);
-    return rc;
+    info[9 + ll] = 0;  /* empty context */
+    info[10 + ll] = 1; /* the block counter */
+    EVP_MAC_CTX *m = hmac_ctx(suite);
+    unsigned char block[48];
+    size_t n = 0;
+    if (!m || outlen > hash_len[suite] || EVP_MAC_init(m, secret, hash_len[suite], NULL) != 1 ||
+        EVP_MAC_update(m, info, 11 + ll) != 1 || EVP_MAC_final(m, block, &n, sizeof block) != 1 ||
+        n != hash_len[suite])
+        return -1;
+    memcpy(out, block, outlen);
+    OPENSSL_cleanse(block, sizeof block);
+    return 0;
 }
 
 static int derive_dir(int suite, tls13_dir *d)
@@ -75,7 +95,7 @@ int tls13_rec_init(tls13_rec *r, int suite, const unsigned char *client_secret,
                    const unsigned char *server_secret, size_t secret_len, uint64_t wseq)
 {
     memset(r, 0, sizeof *r);
-    if (suite < 1 || suite > 3 || secret_len != hash_len[suite] || !g_hkdf) return -1;
+    if (suite < 1 || suite > 3 || secret_len != hash_len[suite] || !g_hmac) return -1;
     r->suite = (uint8_t)suite;
     memcpy(r->rd.secret, client_secret, secret_len);
     memcpy(r->wr.secret, server_secret, secret_len);
@@ -191,4 +211,32 @@ long tls13_open(tls13_rec *r, const unsigned char *rec, size_t len, unsigned cha
         return -1;
     }
     return (long)(i - 1);
+}
+
+int tls13_on_handshake(tls13_rec *r, const unsigned char *msg, size_t len, int *alert)
+{
+    /* the only handshake message a client sends after the handshake (we ask
+     * for no post-handshake authentication): KeyUpdate, alone in its record
+     * (it may not share one with what follows the key change) */
+    if (len != 5 || msg[0] != 24 || msg[1] != 0 || msg[2] != 0 || msg[3] != 1) {
+        *alert = len >= 1 && msg[0] == 24 ? TLS13_A_DECODE : TLS13_A_UNEXPECTED;
+        return -1;
+    }
+    if (msg[4] > 1) {
+        *alert = TLS13_A_ILLEGAL;
+        return -1;
+    }
+    if (tls13_next_key(r, &r->rd) != 0) {
+        *alert = TLS13_A_INTERNAL;
+        return -1;
+    }
+    return msg[4]; /* update_requested: ours must follow */
+}
+
+long tls13_seal_key_update(tls13_rec *r, unsigned char *out)
+{
+    static const unsigned char ku[5] = {24, 0, 0, 1, 0}; /* update_not_requested */
+    long n = tls13_seal(r, TLS13_HANDSHAKE, ku, sizeof ku, out);
+    if (n < 0 || tls13_next_key(r, &r->wr) != 0) return -1;
+    return n;
 }

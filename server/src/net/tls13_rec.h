@@ -43,6 +43,7 @@ enum {
     TLS13_A_OVERFLOW = 22,
     TLS13_A_DECODE = 50,
     TLS13_A_ILLEGAL = 47,
+    TLS13_A_INTERNAL = 80,
 };
 
 typedef struct tls13_dir {
@@ -82,5 +83,13 @@ long tls13_open(tls13_rec *r, const unsigned char *rec, size_t len, unsigned cha
                 int *alert);
 /* Moves dir d to its next traffic secret (KeyUpdate). 0 or -1. */
 int tls13_next_key(tls13_rec *r, tls13_dir *d);
+/* A handshake record's content from the client: its KeyUpdate moves the
+ * read key on. Returns 0, 1 when the client asked for ours (seal it with
+ * tls13_seal_key_update before the next application data), or -1 with
+ * *alert (anything else). */
+int tls13_on_handshake(tls13_rec *r, const unsigned char *msg, size_t len, int *alert);
+/* Seals our KeyUpdate into out (TLS13_OVERHEAD + 5 bytes) and moves our
+ * write key on. Returns the bytes written or -1. */
+long tls13_seal_key_update(tls13_rec *r, unsigned char *out);
 
 #endif
