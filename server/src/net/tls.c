@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include "base/config.h"
 #include "net/conn.h"
-#include "net/tls13_rec.h"
+#include "net/tls13.h"
 #include "base/log.h"
 
 #define TLS_RECORD 16384 /* plaintext per SSL_read / per record written */
@@ -33,7 +33,7 @@ typedef struct tls_conn {
     bool failed;      /* handshake failed: the alert is on its way, input is dropped */
     bool in_read;     /* inside tls_on_read */
     bool dead;        /* connection gone while in_read: freed by tls_on_read */
-    /* TLS 1.3 after the handshake (tls13_rec.h): the SSL object is freed and
+    /* TLS 1.3 after the handshake (tls13.h): the SSL object is freed and
      * rec seals and opens the records; part holds a record received in
      * pieces (allocated only then). */
     bool own;
@@ -150,7 +150,7 @@ static int unhex(const char *h, unsigned char *out, size_t max)
 
 /* The key log (OpenSSL hands every secret it derives to it): keeps the two
  * TLS 1.3 application traffic secrets for the record layer of our own that
- * takes over after the handshake (tls13_rec.h), and how many records were
+ * takes over after the handshake (tls13.h), and how many records were
  * written before the server's key changed to its application key (the
  * server's Finished is written by then; the session ticket comes after). */
 static void keylog_cb(const SSL *ssl, const char *line)
@@ -677,7 +677,7 @@ static int bio_write(BIO *b, const char *data, int len)
     return len;
 }
 
-/* ---- TLS 1.3 after the handshake: records of our own (tls13_rec.h) ---- */
+/* ---- TLS 1.3 after the handshake: records of our own (tls13.h) ---- */
 
 /* Seals one record of t's into t_out; before the 2^23rd application record
  * under one key, a KeyUpdate first. Returns 0 or -1. */

@@ -1,4 +1,4 @@
-/* tls13_rec.h — the TLS 1.3 record layer (RFC 8446 section 5) of an
+/* tls13.h — the TLS 1.3 record layer (RFC 8446 section 5) of an
  * established connection, without the SSL object (issue 18, P13 memory).
  *
  * OpenSSL's SSL object of a finished TLS 1.3 handshake stays ~11 KB per
@@ -19,8 +19,8 @@
  * authentication, early data. A post-handshake handshake message other than
  * KeyUpdate, a KeyUpdate not alone in its record, a record over 2^14 + 256
  * bytes, a failed tag or an alert ends the connection (fatal alert sent). */
-#ifndef SB_TLS13_REC_H
-#define SB_TLS13_REC_H
+#ifndef SB_TLS13_H
+#define SB_TLS13_H
 
 #include <stddef.h>
 #include <stdint.h>

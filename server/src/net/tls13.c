@@ -1,5 +1,5 @@
-/* tls13_rec.c — TLS 1.3 records without the SSL object (see tls13_rec.h). */
-#include "net/tls13_rec.h"
+/* tls13.c — TLS 1.3 records without the SSL object (see tls13.h). */
+#include "net/tls13.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

@@ -1,4 +1,4 @@
-/* Unit tests for net/tls13_rec.c: OpenSSL's client against our record layer
+/* Unit tests for net/tls13.c: OpenSSL's client against our record layer
  * after a real TLS 1.3 handshake (in memory), for each of the three suites:
  * data both ways, the client's KeyUpdate (with and without a request for
  * ours), ours, close_notify, and the records that must be refused. */
@@ -14,7 +14,7 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
-#include "net/tls13_rec.h"
+#include "net/tls13.h"
 
 static EVP_PKEY *g_key;
 static X509 *g_cert;
