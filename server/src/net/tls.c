@@ -21,6 +21,7 @@
 #include "base/log.h"
 
 #define TLS_RECORD 16384 /* plaintext per SSL_read / per record written */
+#define TLS_HANDSHAKE_FREED (16 * 1024) /* what a finished handshake leaves free, roughly (the trim hint) */
 
 typedef struct tls_conn {
     SSL *ssl;         /* its BIO (bio_method) reads in[] and stages into t_out; NULL once own */
@@ -900,6 +901,11 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
         atomic_fetch_add(SSL_session_reused(t->ssl) ? &g_resumed : &g_full, 1);
         if (push_out(c, t) != 0) goto out;
         go_own(t);
+        /* the handshake's buffers (and with own records the SSL object) are
+         * free now: after a burst of handshakes, a quiet second gives the
+         * pages back (conn.c's trim), else a burst of N concurrent handshakes
+         * keeps ~30 KB each of free arena as RSS */
+        reactor_trim_hint(TLS_HANDSHAKE_FREED);
         conn_mark_dirty(c); /* anything queued meanwhile can go now */
     }
     if (t->own) {
