@@ -3,6 +3,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -19,20 +20,18 @@ static const size_t hash_len[4] = {0, 32, 48, 32};
 int tls13_rec_global_init(void)
 {
     if (g_hmac) return 0;
-    for (int i = 1; i < 4; i++)
-        if (!(g_cipher[i] = EVP_CIPHER_fetch(NULL, cipher_name[i], NULL))) return -1;
+    /* a cipher the providers lack (e.g. ChaCha20 under FIPS) is left to the
+     * SSL object: tls13_suite_of says 0 for it */
+    for (int i = 1; i < 4; i++) g_cipher[i] = EVP_CIPHER_fetch(NULL, cipher_name[i], NULL);
+    ERR_clear_error();
     g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     return g_hmac ? 0 : -1;
 }
 
 int tls13_suite_of(uint16_t iana_id)
 {
-    switch (iana_id) {
-    case 0x1301: return 1;
-    case 0x1302: return 2;
-    case 0x1303: return 3;
-    default: return 0;
-    }
+    int s = iana_id >= 0x1301 && iana_id <= 0x1303 ? iana_id - 0x1300 : 0;
+    return s && g_cipher[s] ? s : 0;
 }
 
 /* This thread's HMAC context for the suite's hash (made once: a fetch by
@@ -95,7 +94,7 @@ int tls13_rec_init(tls13_rec *r, int suite, const unsigned char *client_secret,
                    const unsigned char *server_secret, size_t secret_len, uint64_t wseq)
 {
     memset(r, 0, sizeof *r);
-    if (suite < 1 || suite > 3 || secret_len != hash_len[suite] || !g_hmac) return -1;
+    if (suite < 1 || suite > 3 || secret_len != hash_len[suite] || !g_hmac || !g_cipher[suite]) return -1;
     r->suite = (uint8_t)suite;
     memcpy(r->rd.secret, client_secret, secret_len);
     memcpy(r->wr.secret, server_secret, secret_len);

@@ -61,7 +61,8 @@ typedef struct tls13_rec {
 
 /* Fetches the ciphers and the KDF once (main thread, at start). 0 or -1. */
 int tls13_rec_global_init(void);
-/* The suite's index for its IANA id (0x1301..0x1303), 0 when not ours. */
+/* The suite's index for its IANA id (0x1301..0x1303), 0 when not ours (or
+ * its cipher is not available from the providers). */
 int tls13_suite_of(uint16_t iana_id);
 /* Sets r up for `suite` from the client's and the server's application
  * traffic secrets (secret_len: the suite hash's size) with `wseq` records
