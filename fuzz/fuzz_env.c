@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +145,9 @@ void fz_open(bool admin)
     conn_resume_read(c); /* starts reading with conn.c's callbacks */
 }
 
+static void (*g_tap)(const char *data, size_t len);
+void fz_tap(void (*fn)(const char *data, size_t len)) { g_tap = fn; }
+
 /* Reads and drops what the server wrote (shown on stderr when FZ_DEBUG is
  * set, to check a seed). */
 static void drain_peer(void)
@@ -152,6 +159,7 @@ static void drain_peer(void)
         ssize_t n = read(g_peer, buf, sizeof buf);
         if (n <= 0) return;
         if (debug) fwrite(buf, 1, (size_t)n, stderr);
+        if (g_tap) g_tap(buf, (size_t)n);
     }
 }
 
@@ -213,4 +221,34 @@ void fz_close(void)
         fprintf(stderr, "fuzz_env: a connection outlived its input\n");
         abort();
     }
+}
+
+void fz_tls_cert(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    if (!k || !x) abort();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, k);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    if (!X509_sign(x, k, EVP_sha256())) abort();
+    char cert[] = "/tmp/sb-fuzz-cert-XXXXXX", key[] = "/tmp/sb-fuzz-key-XXXXXX";
+    int cf = mkstemp(cert), kf = mkstemp(key);
+    FILE *c = cf >= 0 ? fdopen(cf, "w") : NULL, *f = kf >= 0 ? fdopen(kf, "w") : NULL;
+    if (!c || !f || !PEM_write_X509(c, x) || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL))
+        abort();
+    fclose(c);
+    fclose(f);
+    snprintf(g_config.tls_cert, sizeof g_config.tls_cert, "%s", cert);
+    snprintf(g_config.tls_key, sizeof g_config.tls_key, "%s", key);
+    if (tls_init() != 0 || !tls_enabled()) abort();
+    unlink(cert); /* loaded: the files are not needed any more */
+    unlink(key);
+    X509_free(x);
+    EVP_PKEY_free(k);
 }

@@ -31,6 +31,11 @@ void fz_close(void);
 /* Splits data into chunks and sends them one by one: the chunk size is
  * derived from `seed` (1..256 bytes, or everything at once). */
 void fz_send_chunked(const uint8_t *data, size_t len, uint8_t seed);
+/* Hands what the server writes to fn as well (NULL: only dropped). */
+void fz_tap(void (*fn)(const char *data, size_t len));
+/* Turns TLS on for the public listener: a fresh self-signed P-256
+ * certificate in temp files loaded by tls_init. Once per process. */
+void fz_tls_cert(void);
 /* An access token for user `user` valid for years, signed with FZ_SECRET
  * (static storage). */
 const char *fz_token(const char *user);

@@ -9,7 +9,10 @@
 // refused by the
 // server (TLS 1.2 accepted), plain HTTP on the TLS port closed without a
 // crash, a stalled handshake timed out, and a bad TLS configuration refused
-// at start.
+// at start. TLS 1.3's records after the handshake (the server's own record
+// layer, net/tls13.c): each suite with the client's KeyUpdates (s_client),
+// records split into one-byte segments, several requests in one record, and
+// the same with SB_TLS13_OWN_RECORDS=0.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -329,7 +332,104 @@ describe('TLS on the public listener', () => {
     assert.match(text, /^HTTP\/1\.1 200 /);
     s.destroy();
   });
+
+  // After a TLS 1.3 handshake the server frees OpenSSL's SSL object and runs
+  // the records with its own layer (server/src/net/tls13.c).
+  for (const suite of ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']) {
+    test(`TLS 1.3 ${suite}: requests before and after the client's KeyUpdates (asking for ours, then not)`, T, async () => {
+      const out = await sClient(srv.port, ['-tls1_3', '-ciphersuites', suite],
+        ['GET /healthz HTTP/1.1\nHost: x\n\n', 'K\n', 'GET /healthz HTTP/1.1\nHost: x\n\n', 'k\n',
+          'GET /healthz HTTP/1.1\nHost: x\n\n']);
+      assert.match(out, new RegExp(`Cipher is ${suite}`));
+      assert.equal((out.match(/KEYUPDATE/g) || []).length, 2, out);
+      assert.equal((out.match(/HTTP\/1\.1 200 /g) || []).length, 3, out);
+    });
+  }
+
+  test('TLS 1.3: records that arrive one byte per segment, and several requests in one record', T, async () => {
+    const raw = net.connect(srv.port, '127.0.0.1');
+    raw.setNoDelay(true);
+    await new Promise((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject); });
+    const { Duplex } = require('node:stream');
+    let dribble = false;
+    const wire = new Duplex({
+      read() {},
+      write(chunk, enc, cb) {
+        if (!dribble) { raw.write(chunk, cb); return; }
+        (async () => {
+          for (let i = 0; i < chunk.length; i++) {
+            raw.write(chunk.subarray(i, i + 1));
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          cb();
+        })();
+      },
+    });
+    raw.on('data', (d) => wire.push(d));
+    raw.on('end', () => wire.push(null));
+    const s = tls.connect({ socket: wire, ca: cert.ca, servername: 'localhost', minVersion: 'TLSv1.3' });
+    await new Promise((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+    let got = '';
+    s.on('data', (c) => { got += c; });
+    const until = async (n) => {
+      for (let i = 0; i < 500 && (got.match(/HTTP\/1\.1 200 /g) || []).length < n; i++) {
+        await new Promise((r) => setTimeout(r, 10 * slow()));
+      }
+      return (got.match(/HTTP\/1\.1 200 /g) || []).length;
+    };
+    dribble = true; // one request, its record split into one-byte segments
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(await until(1), 1, got);
+    dribble = false; // three requests in one record
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3));
+    assert.equal(await until(4), 4, got);
+    s.destroy();
+    raw.destroy();
+  });
+
+  test('TLS 1.3 with SB_TLS13_OWN_RECORDS=0 (the SSL object kept) serves the same', T, async () => {
+    const srv2 = await startServer({ env: { SB_TLS_CERT: cert.cert, SB_TLS_KEY: cert.key, SB_TLS13_OWN_RECORDS: '0' } });
+    try {
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: cert.ca });
+      for (let i = 0; i < 3; i++) {
+        const r = await get(https, `https://127.0.0.1:${srv2.port}/healthz`, { agent });
+        assert.equal(r.status, 200);
+        assert.equal(r.conn.protocol, 'TLSv1.3');
+      }
+      agent.destroy();
+      const out = await sClient(srv2.port, ['-tls1_3'], ['GET /healthz HTTP/1.1\nHost: x\n\n', 'K\n',
+        'GET /healthz HTTP/1.1\nHost: x\n\n']);
+      assert.equal((out.match(/HTTP\/1\.1 200 /g) || []).length, 2, out);
+    } finally {
+      await srv2.stop();
+    }
+  });
 });
+
+/** Runs `openssl s_client` against the port, typing `lines` one at a time
+ * (s_client's "K" / "k" lines send a KeyUpdate with / without a request for
+ * the server's), then resolves with what it printed. Bounded. */
+function sClient(port, args, lines) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-crlf', ...args],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    const kill = setTimeout(() => p.kill('SIGKILL'), 15000 * slow());
+    p.on('error', reject);
+    p.on('close', () => { clearTimeout(kill); resolve(out); });
+    (async () => {
+      for (const l of lines) {
+        await new Promise((r) => setTimeout(r, 300 * slow()));
+        p.stdin.write(l);
+      }
+      await new Promise((r) => setTimeout(r, 500 * slow()));
+      p.stdin.end();
+      setTimeout(() => p.kill('SIGTERM'), 500 * slow());
+    })();
+  });
+}
 
 describe('TLS configuration', () => {
   test('a certificate without its key, or an unreadable file, stops the start', T, async () => {

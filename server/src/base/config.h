@@ -59,6 +59,7 @@ typedef struct sb_config {
     uint64_t tls_reload_check_s; /* seconds between checks of the cert/key files (0 = only SIGHUP) */
     char tls_ticket_key_file[512]; /* shared session-ticket keys (several nodes), else random per process */
     uint64_t tls_ticket_rotate_s;  /* lifetime of a random ticket key before a new one encrypts */
+    bool tls13_own_records;        /* after a TLS 1.3 handshake: our record layer, the SSL object freed */
     char allowed_origins[4096];  /* Origins allowed to open sockets ("": the same site) */
     size_t message_max_bytes;  /* largest message body / caption, bytes */
     char ratelimit_send[32];   /* message sends per user, "N/S" */

@@ -17,12 +17,14 @@
 #include <sys/stat.h>
 #include "base/config.h"
 #include "net/conn.h"
+#include "net/tls13.h"
 #include "base/log.h"
 
 #define TLS_RECORD 16384 /* plaintext per SSL_read / per record written */
+#define TLS_HANDSHAKE_FREED (16 * 1024) /* what a finished handshake leaves free, roughly (the trim hint) */
 
 typedef struct tls_conn {
-    SSL *ssl;         /* its BIO (bio_method) reads in[] and stages into t_out */
+    SSL *ssl;         /* its BIO (bio_method) reads in[] and stages into t_out; NULL once own */
     struct sb_conn *c;
     const char *in;   /* ciphertext being fed, valid only inside tls_on_read */
     size_t inlen;
@@ -32,6 +34,21 @@ typedef struct tls_conn {
     bool failed;      /* handshake failed: the alert is on its way, input is dropped */
     bool in_read;     /* inside tls_on_read */
     bool dead;        /* connection gone while in_read: freed by tls_on_read */
+    /* TLS 1.3 after the handshake (tls13.h): the SSL object is freed and
+     * rec seals and opens the records; part holds a record received in
+     * pieces (allocated only then). */
+    bool own;
+    bool shut;        /* our close_notify is out: nothing more to write */
+    uint8_t secrets;  /* during the handshake: 1 client's, 2 server's application secret seen, 4 unusable */
+    uint8_t seclen;   /* their length (the suite's hash) */
+    uint8_t ohdr_have;/* the record parser of our output during the handshake: */
+    uint8_t ohdr[5];  /*   header bytes of the record being written */
+    uint16_t orec_left;  /* its body bytes still to come */
+    uint32_t orecs;      /* records written */
+    uint32_t orecs_app;  /* records written before the server's application key */
+    uint32_t partlen;
+    unsigned char *part;
+    tls13_rec rec;    /* during the handshake: the secrets, as the keylog callback gives them */
 } tls_conn;
 
 /* One ciphertext write: the request and its bytes in one allocation. */
@@ -51,6 +68,7 @@ typedef struct tls_wreq {
 static SSL_CTX *g_ctx;
 static SSL_CTX *g_rctx[TLS_MAX_REACTORS];
 static _Thread_local char t_plain[TLS_RECORD];
+static _Thread_local unsigned char t_open[TLS13_MAX_CIPHER]; /* an opened record's plaintext */
 
 /* The connection's BIO (one for both directions, no buffer of its own, so an
  * idle connection holds none): reads come straight from the bytes
@@ -117,6 +135,51 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* Hex digits into out (at most max bytes). Returns the byte count or -1. */
+static int unhex(const char *h, unsigned char *out, size_t max)
+{
+    size_t n = 0;
+    for (; h[0] && h[1] && h[0] != ' '; h += 2) {
+        int hi = OPENSSL_hexchar2int((unsigned char)h[0]), lo = OPENSSL_hexchar2int((unsigned char)h[1]);
+        if (hi < 0 || lo < 0 || n == max) return -1;
+        out[n++] = (unsigned char)(hi << 4 | lo);
+    }
+    return h[0] && h[0] != ' ' ? -1 : (int)n;
+}
+
+/* The key log (OpenSSL hands every secret it derives to it): keeps the two
+ * TLS 1.3 application traffic secrets for the record layer of our own that
+ * takes over after the handshake (tls13.h), and how many records were
+ * written before the server's key changed to its application key (the
+ * server's Finished is written by then; the session ticket comes after). */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    BIO *b = SSL_get_rbio(ssl);
+    tls_conn *t = b ? BIO_get_data(b) : NULL;
+    if (!t || t->done) return;
+    unsigned char *dst;
+    uint8_t bit;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
+        dst = t->rec.rd.secret;
+        bit = 1;
+    } else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
+        dst = t->rec.wr.secret;
+        bit = 2;
+        t->orecs_app = t->orecs;
+        if (t->ohdr_have) t->secrets |= 4; /* a record half written: no count to trust */
+    } else {
+        return;
+    }
+    const char *sp = strchr(line + 24, ' '); /* after the client random */
+    int n = sp ? unhex(sp + 1, dst, sizeof t->rec.rd.secret) : -1;
+    if (n <= 0 || (t->seclen && n != t->seclen)) {
+        t->secrets |= 4;
+        return;
+    }
+    t->seclen = (uint8_t)n;
+    t->secrets |= bit;
 }
 
 /* OpenSSL's ticket key callback: encrypt with key [0]; decrypt with the
@@ -240,6 +303,7 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    if (g_config.tls13_own_records) SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     if (g_config.tls_ciphers[0] && SSL_CTX_set_cipher_list(ctx, g_config.tls_ciphers) != 1) {
         snprintf(err, errlen, "SB_TLS_CIPHERS \"%s\": %s", g_config.tls_ciphers, ssl_err());
         goto fail;
@@ -321,6 +385,10 @@ int tls_init(void)
             return -1;
         }
         g_bio_method = m;
+    }
+    if (g_config.tls13_own_records && tls13_rec_global_init() != 0) {
+        fprintf(stderr, "switchboard: TLS: %s (SB_TLS13_OWN_RECORDS=0 runs without it)\n", ssl_err());
+        return -1;
     }
     if (g_config.tls_ticket_key_file[0]) {
         tkey keys[TKEYS_MAX];
@@ -479,8 +547,12 @@ static void free_state(tls_conn *t)
         t_out_owner = NULL;
         t_out_len = 0;
     }
-    BIO_set_data(SSL_get_rbio(t->ssl), NULL);
-    SSL_free(t->ssl); /* frees the BIO */
+    if (t->ssl) {
+        BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+        SSL_free(t->ssl); /* frees the BIO */
+    }
+    free(t->part);
+    tls13_rec_wipe(&t->rec);
     free(t);
 }
 
@@ -553,24 +625,208 @@ static int push_out(sb_conn *c, tls_conn *t)
     return 0;
 }
 
+/* Room for len more bytes of t's in t_out (what is staged there for
+ * another connection goes to it first). Returns where they go (the caller
+ * adds them to t_out_len), or NULL (out of memory). */
+static char *out_reserve(tls_conn *t, size_t len)
+{
+    if (t_out_owner && t_out_owner != t && t_out_len) push_out(t_out_owner->c, t_out_owner);
+    if (t_out_len + len > t_out_cap) {
+        size_t cap = t_out_cap ? t_out_cap : 4 * TLS_RECORD;
+        while (cap < t_out_len + len) cap *= 2;
+        char *nb = realloc(t_out, cap);
+        if (!nb) return NULL;
+        t_out = nb;
+        t_out_cap = cap;
+    }
+    t_out_owner = t;
+    return t_out + t_out_len;
+}
+
+/* Counts the records in the handshake's output (see keylog_cb). */
+static void count_records(tls_conn *t, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        if (t->ohdr_have < 5) {
+            t->ohdr[t->ohdr_have++] = *p++;
+            n--;
+            if (t->ohdr_have == 5) {
+                t->orecs++;
+                t->orec_left = (uint16_t)(t->ohdr[3] << 8 | t->ohdr[4]);
+                if (t->orec_left == 0) t->ohdr_have = 0;
+            }
+            continue;
+        }
+        size_t k = n < t->orec_left ? n : t->orec_left;
+        p += k;
+        n -= k;
+        t->orec_left = (uint16_t)(t->orec_left - k);
+        if (t->orec_left == 0) t->ohdr_have = 0;
+    }
+}
+
 static int bio_write(BIO *b, const char *data, int len)
 {
     tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (!t || len < 0) return -1;
-    if (t_out_owner && t_out_owner != t && t_out_len) push_out(t_out_owner->c, t_out_owner);
-    if (t_out_len + (size_t)len > t_out_cap) {
-        size_t cap = t_out_cap ? t_out_cap : 4 * TLS_RECORD;
-        while (cap < t_out_len + (size_t)len) cap *= 2;
-        char *nb = realloc(t_out, cap);
-        if (!nb) return -1;
-        t_out = nb;
-        t_out_cap = cap;
-    }
-    memcpy(t_out + t_out_len, data, (size_t)len);
+    char *o = out_reserve(t, (size_t)len);
+    if (!o) return -1;
+    memcpy(o, data, (size_t)len);
     t_out_len += (size_t)len;
-    t_out_owner = t;
+    if (!t->done) count_records(t, (const unsigned char *)data, (size_t)len);
     return len;
+}
+
+/* ---- TLS 1.3 after the handshake: records of our own (tls13.h) ---- */
+
+/* Seals one record of t's into t_out; before the 2^23rd application record
+ * under one key, a KeyUpdate first. Returns 0 or -1. */
+static int own_key_update(tls_conn *t);
+static int own_seal(tls_conn *t, uint8_t type, const void *p, size_t n)
+{
+    if (type == TLS13_APPDATA && t->rec.wr.seq >= TLS13_REKEY_RECORDS && own_key_update(t) != 0) return -1;
+    char *o = out_reserve(t, n + TLS13_OVERHEAD);
+    if (!o) return -1;
+    long w = tls13_seal(&t->rec, type, p, n, (unsigned char *)o);
+    if (w < 0) return -1;
+    t_out_len += (size_t)w;
+    return 0;
+}
+
+/* Our KeyUpdate (update_not_requested), then our next key. */
+static int own_key_update(tls_conn *t)
+{
+    char *o = out_reserve(t, TLS13_OVERHEAD + 5);
+    long w = o ? tls13_seal_key_update(&t->rec, (unsigned char *)o) : -1;
+    if (w < 0) return -1;
+    t_out_len += (size_t)w;
+    return 0;
+}
+
+/* A fatal alert, then the close. */
+static void own_fail(sb_conn *c, tls_conn *t, int alert)
+{
+    const unsigned char a[2] = {2, (unsigned char)alert};
+    if (log_enabled(LOG_DEBUG)) {
+        char ip[48];
+        conn_peer_ip(c, ip, sizeof ip);
+        log_msg(LOG_DEBUG, "tls_record_failed", "peer", json_string(ip), "alert", json_integer(alert), NULL);
+    }
+    ERR_clear_error();
+    t->failed = true;
+    if (!t->shut && own_seal(t, TLS13_ALERT, a, sizeof a) == 0) push_out(c, t);
+    if (!c->closing) conn_close(c);
+}
+
+/* After a finished TLS 1.3 handshake: our record layer takes over and the
+ * SSL object goes. Not for TLS 1.2, another suite, a negotiated
+ * max_fragment_length, or when the secrets or the server's record count are
+ * not known for sure: the SSL object stays then. Returns true when it did. */
+static bool go_own(tls_conn *t)
+{
+    SSL *ssl = t->ssl;
+    const SSL_CIPHER *ci = SSL_get_current_cipher(ssl);
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    int suite = ci ? tls13_suite_of(SSL_CIPHER_get_protocol_id(ci)) : 0;
+    if (!g_config.tls13_own_records || SSL_version(ssl) != TLS1_3_VERSION || !suite || t->secrets != 3 ||
+        t->ohdr_have || SSL_has_pending(ssl) || !sess ||
+        SSL_SESSION_get_max_fragment_length(sess) != TLSEXT_max_fragment_length_DISABLED) {
+        tls13_rec_wipe(&t->rec);
+        return false;
+    }
+    unsigned char cs[48], ss[48];
+    memcpy(cs, t->rec.rd.secret, sizeof cs);
+    memcpy(ss, t->rec.wr.secret, sizeof ss);
+    int rc = tls13_rec_init(&t->rec, suite, cs, ss, t->seclen, t->orecs - t->orecs_app);
+    OPENSSL_cleanse(cs, sizeof cs);
+    OPENSSL_cleanse(ss, sizeof ss);
+    if (rc != 0) return false;
+    BIO_set_data(SSL_get_rbio(ssl), NULL);
+    SSL_free(ssl);
+    t->ssl = NULL;
+    t->own = true;
+    return true;
+}
+
+/* One whole received record: application data to the protocol, the
+ * client's KeyUpdate, or its alert (close_notify or an error: the end).
+ * Returns 0, or -1 when the connection is closing. */
+static int own_record(sb_conn *c, tls_conn *t, const unsigned char *rec, size_t n)
+{
+    uint8_t type = 0;
+    int alert = TLS13_A_BAD_MAC;
+    long m = tls13_open(&t->rec, rec, n, t_open, &type, &alert);
+    if (m < 0) {
+        own_fail(c, t, alert);
+        return -1;
+    }
+    if (type == TLS13_APPDATA) {
+        if (m > 0 && !c->draining) c->h->on_data(c, (const char *)t_open, (size_t)m);
+        return 0;
+    }
+    if (type == TLS13_ALERT) { /* close_notify or the peer's error: either ends it, as with SSL_read */
+        conn_close(c);
+        return -1;
+    }
+    int rc = type == TLS13_HANDSHAKE ? tls13_on_handshake(&t->rec, t_open, (size_t)m, &alert) : -1;
+    if (type != TLS13_HANDSHAKE) alert = TLS13_A_UNEXPECTED;
+    if (rc == 1 && !t->shut && own_key_update(t) != 0) {
+        alert = TLS13_A_INTERNAL;
+        rc = -1;
+    }
+    if (rc < 0) {
+        own_fail(c, t, alert);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ciphertext received on an own connection: whole records are opened where
+ * they lie, a record in pieces is gathered in t->part first. */
+static void own_read(sb_conn *c, tls_conn *t)
+{
+    while (t->inlen > 0 && !c->closing && !t->dead && !t->failed) {
+        const unsigned char *in = (const unsigned char *)t->in;
+        int alert = TLS13_A_DECODE;
+        long need;
+        if (t->partlen == 0 && t->inlen >= TLS13_HDR) {
+            if ((need = tls13_record_len(in, t->inlen, &alert)) < 0) {
+                own_fail(c, t, alert);
+                return;
+            }
+            if (t->inlen >= (size_t)need) {
+                t->in += need;
+                t->inlen -= (size_t)need;
+                if (own_record(c, t, in, (size_t)need) != 0) return;
+                continue;
+            }
+        }
+        if (!t->part && !(t->part = malloc(TLS13_MAX_RECORD))) {
+            conn_close(c);
+            return;
+        }
+        size_t want = TLS13_HDR;
+        if (t->partlen >= TLS13_HDR) {
+            if ((need = tls13_record_len(t->part, t->partlen, &alert)) < 0) {
+                own_fail(c, t, alert);
+                return;
+            }
+            want = (size_t)need;
+        }
+        size_t k = want - t->partlen < t->inlen ? want - t->partlen : t->inlen;
+        memcpy(t->part + t->partlen, t->in, k);
+        t->partlen += (uint32_t)k;
+        t->in += k;
+        t->inlen -= k;
+        if (t->partlen < TLS13_HDR || t->partlen < want) continue;
+        if (want == TLS13_HDR) continue; /* the header is complete: its length next */
+        t->partlen = 0;
+        int rc = own_record(c, t, t->part, want);
+        free(t->part); /* an idle connection holds no buffer */
+        t->part = NULL;
+        if (rc != 0) return;
+    }
 }
 
 static int bio_read(BIO *b, char *out, int len)
@@ -644,7 +900,18 @@ void tls_on_read(sb_conn *c, const char *data, size_t len)
         t->done = true;
         atomic_fetch_add(SSL_session_reused(t->ssl) ? &g_resumed : &g_full, 1);
         if (push_out(c, t) != 0) goto out;
+        go_own(t);
+        /* the handshake's buffers (and with own records the SSL object) are
+         * free now: after a burst of handshakes, a quiet second gives the
+         * pages back (conn.c's trim), else a burst of N concurrent handshakes
+         * keeps ~30 KB each of free arena as RSS */
+        reactor_trim_hint(TLS_HANDSHAKE_FREED);
         conn_mark_dirty(c); /* anything queued meanwhile can go now */
+    }
+    if (t->own) {
+        own_read(c, t);
+        if (!t->dead && !c->closing) push_out(c, t); /* e.g. our KeyUpdate */
+        goto out;
     }
     /* Every plaintext byte is handed up at once (the layers above buffer
      * within their own limits), so nothing waits in the BIO for a read
@@ -678,7 +945,7 @@ out:
 int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     tls_conn *t = c->tls;
-    if (!t || t->failed) return UV_EPIPE;
+    if (!t || t->failed || t->shut) return UV_EPIPE;
     if (!t->done) return UV_EAGAIN; /* tls_on_read marks c dirty when it is done */
     if (t->pending >= TLS_PENDING_MAX) {
         t->blocked = true;
@@ -699,7 +966,8 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
                 n -= k;
             }
             if (staged == sizeof t_plain || (i == nbufs && staged > 0)) {
-                int w = SSL_write(t->ssl, t_plain, (int)staged);
+                int w = t->own ? (own_seal(t, TLS13_APPDATA, t_plain, staged) == 0 ? 1 : -1)
+                               : SSL_write(t->ssl, t_plain, (int)staged);
                 if (w <= 0) {
                     ERR_clear_error();
                     return UV_EPIPE;
@@ -720,8 +988,14 @@ int tls_try_write(sb_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 void tls_close_notify(sb_conn *c)
 {
     tls_conn *t = c->tls;
-    if (!t || !t->done || t->failed) return;
-    if (SSL_shutdown(t->ssl) < 0) ERR_clear_error();
+    if (!t || !t->done || t->failed || t->shut) return;
+    if (t->own) {
+        static const unsigned char cn[2] = {1, TLS13_A_CLOSE_NOTIFY};
+        if (own_seal(t, TLS13_ALERT, cn, sizeof cn) != 0) ERR_clear_error();
+    } else if (SSL_shutdown(t->ssl) < 0) {
+        ERR_clear_error();
+    }
+    t->shut = true;
     push_out(c, t);
 }
 
