@@ -100,7 +100,11 @@ END $$;
 -- As in 150, but every scan of call_participants is over the live rows
 -- (state joined/connected: a gone mark is only ever set on those, and a
 -- transition or the end of the call clears it), so the index above serves
--- it once the table holds more history than live calls.
+-- it once the table holds more history than live calls; and the fresh
+-- presence is read once per tick (a hashed NOT IN / IN: the columns are
+-- NOT NULL, so it means NOT EXISTS / EXISTS) instead of one index probe of
+-- call_presence per live participant: at 1,000 live calls the tick read
+-- ~7,000 pages every 250 ms (7 ms), most of it these probes.
 CREATE OR REPLACE FUNCTION sb_call_tick(p_node text, p_grace_ms int, p_stale_ms int) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -115,19 +119,17 @@ BEGIN
     FROM calls c
     WHERE c.id = p.call_id AND c.state <> 'ended' AND p.gone_since IS NULL
       AND p.state IN ('joined', 'connected')
-      AND NOT EXISTS (SELECT 1 FROM call_presence cp WHERE cp.call_id = p.call_id
-                      AND cp.user_id = p.user_id AND cp.n > 0
-                      AND (cp.seen_at > v_fresh
-                           OR EXISTS (SELECT 1 FROM call_nodes cn WHERE cn.node = cp.node
-                                      AND cn.seen_at > v_fresh)));
+      AND (p.call_id, p.user_id) NOT IN (
+          SELECT cp.call_id, cp.user_id FROM call_presence cp
+          WHERE cp.n > 0 AND (cp.seen_at > v_fresh
+                              OR cp.node IN (SELECT cn.node FROM call_nodes cn WHERE cn.seen_at > v_fresh)));
     UPDATE call_participants p SET gone_since = NULL
     WHERE p.gone_since IS NOT NULL
       AND p.state IN ('joined', 'connected')
-      AND EXISTS (SELECT 1 FROM call_presence cp WHERE cp.call_id = p.call_id
-                  AND cp.user_id = p.user_id AND cp.n > 0
-                  AND (cp.seen_at > v_fresh
-                       OR EXISTS (SELECT 1 FROM call_nodes cn WHERE cn.node = cp.node
-                                  AND cn.seen_at > v_fresh)));
+      AND (p.call_id, p.user_id) IN (
+          SELECT cp.call_id, cp.user_id FROM call_presence cp
+          WHERE cp.n > 0 AND (cp.seen_at > v_fresh
+                              OR cp.node IN (SELECT cn.node FROM call_nodes cn WHERE cn.seen_at > v_fresh)));
     SELECT coalesce(jsonb_agg(x), '[]') INTO v_out FROM (
         SELECT jsonb_build_object('call_id', c.id::text,
                                   'event', CASE WHEN c.state = 'connecting' THEN 'connect_timeout'
