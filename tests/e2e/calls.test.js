@@ -198,6 +198,59 @@ describe('calls on one node', () => {
     assert.equal((await db.push(call.id, 'hangup')).status, 'ok');
   });
 
+  // migration 160: the busy checks and GET /calls/active read only the live
+  // participations (call_participants_live_idx: invited, ringing, joined,
+  // connected), which holds because an ended call leaves none of its
+  // participants in those states, whatever way it ended.
+  test('past calls, however they ended, neither make anyone busy nor show in GET /calls/active', T, async () => {
+    const a = await signup(srv);
+    const b = await signup(srv);
+    const c = await signup(srv);
+    const da = await dev(a);
+    const db = await dev(b);
+    const ends = [];
+    // declined; the caller hanging up while it rings; answered, connected, hung up by the callee
+    let { call } = await startCall(srv, a, { user_id: b.id, media: 'audio' });
+    await db.joinCall(call.id);
+    ends.push((await db.push(call.id, 'decline')).response.call.end_reason);
+    ({ call } = await startCall(srv, a, { user_id: b.id, media: 'audio' }));
+    await da.joinCall(call.id);
+    await db.joinCall(call.id);
+    assert.equal((await db.push(call.id, 'ringing')).status, 'ok');
+    ends.push((await da.push(call.id, 'hangup')).response.call.end_reason);
+    ({ call } = await startCall(srv, a, { user_id: b.id, media: 'audio' }));
+    await da.joinCall(call.id);
+    await db.joinCall(call.id);
+    assert.equal((await db.push(call.id, 'accept')).status, 'ok');
+    assert.equal((await da.push(call.id, 'connected')).status, 'ok');
+    assert.equal((await db.push(call.id, 'connected')).status, 'ok');
+    ends.push((await db.push(call.id, 'hangup')).response.call.end_reason);
+    assert.deepEqual(ends, ['declined', 'hangup', 'hangup']);
+    const stray = sql(`SELECT count(*) FROM call_participants p JOIN calls k ON k.id = p.call_id
+                       WHERE k.state = 'ended' AND p.state IN ('invited', 'ringing', 'joined', 'connected')
+                         AND p.user_id IN (${Number(a.id)}, ${Number(b.id)})`);
+    assert.equal(stray, '0', 'a participant of an ended call is still in a live state');
+    for (const u of [a, b]) {
+      const act = await api(srv, 'GET', '/calls/active', { token: u.token });
+      assert.equal(act.status, 200, act.text);
+      assert.equal(act.json.call, null, JSON.stringify(act.json));
+    }
+    // three ended calls behind them, a and b are free: a new call rings
+    ({ call } = await startCall(srv, a, { user_id: b.id, media: 'audio' }));
+    assert.equal(call.state, 'dialing');
+    const act = await api(srv, 'GET', '/calls/active', { token: b.token });
+    assert.equal(act.json.call.id, call.id);
+    // and only the live call counts: b (invited) is busy for c, a (joined) cannot call c
+    const busy = await startCall(srv, c, { user_id: b.id, media: 'audio' });
+    assert.equal(busy.call.end_reason, 'busy');
+    const again = await api(srv, 'POST', '/calls', { token: a.token, body: { user_id: c.id, media: 'audio' } });
+    assertError(again, 409, 'conflict');
+    assert.equal(sql(`SELECT count(*) FROM call_participants WHERE user_id IN (${Number(a.id)}, ${Number(b.id)})
+                        AND state IN ('invited', 'ringing', 'joined', 'connected')`), '2');
+    await da.joinCall(call.id);
+    assert.equal((await da.push(call.id, 'hangup')).status, 'ok');
+  });
+
   test('failed: accepted but never connected within SB_CALL_CONNECT_MS', T, async () => {
     const a = await signup(srv);
     const b = await signup(srv);

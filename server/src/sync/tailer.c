@@ -334,10 +334,17 @@ static bool deliver_batch(tailer *t, const PGresult *res, bool *pending)
 /* The stable events after ($1, $2), at most $3 and about 4 MiB of payloads
  * (memory per batch stays bounded), with the horizon, whether committed
  * events wait above it, each event's recipients, and whether the batch was
- * cut for size. */
+ * cut for size. "Events above the horizon" is max(tx) >= horizon, not
+ * EXISTS (... tx >= horizon): the horizon is not known when the query is
+ * planned, and the planner chose a sequential scan for the EXISTS (expecting
+ * a third of the table to match, it expects an early hit; nothing matches
+ * when the tailer is caught up), reading every event ever kept on each fetch
+ * (P9 in docs/benchmarks.md, session 6: 484 pages per fetch, more with each
+ * run on the same database); max() is always one backward step of
+ * events_tx_id_idx. */
 static const char SQL_FETCH[] =
     "WITH h AS MATERIALIZED ("
-    " SELECT s.x, EXISTS (SELECT 1 FROM events p WHERE p.tx >= s.x) AS pending"
+    " SELECT s.x, coalesce((SELECT max(p.tx) FROM events p) >= s.x, false) AS pending"
     " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s),"
     " b AS MATERIALIZED (SELECT e.tx, e.id, e.stream, e.seq, e.type, e.payload::text AS pl"
     "  FROM h CROSS JOIN LATERAL (SELECT * FROM events e"
