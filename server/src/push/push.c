@@ -713,6 +713,25 @@ static void drain_intake(void *arg)
     release_held(); /* also arms the timer for the first window's end */
 }
 
+/* Committed messages are drained DRAIN_DELAY_MS after the first one of a
+ * quiet intake: the reactors wake the push thread at most once per delay
+ * (not once per message) and a drain decides a bigger batch. */
+#define DRAIN_DELAY_MS 10
+static uv_timer_t D_timer;
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    (void)t;
+    drain_intake(NULL);
+}
+
+static void drain_later(void *arg)
+{
+    (void)arg;
+    if (!S.closed && !uv_is_active((uv_handle_t *)&D_timer))
+        uv_timer_start(&D_timer, on_drain_timer, DRAIN_DELAY_MS, 0);
+}
+
 void push_message_committed(const char *answer)
 {
     reactor *r = __atomic_load_n(&S.r, __ATOMIC_ACQUIRE);
@@ -734,7 +753,7 @@ void push_message_committed(const char *answer)
     in_tail = it;
     bool first = in_n++ == 0;
     pthread_mutex_unlock(&in_mu);
-    if (first) reactor_post(r, drain_intake, NULL);
+    if (first) reactor_post(r, drain_later, NULL);
 }
 
 /* ---- decisions: calls ---- */
@@ -872,6 +891,8 @@ static void p_stop(void *arg)
     push_http_close(S.http);
     S.http = NULL;
     uv_close((uv_handle_t *)&S.timer, NULL);
+    uv_timer_stop(&D_timer);
+    uv_close((uv_handle_t *)&D_timer, NULL);
     while (S.head) {
         job *j = S.head;
         unlink_job(j);
@@ -904,7 +925,7 @@ static void push_start(reactor *r)
     P.id = -1;
     if (uv_loop_init(&P.loop) != 0 || pthread_mutex_init(&P.tasks_mu, NULL) != 0 ||
         uv_async_init(&P.loop, &P.wake, p_on_wake) != 0 || uv_timer_init(&P.loop, &P_tick) != 0 ||
-        uv_timer_init(&P.loop, &S.timer) != 0) {
+        uv_timer_init(&P.loop, &S.timer) != 0 || uv_timer_init(&P.loop, &D_timer) != 0) {
         log_msg(LOG_ERROR, "push: could not make its loop: push stays off", NULL);
         return;
     }
