@@ -37,10 +37,10 @@ typedef struct push_stats {
     uint64_t latency_ms_max;
     uint64_t unconfirmed;         /* no answer, at or below a GOAWAY's last-stream-id: not resent */
     uint64_t refused;             /* not processed by FCM (REFUSED_STREAM, above last-stream-id): resent */
-    uint64_t coalesced;           /* message pushes replaced by a newer one held for the same device and conversation */
-    uint64_t skipped_online;      /* held message pushes not sent: the recipient came online */
+    uint64_t coalesced;           /* held messages replaced by a newer one of the same conversation (never decided) */
+    uint64_t skipped_online;      /* recipients of a held message not pushed: online when it was decided */
     uint64_t queued;              /* pushes waiting now (gauge) */
-    uint64_t held;                /* message pushes held for the end of their interval now (gauge) */
+    uint64_t held;                /* messages held for the end of their conversation's interval now (gauge) */
 } push_stats;
 
 /* A snapshot of the counters. Thread-safe. */

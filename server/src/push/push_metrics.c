@@ -49,7 +49,7 @@ void push_metrics_register(void)
         {"result=\"online\"", offsetof(push_stats, skipped_online)},
     };
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
-        metrics_counter_fn("sb_push_results_total", "pushes by final result (dropped: shed from a full queue; coalesced: replaced by a newer message's push to the same device and conversation within SB_FCM_ALERT_INTERVAL_MS; online: held, and not sent because the recipient came online)",
+        metrics_counter_fn("sb_push_results_total", "pushes by final result (dropped: shed from a full queue; coalesced: a held message replaced by a newer one of the same conversation within SB_FCM_ALERT_INTERVAL_MS, never pushed; online: a recipient of a held message who was online when it was decided)",
                            results[i].labels, stat_at, (void *)results[i].off);
     metrics_counter_fn("sb_push_retries_total", "push retries scheduled (429, 5xx, network)", NULL, stat_at,
                        OFF(retried));
@@ -64,6 +64,6 @@ void push_metrics_register(void)
                        OFF(oauth_failures));
     metrics_collector_add(collect_latency, NULL);
     metrics_gauge_fn("sb_push_queued", "pushes waiting to be sent", NULL, stat_at, OFF(queued));
-    metrics_gauge_fn("sb_push_held", "message pushes held until their conversation's interval ends (one per device and conversation)",
+    metrics_gauge_fn("sb_push_held", "messages held until their conversation's interval ends (at most one per conversation)",
                      NULL, stat_at, OFF(held));
 }
