@@ -560,7 +560,7 @@ PY
 # The corpus (scripts/bench_p12.sql, generate_series in SQL) is made once per
 # scale and kept in switchboard_bench (table bench_p12). Search: wrk with 50
 # connections, each request a random (user, query) of 1,000 (p99 from wrk's
-# latency distribution), then pgbench running the same sb_search statement
+# latency distribution), then pgbench running the same sb_search_page statement
 # with a custom script, 50 clients, in the same run (the reference rate),
 # and with 1 client (the database's cost of one search, shown beside p99).
 # Export: one conversation of 100,000 messages downloaded with curl (MB/s).
@@ -605,18 +605,18 @@ LUA
   wrk -t 2 -c 50 -d "${t}s" --latency -s "$OUT/p12.lua" "http://127.0.0.1:$port" > "$LOG/p12_wrk.out" 2>&1
   # the reference runs the server's own statement text (SEARCH_SQL in
   # server/src/search/search.h; pgbench -M extended sends :uid and :tsq as
-  # text parameters like the server; no conversation, no cursor, 20 + 1 rows),
+  # text parameters like the server; no conversation, no cursor, 20 rows),
   # after a primary-key lookup of a random query of the same 1,000
   local ssql
   ssql=$(sed -n 's/^#define SEARCH_SQL "\(.*\)"$/\1/p' server/src/search/search.h \
-         | sed 's/\$1/:uid/; s/\$2/:tsq/; s/\$3/NULL/; s/\$4/NULL/; s/\$5/NULL/; s/\$6/21/')
+         | sed 's/\$1/:uid/; s/\$2/:tsq/; s/\$3/NULL/; s/\$4/NULL/; s/\$5/20/')
   [ -n "$ssql" ] || { note "P12: SEARCH_SQL not found in server/src/search/search.h"; stop_group "$pids"; return 1; }
   cat > "$OUT/p12_pgbench.sql" <<SQL
 \set i random(1, 1000)
 SELECT user_id AS uid, tsq FROM bench_p12_queries WHERE tag = '$tag' AND i = :i \gset
 $ssql;
 SQL
-  echo "bench: P12: reference: pgbench, the same sb_search statement, 50 clients, ${t}s" >&2
+  echo "bench: P12: reference: pgbench, the same sb_search_page statement, 50 clients, ${t}s" >&2
   pgbench -n -M extended -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
   # the database's cost of one search, alone: one pgbench client (mean latency)
   echo "bench: P12: one search at a time (pgbench, 1 client), $(( (t + 1) / 2 ))s" >&2

@@ -189,7 +189,7 @@ if p12:
            if get(ref_search, "one_client_ms") else ""))
     row("P12", "search requests/s (the same statement by pgbench: target 0.8x)", p12.get("requests_per_s"), "/s",
         0.8 * search_tps if search_tps else None, True,
-        f"pgbench sb_search, 50 clients: {search_tps:.0f}/s" if search_tps else "pgbench: not measured", search_tps)
+        f"pgbench sb_search_page, 50 clients: {search_tps:.0f}/s" if search_tps else "pgbench: not measured", search_tps)
     if p12.get("non_2xx"):
         # failed answers are fast: a run with errors measures nothing
         problems.append(f"P12: {p12['non_2xx']} non-2xx search answers: the P12 search figures are invalid")

@@ -1,4 +1,5 @@
-/* search.c — the search core (search.h): query parsing and the page. */
+/* search.c — the search core (search.h): query parsing and the page (its
+ * items built by Postgres, spliced into the body here). */
 #include "search/search.h"
 
 #include <stdio.h>
@@ -72,8 +73,27 @@ const char *search_cursor_id(const char *cursor)
 typedef struct search_req {
     const search_sink_ops *ops;
     void *to;
-    int limit;
 } search_req;
+
+/* The body {"items":<items>,"next_cursor":<"s:<next_id>" as a page cursor,
+ * or null>} in a new string (*len its length), or NULL when out of memory. */
+static char *page_text(const char *items, size_t items_len, const char *next_id, size_t *len)
+{
+    char pos[32], *cur = NULL;
+    if (next_id) {
+        snprintf(pos, sizeof pos, "s:%s", next_id);
+        if (!(cur = page_cursor_encode(pos))) return NULL;
+    }
+    size_t cap = items_len + (cur ? strlen(cur) : 0) + 40;
+    char *s = malloc(cap);
+    if (s) {
+        int n = snprintf(s, cap, "{\"items\":%.*s,\"next_cursor\":%s%s%s}", (int)items_len, items,
+                         cur ? "\"" : "", cur ? cur : "null", cur ? "\"" : "");
+        *len = (size_t)n;
+    }
+    free(cur);
+    return s;
+}
 
 static void done(const PGresult *res, const char *err, void *arg)
 {
@@ -90,28 +110,17 @@ static void done(const PGresult *res, const char *err, void *arg)
         free(q);
         return;
     }
-    json_t *r = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-                    ? json_loads(PQgetvalue(res, 0, 0), 0, NULL)
-                    : NULL;
-    json_t *items = json_object_get(r, "items");
-    if (!json_is_array(items)) {
-        json_decref(r);
-        q->ops->fail(q->to, "internal", "bad result", NULL, 0);
-        free(q);
-        return;
-    }
-    char next[96] = "";
-    if ((int)json_array_size(items) > q->limit) {
-        while ((int)json_array_size(items) > q->limit) json_array_remove(items, json_array_size(items) - 1);
-        const char *pos = json_string_value(json_object_get(json_array_get(items, q->limit - 1), "_pos"));
-        if (pos) snprintf(next, sizeof next, "s:%s", pos);
-    }
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) json_object_del(it, "_pos");
-    json_t *body = page_body(json_incref(items), next[0] ? next : NULL);
-    json_decref(r);
-    q->ops->ok(q->to, body);
+    const char *items = PQntuples(res) == 1 && PQnfields(res) == 2 && !PQgetisnull(res, 0, 0)
+                            ? PQgetvalue(res, 0, 0)
+                            : NULL;
+    const char *next = items && !PQgetisnull(res, 0, 1) ? PQgetvalue(res, 0, 1) : NULL;
+    size_t len = 0;
+    char *body = items && items[0] == '[' && (!next || id_parse(next))
+                     ? page_text(items, (size_t)PQgetlength(res, 0, 0), next, &len)
+                     : NULL;
+    if (body) q->ops->ok(q->to, body, len);
+    else q->ops->fail(q->to, "internal", items ? "out of memory" : "bad result", NULL, 0);
+    free(body);
     free(q);
 }
 
@@ -133,9 +142,8 @@ void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const 
     }
     q->ops = ops;
     q->to = to;
-    q->limit = limit;
     char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *p[6] = {user_id, tsq, conv_id, NULL, before_id, lim};
-    db_query(db, SEARCH_SQL, 6, p, done, q);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[5] = {user_id, tsq, conv_id, before_id, lim};
+    db_query(db, SEARCH_SQL, 5, p, done, q);
 }

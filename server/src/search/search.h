@@ -33,23 +33,24 @@ int search_parse_query(const char *q, char *out, const char **err);
  * the upgrade goes on newest first below that message. Pure. */
 const char *search_cursor_id(const char *cursor);
 
-/* The statement search_run sends (sb_search, migrations/170_search_newest.sql):
- * user, tsquery text, conversation, an unused real (the rank of the ranked
- * order before 170, always NULL), the cursor id (results below it), rows.
- * scripts/bench.sh's pgbench reference for P12 runs this same text (it
- * reads it from here). */
-#define SEARCH_SQL "SELECT sb_search($1::int8, $2, $3::int8, $4::real, $5::int8, $6::int)::text"
+/* The statement search_run sends (sb_search_page,
+ * migrations/185_search_page.sql): user, tsquery text, conversation, the
+ * cursor id (results below it), rows; it answers the items' JSON array text
+ * and the next cursor's id (NULL on the last page). scripts/bench.sh's
+ * pgbench reference for P12 runs this same text (it reads it from here). */
+#define SEARCH_SQL "SELECT p.items, p.next_id FROM sb_search_page($1::int8, $2, $3::int8, $4::int8, $5::int) p"
 
 /* Where the answer goes (the REST edge's function table). */
 typedef struct search_sink_ops {
-    void (*ok)(void *to, json_t *body); /* body stolen */
+    void (*ok)(void *to, const char *json, size_t len); /* the page's JSON text */
     void (*fail)(void *to, const char *code, const char *message, json_t *details, int retry_after_s);
 } search_sink_ops;
 
 /* One page of user_id's search, newest first: tsq from search_parse_query,
  * conv_id NULL or a valid id, before_id the decoded cursor (the last id of
  * the previous page; NULL: first page), limit 1..200. Answers {"items":
- * [Message + "snippet"], "next_cursor"} through ops/to, once. */
+ * [Message + "snippet"], "next_cursor"} through ops/to, once: the items'
+ * text as Postgres wrote it, spliced, never parsed here. */
 void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const char *user_id,
                 const char *tsq, const char *conv_id, const char *before_id, int limit);
 

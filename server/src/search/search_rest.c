@@ -19,7 +19,10 @@ static int code_status(const char *code)
     return 500;
 }
 
-static void rest_ok(void *to, json_t *body) { http_respond_json(to, 200, body); }
+static void rest_ok(void *to, const char *json, size_t len)
+{
+    http_respond(to, 200, "application/json; charset=utf-8", json, len, NULL);
+}
 
 static void rest_fail(void *to, const char *code, const char *message, json_t *details,
                       int retry_after_s)
