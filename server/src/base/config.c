@@ -38,6 +38,7 @@ static const opt opts[] = {
     {"secret", "SB_SECRET", T_STR, "", S(secret), "key that signs access tokens, at least 32 bytes (required)"},
     {"database-url", "SB_DATABASE_URL", T_STR, "", S(database_url), "Postgres connection string (libpq URI); empty runs without a database"},
     {"db-pool", "SB_DB_POOL", T_INT, "4", N(db_pool_size), "Postgres connections per reactor"},
+    {"search-db-conns", "SB_SEARCH_DB_CONNS", T_INT, "1", N(search_db_conns), "Postgres connections per reactor that searches may use, of SB_DB_POOL (0: all); more searches running at once than cores cost each more CPU and delay sends and calls"},
     {"db-pending-max", "SB_DB_PENDING_MAX", T_INT, "4096", N(db_pending_max), "Postgres queries queued or in flight per reactor; beyond, a query fails at once (\"unavailable\", 503)"},
     {"migrate", "SB_MIGRATE", T_BOOL, "0", N(migrate_on_start), "apply pending migrations at start"},
     {"migrations-dir", "SB_MIGRATIONS_DIR", T_STR, "migrations", S(migrations_dir), "folder of the numbered SQL migrations"},

@@ -24,6 +24,7 @@ typedef struct sb_config {
     size_t secret_len;
     char database_url[512];
     int db_pool_size;         /* connections per reactor */
+    int search_db_conns;      /* of them, the ones searches may use (0: all) */
     int db_pending_max;       /* queries queued or in flight per reactor's pool */
     bool migrate_on_start;
     char migrations_dir[512];

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/config.h"
 #include "base/id.h"
 #include "base/log.h"
 #include "base/page.h"
@@ -145,5 +146,5 @@ void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const 
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[5] = {user_id, tsq, conv_id, before_id, lim};
-    db_query(db, SEARCH_SQL, 5, p, done, q);
+    db_query_within(db, g_config.search_db_conns, SEARCH_SQL, 5, p, done, q);
 }

@@ -405,13 +405,18 @@ static void send_waiting(db_conn *c)
     }
 }
 
-/* The established connection with the fewest queries in flight, or NULL. */
-static db_conn *pick(db_pool *p)
+/* The established connection with the fewest queries in flight among the
+ * first `within` established ones in pool order (all when within <= 0), or
+ * NULL. */
+static db_conn *pick(db_pool *p, int within)
 {
     db_conn *best = NULL;
-    for (int i = 0; i < p->size; i++) {
+    int seen = 0;
+    for (int i = 0; i < p->size && (within <= 0 || seen < within); i++) {
         db_conn *c = &p->conns[i];
-        if (usable(c) && (!best || c->n < best->n)) best = c;
+        if (!usable(c)) continue;
+        seen++;
+        if (!best || c->n < best->n) best = c;
     }
     return best;
 }
@@ -434,12 +439,18 @@ static int dbq_copy(dbq *q, const char *sql, int nparams, const char *const *par
 int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
              void *arg)
 {
+    return db_query_within(p, 0, sql, nparams, params, cb, arg);
+}
+
+int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
+                    db_cb cb, void *arg)
+{
     if (!p || p->closing || p->pending >= (size_t)p->pending_max) {
         metrics_inc(m_refused);
         cb(NULL, "unavailable", arg);
         return 0;
     }
-    db_conn *c = pick(p);
+    db_conn *c = pick(p, within);
     if (!c && !(p->starting && any_connecting(p))) {
         metrics_inc(m_refused);
         cb(NULL, "unavailable", arg);

@@ -36,6 +36,12 @@ db_pool *db_pool_new(reactor *r, const char *conninfo, int size);
  * is down. Returns 0 if queued or answered. */
 int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
              void *arg);
+/* The same, but the query goes to one of the first `within` established
+ * connections of the pool (all when within <= 0): a class of heavy queries
+ * (searches) is kept to a few backends, so that it never occupies every
+ * connection nor runs more statements at once than the machine has cores. */
+int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
+                    db_cb cb, void *arg);
 /* True while at least one connection is up. */
 bool db_pool_ready(const db_pool *p);
 /* Closes every connection; pending callbacks get "unavailable". */
