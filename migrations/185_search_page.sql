@@ -2,8 +2,9 @@
 -- next cursor id), so that the server sends it without parsing and
 -- re-serialising it (docs/benchmarks.md P12, "Session 7": JSON decoding and
 -- encoding were half of the server's CPU per search). The algorithm is
--- 170's, unchanged (the probe per membership period, then the k-way merge of
--- the dense periods newest first); only the page at the end differs.
+-- 170's (the probe per membership period, then the k-way merge of the
+-- dense periods newest first); the query is namespaced with one regexp per
+-- search instead of one per period, and the page at the end differs.
 -- sb_search (the statement of servers before this migration, during a
 -- rolling upgrade) now answers from sb_search_page.
 
@@ -14,11 +15,16 @@
 -- array text of at most p_limit Messages, each with "snippet"; next_id: the
 -- last item's id when more follow (the next cursor), else NULL.
 -- plan_cache_mode = force_generic_plan, jit = off: as 170 says.
-CREATE FUNCTION sb_search_page(p_user bigint, p_q text, p_conv bigint, p_before bigint, p_limit int,
+CREATE OR REPLACE FUNCTION sb_search_page(p_user bigint, p_q text, p_conv bigint, p_before bigint, p_limit int,
                                OUT items text, OUT next_id bigint)
 LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_q tsquery := to_tsquery('simple', p_q);
+    -- v_q namespaced for "conversation \x01" (sb_search_conv_query's
+    -- regexp once per search, then a plain replace per period); NULL, and
+    -- the regexp per period, if v_q's text has a \x01 of its own.
+    v_tpl text := CASE WHEN strpos(v_q::text, chr(1)) = 0
+                       THEN regexp_replace(v_q::text, '''((?:[^'']|'''')*)''', '''c' || chr(1) || '_\1''', 'g') END;
     v_before bigint := coalesce(p_before, 9223372036854775807);
     v_ids bigint[];
     v_dc bigint[];   -- the dense periods: conversation,
@@ -36,7 +42,8 @@ BEGIN
     WITH pr AS MATERIALIZED (
         SELECT p.conversation_id AS c, p.from_seq AS f, p.t, p.cq, x.ids
         FROM (SELECT p.conversation_id, p.from_seq, coalesce(p.to_seq, 9223372036854775807) AS t,
-                     sb_search_conv_query(p.conversation_id, v_q) AS cq
+                     CASE WHEN v_tpl IS NULL THEN sb_search_conv_query(p.conversation_id, v_q)
+                          ELSE replace(v_tpl, chr(1), p.conversation_id::text)::tsquery END AS cq
               FROM memberships p
               WHERE p.user_id = p_user AND (p_conv IS NULL OR p.conversation_id = p_conv)
               OFFSET 0) p,

@@ -45,7 +45,7 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$(readlink -f "$PGDATA")'
 max_connections = 300
-shared_buffers = 256MB
+shared_buffers = 2GB
 fsync = on
 synchronous_commit = on
 CONF
