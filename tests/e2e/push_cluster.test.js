@@ -98,5 +98,12 @@ describe('push across nodes', () => {
     assert.equal(calls.length, 1);
     assert.equal(calls[0].message.data.call_id, String(call.id));
     assert.deepEqual(fake.problems, []);
+    // the caller hangs up (not left ringing for a later test's server to end)
+    const da = await Device.open(n1, a);
+    try {
+      await da.joinCall(call.id);
+      const h = await da.push(call.id, 'hangup');
+      assert.equal(h.status, 'ok', JSON.stringify(h.response));
+    } finally { da.close(); }
   });
 });

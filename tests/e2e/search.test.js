@@ -12,6 +12,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const { execFileSync } = require('node:child_process');
 const { startServer } = require('./lib/server');
 const {
   DB_URL, BASE_ENV, waitForDatabase, api, assertError, signupMany,
@@ -106,6 +107,21 @@ describe('search', () => {
     // still pages, by its id
     const old = Buffer.from(`s:0.0607927:${weak[4].id}`).toString('base64url');
     assert.deepEqual(ids(await search(a, { q: t, limit: 2, cursor: old })), [weak[3].id, weak[2].id]);
+  });
+
+  test('sb_search, the statement of servers before migration 185, still answers the same items (rolling upgrade)', T, async () => {
+    const [a] = await signupMany(srv, 1);
+    const g = await group(a, []);
+    const t = tag();
+    for (let i = 0; i < 4; i++) await send(a, g, `${t} number ${i} <b>`);
+    const page = await search(a, { q: t, limit: 3 });
+    assert.equal(page.status, 200, page.text);
+    // the old server asked for its page + 1 rows and took "_pos" as the cursor
+    const old = JSON.parse(execFileSync('psql', [DB_URL, '-qtAX', '-v', 'ON_ERROR_STOP=1', '-c',
+      `SELECT sb_search(${a.id}, '''${t}'':*', NULL, NULL, NULL, 4)::text`], { encoding: 'utf8' }));
+    assert.equal(old.items.length, 4);
+    assert.deepEqual(old.items.map((m) => m._pos), old.items.map((m) => m.id));
+    assert.deepEqual(old.items.slice(0, 3).map(({ _pos, ...m }) => m), page.json.items);
   });
 
   // sb_search (migrations/170_search_newest.sql) takes a membership period's
