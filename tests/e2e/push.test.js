@@ -19,7 +19,7 @@ const { spawnSync } = require('node:child_process');
 const { startServer, slow, binPath } = require('./lib/server');
 const { metric, untilAsync, ptoken } = require('./lib/push_util');
 const { BASE_ENV, api, signup, waitForDatabase, sql, until, sleep } = require('./lib/api');
-const { Device, signin, startCall } = require('./lib/calls');
+const { Device, signin, startCall, hangUp } = require('./lib/calls');
 const { FakeFcm } = require('./lib/fake_fcm');
 
 const F = slow();
@@ -471,15 +471,7 @@ describe('push queue bound', () => {
       assert.equal(await dropped(), base + 4, 'four message pushes dropped and counted');
       assert.equal(await queued(), 0);
       assert.deepEqual(fake.problems, []);
-      // the caller hangs up: a call left ringing in the shared test database
-      // would be ended by a later test's server (its node gone), whose fake
-      // would then get this call's call_cancel among its own pushes
-      const da = await Device.open(srv, a);
-      try {
-        await da.joinCall(call.id);
-        const h = await da.push(call.id, 'hangup');
-        assert.equal(h.status, 'ok', JSON.stringify(h.response));
-      } finally { da.close(); }
+      await hangUp(srv, a, call.id);
     } finally {
       release();
       await srv.stop();

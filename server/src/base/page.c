@@ -2,6 +2,7 @@
 #include "base/page.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/token.h"
@@ -37,4 +38,17 @@ json_t *page_body(json_t *items, const char *next_cursor_text)
     json_object_set_new(o, "next_cursor", c ? json_string(c) : json_null());
     free(c);
     return o;
+}
+
+char *page_body_text(const char *items_json, size_t items_len, const char *next_cursor_text, size_t *len)
+{
+    char *cur = next_cursor_text ? page_cursor_encode(next_cursor_text) : NULL;
+    if (next_cursor_text && !cur) return NULL;
+    size_t cap = items_len + (cur ? strlen(cur) : 0) + 40;
+    char *s = malloc(cap);
+    if (s)
+        *len = (size_t)snprintf(s, cap, "{\"items\":%.*s,\"next_cursor\":%s%s%s}", (int)items_len,
+                                items_json, cur ? "\"" : "", cur ? cur : "null", cur ? "\"" : "");
+    free(cur);
+    return s;
 }

@@ -16,5 +16,9 @@ char *page_cursor_decode(const char *opaque);
 /* {"items": items, "next_cursor": the encoded next_cursor_text or null};
  * steals items (NULL: an empty array). */
 json_t *page_body(json_t *items, const char *next_cursor_text);
+/* The same body as text, around items_json (the items' JSON array text,
+ * items_len bytes, written as it is): a new string, *len its length, or
+ * NULL when out of memory. */
+char *page_body_text(const char *items_json, size_t items_len, const char *next_cursor_text, size_t *len);
 
 #endif

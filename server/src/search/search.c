@@ -76,26 +76,6 @@ typedef struct search_req {
     void *to;
 } search_req;
 
-/* The body {"items":<items>,"next_cursor":<"s:<next_id>" as a page cursor,
- * or null>} in a new string (*len its length), or NULL when out of memory. */
-static char *page_text(const char *items, size_t items_len, const char *next_id, size_t *len)
-{
-    char pos[32], *cur = NULL;
-    if (next_id) {
-        snprintf(pos, sizeof pos, "s:%s", next_id);
-        if (!(cur = page_cursor_encode(pos))) return NULL;
-    }
-    size_t cap = items_len + (cur ? strlen(cur) : 0) + 40;
-    char *s = malloc(cap);
-    if (s) {
-        int n = snprintf(s, cap, "{\"items\":%.*s,\"next_cursor\":%s%s%s}", (int)items_len, items,
-                         cur ? "\"" : "", cur ? cur : "null", cur ? "\"" : "");
-        *len = (size_t)n;
-    }
-    free(cur);
-    return s;
-}
-
 static void done(const PGresult *res, const char *err, void *arg)
 {
     search_req *q = arg;
@@ -115,9 +95,11 @@ static void done(const PGresult *res, const char *err, void *arg)
                             ? PQgetvalue(res, 0, 0)
                             : NULL;
     const char *next = items && !PQgetisnull(res, 0, 1) ? PQgetvalue(res, 0, 1) : NULL;
+    char pos[32];
+    if (next) snprintf(pos, sizeof pos, "s:%s", next);
     size_t len = 0;
     char *body = items && items[0] == '[' && (!next || id_parse(next))
-                     ? page_text(items, (size_t)PQgetlength(res, 0, 0), next, &len)
+                     ? page_body_text(items, (size_t)PQgetlength(res, 0, 0), next ? pos : NULL, &len)
                      : NULL;
     if (body) q->ops->ok(q->to, body, len);
     else q->ops->fail(q->to, "internal", items ? "out of memory" : "bad result", NULL, 0);

@@ -95,4 +95,16 @@ async function startCall(srv, from, body, status = 201) {
   return r.json;
 }
 
-module.exports = { Device, signin, startCall };
+/** The caller hangs up callId from a device of its own (so that no call is
+ * left ringing in the shared test database for a later test's server to end,
+ * pushing call_cancel to that test's fake); asserts the reply is ok. */
+async function hangUp(srv, user, callId) {
+  const d = await Device.open(srv, user);
+  try {
+    await d.joinCall(callId);
+    const h = await d.push(callId, 'hangup');
+    assert.equal(h.status, 'ok', JSON.stringify(h.response));
+  } finally { d.close(); }
+}
+
+module.exports = { Device, signin, startCall, hangUp };
