@@ -614,8 +614,8 @@ LUA
   echo "bench: P12: wrk search, 50 connections, ${t}s" >&2
   wrk -t 2 -c 50 -d "${t}s" --latency -s "$OUT/p12.lua" "http://127.0.0.1:$port" > "$LOG/p12_wrk.out" 2>&1
   # the reference runs the server's own statement text (SEARCH_SQL in
-  # server/src/search/search.h; pgbench -M extended sends :uid and :tsq as
-  # text parameters like the server; no conversation, no cursor, 20 rows),
+  # server/src/search/search.h; pgbench -M prepared sends :uid and :tsq as
+  # text parameters to a statement prepared once per connection, like the server; no conversation, no cursor, 20 rows),
   # after a primary-key lookup of a random query of the same 1,000
   local ssql
   ssql=$(sed -n 's/^#define SEARCH_SQL "\(.*\)"$/\1/p' server/src/search/search.h \
@@ -627,10 +627,10 @@ SELECT user_id AS uid, tsq FROM bench_p12_queries WHERE tag = '$tag' AND i = :i 
 $ssql;
 SQL
   echo "bench: P12: reference: pgbench, the same sb_search_page statement, 50 clients, ${t}s" >&2
-  pgbench -n -M extended -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
+  pgbench -n -M prepared -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
   # the database's cost of one search, alone: one pgbench client (mean latency)
   echo "bench: P12: one search at a time (pgbench, 1 client), $(( (t + 1) / 2 ))s" >&2
-  pgbench -n -M extended -c 1 -T $(( (t + 1) / 2 )) -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench1.out" 2>&1
+  pgbench -n -M prepared -c 1 -T $(( (t + 1) / 2 )) -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench1.out" 2>&1
   local big bu btok
   big=$(psql -qtAX "$PG_URL" -c "SELECT big_conv FROM bench_p12 WHERE tag = '$tag'")
   bu=$(psql -qtAX "$PG_URL" -c "SELECT big_users[1] FROM bench_p12 WHERE tag = '$tag'")

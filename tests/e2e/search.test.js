@@ -18,6 +18,7 @@ const {
   DB_URL, BASE_ENV, waitForDatabase, api, assertError, signupMany,
 } = require('./lib/api');
 const { startRedis, startCluster, waitClusterUp, stopAll } = require('./lib/cluster');
+const { withAppName } = require('./lib/storm');
 
 const T = { timeout: 120000 };
 const cid = () => crypto.randomUUID();
@@ -122,6 +123,59 @@ describe('search', () => {
     assert.equal(old.items.length, 4);
     assert.deepEqual(old.items.map((m) => m._pos), old.items.map((m) => m.id));
     assert.deepEqual(old.items.slice(0, 3).map(({ _pos, ...m }) => m), page.json.items);
+  });
+
+  // The search statement is prepared once per Postgres connection
+  // (store/db.c db_query_prepared): a burst of searches on fresh
+  // connections (the Parse pipelined ahead of them) and, after every one of
+  // the server's connections is cut, searches on the new sessions (where
+  // nothing is prepared yet) answer the same page.
+  test('searches on fresh and on re-established Postgres connections (the prepared statement is made again)', T, async () => {
+    const app = `sbsearch_${crypto.randomBytes(4).toString('hex')}`;
+    const s2 = await startServer({ name: 'search-prep', env: { ...BASE_ENV, SB_DATABASE_URL: withAppName(DB_URL, app) } });
+    try {
+      const [a] = await signupMany(s2, 1);
+      const r = await api(s2, 'POST', '/conversations', { token: a.token, body: { kind: 'group', title: 'g', member_ids: [] } });
+      assert.equal(r.status, 201, r.text);
+      const g = r.json.conversation.id;
+      const t = tag();
+      const sent = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await api(s2, 'POST', `/conversations/${g}/messages`, { token: a.token, body: { client_id: cid(), kind: 'text', body: `${t} n${i}` } });
+        assert.equal(m.status, 201, m.text);
+        sent.unshift(m.json.message.id);
+      }
+      const q = () => api(s2, 'GET', `/search/messages?q=${t}`, { token: a.token });
+      const burst = async () => {
+        for (const res of await Promise.all(Array.from({ length: 20 }, q))) assert.deepEqual(ids(res), sent);
+      };
+      await burst();
+      const conns = () => Number(execFileSync('psql', [DB_URL, '-qtAX', '-c',
+        `SELECT count(*) FROM pg_stat_activity WHERE application_name = '${app}'`], { encoding: 'utf8' }));
+      const n0 = conns();
+      assert.ok(n0 >= 1, 'the server is connected');
+      for (let round = 0; round < 2; round++) {
+        const killed = Number(execFileSync('psql', [DB_URL, '-qtAX', '-c',
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '${app}'`], { encoding: 'utf8' }));
+        assert.equal(killed, n0, 'the server\'s connections were cut');
+        // the pool reconnects (with backoff): 503 until then, never another error
+        const deadline = Date.now() + 20000;
+        for (;;) {
+          const res = await q();
+          if (res.status === 200) { assert.deepEqual(ids(res), sent); break; }
+          assert.equal(res.status, 503, res.text);
+          assert.ok(Date.now() < deadline, 'searches answer again after the reconnect');
+          await new Promise((ok) => setTimeout(ok, 100));
+        }
+        while (conns() < n0) {
+          assert.ok(Date.now() < deadline, 'every connection is back');
+          await new Promise((ok) => setTimeout(ok, 100));
+        }
+        await burst();
+      }
+    } finally {
+      await s2.stop();
+    }
   });
 
   // sb_search (migrations/170_search_newest.sql) takes a membership period's

@@ -107,6 +107,9 @@ static void done(const PGresult *res, const char *err, void *arg)
     free(q);
 }
 
+/* The search statement, prepared once per connection (db_query_prepared). */
+static const db_stmt search_stmt = {"sb_search", SEARCH_SQL, 5};
+
 void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const char *user_id,
                 const char *tsq, const char *conv_id, const char *before_id, int limit)
 {
@@ -128,5 +131,5 @@ void search_run(const search_sink_ops *ops, void *to, struct db_pool *db, const 
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[5] = {user_id, tsq, conv_id, before_id, lim};
-    db_query_within(db, g_config.search_db_conns, SEARCH_SQL, 5, p, done, q);
+    db_query_prepared(db, g_config.search_db_conns, &search_stmt, p, done, q);
 }

@@ -2,7 +2,9 @@
  * (see db.h).
  *
  * Each connection is driven by uv_poll on the reactor's loop. Queries are sent
- * with PQsendQueryParams followed by PQpipelineSync, so every query is its own
+ * with PQsendQueryParams (or PQsendQueryPrepared for a db_stmt, after one
+ * PQsendPrepare per connection, a segment of its own) followed by
+ * PQpipelineSync, so every query is its own
  * implicit transaction: a failing query never aborts its neighbours. Results
  * come back in the order the queries were sent, so each connection keeps a
  * FIFO of in-flight queries and hands each result to the query at its head.
@@ -48,6 +50,7 @@
 
 #define DB_MAX_PENDING 4096       /* queries queued or in flight, per pool (default) */
 #define DB_QUERY_TIMEOUT_MS 30000 /* oldest in-flight query before the connection is dropped */
+#define DB_PREPARED_MAX 16        /* db_stmts prepared per connection (more go as text) */
 
 typedef struct dbq {
     struct dbq *next;
@@ -58,6 +61,9 @@ typedef struct dbq {
     bool delivered; /* its callback has run */
     bool ended;     /* the NULL after its results was seen */
     PGresult *held; /* its result, handed over at the sync: after the commit */
+    /* a Parse of db_query_prepared's (its callback is prepared_done) */
+    const db_stmt *prepares;
+    struct db_conn *on;
     /* while waiting for the first connection: copies of the query */
     char *sql;
     int nparams;
@@ -72,6 +78,8 @@ typedef struct db_conn {
     size_t n;
     int busy;      /* > 0 while its callbacks run */
     bool dead;     /* broke while busy: tear down when idle */
+    const db_stmt *prepared[DB_PREPARED_MAX]; /* sent a Parse in this session */
+    int nprepared;
     char why[160]; /* why it broke (for the deferred teardown) */
 } db_conn;
 
@@ -328,6 +336,7 @@ static void db_on_up(pg_conn *pc, bool restored)
         log_msg(LOG_INFO, "db connection restored", "reactor", json_integer(p->r ? p->r->id : -1),
                 "conn", json_integer(c->idx), NULL);
     p->starting = false;
+    c->nprepared = 0; /* a new session: nothing prepared yet */
     send_waiting(c);
 }
 
@@ -357,15 +366,18 @@ static const pg_conn_hooks db_hooks = {
 /* Sending                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Sends q on the established connection c (q joins c's in-flight FIFO).
+/* Sends q on the established connection c (q joins c's in-flight FIFO): as
+ * the prepared statement st when st is prepared on c, else as text.
  * On a broken connection q gets "unavailable" along with the others. */
-static void db_send(db_conn *c, dbq *q, const char *sql, int nparams, const char *const *params)
+static void db_send(db_conn *c, dbq *q, const db_stmt *st, const char *sql, int nparams,
+                    const char *const *params)
 {
     db_pool *p = c->pool;
     PGconn *pg = c->pc.pg;
     q->sent_ms = uv_now(p->loop);
     q->sent_ns = uv_hrtime();
-    bool sent = PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    bool sent = st ? PQsendQueryPrepared(pg, st->name, nparams, params, NULL, NULL, 0)
+                   : PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (!sent && PQstatus(pg) != CONNECTION_BAD) {
         log_msg(LOG_ERROR, "db query refused by libpq", "error", json_string(PQerrorMessage(pg)),
                 NULL);
@@ -383,6 +395,61 @@ static void db_send(db_conn *c, dbq *q, const char *sql, int nparams, const char
         db_teardown(c, PQerrorMessage(pg));
 }
 
+/* The index of st among the statements prepared on c, or -1. */
+static int prepared_at(const db_conn *c, const db_stmt *st)
+{
+    for (int i = 0; i < c->nprepared; i++)
+        if (c->prepared[i] == st) return i;
+    return -1;
+}
+
+/* A Parse's answer: on an error (not a lost connection, which starts a new
+ * session anyway) the statement is forgotten on its connection, so the
+ * next use prepares it again; the query sent after it fails on its own. */
+static void prepared_done(const PGresult *res, const char *err, void *arg)
+{
+    dbq *q = arg;
+    if (!err || !strcmp(err, "unavailable")) return;
+    log_msg(LOG_ERROR, "db prepare failed", "statement", json_string(q->prepares->name), "error",
+            json_string(err), NULL);
+    db_conn *c = q->on;
+    int i = prepared_at(c, q->prepares);
+    if (i >= 0) c->prepared[i] = c->prepared[--c->nprepared];
+}
+
+/* Sends a Parse of st on c (a pipeline segment of its own, answered to
+ * prepared_done) and notes st as prepared there. False when c has no room
+ * for another statement, or on allocation failure: st then goes as text. */
+static bool prepare_on(db_conn *c, const db_stmt *st)
+{
+    db_pool *p = c->pool;
+    if (c->nprepared >= DB_PREPARED_MAX) return false;
+    dbq *q = calloc(1, sizeof *q);
+    if (!q) return false;
+    q->cb = prepared_done;
+    q->arg = q;
+    q->prepares = st;
+    q->on = c;
+    q->sent_ms = uv_now(p->loop);
+    q->sent_ns = uv_hrtime();
+    c->prepared[c->nprepared++] = st;
+    p->pending++;
+    bool sent = PQsendPrepare(c->pc.pg, st->name, st->sql, st->nparams, NULL);
+    if (!sent && PQstatus(c->pc.pg) != CONNECTION_BAD) {
+        c->nprepared--;
+        fail_query(p, q);
+        return false;
+    }
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
+    c->tail = q;
+    c->n++;
+    if (!sent || !PQpipelineSync(c->pc.pg)) db_teardown(c, PQerrorMessage(c->pc.pg));
+    return true;
+}
+
 /* Sends every query that was waiting for the first connection on c. */
 static void send_waiting(db_conn *c)
 {
@@ -397,7 +464,7 @@ static void send_waiting(db_conn *c)
         int np = q->nparams;
         q->sql = NULL;
         q->params = NULL;
-        db_send(c, q, sql, np, (const char *const *)params);
+        db_send(c, q, NULL, sql, np, (const char *const *)params);
         for (int i = 0; i < np; i++)
             free(params[i]);
         free(params);
@@ -442,8 +509,9 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
     return db_query_within(p, 0, sql, nparams, params, cb, arg);
 }
 
-int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
-                    db_cb cb, void *arg)
+/* db_query_within and db_query_prepared (st NULL: sql as text). */
+static int query(db_pool *p, int within, const db_stmt *st, const char *sql, int nparams,
+                 const char *const *params, db_cb cb, void *arg)
 {
     if (!p || p->closing || p->pending >= (size_t)p->pending_max) {
         metrics_inc(m_refused);
@@ -465,7 +533,12 @@ int db_query_within(db_pool *p, int within, const char *sql, int nparams, const 
     q->arg = arg;
     p->pending++;
     if (c) {
-        db_send(c, q, sql, nparams, params);
+        if (st && prepared_at(c, st) < 0 && !prepare_on(c, st)) st = NULL;
+        if (!usable(c)) { /* sending the Parse broke the connection */
+            fail_query(p, q);
+            return 0;
+        }
+        db_send(c, q, st, sql, nparams, params);
         return 0;
     }
     if (dbq_copy(q, sql, nparams, params) != 0) {
@@ -479,6 +552,18 @@ int db_query_within(db_pool *p, int within, const char *sql, int nparams, const 
         p->wait_head = q;
     p->wait_tail = q;
     return 0;
+}
+
+int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
+                    db_cb cb, void *arg)
+{
+    return query(p, within, NULL, sql, nparams, params, cb, arg);
+}
+
+int db_query_prepared(db_pool *p, int within, const db_stmt *st, const char *const *params, db_cb cb,
+                      void *arg)
+{
+    return query(p, within, st, st->sql, st->nparams, params, cb, arg);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -42,6 +42,21 @@ int db_query(db_pool *p, const char *sql, int nparams, const char *const *params
  * connection nor runs more statements at once than the machine has cores. */
 int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
                     db_cb cb, void *arg);
+/* A statement prepared once per connection: a static object whose name is
+ * unique in the process (Postgres's prepared-statement name), its SQL and
+ * its number of parameters. */
+typedef struct db_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+} db_stmt;
+/* db_query_within for st: on each connection st is prepared once (a Parse
+ * of its own, pipelined just before its first use there) and then executed
+ * by name, so Postgres parses and plans the statement once per connection
+ * instead of once per query. A query that waits for the first connection
+ * goes as text. Same callback contract as db_query. */
+int db_query_prepared(db_pool *p, int within, const db_stmt *st, const char *const *params, db_cb cb,
+                      void *arg);
 /* True while at least one connection is up. */
 bool db_pool_ready(const db_pool *p);
 /* Closes every connection; pending callbacks get "unavailable". */
