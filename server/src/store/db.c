@@ -366,6 +366,17 @@ static const pg_conn_hooks db_hooks = {
 /* Sending                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Appends q to c's in-flight FIFO (send order). */
+static void in_flight_push(db_conn *c, dbq *q)
+{
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
+    c->tail = q;
+    c->n++;
+}
+
 /* Sends q on the established connection c (q joins c's in-flight FIFO): as
  * the prepared statement st when st is prepared on c, else as text.
  * On a broken connection q gets "unavailable" along with the others. */
@@ -385,12 +396,7 @@ static void db_send(db_conn *c, dbq *q, const db_stmt *st, const char *sql, int 
         return;
     }
     /* queued even on a broken connection: the teardown answers it with the rest */
-    if (c->tail)
-        c->tail->next = q;
-    else
-        c->head = q;
-    c->tail = q;
-    c->n++;
+    in_flight_push(c, q);
     if (!sent || !PQpipelineSync(pg) || pg_conn_flush(&c->pc) != 0)
         db_teardown(c, PQerrorMessage(pg));
 }
@@ -440,12 +446,7 @@ static bool prepare_on(db_conn *c, const db_stmt *st)
         fail_query(p, q);
         return false;
     }
-    if (c->tail)
-        c->tail->next = q;
-    else
-        c->head = q;
-    c->tail = q;
-    c->n++;
+    in_flight_push(c, q);
     if (!sent || !PQpipelineSync(c->pc.pg)) db_teardown(c, PQerrorMessage(c->pc.pg));
     return true;
 }
