@@ -558,7 +558,10 @@ PY
 
 # ---- P12: search and export over a seeded corpus --------------------------------------------
 # The corpus (scripts/bench_p12.sql, generate_series in SQL) is made once per
-# scale and kept in switchboard_bench (table bench_p12). Search: wrk with 50
+# scale and kept in a database of its own, switchboard_bench_search (table
+# bench_p12), so that the search runs over the corpus the target names and
+# not over whatever the other scenarios (P4's sends) have added to
+# switchboard_bench in this and earlier runs. Search: wrk with 50
 # connections, each request a random (user, query) of 1,000 (p99 from wrk's
 # latency distribution), then pgbench running the same sb_search_page statement
 # with a custom script, 50 clients, in the same run (the reference rate),
@@ -570,21 +573,26 @@ bench_p12() {
   local nusers=1000 nconv=2000 permsg=500 bigmsg=100000 t=$REF_T
   [ "$SCALE" = smoke ] && { nusers=50; nconv=20; permsg=100; bigmsg=2000; }
   local tag="${SCALE}_${nconv}x${permsg}"; [ "$SCALE" = full ] && tag="default_${nconv}x${permsg}"
-  start_group p12 1 SB_DATABASE_URL="$PG_URL" SB_MIGRATE=1 SB_RATELIMIT_CONNECT_IP=off || return 1
+  local P12_URL=${SB_DATABASE_URL%/*}/switchboard_bench_search
+  if ! psql -q "$PG_ADMIN_URL" -tc "SELECT 1 FROM pg_database WHERE datname='switchboard_bench_search'" 2>/dev/null | grep -q 1; then
+    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE switchboard_bench_search OWNER switchboard" >/dev/null 2>&1 \
+      || { note "P12: cannot create database switchboard_bench_search"; return 1; }
+  fi
+  start_group p12 1 SB_DATABASE_URL="$P12_URL" SB_MIGRATE=1 SB_RATELIMIT_CONNECT_IP=off || return 1
   local port=$GROUP_PORT pids=$GROUP_PIDS
-  if [ "$(psql -qtAX "$PG_URL" -c "SELECT count(*) FROM bench_p12 WHERE tag = '$tag'" 2>/dev/null)" != 1 ]; then
+  if [ "$(psql -qtAX "$P12_URL" -c "SELECT count(*) FROM bench_p12 WHERE tag = '$tag'" 2>/dev/null)" != 1 ]; then
     echo "bench: P12: seeding $((nconv * permsg)) messages in $nconv conversations (+ $bigmsg for the export)" >&2
-    psql -qX "$PG_URL" -v tag="$tag" -v nusers=$nusers -v nconv=$nconv -v permsg=$permsg -v bigmsg=$bigmsg \
+    psql -qX "$P12_URL" -v tag="$tag" -v nusers=$nusers -v nconv=$nconv -v permsg=$permsg -v bigmsg=$bigmsg \
       -f scripts/bench_p12.sql > "$LOG/p12_seed.out" 2>&1 \
       || { note "P12: seeding failed: $(tail -n 3 "$LOG/p12_seed.out" | tr '\n' ' ')"; stop_group "$pids"; return 1; }
   fi
   # a settled database: the writes of the scenarios before (P4's sends, P9's
   # calls) checkpointed now rather than during the measurement; the corpus
   # vacuumed once (hint bits and visibility map set, as on a live server)
-  psql -qX "$PG_URL" -c "VACUUM (ANALYZE) messages" -c "CHECKPOINT" > /dev/null 2>&1 \
+  psql -qX "$P12_URL" -c "VACUUM (ANALYZE) messages" -c "CHECKPOINT" > /dev/null 2>&1 \
     || note "P12: VACUUM/CHECKPOINT failed"
   # requests: one line per query, "<path>\t<token>" (tokens minted by the server binary)
-  psql -qtAX -F $'\t' "$PG_URL" -c "SELECT user_id, q FROM bench_p12_queries WHERE tag = '$tag' ORDER BY i" > "$OUT/p12_queries.tsv"
+  psql -qtAX -F $'\t' "$P12_URL" -c "SELECT user_id, q FROM bench_p12_queries WHERE tag = '$tag' ORDER BY i" > "$OUT/p12_queries.tsv"
   declare -A tok
   local uid q
   : > "$OUT/p12_requests.tsv"
@@ -627,13 +635,13 @@ SELECT user_id AS uid, tsq FROM bench_p12_queries WHERE tag = '$tag' AND i = :i 
 $ssql;
 SQL
   echo "bench: P12: reference: pgbench, the same sb_search_page statement, 50 clients, ${t}s" >&2
-  pgbench -n -M prepared -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench.out" 2>&1
+  pgbench -n -M prepared -c 50 -j 2 -T "$t" -f "$OUT/p12_pgbench.sql" "$P12_URL" > "$LOG/p12_pgbench.out" 2>&1
   # the database's cost of one search, alone: one pgbench client (mean latency)
   echo "bench: P12: one search at a time (pgbench, 1 client), $(( (t + 1) / 2 ))s" >&2
-  pgbench -n -M prepared -c 1 -T $(( (t + 1) / 2 )) -f "$OUT/p12_pgbench.sql" "$PG_URL" > "$LOG/p12_pgbench1.out" 2>&1
+  pgbench -n -M prepared -c 1 -T $(( (t + 1) / 2 )) -f "$OUT/p12_pgbench.sql" "$P12_URL" > "$LOG/p12_pgbench1.out" 2>&1
   local big bu btok
-  big=$(psql -qtAX "$PG_URL" -c "SELECT big_conv FROM bench_p12 WHERE tag = '$tag'")
-  bu=$(psql -qtAX "$PG_URL" -c "SELECT big_users[1] FROM bench_p12 WHERE tag = '$tag'")
+  big=$(psql -qtAX "$P12_URL" -c "SELECT big_conv FROM bench_p12 WHERE tag = '$tag'")
+  bu=$(psql -qtAX "$P12_URL" -c "SELECT big_users[1] FROM bench_p12 WHERE tag = '$tag'")
   btok=$(SB_SECRET="$SECRET" "$BIN" token "$bu" --ttl 3600)
   echo "bench: P12: export of $bigmsg messages with curl" >&2
   curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' -H "Authorization: Bearer $btok" \
