@@ -504,13 +504,8 @@ static int dbq_copy(dbq *q, const char *sql, int nparams, const char *const *par
     return 0;
 }
 
-int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
-             void *arg)
-{
-    return db_query_within(p, 0, sql, nparams, params, cb, arg);
-}
-
-/* db_query_within and db_query_prepared (st NULL: sql as text). */
+/* db_query and db_query_prepared (st NULL: sql as text, on any connection
+ * when within <= 0). */
 static int query(db_pool *p, int within, const db_stmt *st, const char *sql, int nparams,
                  const char *const *params, db_cb cb, void *arg)
 {
@@ -555,10 +550,10 @@ static int query(db_pool *p, int within, const db_stmt *st, const char *sql, int
     return 0;
 }
 
-int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
-                    db_cb cb, void *arg)
+int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
+             void *arg)
 {
-    return query(p, within, NULL, sql, nparams, params, cb, arg);
+    return query(p, 0, NULL, sql, nparams, params, cb, arg);
 }
 
 int db_query_prepared(db_pool *p, int within, const db_stmt *st, const char *const *params, db_cb cb,

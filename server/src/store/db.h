@@ -36,12 +36,6 @@ db_pool *db_pool_new(reactor *r, const char *conninfo, int size);
  * is down. Returns 0 if queued or answered. */
 int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_cb cb,
              void *arg);
-/* The same, but the query goes to one of the first `within` established
- * connections of the pool (all when within <= 0): a class of heavy queries
- * (searches) is kept to a few backends, so that it never occupies every
- * connection nor runs more statements at once than the machine has cores. */
-int db_query_within(db_pool *p, int within, const char *sql, int nparams, const char *const *params,
-                    db_cb cb, void *arg);
 /* A statement prepared once per connection: a static object whose name is
  * unique in the process (Postgres's prepared-statement name), its SQL and
  * its number of parameters. */
@@ -50,11 +44,15 @@ typedef struct db_stmt {
     const char *sql;
     int nparams;
 } db_stmt;
-/* db_query_within for st: on each connection st is prepared once (a Parse
- * of its own, pipelined just before its first use there) and then executed
- * by name, so Postgres parses and plans the statement once per connection
- * instead of once per query. A query that waits for the first connection
- * goes as text. Same callback contract as db_query. */
+/* Queues statement st (params as for db_query) on one of the first
+ * `within` established connections of the pool (all when within <= 0): a
+ * class of heavy queries (searches) is kept to a few backends, so that it
+ * never occupies every connection nor runs more statements at once than the
+ * machine has cores. On each connection st is prepared once (a Parse of its
+ * own, pipelined just before its first use there) and then executed by
+ * name, so Postgres parses and plans it once per connection instead of once
+ * per query. A query that waits for the first connection goes as text.
+ * Same callback contract as db_query. */
 int db_query_prepared(db_pool *p, int within, const db_stmt *st, const char *const *params, db_cb cb,
                       void *arg);
 /* True while at least one connection is up. */
